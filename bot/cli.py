@@ -1,0 +1,111 @@
+"""The ``release-bot`` command line: serve, db upgrade, checklist check, export, resync."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.errors import ReleaseBotError
+from bot.i18n import t
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="release-bot", description="Slack release checklist bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "serve", help="run the bot (HTTP on HOST:PORT, or Socket Mode when SLACK_APP_TOKEN is set)"
+    )
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations (idempotent)")
+    check = sub.add_parser("checklist", help="checklist files")
+    check_sub = check.add_subparsers(dest="checklist_command", required=True)
+    check_file = check_sub.add_parser("check", help="validate a checklist file and summarise it")
+    check_file.add_argument("file")
+    export = sub.add_parser("export", help="print the audit trail of a release")
+    export.add_argument("version")
+    export.add_argument("--format", choices=("json", "csv", "md"), default="json")
+    resync = sub.add_parser("resync", help="bring a release's Slack messages back in line with the database")
+    resync.add_argument("version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ReleaseBotError as e:
+        print(f"release-bot: {t('en', e.user_message, **e.params)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+
+    if args.command == "checklist":
+        from bot.checklist_file import load_checklist, summarize
+
+        print(summarize(load_checklist(args.file)))
+        return 0
+    settings = load_settings(os.environ)
+    if args.command == "serve":
+        from bot.server import serve
+
+        return serve(settings)
+    if args.command == "db":
+        from bot.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("database is up to date")
+        return 0
+    if args.command == "export":
+        return _export(settings.database_url, args.version, args.format, settings)
+    if args.command == "resync":
+        from bot.server import resync
+
+        return resync(settings, args.version)
+    return 2
+
+
+def _export(database_url: str, version: str, fmt: str, settings: object) -> int:
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.db.uow import SqlUnitOfWork
+    from bot.ports import SystemClock
+    from bot.reports import audit_rows, markdown_report
+    from bot.services import Services
+
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    services = Services.readonly(uow=lambda: SqlUnitOfWork(factory), clock=SystemClock())
+    try:
+        record, events = services.audit_trail(version)
+        rows = audit_rows(record, events)
+        if fmt == "json":
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+        elif fmt == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(
+                out, fieldnames=list(rows[0].keys()) if rows else ["at"], lineterminator="\n"
+            )
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(
+                    {
+                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v
+                        for k, v in row.items()
+                    }
+                )
+            sys.stdout.write(out.getvalue())
+        else:
+            view = services.view(record.id)
+            print(markdown_report(view, events))
+    finally:
+        engine.dispose()
+    return 0

@@ -1,0 +1,181 @@
+"""Settings from the environment: one frozen object, validated once, secrets hidden from repr and logs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+_ID_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
+_CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+LANGUAGES = ("ko", "en")
+
+
+def _secret_field() -> str:
+    return field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot is configured with. Build it with ``load_settings``."""
+
+    slack_bot_token: str = _secret_field()
+    slack_signing_secret: str = _secret_field()
+    slack_app_token: str = _secret_field()
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///release-bot.db"
+    checklist_path: str = ""
+    language: str = "ko"
+    release_channel: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 3000
+    release_managers: tuple[str, ...] = ()
+    prometheus_url: str | None = None
+    pagerduty_routing_key: str = _secret_field()
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_ca_bundle: str | None = None
+    kubeconfig: str | None = None
+    public_url: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+    listener_threads: int = 5
+    http_threads: int = 16
+    health_timeout_s: float = 5.0
+    rollout_timeout_s: float = 600.0
+    usergroup_cache_s: float = 300.0
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line or a message."""
+        values = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.pagerduty_routing_key,
+        )
+        return tuple(v for v in values if v)
+
+    def require_slack(self) -> None:
+        """Check the settings ``serve`` needs; raise ConfigError naming the first missing one."""
+        if not self.slack_bot_token:
+            raise ConfigError("SLACK_BOT_TOKEN is not set: give the bot token (xoxb-…)")
+        if not self.slack_bot_token.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN is invalid: a bot token starts with xoxb-")
+        if self.slack_app_token:
+            if not self.slack_app_token.startswith("xapp-"):
+                raise ConfigError("SLACK_APP_TOKEN is invalid: an app-level token starts with xapp-")
+        elif not self.slack_signing_secret:
+            raise ConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode verifies every request with it")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is invalid: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is invalid: {value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is invalid: {raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} is invalid: it must be greater than 0")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None, *, https_only: bool = False) -> str | None:
+    raw = env.get(name, "").strip() or default
+    if raw is None:
+        return None
+    schemes = ("https://",) if https_only else ("http://", "https://")
+    if not raw.startswith(schemes):
+        raise ConfigError(f"{name} is invalid: expected a URL starting with {' or '.join(schemes)}")
+    return raw
+
+
+def _default_checklist() -> str:
+    return str(Path(__file__).resolve().parent.parent / "checklists" / "deployment.yaml")
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Read and validate settings; raise ConfigError with one line naming the bad setting."""
+    language = env.get("RELEASE_BOT_LANGUAGE", "ko").strip().lower() or "ko"
+    if language not in LANGUAGES:
+        raise ConfigError(f"RELEASE_BOT_LANGUAGE is invalid: {language!r}; use one of {', '.join(LANGUAGES)}")
+
+    channel = env.get("RELEASE_CHANNEL", "").strip() or None
+    if channel is not None and not _CHANNEL_RE.match(channel):
+        raise ConfigError(f"RELEASE_CHANNEL is invalid: {channel!r} is not a channel id such as C0123ABCD")
+
+    managers = tuple(m for m in re.split(r"[,\s]+", env.get("RELEASE_MANAGERS", "").strip()) if m)
+    for m in managers:
+        if not _ID_RE.match(m):
+            raise ConfigError(
+                f"RELEASE_MANAGERS is invalid: {m!r} is not a user id (U…/W…) or user-group id (S…)"
+            )
+
+    database_url = env.get("DATABASE_URL", "").strip() or "sqlite:///release-bot.db"
+    if not database_url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("DATABASE_URL is invalid: use sqlite:///PATH or postgresql+psycopg://…")
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+
+    slack_api_url = _url(env, "SLACK_API_URL", "https://slack.com/api/") or ""
+    if not slack_api_url.endswith("/"):
+        slack_api_url += "/"
+
+    checklist = env.get("RELEASE_BOT_CHECKLIST", "").strip() or _default_checklist()
+    log_format = env.get("LOG_FORMAT", "json").strip().lower() or "json"
+    if log_format not in ("json", "text"):
+        raise ConfigError("LOG_FORMAT is invalid: use json or text")
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("LOG_LEVEL is invalid: use DEBUG, INFO, WARNING or ERROR")
+
+    return Settings(
+        slack_bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+        slack_signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip(),
+        slack_app_token=env.get("SLACK_APP_TOKEN", "").strip(),
+        slack_api_url=slack_api_url,
+        database_url=database_url,
+        checklist_path=checklist,
+        language=language,
+        release_channel=channel,
+        host=env.get("HOST", "").strip() or "0.0.0.0",
+        port=_int(env, "PORT", 3000, 0, 65535),
+        release_managers=managers,
+        prometheus_url=_url(env, "PROMETHEUS_URL", None),
+        pagerduty_routing_key=env.get("PAGERDUTY_ROUTING_KEY", "").strip(),
+        pagerduty_events_url=_url(
+            env, "PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com", https_only=True
+        )
+        or "",
+        pagerduty_ca_bundle=env.get("PAGERDUTY_CA_BUNDLE", "").strip() or None,
+        kubeconfig=env.get("KUBECONFIG", "").strip() or None,
+        public_url=env.get("SLACK_WORKSPACE_URL", "").strip() or None,
+        log_level=log_level,
+        log_format=log_format,
+        listener_threads=_int(env, "LISTENER_THREADS", 5, 1, 64),
+        http_threads=_int(env, "HTTP_THREADS", 16, 1, 256),
+        health_timeout_s=_float(env, "HEALTH_CHECK_TIMEOUT", 5.0),
+        rollout_timeout_s=_float(env, "ROLLOUT_TIMEOUT", 600.0),
+        usergroup_cache_s=_float(env, "USERGROUP_CACHE_SECONDS", 300.0),
+    )

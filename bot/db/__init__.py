@@ -1,0 +1,1 @@
+"""Persistence: rows, the engine, and the unit of work."""

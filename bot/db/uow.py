@@ -1,0 +1,369 @@
+"""The unit of work and its repositories: the only place where rows and records meet.
+
+Services use ``with uow_factory() as uow: ...; uow.commit()``. Leaving the block without ``commit()`` rolls back.
+Repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.db.models import AuditEventRow, ItemStateRow, MessageRow, ReleaseRow, TimerRow
+from bot.domain.records import (
+    Actor,
+    AuditEvent,
+    ItemState,
+    MessageRecord,
+    ReleaseRecord,
+    TimerRecord,
+)
+from bot.domain.release import ReleaseStatus
+from bot.errors import NotFound
+
+
+def _release(row: ReleaseRow) -> ReleaseRecord:
+    return ReleaseRecord(
+        id=row.id,
+        version=row.version,
+        channel_id=row.channel_id,
+        service=row.service,
+        checklist_name=row.checklist_name,
+        status=row.status,
+        step=row.step,
+        step_started_at=row.step_started_at,
+        step_started_by=row.step_started_by,
+        started_by=Actor(row.started_by, row.started_by_name),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        thread_ts=row.thread_ts,
+        baseline_p95_s=row.baseline_p95_s,
+        last_activity_at=row.last_activity_at,
+    )
+
+
+def _message(row: MessageRow) -> MessageRecord:
+    return MessageRecord(
+        row.id, row.release_id, row.kind, row.page, row.channel_id, row.ts, row.content_rev, row.synced_rev
+    )
+
+
+def _timer(row: TimerRow) -> TimerRecord:
+    return TimerRecord(
+        row.id, row.release_id, row.kind, row.key, row.due_at, row.status, dict(row.payload), row.fired_at
+    )
+
+
+class Releases:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, **values: Any) -> ReleaseRecord:
+        row = ReleaseRow(**values)
+        self._s.add(row)
+        self._s.flush()
+        return _release(row)
+
+    def get(self, release_id: int, *, for_update: bool = False) -> ReleaseRecord:
+        return _release(self._row(release_id, for_update=for_update))
+
+    def _row(self, release_id: int, *, for_update: bool = False) -> ReleaseRow:
+        stmt = select(ReleaseRow).where(ReleaseRow.id == release_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self._s.scalars(stmt).one_or_none()
+        if row is None:
+            raise NotFound("release_not_found")
+        return row
+
+    def checklist_source(self, release_id: int) -> str:
+        return self._row(release_id).checklist_source
+
+    def find_active(self, channel_id: str, version: str) -> ReleaseRecord | None:
+        row = self._s.scalars(
+            select(ReleaseRow).where(ReleaseRow.active_key == f"{channel_id}:{version}")
+        ).first()
+        return _release(row) if row else None
+
+    def latest(self, version: str, *, channel_id: str | None = None) -> ReleaseRecord | None:
+        """The most recent release of a version: the active one first, else the newest."""
+        stmt = select(ReleaseRow).where(ReleaseRow.version == version)
+        if channel_id is not None:
+            stmt = stmt.where(ReleaseRow.channel_id == channel_id)
+        stmt = stmt.order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
+        row = self._s.scalars(stmt.limit(1)).first()
+        return _release(row) if row else None
+
+    def recent(self, *, channel_id: str | None = None, limit: int = 10) -> list[ReleaseRecord]:
+        stmt = select(ReleaseRow)
+        if channel_id is not None:
+            stmt = stmt.where(ReleaseRow.channel_id == channel_id)
+        stmt = stmt.order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
+        return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
+
+    def active(self) -> list[ReleaseRecord]:
+        stmt = (
+            select(ReleaseRow).where(ReleaseRow.status == ReleaseStatus.ACTIVE.value).order_by(ReleaseRow.id)
+        )
+        return [_release(r) for r in self._s.scalars(stmt)]
+
+    def update(self, release_id: int, **values: Any) -> None:
+        self._s.execute(update(ReleaseRow).where(ReleaseRow.id == release_id).values(**values))
+
+    def end(self, release_id: int, status: ReleaseStatus, at: datetime) -> None:
+        self.update(release_id, status=status.value, active_key=None, ended_at=at, last_activity_at=at)
+
+    def delete(self, release_id: int) -> None:
+        for model in (AuditEventRow, ItemStateRow, MessageRow, TimerRow):
+            self._s.execute(delete(model).where(model.release_id == release_id))
+        self._s.execute(delete(ReleaseRow).where(ReleaseRow.id == release_id))
+
+
+class Items:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def states(self, release_id: int) -> dict[str, ItemState]:
+        rows = self._s.scalars(select(ItemStateRow).where(ItemStateRow.release_id == release_id))
+        return {
+            r.item_key: ItemState(r.item_key, r.checked, Actor(r.actor_id, r.actor_name), r.at) for r in rows
+        }
+
+    def set(self, release_id: int, item_key: str, checked: bool, actor: Actor, at: datetime) -> bool:
+        """Set an item; return False when it already had that state (set semantics: nothing to record)."""
+        row = self._s.get(ItemStateRow, (release_id, item_key))
+        if row is None:
+            if not checked:
+                return False
+            self._s.add(
+                ItemStateRow(
+                    release_id=release_id,
+                    item_key=item_key,
+                    checked=True,
+                    actor_id=actor.id,
+                    actor_name=actor.name,
+                    at=at,
+                )
+            )
+            self._s.flush()
+            return True
+        if row.checked == checked:
+            return False
+        row.checked, row.actor_id, row.actor_name, row.at = checked, actor.id, actor.name, at
+        self._s.flush()
+        return True
+
+
+class Audit:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def append(
+        self,
+        release_id: int,
+        action: str,
+        actor: Actor,
+        at: datetime,
+        *,
+        item_key: str | None = None,
+        details: dict[str, Any] | None = None,
+        slack_action_ts: str | None = None,
+    ) -> None:
+        self._s.add(
+            AuditEventRow(
+                release_id=release_id,
+                at=at,
+                actor_id=actor.id,
+                actor_name=actor.name,
+                action=action,
+                item_key=item_key,
+                details=details or {},
+                slack_action_ts=slack_action_ts,
+            )
+        )
+        self._s.flush()
+
+    def for_release(self, release_id: int) -> list[AuditEvent]:
+        stmt = select(AuditEventRow).where(AuditEventRow.release_id == release_id).order_by(AuditEventRow.id)
+        return [
+            AuditEvent(
+                r.id,
+                r.release_id,
+                r.at,
+                Actor(r.actor_id, r.actor_name),
+                r.action,
+                r.item_key,
+                dict(r.details or {}),
+                r.slack_action_ts,
+            )
+            for r in self._s.scalars(stmt)
+        ]
+
+    def count(self, release_id: int) -> int:
+        stmt = select(func.count()).select_from(AuditEventRow).where(AuditEventRow.release_id == release_id)
+        return int(self._s.scalar(stmt) or 0)
+
+
+class Messages:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, release_id: int, kind: str, page: int, channel_id: str) -> MessageRecord:
+        row = MessageRow(
+            release_id=release_id, kind=kind, page=page, channel_id=channel_id, content_rev=1, synced_rev=0
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _message(row)
+
+    def get(self, message_id: int) -> MessageRecord:
+        row = self._s.get(MessageRow, message_id)
+        if row is None:
+            raise NotFound("message_not_found")
+        return _message(row)
+
+    def for_release(self, release_id: int) -> list[MessageRecord]:
+        stmt = select(MessageRow).where(MessageRow.release_id == release_id).order_by(MessageRow.id)
+        return [_message(r) for r in self._s.scalars(stmt)]
+
+    def set_ts(self, message_id: int, ts: str, synced_rev: int, at: datetime) -> None:
+        self._s.execute(
+            update(MessageRow)
+            .where(MessageRow.id == message_id)
+            .values(ts=ts, synced_rev=synced_rev, synced_at=at)
+        )
+
+    def bump(self, message_ids: Iterable[int]) -> None:
+        ids = list(message_ids)
+        if ids:
+            self._s.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(ids))
+                .values(content_rev=MessageRow.content_rev + 1)
+            )
+
+    def bump_release(self, release_id: int, kinds: Sequence[str] | None = None) -> list[int]:
+        stmt = select(MessageRow.id).where(MessageRow.release_id == release_id)
+        if kinds is not None:
+            stmt = stmt.where(MessageRow.kind.in_(list(kinds)))
+        ids = list(self._s.scalars(stmt))
+        self.bump(ids)
+        return ids
+
+    def mark_synced(self, message_id: int, rev: int, at: datetime) -> None:
+        # Never move synced_rev backwards: a slower writer of an older render must not hide a newer change.
+        self._s.execute(
+            update(MessageRow)
+            .where(MessageRow.id == message_id, MessageRow.synced_rev < rev)
+            .values(synced_rev=rev, synced_at=at)
+        )
+
+    def out_of_sync(self, limit: int = 200) -> list[MessageRecord]:
+        stmt = (
+            select(MessageRow)
+            .where(MessageRow.ts.is_not(None), MessageRow.synced_rev < MessageRow.content_rev)
+            .order_by(MessageRow.id)
+            .limit(limit)
+        )
+        return [_message(r) for r in self._s.scalars(stmt)]
+
+
+class Timers:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def schedule(
+        self, release_id: int, kind: str, key: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """Create a pending timer unless one with this key exists; return whether it was created."""
+        if self._s.scalars(select(TimerRow.id).where(TimerRow.key == key)).first() is not None:
+            return False
+        self._s.add(
+            TimerRow(
+                release_id=release_id,
+                kind=kind,
+                key=key,
+                due_at=due_at,
+                status="pending",
+                payload=payload or {},
+            )
+        )
+        self._s.flush()
+        return True
+
+    def cancel_pending(self, release_id: int, kinds: Sequence[str] | None = None) -> int:
+        stmt = update(TimerRow).where(TimerRow.release_id == release_id, TimerRow.status == "pending")
+        if kinds is not None:
+            stmt = stmt.where(TimerRow.kind.in_(list(kinds)))
+        result = self._s.execute(stmt.values(status="cancelled"))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def pending(self, release_id: int | None = None) -> list[TimerRecord]:
+        stmt = select(TimerRow).where(TimerRow.status == "pending")
+        if release_id is not None:
+            stmt = stmt.where(TimerRow.release_id == release_id)
+        return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at))]
+
+    def due(self, now: datetime, limit: int = 50) -> list[TimerRecord]:
+        stmt = (
+            select(TimerRow)
+            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+            .order_by(TimerRow.due_at)
+            .limit(limit)
+        )
+        return [_timer(r) for r in self._s.scalars(stmt)]
+
+    def next_due(self) -> datetime | None:
+        return self._s.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
+
+    def claim(self, timer_id: int, worker: str, now: datetime) -> bool:
+        """Move a pending timer to firing; only one process can win this UPDATE."""
+        result = self._s.execute(
+            update(TimerRow)
+            .where(TimerRow.id == timer_id, TimerRow.status == "pending")
+            .values(status="firing", claimed_by=worker, claimed_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def finish(self, timer_id: int, now: datetime) -> None:
+        self._s.execute(update(TimerRow).where(TimerRow.id == timer_id).values(status="fired", fired_at=now))
+
+    def interrupted(self) -> list[TimerRecord]:
+        """Timers claimed by a process that died before finishing them."""
+        return [_timer(r) for r in self._s.scalars(select(TimerRow).where(TimerRow.status == "firing"))]
+
+    def get(self, timer_id: int) -> TimerRecord:
+        row = self._s.get(TimerRow, timer_id)
+        if row is None:
+            raise NotFound("timer_not_found")
+        return _timer(row)
+
+
+class SqlUnitOfWork:
+    """One transaction and the repositories that share it."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._factory = session_factory
+
+    def __enter__(self) -> Self:
+        self.session = self._factory()
+        self.releases = Releases(self.session)
+        self.items = Items(self.session)
+        self.audit = Audit(self.session)
+        self.messages = Messages(self.session)
+        self.timers = Timers(self.session)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.session.rollback()  # a no-op after commit()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()

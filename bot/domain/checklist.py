@@ -1,0 +1,237 @@
+"""The checklist template: what a team's release process is, as plain immutable data.
+
+A checklist is loaded from a YAML file (``bot.checklist_file``) and never changes during a release: the release
+stores the snapshot it started with, so editing the file never rewrites history. Items are addressed by stable
+keys (``phase.section.item``); their wording can change freely.
+
+Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+
+class PhaseKind(StrEnum):
+    """How a phase takes part in the release flow."""
+
+    CHECKLIST = "checklist"  # items only: tick them, then move on (pre-deploy checks)
+    DEPLOY = "deploy"  # a deploy to an environment, verified by its items and a health check (staging)
+    CANARY = "canary"  # production canary stages with waits and the monitoring gate
+    WATCH = "watch"  # the post-deploy watch with its timer
+    ROLLBACK_FOLLOWUP = "rollback_followup"  # posted only after a rollback
+
+
+class TickRole(StrEnum):
+    """Who may tick the items of a phase."""
+
+    ANYONE = "anyone"
+    RELEASE_MANAGERS = "release_managers"
+
+
+class CriterionKind(StrEnum):
+    """How a rollback criterion is judged."""
+
+    ERROR_RATE = "error_rate"  # ratio of 5xx responses, from Prometheus
+    LATENCY_RATIO = "latency_ratio"  # p95 divided by the release's baseline p95
+    MANUAL = "manual"  # declared by a person (core feature down, data loss)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to check. ``key`` is unique within the checklist and never shown."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of items, optionally with a procedure (commands) shown above them."""
+
+    key: str
+    title: str
+    items: tuple[Item, ...] = ()
+    procedure: str | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A part of the release: its sections, its role in the flow, and who may tick it."""
+
+    key: str
+    title: str
+    kind: PhaseKind
+    sections: tuple[Section, ...] = ()
+    environment: str | None = None
+    tick_role: TickRole = TickRole.ANYONE
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(item for section in self.sections for item in section.items)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A deploy target and where to check its health."""
+
+    key: str
+    title: str
+    health_url: str
+
+
+@dataclass(frozen=True)
+class CanaryStage:
+    """One production step: the share of traffic and how long to wait before the next."""
+
+    key: str
+    traffic_percent: int
+    wait: timedelta | None
+
+
+@dataclass(frozen=True)
+class MonitoringGate:
+    """Figures that must hold during the deploy before advancing (seed 3.3)."""
+
+    max_error_rate: float
+    max_p95_ms: float
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A rollback criterion (seed 5.1). ``threshold`` is a ratio: 0.05 for 5 %, 2.0 for 2x baseline."""
+
+    key: str
+    title: str
+    kind: CriterionKind
+    threshold: float | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    """How the metric watch reads Prometheus and how strict it is."""
+
+    error_rate_query: str
+    p95_query: str
+    sample_interval: timedelta = timedelta(seconds=15)
+    consecutive_breaches: int = 2
+    no_data_warning_after: int = 3
+    baseline_window: timedelta = timedelta(minutes=30)
+    baseline_p95_ms: float | None = None  # fixed baseline; otherwise measured before canary stage 1
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    """What a rollback undoes (seed 5.2)."""
+
+    deployment: str
+    namespace: str
+    procedure: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An emergency contact (seed part 6).
+
+    ``slack_id`` is a user id (U…/W…) or user-group id (S…) and makes a real mention; ``handle`` is the name the
+    team knows (``@tech-lead``) and is shown as text when no id is configured.
+    """
+
+    key: str
+    role: str
+    via: str  # "pagerduty" or "slack"
+    slack_id: str | None = None
+    handle: str | None = None
+
+    @property
+    def mention(self) -> str | None:
+        if self.slack_id:
+            if self.slack_id.startswith("S"):
+                return f"<!subteam^{self.slack_id}>"
+            return f"<@{self.slack_id}>"
+        return self.handle
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """A whole release process, as loaded from one file."""
+
+    name: str
+    title: str
+    service: str
+    phases: tuple[Phase, ...]
+    environments: tuple[Environment, ...] = ()
+    canary_stages: tuple[CanaryStage, ...] = ()
+    gate: MonitoringGate | None = None
+    criteria: tuple[Criterion, ...] = ()
+    rollback: RollbackTarget | None = None
+    post_deploy_watch: timedelta | None = None
+    contacts: tuple[Contact, ...] = ()
+    metrics: MetricsSpec | None = None
+    source: str = field(default="", compare=False)
+
+    def phase(self, key: str) -> Phase:
+        for phase in self.phases:
+            if phase.key == key:
+                return phase
+        raise KeyError(key)
+
+    def environment(self, key: str) -> Environment:
+        for env in self.environments:
+            if env.key == key:
+                return env
+        raise KeyError(key)
+
+    @property
+    def flow_phases(self) -> tuple[Phase, ...]:
+        """Phases that make up the forward flow, in order (the rollback follow-up is not one of them)."""
+        return tuple(p for p in self.phases if p.kind is not PhaseKind.ROLLBACK_FOLLOWUP)
+
+    @property
+    def followup_phase(self) -> Phase | None:
+        return next((p for p in self.phases if p.kind is PhaseKind.ROLLBACK_FOLLOWUP), None)
+
+    def item_phase(self, item_key: str) -> Phase:
+        for phase in self.phases:
+            if any(item.key == item_key for item in phase.items):
+                return phase
+        raise KeyError(item_key)
+
+    def item(self, item_key: str) -> Item:
+        for phase in self.phases:
+            for item in phase.items:
+                if item.key == item_key:
+                    return item
+        raise KeyError(item_key)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``2h`` or combinations such as ``1h30m``; raise ValueError otherwise."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    text = text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    total, number = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in units and number:
+            total += int(number) * units[ch]
+            number = ""
+        else:
+            raise ValueError(f"invalid duration {text!r}: write it like 15m, 30m or 90s")
+    if number:
+        raise ValueError(f"invalid duration {text!r}: the number needs a unit (s, m or h)")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration the way checklist files write it (``15m``, ``90s``, ``1h30m``)."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"

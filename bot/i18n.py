@@ -1,0 +1,205 @@
+"""The bot's own words in Korean (the team's language, the default) and English.
+
+Checklist text is shown as the file writes it; only what the bot adds comes from here. ``t(lang, key, **params)``
+returns the text for a key, or the key itself when it is not a catalog key (plain text passes through).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CATALOG: dict[str, dict[str, str]] = {
+    # --- usage and errors ---
+    "usage": {
+        "en": (
+            "*Usage*\n"
+            "• `/release start v1.2.3` start a release and post its checklist\n"
+            "• `/release status [v1.2.3]` where a release stands (only you see it)\n"
+            "• `/release list` active and recent releases\n"
+            "• `/release abort v1.2.3 <reason>` abort a release\n"
+            "• `/release incident v1.2.3 <reason>` declare an incident (pages on-call)\n"
+            "• `/release rollback v1.2.3` roll production back\n"
+            "• `/release unlock <reason>` clear the production lock after a rollback\n"
+            "• `/release report v1.2.3` the release report as a file\n"
+            "• `/release help` this help"
+        ),
+        "ko": (
+            "*사용법*\n"
+            "• `/release start v1.2.3` 릴리스를 시작하고 체크리스트를 게시합니다\n"
+            "• `/release status [v1.2.3]` 릴리스 현황 (나에게만 표시)\n"
+            "• `/release list` 진행 중이거나 최근의 릴리스\n"
+            "• `/release abort v1.2.3 <사유>` 릴리스 중단\n"
+            "• `/release incident v1.2.3 <사유>` 인시던트 선언 (온콜 호출)\n"
+            "• `/release rollback v1.2.3` 프로덕션 롤백\n"
+            "• `/release unlock <사유>` 롤백 후 프로덕션 잠금 해제\n"
+            "• `/release report v1.2.3` 릴리스 리포트 파일\n"
+            "• `/release help` 도움말"
+        ),
+    },
+    "unknown_subcommand": {
+        "en": "I don't know `{sub}`.",
+        "ko": "`{sub}`은(는) 알 수 없는 명령입니다.",
+    },
+    "text_too_long": {
+        "en": "That command is too long ({length} characters). Keep it under {limit}.",
+        "ko": "명령이 너무 깁니다 ({length}자). {limit}자 이내로 입력해 주세요.",
+    },
+    "version_missing": {
+        "en": "Which version? Example: `/release start v1.4.0`",
+        "ko": "버전을 입력해 주세요. 예: `/release start v1.4.0`",
+    },
+    "version_invalid": {
+        "en": (
+            "`{version}` is not a release version. Write it as vMAJOR.MINOR.PATCH, optionally with a "
+            "pre-release suffix. Examples: `v1.4.0`, `v2.0.0-rc.1`"
+        ),
+        "ko": (
+            "`{version}`은(는) 올바른 버전이 아닙니다. vMAJOR.MINOR.PATCH 형식으로, 필요하면 pre-release "
+            "접미사를 붙여 입력해 주세요. 예: `v1.4.0`, `v2.0.0-rc.1`"
+        ),
+    },
+    "reason_missing": {
+        "en": "Please give a reason. Example: `/release {sub} v1.4.0 error rate climbing`",
+        "ko": "사유를 입력해 주세요. 예: `/release {sub} v1.4.0 에러율 상승`",
+    },
+    "release_exists": {
+        "en": "{version} is already in progress here: {link}",
+        "ko": "{version} 릴리스가 이미 진행 중입니다: {link}",
+    },
+    "release_not_found": {
+        "en": "I can't find that release.",
+        "ko": "해당 릴리스를 찾을 수 없습니다.",
+    },
+    "version_not_found": {
+        "en": "There is no release {version} in this channel. `/release list` shows what there is.",
+        "ko": "이 채널에 {version} 릴리스가 없습니다. `/release list`로 목록을 확인하세요.",
+    },
+    "no_active_release": {
+        "en": "There is no active release in this channel. Start one with `/release start v1.4.0`.",
+        "ko": "이 채널에 진행 중인 릴리스가 없습니다. `/release start v1.4.0`으로 시작하세요.",
+    },
+    "release_channel_elsewhere": {
+        "en": "Releases run in <#{channel}>. I started {version} there: {link}",
+        "ko": "릴리스는 <#{channel}> 채널에서 진행됩니다. {version} 릴리스를 그곳에 시작했습니다: {link}",
+    },
+    "not_in_channel": {
+        "en": (
+            "I can't post in <#{channel}>: I'm not a member. Invite me with `/invite @release-bot` in that "
+            "channel, then run the command again. Nothing was started."
+        ),
+        "ko": (
+            "<#{channel}> 채널에 메시지를 게시할 수 없습니다 (봇이 멤버가 아님). 해당 채널에서 "
+            "`/invite @release-bot`으로 초대한 뒤 다시 실행해 주세요. 릴리스는 시작되지 않았습니다."
+        ),
+    },
+    "post_failed": {
+        "en": "Slack refused the release messages ({code}). Nothing was started; please try again.",
+        "ko": "Slack이 릴리스 메시지를 거부했습니다 ({code}). 릴리스는 시작되지 않았습니다. 다시 시도해 주세요.",
+    },
+    "starting": {
+        "en": "Starting {version}…",
+        "ko": "{version} 릴리스를 시작합니다…",
+    },
+    "release_ended": {
+        "en": "This release has ended ({status}); nothing can change it now.",
+        "ko": "이미 종료된 릴리스입니다 ({status}). 더 이상 변경할 수 없습니다.",
+    },
+    "forged_action": {
+        "en": "That control does not belong to this message. Nothing was changed.",
+        "ko": "이 메시지에 속하지 않는 컨트롤입니다. 아무것도 변경되지 않았습니다.",
+    },
+    "unknown_item": {
+        "en": "That item is not on this release's checklist. Nothing was changed.",
+        "ko": "이 릴리스 체크리스트에 없는 항목입니다. 아무것도 변경되지 않았습니다.",
+    },
+    "bad_payload": {
+        "en": "I couldn't read that request. Nothing was changed.",
+        "ko": "요청을 읽을 수 없습니다. 아무것도 변경되지 않았습니다.",
+    },
+    "internal_error": {
+        "en": ":warning: That didn't work (error id `{error_id}`). The details are in the bot's log.",
+        "ko": ":warning: 처리하지 못했습니다 (오류 ID `{error_id}`). 자세한 내용은 봇 로그에 있습니다.",
+    },
+    "integration_error": {
+        "en": "{message} (error id `{error_id}`)",
+        "ko": "{message} (오류 ID `{error_id}`)",
+    },
+    "permission_denied": {
+        "en": "Only release managers may {what}. This refusal was recorded.",
+        "ko": "릴리스 매니저만 {what} 수 있습니다. 이 거부는 기록되었습니다.",
+    },
+    # --- header and checklist ---
+    "header_title": {"en": "Release {version}", "ko": "릴리스 {version}"},
+    "header_fallback": {
+        "en": "Release {version}: {step}",
+        "ko": "릴리스 {version}: {step}",
+    },
+    "started_by": {
+        "en": "Started by {who} {when}",
+        "ko": "{who} 님이 시작 {when}",
+    },
+    "current_step": {"en": "*Now:* {step}", "ko": "*현재 단계:* {step}"},
+    "time_in_step": {"en": "in this step since {when}", "ko": "{when}부터 이 단계"},
+    "next_reminder": {"en": "next reminder {when}", "ko": "다음 알림 {when}"},
+    "progress_line": {"en": "*Checklist:* {parts}", "ko": "*체크리스트:* {parts}"},
+    "override_note": {
+        "en": ":warning: {who} overrode the {gate} gate leaving {step}: _{reason}_",
+        "ko": ":warning: {who} 님이 {step} 단계의 {gate} 게이트를 무시하고 진행: _{reason}_",
+    },
+    "gate_checklist": {"en": "checklist", "ko": "체크리스트"},
+    "gate_wait": {"en": "wait", "ko": "대기 시간"},
+    "status_active": {"en": "in progress", "ko": "진행 중"},
+    "status_finished": {"en": ":white_check_mark: finished", "ko": ":white_check_mark: 완료"},
+    "status_aborted": {"en": ":no_entry: aborted", "ko": ":no_entry: 중단됨"},
+    "status_rolled_back": {"en": ":rewind: rolled back", "ko": ":rewind: 롤백됨"},
+    "ended_banner": {
+        "en": "This release is {status}. The checklist is kept as it was.",
+        "ko": "이 릴리스는 {status} 상태입니다. 체크리스트는 그대로 보존됩니다.",
+    },
+    "ticked_by": {"en": "{who} · {when}", "ko": "{who} · {when}"},
+    "item_done": {"en": "Done", "ko": "완료"},
+    "checklist_fallback": {
+        "en": "Release {version} checklist: {phase}",
+        "ko": "릴리스 {version} 체크리스트: {phase}",
+    },
+    "continued": {"en": "(continued)", "ko": "(계속)"},
+    "procedure": {"en": "Procedure", "ko": "절차"},
+    # --- steps and buttons ---
+    "step_checklist": {"en": "{phase}", "ko": "{phase}"},
+    "step_deploy": {"en": "{phase}: deploying and verifying", "ko": "{phase}: 배포 및 검증"},
+    "step_ready": {"en": "{phase}: ready for canary", "ko": "{phase}: 카나리 준비"},
+    "step_canary": {"en": "Canary {pct}%", "ko": "카나리 {pct}%"},
+    "step_watch": {"en": "{phase}: watching", "ko": "{phase}: 모니터링"},
+    "step_finished": {"en": "Finished", "ko": "완료"},
+    "btn_start_deploy": {"en": "Start {env} deploy", "ko": "{env} 배포 시작"},
+    "btn_verified": {"en": "{env} verified", "ko": "{env} 검증 완료"},
+    "btn_start_canary": {"en": "Start canary {pct}%", "ko": "카나리 {pct}% 시작"},
+    "btn_advance": {"en": "Advance to {pct}%", "ko": "{pct}%로 확대"},
+    "btn_start_watch": {"en": "Start post-deploy watch", "ko": "배포 후 모니터링 시작"},
+    "btn_next_phase": {"en": "Next: {phase}", "ko": "다음: {phase}"},
+    "btn_finish": {"en": "Finish release", "ko": "릴리스 완료"},
+    "btn_abort": {"en": "Abort", "ko": "중단"},
+    "btn_health": {"en": "Run {env} health check", "ko": "{env} 헬스체크 실행"},
+    # --- status / list ---
+    "status_title": {"en": "*{version}* — {status}", "ko": "*{version}* — {status}"},
+    "status_phase_line": {"en": "{marker} {phase}: {done}/{total}", "ko": "{marker} {phase}: {done}/{total}"},
+    "last_activity": {"en": "Last activity {when}", "ko": "마지막 활동 {when}"},
+    "list_title": {"en": "*Releases in this channel*", "ko": "*이 채널의 릴리스*"},
+    "list_empty": {
+        "en": "No releases here yet. Start one with `/release start v1.4.0`.",
+        "ko": "아직 릴리스가 없습니다. `/release start v1.4.0`으로 시작하세요.",
+    },
+    "list_line": {
+        "en": "• <{link}|{version}> — {status}, {step}, started {when}",
+        "ko": "• <{link}|{version}> — {status}, {step}, 시작 {when}",
+    },
+}
+
+
+def t(lang: str, key: str, **params: Any) -> str:
+    """Translate a catalog key; a string that is not a key is returned as it is."""
+    entry = CATALOG.get(key)
+    if entry is None:
+        return key
+    text = entry.get(lang) or entry["en"]
+    return text.format(**params) if params else text

@@ -1,0 +1,80 @@
+"""Running the bot: start-up checks, the HTTP server or Socket Mode, and a graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from bot.config import Settings
+from bot.errors import ConfigError, ReleaseBotError
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; return the exit code."""
+    from bot.bootstrap import build
+    from bot.db.migrate import upgrade
+    from bot.observability import configure_logging
+
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    settings.require_slack()
+    try:
+        upgrade(settings.database_url)
+    except Exception as e:
+        raise ConfigError(f"DATABASE_URL: cannot migrate the database ({type(e).__name__})") from e
+    bot = build(settings)
+    bot.start_background()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received: finishing requests in flight, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(bot.app, settings.slack_app_token)
+        handler.connect()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode")
+        stop.wait()
+        handler.close()  # type: ignore[no-untyped-call]
+    else:
+        from cheroot import wsgi
+
+        server = wsgi.Server((settings.host, settings.port), bot.web, numthreads=settings.http_threads)
+        server.shutdown_timeout = 10
+        server.prepare()
+        log.info("listening on %s:%s", settings.host, server.bind_addr[1])
+        thread = threading.Thread(target=server.serve, name="http", daemon=True)
+        thread.start()
+        stop.wait()
+        server.stop()  # stops accepting, then lets in-flight requests finish
+        thread.join(15)
+    bot.stop()
+    log.info("stopped")
+    return 0
+
+
+def resync(settings: Settings, version: str) -> int:
+    """Re-render a release's messages from the database and push them to Slack."""
+    from bot.bootstrap import build
+
+    settings.require_slack()
+    bot = build(settings)
+    try:
+        record, _ = bot.services.audit_trail(version)
+        updated, posted = bot.publisher.resync_release(record.id)
+    except ReleaseBotError as e:
+        print(f"release-bot: {e.user_message}", file=sys.stderr)
+        return 2
+    finally:
+        bot.stop()
+    print(f"{version}: {updated} messages updated, {posted} posted")
+    return 0

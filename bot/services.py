@@ -1,0 +1,290 @@
+"""Use cases of the release bot: each runs in one unit of work and returns a read model.
+
+Services know nothing of Slack: listeners parse a request into a command, call one service, and render what it
+returns. Must not import slack_bolt, slack_sdk, kubernetes or httpx.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.checklist_file import load_checklist_text
+from bot.db.uow import SqlUnitOfWork
+from bot.domain import release as flow
+from bot.domain.checklist import Checklist
+from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
+from bot.domain.release import ReleaseStatus, Step
+from bot.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
+from bot.ports import Clock
+
+UowFactory = Callable[[], SqlUnitOfWork]
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """Everything a renderer needs to draw a release, read in one transaction."""
+
+    release: ReleaseRecord
+    checklist: Checklist
+    steps: tuple[Step, ...]
+    items: dict[str, ItemState]
+    messages: tuple[MessageRecord, ...]
+    overrides: tuple[AuditEvent, ...] = ()
+    next_timer: TimerRecord | None = None
+
+    @property
+    def checked(self) -> dict[str, bool]:
+        return {k: s.checked for k, s in self.items.items()}
+
+    @property
+    def status(self) -> ReleaseStatus:
+        return ReleaseStatus(self.release.status)
+
+    @property
+    def current_step(self) -> Step | None:
+        for step in self.steps:
+            if step.key == self.release.step:
+                return step
+        return None
+
+    def message(self, kind: str, page: int = 0) -> MessageRecord | None:
+        return next((m for m in self.messages if m.kind == kind and m.page == page), None)
+
+
+@dataclass(frozen=True)
+class ToggleItems:
+    """A click on checklist controls: the items whose state the clicker changed, as they saw it."""
+
+    release_id: int
+    message_id: int
+    channel_id: str
+    message_ts: str
+    actor: Actor
+    changes: tuple[tuple[str, bool], ...]
+    action_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class ToggleResult:
+    view: ReleaseView
+    changed: tuple[str, ...]
+    dirty_messages: tuple[int, ...] = field(default=())
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_checklist(source: str, name: str) -> Checklist:
+    return load_checklist_text(source, source=f"<{name} snapshot>")
+
+
+class Services:
+    """The release bot's use cases, bound to their collaborators."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        clock: Clock,
+        checklist: Checklist | None,
+        checklist_source: str,
+        is_manager: Callable[[str], bool] = lambda _user: True,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self.checklist = checklist
+        self._checklist_source = checklist_source
+        self._is_manager = is_manager
+
+    @classmethod
+    def readonly(cls, *, uow: UowFactory, clock: Clock) -> Services:
+        """Services for reading stored releases (export, reports): no checklist file needed."""
+        return cls(uow=uow, clock=clock, checklist=None, checklist_source="")
+
+    @property
+    def template(self) -> Checklist:
+        if self.checklist is None:
+            raise InvalidTransition("this process reads releases only")
+        return self.checklist
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def _view(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
+        record = uow.releases.get(release_id)
+        checklist = _parse_checklist(uow.releases.checklist_source(release_id), record.checklist_name)
+        overrides = tuple(e for e in uow.audit.for_release(release_id) if e.action == "gate_overridden")
+        pending = uow.timers.pending(release_id)
+        return ReleaseView(
+            release=record,
+            checklist=checklist,
+            steps=flow.plan_steps(checklist),
+            items=uow.items.states(release_id),
+            messages=tuple(uow.messages.for_release(release_id)),
+            overrides=overrides,
+            next_timer=pending[0] if pending else None,
+        )
+
+    def view(self, release_id: int) -> ReleaseView:
+        with self._uow() as uow:
+            return self._view(uow, release_id)
+
+    def message_view(self, message_id: int) -> tuple[MessageRecord, ReleaseView]:
+        with self._uow() as uow:
+            message = uow.messages.get(message_id)
+            return message, self._view(uow, message.release_id)
+
+    def mark_synced(self, message_id: int, rev: int) -> None:
+        with self._uow() as uow:
+            uow.messages.mark_synced(message_id, rev, self._clock.now())
+            uow.commit()
+
+    def out_of_sync(self) -> list[int]:
+        with self._uow() as uow:
+            return [m.id for m in uow.messages.out_of_sync()]
+
+    def find(self, channel_id: str, version: str | None) -> ReleaseView:
+        """The release a command names: by version in this channel, else the channel's active one."""
+        with self._uow() as uow:
+            if version:
+                record = uow.releases.latest(version, channel_id=channel_id) or uow.releases.latest(version)
+                if record is None:
+                    raise NotFound("version_not_found", params={"version": version})
+            else:
+                recent = uow.releases.recent(channel_id=channel_id, limit=1)
+                if not recent or recent[0].status != ReleaseStatus.ACTIVE:
+                    raise NotFound("no_active_release")
+                record = recent[0]
+            return self._view(uow, record.id)
+
+    def recent(self, channel_id: str | None, limit: int = 10) -> list[ReleaseRecord]:
+        with self._uow() as uow:
+            return uow.releases.recent(channel_id=channel_id, limit=limit)
+
+    def audit_trail(self, version: str) -> tuple[ReleaseRecord, list[AuditEvent]]:
+        with self._uow() as uow:
+            record = uow.releases.latest(version)
+            if record is None:
+                raise NotFound("version_not_found", params={"version": version})
+            return record, uow.audit.for_release(record.id)
+
+    # --- starting --------------------------------------------------------------------------------------
+
+    def start_release(self, *, channel_id: str, version: str, actor: Actor) -> ReleaseView:
+        """Create a release and its message slots; refuse a second active one of the version here."""
+        version = flow.validate_version(version)
+        now = self._clock.now()
+        with self._uow() as uow:
+            existing = uow.releases.find_active(channel_id, version)
+            if existing is not None:
+                raise Conflict(
+                    "release_exists",
+                    params={
+                        "version": version,
+                        "channel_id": existing.channel_id,
+                        "thread_ts": existing.thread_ts,
+                    },
+                )
+            checklist = self.template
+            steps = flow.plan_steps(checklist)
+            record = uow.releases.add(
+                version=version,
+                channel_id=channel_id,
+                service=checklist.service,
+                checklist_name=checklist.name,
+                checklist_source=self._checklist_source,
+                status=ReleaseStatus.ACTIVE.value,
+                step=steps[0].key,
+                step_started_at=now,
+                step_started_by=actor.id,
+                active_key=f"{channel_id}:{version}",
+                started_by=actor.id,
+                started_by_name=actor.name,
+                started_at=now,
+                last_activity_at=now,
+            )
+            uow.audit.append(
+                record.id,
+                "release_started",
+                actor,
+                now,
+                details={"version": version, "channel": channel_id, "checklist": checklist.name},
+            )
+            uow.commit()
+            return self._view(uow, record.id)
+
+    def add_messages(self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str) -> ReleaseView:
+        """Reserve the message rows a release is drawn in, before posting them."""
+        with self._uow() as uow:
+            for kind, page in slots:
+                uow.messages.add(release_id, kind, page, channel_id)
+            uow.commit()
+            return self._view(uow, release_id)
+
+    def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> None:
+        with self._uow() as uow:
+            message = uow.messages.get(message_id)
+            uow.messages.set_ts(message_id, ts, rendered_rev, self._clock.now())
+            if thread:
+                uow.releases.update(message.release_id, thread_ts=ts)
+            uow.commit()
+
+    def discard_release(self, release_id: int) -> None:
+        """Remove a release that could not be posted at all, so nothing half-created is left behind."""
+        with self._uow() as uow:
+            uow.releases.delete(release_id)
+            uow.commit()
+
+    # --- ticking ---------------------------------------------------------------------------------------
+
+    def toggle_items(self, cmd: ToggleItems) -> ToggleResult:
+        """Apply each change as a set operation; record only real changes; never trust the clicker's view."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            record = uow.releases.get(cmd.release_id, for_update=True)
+            message = uow.messages.get(cmd.message_id)
+            if (
+                message.release_id != record.id
+                or message.channel_id != cmd.channel_id
+                or message.ts != cmd.message_ts
+            ):
+                raise PermissionDenied("forged_action")
+            if ReleaseStatus(record.status).is_terminal:
+                raise InvalidTransition("release_ended", params={"status": record.status})
+            checklist = _parse_checklist(uow.releases.checklist_source(record.id), record.checklist_name)
+            changed: list[str] = []
+            for item_key, checked in cmd.changes:
+                try:
+                    phase = checklist.item_phase(item_key)
+                except KeyError:
+                    raise NotFound("unknown_item") from None
+                if phase.tick_role.value == "release_managers" and not self._is_manager(cmd.actor.id):
+                    self._refuse(uow, record.id, cmd.actor, now, "tick", item_key)
+                    uow.commit()
+                    raise PermissionDenied("permission_denied", params={"what": "tick"})
+                if uow.items.set(record.id, item_key, checked, cmd.actor, now):
+                    uow.audit.append(
+                        record.id,
+                        "item_checked" if checked else "item_unchecked",
+                        cmd.actor,
+                        now,
+                        item_key=item_key,
+                        details={"text": checklist.item(item_key).text},
+                        slack_action_ts=cmd.action_ts,
+                    )
+                    changed.append(item_key)
+            dirty: list[int] = []
+            if changed:
+                uow.releases.update(record.id, last_activity_at=now)
+                dirty = [cmd.message_id]
+                header = next((m for m in uow.messages.for_release(record.id) if m.kind == "header"), None)
+                if header is not None:
+                    dirty.append(header.id)
+                uow.messages.bump(dirty)
+            uow.commit()
+            return ToggleResult(self._view(uow, record.id), tuple(changed), tuple(dirty))
+
+    def _refuse(
+        self, uow: SqlUnitOfWork, release_id: int, actor: Actor, now: datetime, what: str, item: str | None
+    ) -> None:
+        uow.audit.append(release_id, "permission_denied", actor, now, item_key=item, details={"action": what})

@@ -1,0 +1,1 @@
+"""The Slack surface: the Bolt app, listeners, Block Kit rendering and the outbound Web API gateway."""

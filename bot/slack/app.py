@@ -1,0 +1,90 @@
+"""The Bolt app factory and its one error handler."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.errors import IntegrationError, UserError
+from bot.i18n import t
+from bot.slack.gateway import permalink
+from bot.slack.listeners import SlackContext, register
+
+log = logging.getLogger(__name__)
+
+
+def _team_domain(body: dict[str, Any]) -> str | None:
+    domain = body.get("team_domain")
+    if isinstance(domain, str):
+        return domain
+    team = body.get("team")
+    return team.get("domain") if isinstance(team, dict) and isinstance(team.get("domain"), str) else None
+
+
+def user_text(error: Exception, body: dict[str, Any], lang: str) -> str:
+    """What the person sees for an error; unknown errors get an id that is also in the log."""
+    if isinstance(error, UserError):
+        params = dict(error.params)
+        if "channel_id" in params:
+            params["link"] = permalink(_team_domain(body), str(params["channel_id"]), params.get("thread_ts"))  # type: ignore[arg-type]
+        log.info("refused: %s", error.user_message)
+        return t(lang, error.user_message, **params)
+    error_id = uuid.uuid4().hex[:8]
+    if isinstance(error, IntegrationError):
+        log.warning("integration error %s: %s", error_id, error, exc_info=error)
+        message = t(lang, error.user_message, **error.params)
+        return t(lang, "integration_error", message=message, error_id=error_id)
+    log.error("unhandled error %s", error_id, exc_info=error)
+    return t(lang, "internal_error", error_id=error_id)
+
+
+def answer_error(error: Exception, body: dict[str, Any], respond: Respond | None, ctx: SlackContext) -> None:
+    """Tell the person what went wrong, privately."""
+    text = user_text(error, body, ctx.lang)
+    if respond is not None and body.get("response_url"):
+        try:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        except Exception:
+            log.warning("could not answer through response_url")
+        return
+    user = body["user"].get("id") if isinstance(body.get("user"), dict) else body.get("user_id")
+    channel_field = body.get("channel")
+    channel = channel_field.get("id") if isinstance(channel_field, dict) else body.get("channel_id")
+    if isinstance(user, str) and isinstance(channel, str):
+        try:
+            ctx.publisher.gateway.ephemeral(channel, user, text)
+        except Exception:
+            log.warning("could not answer ephemerally")
+
+
+def create_app(settings: Settings, client: WebClient, ctx: SlackContext) -> App:
+    """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
+        token_verification_enabled=False,
+        request_verification_enabled=not settings.socket_mode,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        listener_executor=ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="listener"),
+    )
+    register(
+        app,
+        ctx,
+        on_error=lambda error, body, respond: answer_error(error, body, respond, ctx),
+        error_text=lambda error, body: user_text(error, body, ctx.lang),
+    )
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> None:
+        # Errors from Bolt itself (middleware); listener errors are answered by the listeners' guard.
+        answer_error(error, body, respond, ctx)
+
+    return app

@@ -1,0 +1,399 @@
+"""Block Kit rendering: pure functions from read models to (fallback text, blocks).
+
+Renderers enforce Slack's limits themselves (text ≤ 3000, ≤ 50 blocks, ≤ 10 options per checkbox element) so
+a checklist of any size is split across messages, never truncated or rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.domain.checklist import Checklist, Phase
+from bot.domain.records import MessageRecord
+from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
+from bot.i18n import t
+from bot.services import ReleaseView
+from bot.slack.ids import ActionId, block_id
+
+Block = dict[str, Any]
+MAX_TEXT = 3000
+MAX_BLOCKS = 50
+PAGE_BLOCK_BUDGET = 46
+PAGE_CHAR_BUDGET = 9000  # Slack's undocumented cumulative cap starts near 11–13k characters
+TICKER_RESERVE = 140  # the "who · when" line an item gains once ticked
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn reserves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A date every reader sees in their own time zone, with a UTC fallback."""
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": clip(text)}
+
+
+def _plain(text: str, limit: int = 75) -> Block:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+# --- checklist pages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One block of a checklist page: a phase title, a section heading, a procedure or an item."""
+
+    kind: str  # phase | section | procedure | item
+    phase_key: str
+    key: str
+    text: str
+
+
+def layout_pages(phases: Sequence[Phase]) -> list[list[Entry]]:
+    """Split phases into pages that fit one message each; stable for a given checklist."""
+    pages: list[list[Entry]] = []
+    page: list[Entry] = []
+    chars = 0
+
+    def push(entry: Entry, cost: int) -> None:
+        nonlocal page, chars
+        if page and (len(page) + 1 > PAGE_BLOCK_BUDGET or chars + cost > PAGE_CHAR_BUDGET):
+            pages.append(page)
+            page, chars = [], 0
+        page.append(entry)
+        chars += cost
+
+    for phase in phases:
+        if page:  # each phase starts its own message
+            pages.append(page)
+            page, chars = [], 0
+        push(Entry("phase", phase.key, phase.key, phase.title), len(phase.title))
+        for section in phase.sections:
+            push(Entry("section", phase.key, section.key, section.title), len(section.title))
+            if section.procedure:
+                text = section.procedure
+                push(Entry("procedure", phase.key, section.key, text), min(len(text), MAX_TEXT))
+            for item in section.items:
+                push(Entry("item", phase.key, item.key, item.text), len(item.text) + TICKER_RESERVE)
+    if page:
+        pages.append(page)
+    return pages
+
+
+def checklist_pages(checklist: Checklist, kind: str) -> list[list[Entry]]:
+    followup = checklist.followup_phase
+    if kind == "followup":
+        return layout_pages([followup]) if followup else []
+    return layout_pages(checklist.flow_phases)
+
+
+def page_item_keys(checklist: Checklist, kind: str, page: int) -> frozenset[str]:
+    pages = checklist_pages(checklist, kind)
+    if not 0 <= page < len(pages):
+        return frozenset()
+    return frozenset(e.key for e in pages[page] if e.kind == "item")
+
+
+def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
+    pages = checklist_pages(view.checklist, message.kind)
+    entries = pages[message.page]
+    ended = view.status.is_terminal
+    blocks: list[Block] = []
+    rel, mid, rev = view.release.id, message.id, message.content_rev
+    for n, entry in enumerate(entries):
+        if entry.kind == "phase":
+            title = entry.text
+            if n == 0 and message.page > 0 and pages[message.page - 1][-1].phase_key == entry.phase_key:
+                title = f"{title} {t(lang, 'continued')}"
+            blocks.append(
+                {"type": "header", "block_id": block_id("ph", rel, mid, rev, n), "text": _plain(title, 150)}
+            )
+        elif entry.kind == "section":
+            blocks.append(
+                {
+                    "type": "section",
+                    "block_id": block_id("se", rel, mid, rev, n),
+                    "text": _mrkdwn(f"*{escape(entry.text)}*"),
+                }
+            )
+        elif entry.kind == "procedure":
+            code = clip(entry.text, MAX_TEXT - 8)
+            blocks.append(
+                {
+                    "type": "section",
+                    "block_id": block_id("pr", rel, mid, rev, n),
+                    "text": _mrkdwn(f"```{code}```"),
+                }
+            )
+        else:
+            blocks.append(_item_block(view, entry, block_id("it", rel, mid, rev, n), lang, ended))
+    if ended:
+        status = t(lang, f"status_{view.release.status}")
+        blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
+    first_phase = entries[0].text if entries else ""
+    text = t(lang, "checklist_fallback", version=view.release.version, phase=first_phase)
+    return text, blocks[:MAX_BLOCKS]
+
+
+def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: bool) -> Block:
+    state = view.items.get(entry.key)
+    checked = bool(state and state.checked)
+    text = escape(entry.text)
+    if checked and state is not None:
+        who = state.actor.mention
+        text += "\n:white_check_mark: " + t(lang, "ticked_by", who=who, when=slack_date(state.at))
+    block: Block = {"type": "section", "block_id": bid, "text": _mrkdwn(text)}
+    if ended:
+        return block
+    option = {"text": _plain(t(lang, "item_done")), "value": entry.key}
+    accessory: Block = {"type": "checkboxes", "action_id": ActionId.TOGGLE_ITEM.value, "options": [option]}
+    if checked:
+        accessory["initial_options"] = [option]
+    block["accessory"] = accessory
+    return block
+
+
+# --- the header ------------------------------------------------------------------------------------------
+
+
+def step_label(checklist: Checklist, step: Step | None, lang: str) -> str:
+    if step is None:
+        return t(lang, "step_finished")
+    phase = checklist.phase(step.phase_key)
+    if step.kind is StepKind.CANARY and step.stage is not None:
+        return t(lang, "step_canary", pct=step.stage.traffic_percent)
+    return t(lang, f"step_{step.kind.value}", phase=phase.title)
+
+
+def _env_title(checklist: Checklist, phase: Phase) -> str:
+    if phase.environment:
+        try:
+            return checklist.environment(phase.environment).title
+        except KeyError:
+            return phase.environment
+    return phase.title
+
+
+def advance_label(
+    checklist: Checklist, steps: Sequence[Step], current: Step, target_key: str, lang: str
+) -> str:
+    if target_key == FINISHED_STEP:
+        return t(lang, "btn_finish")
+    target = next(s for s in steps if s.key == target_key)
+    phase = checklist.phase(target.phase_key)
+    if target.kind is StepKind.DEPLOY:
+        return t(lang, "btn_start_deploy", env=_env_title(checklist, phase))
+    if target.kind is StepKind.READY:
+        return t(lang, "btn_verified", env=_env_title(checklist, checklist.phase(current.phase_key)))
+    if target.kind is StepKind.CANARY and target.stage is not None:
+        key = "btn_start_canary" if current.kind is StepKind.READY else "btn_advance"
+        return t(lang, key, pct=target.stage.traffic_percent)
+    if target.kind is StepKind.WATCH:
+        return t(lang, "btn_start_watch")
+    return t(lang, "btn_next_phase", phase=phase.title)
+
+
+def _progress_bar(view: ReleaseView, lang: str) -> str:
+    current = view.release.step
+    finished = view.status is ReleaseStatus.FINISHED
+    reached = False
+    parts = []
+    for step in view.steps:
+        if step.key == current and not finished:
+            mark, reached = ":large_blue_circle:", True
+        elif reached or (view.status.is_terminal and not finished and _after(view, step)):
+            mark = ":white_circle:"
+        else:
+            mark = ":white_check_mark:"
+        parts.append(f"{mark} {step_label(view.checklist, step, lang)}")
+    return "  →  ".join(parts)
+
+
+def _after(view: ReleaseView, step: Step) -> bool:
+    keys = [s.key for s in view.steps]
+    return (
+        step.key in keys
+        and view.release.step in keys
+        and keys.index(step.key) > keys.index(view.release.step)
+    )
+
+
+def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
+    rel, mid, rev = view.release.id, message.id, message.content_rev
+    record = view.release
+    step = view.current_step
+    status_text = t(lang, f"status_{record.status}")
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "block_id": block_id("hh", rel, mid, rev),
+            "text": _plain(t(lang, "header_title", version=record.version), 150),
+        },
+        {
+            "type": "context",
+            "block_id": block_id("hc", rel, mid, rev),
+            "elements": [
+                _mrkdwn(
+                    t(lang, "started_by", who=record.started_by.mention, when=slack_date(record.started_at))
+                    + f" · {status_text}"
+                )
+            ],
+        },
+        {
+            "type": "section",
+            "block_id": block_id("hp", rel, mid, rev),
+            "text": _mrkdwn(_progress_bar(view, lang)),
+        },
+    ]
+    if not view.status.is_terminal:
+        now_line = t(lang, "current_step", step=step_label(view.checklist, step, lang))
+        now_line += " · " + t(lang, "time_in_step", when=slack_date(record.step_started_at, "{ago}"))
+        if view.next_timer is not None:
+            now_line += " · " + t(
+                lang, "next_reminder", when=slack_date(view.next_timer.due_at, "{time} ({ago})")
+            )
+        blocks.append(
+            {"type": "section", "block_id": block_id("hs", rel, mid, rev), "text": _mrkdwn(now_line)}
+        )
+    counts = progress(view.checklist, view.checked)
+    parts = " · ".join(
+        f"{phase.title} {counts[phase.key][0]}/{counts[phase.key][1]}"
+        for phase in view.checklist.flow_phases
+        if counts[phase.key][1]
+    )
+    blocks.append(
+        {
+            "type": "context",
+            "block_id": block_id("hg", rel, mid, rev),
+            "elements": [_mrkdwn(t(lang, "progress_line", parts=parts))],
+        }
+    )
+    for n, event in enumerate(view.overrides[-3:]):
+        gates = ", ".join(t(lang, f"gate_{g}") for g in event.details.get("gates", []))
+        note = t(
+            lang,
+            "override_note",
+            who=event.actor.mention,
+            gate=gates,
+            step=event.details.get("from_label", event.details.get("from", "")),
+            reason=escape(str(event.details.get("reason", ""))),
+        )
+        blocks.append(
+            {"type": "context", "block_id": block_id("ho", rel, mid, rev, n), "elements": [_mrkdwn(note)]}
+        )
+    if not view.status.is_terminal and step is not None:
+        blocks.append(_header_actions(view, step, message, lang))
+    text = t(lang, "header_fallback", version=record.version, step=step_label(view.checklist, step, lang))
+    if view.status.is_terminal:
+        text = f"{text} ({status_text})"
+    return text, blocks
+
+
+def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang: str) -> Block:
+    from bot.domain.release import next_step_key
+
+    rel = view.release.id
+    target = next_step_key(view.steps, step.key)
+    elements: list[Block] = [
+        {
+            "type": "button",
+            "action_id": ActionId.ADVANCE.value,
+            "text": _plain(advance_label(view.checklist, view.steps, step, target, lang)),
+            "value": f"{rel}:{step.key}:{target}",
+            "style": "primary",
+        }
+    ]
+    phase = view.checklist.phase(step.phase_key)
+    if phase.environment and step.kind is not StepKind.CHECKLIST:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ActionId.HEALTH_CHECK.value,
+                "text": _plain(t(lang, "btn_health", env=_env_title(view.checklist, phase))),
+                "value": f"{rel}:{phase.environment}",
+            }
+        )
+    elements.append(
+        {
+            "type": "button",
+            "action_id": ActionId.ABORT.value,
+            "text": _plain(t(lang, "btn_abort")),
+            "value": str(rel),
+            "style": "danger",
+        }
+    )
+    return {
+        "type": "actions",
+        "block_id": block_id("ha", rel, message.id, message.content_rev),
+        "elements": elements,
+    }
+
+
+def render_message(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
+    """Render any message a release owns, by its kind."""
+    if message.kind == "header":
+        return render_header(view, message, lang)
+    return render_checklist(view, message, lang)
+
+
+def message_slots(checklist: Checklist) -> list[tuple[str, int]]:
+    """The messages a new release is drawn in: the header, then one per checklist page."""
+    return [("header", 0)] + [("checklist", n) for n in range(len(checklist_pages(checklist, "checklist")))]
+
+
+# --- ephemeral answers -----------------------------------------------------------------------------------
+
+
+def render_status(view: ReleaseView, lang: str) -> str:
+    record = view.release
+    lines = [
+        t(lang, "status_title", version=record.version, status=t(lang, f"status_{record.status}")),
+        t(lang, "current_step", step=step_label(view.checklist, view.current_step, lang)),
+    ]
+    counts = progress(view.checklist, view.checked)
+    for phase in view.checklist.phases:
+        done, total = counts[phase.key]
+        if not total:
+            continue
+        marker = ":white_check_mark:" if done == total else ":black_square_button:"
+        lines.append(t(lang, "status_phase_line", marker=marker, phase=phase.title, done=done, total=total))
+    lines.append(
+        t(
+            lang,
+            "last_activity",
+            when=slack_date(record.last_activity_at, "{date_short_pretty} {time} ({ago})"),
+        )
+    )
+    return clip("\n".join(lines), 3000)
+
+
+def render_list(views: Sequence[tuple[ReleaseView, str]], lang: str) -> str:
+    if not views:
+        return t(lang, "list_empty")
+    lines = [t(lang, "list_title")]
+    for view, link in views:
+        lines.append(
+            t(
+                lang,
+                "list_line",
+                link=link,
+                version=view.release.version,
+                status=t(lang, f"status_{view.release.status}"),
+                step=step_label(view.checklist, view.current_step, lang),
+                when=slack_date(view.release.started_at),
+            )
+        )
+    return clip("\n".join(lines), 3000)

@@ -1,0 +1,137 @@
+"""The outbound Slack Web API: one place that paces posts, translates errors and never leaks tokens."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from bot.errors import ChatError
+from bot.observability import SLACK_API_ERRORS, SLACK_CALLS
+
+log = logging.getLogger(__name__)
+
+# Errors after which the same call may succeed later; anything else is our bug or the channel's state.
+_RETRYABLE = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
+
+
+def permalink(team_domain: str | None, channel_id: str, ts: str | None) -> str:
+    """A link to a message built without an API call (Slack's archive URL scheme)."""
+    if not ts:
+        return f"<#{channel_id}>"
+    host = f"https://{team_domain}.slack.com" if team_domain else "https://slack.com"
+    return f"{host}/archives/{channel_id}/p{ts.replace('.', '')}"
+
+
+class ChannelPacer:
+    """Keeps new posts to one per interval per channel (Slack's chat.postMessage limit)."""
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = interval_s
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    def wait(self, channel: str) -> None:
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next.get(channel, 0.0))
+            self._next[channel] = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class SlackGateway:
+    """Posts, updates and ephemeral replies, with Slack's errors turned into ``ChatError``."""
+
+    def __init__(self, client: WebClient, *, pacer: ChannelPacer | None = None) -> None:
+        self.client = client
+        self._pacer = pacer or ChannelPacer()
+
+    def _call(self, method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        SLACK_CALLS.labels(method=method).inc()
+        try:
+            return fn(**kwargs)
+        except SlackApiError as e:
+            code = (
+                str(e.response.get("error", "unknown_error")) if e.response is not None else "unknown_error"
+            )
+            status = getattr(e.response, "status_code", 200)
+            SLACK_API_ERRORS.labels(method=method, error=code).inc()
+            retryable = code in _RETRYABLE or status == 429 or status >= 500
+            raise ChatError("post_failed", code=code, retryable=retryable) from None
+        except (SlackClientError, OSError) as e:
+            # Connection refused, timeouts, DNS: Slack is unreachable for now.
+            SLACK_API_ERRORS.labels(method=method, error="unreachable").inc()
+            raise ChatError("post_failed", code="unreachable", retryable=True) from e
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """Post a message (paced per channel) and return its ts."""
+        self._pacer.wait(channel)
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if blocks is not None:
+            kwargs["blocks"] = blocks
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+            if broadcast:
+                kwargs["reply_broadcast"] = True
+        response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks is not None:
+            kwargs["blocks"] = blocks
+        self._call("chat.postEphemeral", self.client.chat_postEphemeral, **kwargs)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call("views.open", self.client.views_open, trigger_id=trigger_id, view=view)
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        self._call("views.publish", self.client.views_publish, user_id=user_id, view=view)
+
+    def usergroup_members(self, usergroup: str) -> list[str]:
+        response = self._call("usergroups.users.list", self.client.usergroups_users_list, usergroup=usergroup)
+        return [str(u) for u in response.get("users", [])]
+
+    def respond(self, response_url: str | None, text: str, *, replace_original: bool = False) -> None:
+        """Answer through a payload's response_url; it is not a Web API call and has its own 5-use limit."""
+        if not response_url:
+            return
+        try:
+            WebhookClient(url=response_url, timeout=5).send(
+                text=text, response_type="ephemeral", replace_original=replace_original
+            )
+        except (SlackClientError, OSError):
+            log.warning("could not answer through response_url")

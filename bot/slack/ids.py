@@ -1,0 +1,49 @@
+"""Every action_id, callback_id and block_id shape the bot uses, in one place."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    TOGGLE_ITEM = "item-toggle"
+    ADVANCE = "release-advance"
+    ABORT = "release-abort"
+    HEALTH_CHECK = "health-check"
+    DECLARE_INCIDENT = "incident-declare"
+    ROLLBACK = "release-rollback"
+    ACK_INCIDENT = "incident-ack"
+    DISMISS_INCIDENT = "incident-dismiss"
+    OVERRIDE = "gate-override"
+    OPEN_THREAD = "open-thread"
+
+
+class CallbackId(StrEnum):
+    ABORT = "abort-modal"
+    OVERRIDE = "override-modal"
+    ROLLBACK = "rollback-modal"
+    INCIDENT = "incident-modal"
+
+
+_BLOCK_RE = re.compile(
+    r"^(?P<kind>[a-z]{2})\.(?P<release>\d{1,18})\.(?P<message>\d{1,18})\.(?P<rev>\d{1,9})(\.\d+)?$"
+)
+
+
+def block_id(kind: str, release_id: int, message_id: int, rev: int, index: int | None = None) -> str:
+    """A block id that names its release and message and changes with every render.
+
+    Slack keeps a client's checkbox state per block_id; a new id on every render makes every client show the
+    stored state instead of its own stale one.
+    """
+    base = f"{kind}.{release_id}.{message_id}.{rev}"
+    return base if index is None else f"{base}.{index}"
+
+
+def parse_block_id(value: str) -> tuple[str, int, int] | None:
+    """(kind, release_id, message_id) of a block id we rendered, or None for anything else."""
+    match = _BLOCK_RE.match(value or "")
+    if not match:
+        return None
+    return match["kind"], int(match["release"]), int(match["message"])

@@ -1,0 +1,140 @@
+"""Bolt listeners: ack → parse → one service call → hand rendering/posting to the publisher.
+
+No SQL, no business rules here. Errors raised after the ack go to the app's error handler, which answers the
+person ephemerally.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.config import Settings
+from bot.errors import UsageError
+from bot.i18n import t
+from bot.observability import release_id as release_ctx
+from bot.services import Services
+from bot.slack import blocks, parsing
+from bot.slack.gateway import permalink
+from bot.slack.ids import ActionId
+from bot.slack.publisher import Origin, Publisher
+
+
+@dataclass(frozen=True)
+class SlackContext:
+    """What the listeners are bound to."""
+
+    settings: Settings
+    services: Services
+    publisher: Publisher
+
+    @property
+    def lang(self) -> str:
+        return self.settings.language
+
+
+def _usage_text(ctx: SlackContext, error: UsageError) -> str:
+    text = t(ctx.lang, error.user_message, **error.params)
+    if error.user_message in ("unknown_subcommand", "bad_payload"):
+        text += "\n\n" + t(ctx.lang, "usage")
+    return text
+
+
+ErrorAnswer = Callable[[Exception, dict[str, Any], Respond | None], None]
+ErrorText = Callable[[Exception, dict[str, Any]], str]
+
+
+def guarded(
+    on_error: ErrorAnswer, error_text: ErrorText
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Answer a listener's errors ourselves instead of letting them reach Bolt.
+
+    Bolt's thread runner resets an already-sent ack to None when the listener raises, so an error raised
+    right after ``ack()`` can turn the HTTP answer into a 404 ("didn't call ack"). Catching here keeps the
+    ack, and the person still gets a private answer from the one error presenter.
+    """
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def run(**kwargs: Any) -> None:
+            try:
+                fn(**kwargs)
+            except Exception as error:
+                ack = kwargs.get("ack")
+                body = kwargs.get("body") or {}
+                if ack is not None and ack.response is None:
+                    # Not acked yet: the answer rides on the ack itself, private and without an API call.
+                    ack(text=error_text(error, body), response_type="ephemeral")
+                else:
+                    on_error(error, body, kwargs.get("respond"))
+
+        # Bolt passes arguments by the listener's parameter names: keep the original signature.
+        run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        return run
+
+    return wrap
+
+
+def register(app: App, ctx: SlackContext, *, on_error: ErrorAnswer, error_text: ErrorText) -> None:
+    """Attach every listener to the app."""
+    lang = ctx.lang
+    guard = guarded(on_error, error_text)
+
+    @app.command("/release")
+    @guard
+    def on_release(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        try:
+            cmd = parsing.parse_command(body)
+        except UsageError as e:
+            # Bad input is answered in the ack itself: instant, private, and no Slack API call.
+            ack(text=_usage_text(ctx, e), response_type="ephemeral")
+            return
+        if cmd.sub == "help":
+            ack(text=t(lang, "usage"), response_type="ephemeral")
+        elif cmd.sub == "status":
+            view = ctx.services.find(cmd.channel_id, cmd.version)
+            ack(text=blocks.render_status(view, lang), response_type="ephemeral")
+        elif cmd.sub == "list":
+            views = [
+                ctx.services.view(r.id)
+                for r in ctx.services.recent(ctx.settings.release_channel or cmd.channel_id)
+            ]
+            pairs = [
+                (v, permalink(cmd.team_domain, v.release.channel_id, v.release.thread_ts)) for v in views
+            ]
+            ack(text=blocks.render_list(pairs, lang), response_type="ephemeral")
+        elif cmd.sub == "start":
+            assert cmd.version is not None
+            ack(text=t(lang, "starting", version=cmd.version), response_type="ephemeral")
+            channel = ctx.settings.release_channel or cmd.channel_id
+            view = ctx.services.start_release(channel_id=channel, version=cmd.version, actor=cmd.actor)
+            release_ctx.set(view.release.id)
+            origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
+            ctx.publisher.publish_release(view, origin)
+        else:
+            ack(text=_usage_text(ctx, UsageError("unknown_subcommand", params={"sub": cmd.sub})))
+
+    @app.action(ActionId.TOGGLE_ITEM.value)
+    @guard
+    def on_toggle(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        cmd = parsing.toggle(body, action)
+        release_ctx.set(cmd.release_id)
+        result = ctx.services.toggle_items(cmd)
+        ctx.publisher.sync.mark_dirty(result.dirty_messages)
+
+    @app.event("app_home_opened")
+    def on_home_opened(body: dict[str, Any]) -> None:
+        # Subscribed so Slack never sees a 404 for it; the Home tab is drawn elsewhere.
+        return None
+
+    @app.action(re.compile(".*"))
+    def on_unknown_action(ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text=t(lang, "bad_payload"), response_type="ephemeral", replace_original=False)

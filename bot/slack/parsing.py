@@ -1,0 +1,148 @@
+"""Slack payloads → typed commands. Pure: raises UsageError (or PermissionDenied for forged ids), never KeyError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.records import Actor
+from bot.domain.release import validate_version
+from bot.errors import PermissionDenied, UsageError
+from bot.services import ToggleItems
+from bot.slack.ids import parse_block_id
+
+MAX_COMMAND_TEXT = 2000
+SUBCOMMANDS = ("start", "status", "list", "help", "abort", "incident", "rollback", "unlock", "report")
+NEEDS_VERSION = ("start", "abort", "incident", "rollback", "report")
+NEEDS_REASON = ("abort", "incident", "unlock")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed ``/release`` invocation."""
+
+    sub: str
+    version: str | None
+    reason: str
+    actor: Actor
+    channel_id: str
+    response_url: str | None
+    trigger_id: str | None
+    team_domain: str | None
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def actor_of(body: dict[str, Any]) -> Actor:
+    """The user of a command or an interaction payload; parse defensively, Slack's shapes vary."""
+    user = body.get("user")
+    if isinstance(user, dict):
+        uid = user.get("id")
+        name = user.get("name") or user.get("username") or uid
+    else:
+        uid = body.get("user_id")
+        name = body.get("user_name") or uid
+    if not isinstance(uid, str) or not uid:
+        raise UsageError("bad_payload")
+    return Actor(uid, str(name)[:128])
+
+
+def parse_command(body: dict[str, Any]) -> Command:
+    """Parse ``/release <sub> [version] [reason…]``; an unknown or missing subcommand means help."""
+    text = _str(body, "text").strip()
+    if len(text) > MAX_COMMAND_TEXT:
+        raise UsageError("text_too_long", params={"length": len(text), "limit": MAX_COMMAND_TEXT})
+    words = text.split(maxsplit=1)
+    sub = words[0].lower() if words else "help"
+    rest = words[1].strip() if len(words) > 1 else ""
+    if sub not in SUBCOMMANDS:
+        raise UsageError("unknown_subcommand", params={"sub": sub[:40]})
+    version: str | None = None
+    if sub in NEEDS_VERSION or (sub == "status" and rest):
+        parts = rest.split(maxsplit=1)
+        raw = parts[0] if parts else ""
+        try:
+            version = validate_version(raw)
+        except UsageError as e:
+            raise UsageError(e.user_message, params={"version": raw[:80]}) from None
+        rest = parts[1].strip() if len(parts) > 1 else ""
+    if sub in NEEDS_REASON and not rest:
+        raise UsageError("reason_missing", params={"sub": sub})
+    channel_id = _str(body, "channel_id")
+    if not channel_id:
+        raise UsageError("bad_payload")
+    return Command(
+        sub=sub,
+        version=version,
+        reason=rest,
+        actor=actor_of(body),
+        channel_id=channel_id,
+        response_url=_str(body, "response_url") or None,
+        trigger_id=_str(body, "trigger_id") or None,
+        team_domain=_str(body, "team_domain") or _team_domain(body),
+    )
+
+
+def _team_domain(body: dict[str, Any]) -> str | None:
+    team = body.get("team")
+    if isinstance(team, dict) and isinstance(team.get("domain"), str):
+        return str(team["domain"])
+    return None
+
+
+def container(body: dict[str, Any]) -> tuple[str, str]:
+    """(channel_id, message_ts) of the message an action was clicked on."""
+    box = body.get("container")
+    if not isinstance(box, dict):
+        raise UsageError("bad_payload")
+    channel, ts = box.get("channel_id"), box.get("message_ts")
+    if not isinstance(channel, str) or not isinstance(ts, str):
+        raise UsageError("bad_payload")
+    return channel, ts
+
+
+def _element_initial(body: dict[str, Any], block_id: str, action_id: str) -> set[str]:
+    """Values the clicker's copy of the message showed as ticked for that element."""
+    message = body.get("message")
+    blocks = message.get("blocks") if isinstance(message, dict) else None
+    for block in blocks if isinstance(blocks, list) else []:
+        if not isinstance(block, dict) or block.get("block_id") != block_id:
+            continue
+        candidates = [block.get("accessory"), *list(block.get("elements") or [])]
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                options = element.get("initial_options") or []
+                return {str(o.get("value")) for o in options if isinstance(o, dict) and o.get("value")}
+    return set()
+
+
+def toggle(body: dict[str, Any], action: dict[str, Any]) -> ToggleItems:
+    """A checkbox click → the set changes it means: selected − initial ticks, initial − selected unticks."""
+    block_id, action_id = action.get("block_id"), action.get("action_id")
+    if not isinstance(block_id, str) or not isinstance(action_id, str):
+        raise UsageError("bad_payload")
+    parsed = parse_block_id(block_id)
+    if parsed is None or parsed[0] != "it":
+        raise PermissionDenied("forged_action")
+    _, release_id, message_id = parsed
+    selected_raw = action.get("selected_options")
+    if not isinstance(selected_raw, list):
+        raise UsageError("bad_payload")
+    selected = {str(o.get("value")) for o in selected_raw if isinstance(o, dict) and o.get("value")}
+    initial = _element_initial(body, block_id, action_id)
+    changes = [(v, True) for v in sorted(selected - initial)]
+    changes += [(v, False) for v in sorted(initial - selected)]
+    channel, ts = container(body)
+    action_ts = action.get("action_ts")
+    return ToggleItems(
+        release_id=release_id,
+        message_id=message_id,
+        channel_id=channel,
+        message_ts=ts,
+        actor=actor_of(body),
+        changes=tuple(changes),
+        action_ts=action_ts if isinstance(action_ts, str) else None,
+    )

@@ -1,0 +1,166 @@
+"""Posts what a release shows in Slack, off the listener threads, and renders its messages from the database."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import ChatError
+from bot.i18n import t
+from bot.observability import release_id as release_ctx
+from bot.services import ReleaseView, Services
+from bot.slack import blocks
+from bot.slack.gateway import SlackGateway, permalink
+from bot.slack.sync import MessageSync, Rendered
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a command came from, to answer the person who ran it."""
+
+    user_id: str
+    channel_id: str
+    response_url: str | None
+    team_domain: str | None
+
+
+class Publisher:
+    """Renders and posts release messages."""
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        gateway: SlackGateway,
+        sync: MessageSync,
+        executor: Executor,
+        lang: str,
+    ) -> None:
+        self._services = services
+        self.gateway = gateway
+        self.sync = sync
+        self._executor = executor
+        self.lang = lang
+
+    def render(self, message_id: int) -> Rendered | None:
+        message, view = self._services.message_view(message_id)
+        if message.ts is None:
+            return None
+        text, rendered = blocks.render_message(view, message, self.lang)
+        return Rendered(message.id, message.channel_id, message.ts, message.content_rev, text, rendered)
+
+    def send(self, rendered: Rendered) -> None:
+        self.gateway.update(rendered.channel, rendered.ts, rendered.text, rendered.blocks)
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        """Run slow Slack work on the background pool, keeping the release id in the log context."""
+        context_release = release_ctx.get()
+
+        def run() -> Any:
+            token = release_ctx.set(context_release)
+            try:
+                return fn(*args)
+            except Exception:
+                log.exception("background Slack work failed")
+                return None
+            finally:
+                release_ctx.reset(token)
+
+        return self._executor.submit(run)
+
+    # --- a new release ----------------------------------------------------------------------------------
+
+    def publish_release(self, view: ReleaseView, origin: Origin) -> Future[Any]:
+        return self.submit(self._publish_release, view, origin)
+
+    def _publish_release(self, view: ReleaseView, origin: Origin) -> None:
+        view = self._services.add_messages(
+            view.release.id, blocks.message_slots(view.checklist), view.release.channel_id
+        )
+        channel = view.release.channel_id
+        header = view.message("header")
+        assert header is not None
+        text, rendered = blocks.render_header(view, header, self.lang)
+        try:
+            ts = self.gateway.post(channel, text, rendered)
+        except ChatError as e:
+            # Nothing was posted, so nothing is kept: the person gets told why and can simply retry.
+            self._services.discard_release(view.release.id)
+            key = (
+                "not_in_channel"
+                if e.code in ("not_in_channel", "channel_not_found", "is_archived")
+                else "post_failed"
+            )
+            self.gateway.respond(origin.response_url, t(self.lang, key, channel=channel, code=e.code))
+            return
+        self._services.message_posted(header.id, ts, header.content_rev, thread=True)
+        if origin.channel_id != channel:
+            link = permalink(origin.team_domain, channel, ts)
+            self.gateway.respond(
+                origin.response_url,
+                t(
+                    self.lang,
+                    "release_channel_elsewhere",
+                    channel=channel,
+                    version=view.release.version,
+                    link=link,
+                ),
+            )
+        for message in view.messages:
+            if message.kind == "header":
+                continue
+            self.post_message(view, message.id)
+
+    def post_message(self, view: ReleaseView, message_id: int) -> None:
+        """Post one reserved message of a release; on failure it stays unposted for the sweep to retry."""
+        message = next(m for m in view.messages if m.id == message_id)
+        text, rendered = blocks.render_message(view, message, self.lang)
+        thread_ts = view.release.thread_ts if message.kind == "followup" else None
+        try:
+            ts = self.gateway.post(view.release.channel_id, text, rendered, thread_ts=thread_ts)
+        except ChatError as e:
+            log.warning("posting message %s of release %s failed: %s", message_id, view.release.id, e.code)
+            return
+        self._services.message_posted(message.id, ts, message.content_rev)
+
+    # --- thread replies ---------------------------------------------------------------------------------
+
+    def thread_reply(
+        self,
+        release_id: int,
+        text: str,
+        rendered: list[dict[str, Any]] | None = None,
+        *,
+        broadcast: bool = False,
+    ) -> str | None:
+        """Post in the release thread (paced). Returns the ts, or None when Slack would not take it."""
+        view = self._services.view(release_id)
+        if view.release.thread_ts is None:
+            return None
+        return self.gateway.post(
+            view.release.channel_id, text, rendered, thread_ts=view.release.thread_ts, broadcast=broadcast
+        )
+
+    # --- repair -----------------------------------------------------------------------------------------
+
+    def resync_release(self, release_id: int) -> tuple[int, int]:
+        """Re-render every message of a release now; post the ones Slack never got. Returns (updated, posted)."""
+        view = self._services.view(release_id)
+        updated = posted = 0
+        for message in view.messages:
+            if message.ts is None:
+                if message.kind == "header":
+                    continue
+                self.post_message(view, message.id)
+                posted += 1
+                continue
+            rendered = self.render(message.id)
+            if rendered is not None:
+                self.send(rendered)
+                self._services.mark_synced(message.id, rendered.rev)
+                updated += 1
+        return updated, posted

@@ -1,0 +1,133 @@
+"""The HTTP front: Slack's single request URL, health and metrics, served by cheroot's threaded WSGI server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt import App, BoltRequest, BoltResponse
+
+from bot.observability import ACK_LATENCY, release_id, request_id
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+MAX_BODY = 1_000_000  # Slack payloads are far smaller; refuse anything that is not Slack
+
+
+def request_kind(raw: str, content_type: str) -> str:
+    if content_type.startswith("application/json"):
+        return "event"
+    if raw.startswith("payload=") or "&payload=" in raw:
+        return "interactive"
+    return "command" if "command=" in raw else "other"
+
+
+def _repair_form_body(request: BoltRequest, raw: str) -> None:
+    # Bolt parses any form body that merely contains the text "payload" as an interactivity payload, so
+    # "/release start payload-service" would arrive empty and 404. Re-parse such bodies as the form they are.
+    if request.body == {} and "payload" in raw:
+        form = parse_qs(raw, keep_blank_values=True)
+        if "payload" not in form and "command" in form:
+            request.body = {k: v[0] for k, v in form.items()}
+
+
+def _status_line(status: int) -> str:
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        401: "Unauthorized",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        413: "Payload Too Large",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
+    return f"{status} {reasons.get(status, 'Status')}"
+
+
+class WebApp:
+    """A WSGI application routing /slack/events to Bolt, plus /healthz, /readyz and /metrics."""
+
+    def __init__(self, app: App, *, ready: Callable[[], bool]) -> None:
+        self._app = app
+        self._ready = ready
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/slack/events":
+            if method != "POST":
+                return self._reply(start_response, 405, b"", "text/plain")
+            return self._slack(environ, start_response)
+        if path in ("/healthz", "/readyz") and method == "GET":
+            ok = self._ready()
+            body = json.dumps({"status": "ok" if ok else "database unreachable"}).encode()
+            return self._reply(start_response, 200 if ok else 503, body, "application/json")
+        if path == "/livez" and method == "GET":
+            return self._reply(start_response, 200, b'{"status":"ok"}', "application/json")
+        if path == "/metrics" and method == "GET":
+            return self._reply(start_response, 200, generate_latest(), CONTENT_TYPE_LATEST)
+        return self._reply(start_response, 404, b"not found", "text/plain")
+
+    @staticmethod
+    def _reply(
+        start_response: StartResponse,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> list[bytes]:
+        start_response(
+            _status_line(status),
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+        )
+        return [body]
+
+    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY:
+            return self._reply(start_response, 413, b"payload too large", "text/plain")
+        raw_bytes = environ["wsgi.input"].read(length) if length else b""
+        try:
+            raw = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._reply(start_response, 400, b"body is not UTF-8", "text/plain")
+        headers: dict[str, str | Sequence[str]] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        content_type = environ.get("CONTENT_TYPE", "")
+        headers["content-type"] = content_type
+        kind = request_kind(raw, content_type)
+        token_req = request_id.set(uuid.uuid4().hex[:12])
+        token_rel = release_id.set(None)
+        try:
+            try:
+                request = BoltRequest(body=raw, query=environ.get("QUERY_STRING", ""), headers=headers)
+            except (ValueError, json.JSONDecodeError):
+                # Malformed JSON in a payload: Slack never sends it, so say so instead of failing with a 500.
+                return self._reply(start_response, 400, b"malformed payload", "text/plain")
+            _repair_form_body(request, raw)
+            response: BoltResponse = self._app.dispatch(request)
+        finally:
+            request_id.reset(token_req)
+            release_id.reset(token_rel)
+        ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
+        status = response.status
+        body = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
+        out_headers = [
+            (k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-length"
+        ]
+        start_response(_status_line(status), [*out_headers, ("Content-Length", str(len(body)))])
+        return [body]

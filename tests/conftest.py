@@ -1,0 +1,133 @@
+"""Shared fixtures: databases (SQLite and the real Postgres), the fake Slack, and a running bot."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from bot.bootstrap import Bot, build
+from bot.config import Settings, load_settings
+from bot.db.migrate import upgrade
+from bot.slack.gateway import ChannelPacer
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_user import BOT_TOKEN, SECRET, SlackUser
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_CHECKLIST = ROOT / "tests" / "data" / "fast-checklist.yaml"
+SEED_CHECKLIST = ROOT / "checklists" / "deployment.yaml"
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_available() -> str | None:
+    """None when Postgres answers, else the reason it does not."""
+    try:
+        engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as e:
+        return f"Postgres at {PG_URL} is not reachable ({type(e).__name__})"
+
+
+def reset_postgres() -> None:
+    engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'release-bot.db'}"
+    reason = postgres_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    reset_postgres()
+    return PG_URL
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+def make_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.base_url,
+        "DATABASE_URL": db_url,
+        "RELEASE_BOT_CHECKLIST": str(FAST_CHECKLIST),
+        "RELEASE_BOT_LANGUAGE": "en",
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+    }
+    settings = load_settings(env)
+    return replace(settings, **overrides) if overrides else settings
+
+
+@dataclass
+class RunningBot:
+    """A bot served over real HTTP on loopback, and the people who use it."""
+
+    bot: Bot
+    url: str
+    fake: FakeSlack
+    http: httpx.Client
+
+    def user(self, user_id: str = "U061F7AUR", name: str = "alice") -> SlackUser:
+        return SlackUser(self.url, user_id, name, self.fake, self.http)
+
+    @property
+    def services(self) -> Any:
+        return self.bot.services
+
+
+def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> tuple[RunningBot, Any]:
+    from cheroot import wsgi
+
+    upgrade(settings.database_url)
+    bot = build(settings, **build_kwargs)
+    bot.start_background()
+    server = wsgi.Server(("127.0.0.1", 0), bot.web, numthreads=16)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    port = server.bind_addr[1]
+    http = httpx.Client(timeout=10)
+    return RunningBot(bot, f"http://127.0.0.1:{port}", fake, http), server
+
+
+@pytest.fixture
+def running(db_url: str, fake_slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[RunningBot]:
+    marker = request.node.get_closest_marker("settings")
+    overrides = dict(marker.kwargs) if marker else {}
+    settings = make_settings(db_url, fake_slack, **overrides)
+    # Pacing and coalescing are tested on their own; elsewhere they would only slow the suite down.
+    rb, server = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0))
+    try:
+        yield rb
+    finally:
+        server.stop()
+        rb.http.close()
+        rb.bot.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**overrides): Settings overrides for the running bot")

@@ -1,0 +1,471 @@
+"""A loopback Kubernetes API server speaking enough apps/v1 for the python client AND real ``kubectl``.
+
+Plain HTTP on 127.0.0.1, or HTTPS with ``tls=`` (kubectl sends a bearer token only over TLS). Serves the
+discovery documents kubectl reads (``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``),
+deployments (GET, LIST with ``fieldSelector=metadata.name=``, WATCH as chunked JSON events, PATCH as JSON
+patch, merge patch and a strategic merge subset) and replicasets (GET, LIST with ``labelSelector`` and
+``limit``/``continue`` paging), answering errors with ``Status`` bodies.
+
+A small deployment controller runs on reads, so tests are deterministic and need no sleeps: after a template
+change the next read still shows the old ``observedGeneration``; each later read (or watch tick) moves the
+rollout one step (RS found by template or created with the next revision, old number into
+``revision-history``, then replicas surge one by one until ``NewReplicaSetAvailable``). ``rollout_mode``
+picks ``complete``, ``stuck`` (ProgressDeadlineExceeded) or ``stall`` (waits forever, deadline not reached).
+Faults per verb/resource: ``fail("patch", "deployments", 403)``, ``hang("get", "deployments")``.
+Object rules (patches, selectors, the controller's ReplicaSet bookkeeping) are in ``tests.fakes.k8s_objects``,
+the realistic starting state (``install_backend``, re-exported here) in ``tests.fakes.k8s_backend``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import socketserver
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.k8s_backend import BACKEND_VERSIONS, backend_template, install_backend
+from tests.fakes.k8s_objects import (
+    DEFAULT_SA_USER,
+    apply_patch,
+    discovery,
+    labels_match,
+    rollout_steps,
+    status_body,
+    strip_nulls,
+    sync_controller,
+)
+from tests.fakes.tls import TlsFiles
+
+__all__ = ["BACKEND_VERSIONS", "FakeKubeApi", "RecordedRequest", "backend_template", "install_backend"]
+
+RolloutMode = Literal["complete", "stuck", "stall"]
+_COLLECTION = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?$")
+_PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it (the Authorization header is not kept)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    verb: str  # get | list | watch | patch | discovery
+    resource: str  # deployments | replicasets | "" for discovery
+    content_type: str
+    body: Any
+
+
+@dataclass
+class _Fault:
+    status: int  # 0 means hang until the client gives up
+    remaining: int | None
+
+
+class FakeKubeApi:
+    """A threaded fake API server; use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        tls: TlsFiles | None = None,
+        watch_tick_s: float = 0.02,
+        max_page_size: int = 0,
+    ) -> None:
+        self.token = token
+        self.tls = tls  # kubectl sends credentials only over TLS (clientcmd skips auth info for http://)
+        self.watch_tick_s = watch_tick_s
+        self.max_page_size = max_page_size  # > 0: the server returns at most this many items per page
+        self.rollout_mode: RolloutMode = "complete"
+        self.user = DEFAULT_SA_USER
+        # (verb, resource) pairs the caller's Role grants; None lets everything through.
+        self.allowed: set[tuple[str, str]] | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+            "deployments": {},
+            "replicasets": {},
+        }
+        self._pending: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+        self._faults: dict[tuple[str, str], _Fault] = {}
+        self._log: list[RecordedRequest] = []
+        self._rv = 1000
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeKubeApi:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.api = self
+        if self.tls is not None:
+            server.socket = self.tls.server_context().wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the server with `with FakeKubeApi() as api:`"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def write_kubeconfig(self, path: str, *, namespace: str = "hallyulatino-prod") -> str:
+        """Write a kubeconfig pointing at this server (with the bearer token, if any); return the path."""
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls is not None:
+            cluster["certificate-authority"] = str(self.tls.ca_path)
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": cluster}],
+            "users": [{"name": "release-bot", "user": user}],
+            "contexts": [
+                {
+                    "name": "fake",
+                    "context": {"cluster": "fake", "user": "release-bot", "namespace": namespace},
+                }
+            ],
+            "current-context": "fake",
+        }
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f)  # JSON is YAML; both kubectl and the python client read it
+        return path
+
+    # --- state and knobs -----------------------------------------------------------------------------------
+
+    def put(self, resource: str, obj: dict[str, Any]) -> None:
+        """Store an object as the server would (nulls dropped, a new resourceVersion)."""
+        with self._lock:
+            meta = obj["metadata"]
+            self._objects[resource][(meta["namespace"], meta["name"])] = self._stamp(strip_nulls(obj))
+
+    def get_object(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        """Return a copy of a stored object without running the controller."""
+        with self._lock:
+            return copy.deepcopy(self._objects[resource][(namespace, name)])
+
+    def list_objects(self, resource: str, namespace: str) -> list[dict[str, Any]]:
+        with self._lock:
+            objs = [o for (ns, _), o in sorted(self._objects[resource].items()) if ns == namespace]
+            return copy.deepcopy(objs)
+
+    def fail(self, verb: str, resource: str, status: int, *, times: int | None = None) -> None:
+        """Answer ``verb`` on ``resource`` with ``status`` (a Status body), ``times`` times or forever."""
+        with self._lock:
+            self._faults[(verb, resource)] = _Fault(status, times)
+
+    def hang(self, verb: str, resource: str, *, times: int | None = None) -> None:
+        """Never answer ``verb`` on ``resource`` (until the server stops), so the client's timeout fires."""
+        self.fail(verb, resource, 0, times=times)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def requests_for(self, verb: str, resource: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.verb == verb and r.resource == resource]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # --- internals used by the handler ---------------------------------------------------------------------
+
+    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        return obj
+
+    def _take_fault(self, verb: str, resource: str) -> _Fault | None:
+        with self._lock:
+            fault = self._faults.get((verb, resource))
+            if fault is None:
+                return None
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    del self._faults[(verb, resource)]
+            return fault
+
+    def _advance(self, namespace: str, name: str) -> bool:
+        """Run one controller step for a deployment; True when it changed."""
+        with self._lock:
+            key = (namespace, name)
+            steps = self._pending.get(key)
+            dep = self._objects["deployments"].get(key)
+            if not steps or dep is None:
+                return False
+            step = steps.pop(0)
+            if step is None:  # the sync: observe the new generation, pick or create the RS
+                rss = [o for (ns, _), o in self._objects["replicasets"].items() if ns == namespace]
+                new_rs, changed = sync_controller(dep, rss)
+                for rs in changed:
+                    self._objects["replicasets"][(namespace, rs["metadata"]["name"])] = self._stamp(rs)
+                steps[:0] = rollout_steps(dep, new_rs["metadata"]["name"], self.rollout_mode)
+                return self._advance(namespace, name)
+            dep["status"] = step
+            if step.get("_final"):
+                del step["_final"]
+                self._scale_finished(namespace, dep)
+            self._stamp(dep)
+            return True
+
+    def _scale_finished(self, namespace: str, dep: dict[str, Any]) -> None:
+        current = dep["metadata"]["annotations"].get("deployment.kubernetes.io/revision")
+        for (ns, _), rs in self._objects["replicasets"].items():
+            if (
+                ns != namespace
+                or rs["metadata"].get("ownerReferences", [{}])[0].get("uid") != dep["metadata"]["uid"]
+            ):
+                continue
+            n = (
+                dep["spec"]["replicas"]
+                if rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision") == current
+                else 0
+            )
+            rs["spec"]["replicas"] = n
+            rs["status"] = {
+                "replicas": n,
+                "fullyLabeledReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+                "observedGeneration": rs["metadata"].get("generation", 1),
+            }
+            self._stamp(rs)
+
+    def _patch_deployment(
+        self, namespace: str, name: str, ctype: str, patch: Any, dry_run: bool
+    ) -> tuple[int, Any]:
+        with self._lock:
+            current = self._objects["deployments"].get((namespace, name))
+            if current is None:
+                return 404, status_body(404, "deployments", name)
+            try:
+                patched = strip_nulls(apply_patch(current, patch, ctype))
+            except ValueError as e:
+                return 422, status_body(422, "deployments", name, str(e))
+            rv = patched["metadata"].get("resourceVersion")
+            if rv != current["metadata"]["resourceVersion"]:
+                return 409, status_body(409, "deployments", name)
+            for keep in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+                patched["metadata"][keep] = current["metadata"][keep]
+            patched["status"] = current["status"]  # status is a subresource: the main resource ignores it
+            problem = _validate(patched)
+            if problem:
+                return 422, status_body(422, "deployments", name, problem)
+            if dry_run:
+                return 200, patched
+            if patched["spec"] != current["spec"]:
+                patched["metadata"]["generation"] = current["metadata"]["generation"] + 1
+                self._pending[(namespace, name)] = [None]
+            self._objects["deployments"][(namespace, name)] = self._stamp(patched)
+            return 200, copy.deepcopy(patched)
+
+    def _list(self, resource: str, namespace: str, query: dict[str, str]) -> tuple[int, Any]:
+        try:
+            labels_match({}, query.get("labelSelector", ""))
+        except ValueError as e:
+            return 400, status_body(400, resource, "", str(e))
+        with self._lock:
+            items = [o for o in self.list_objects(resource, namespace) if _selected(o, query)]
+            list_rv = str(self._rv)
+        start = 0
+        if query.get("continue"):
+            try:
+                start = int(json.loads(base64.b64decode(query["continue"]))["start"])
+            except (ValueError, KeyError, TypeError):
+                return 400, status_body(
+                    400, resource, "", "continue key is not valid: incorrect encoded start"
+                )
+        limit = int(query.get("limit") or 0)
+        if self.max_page_size and limit > self.max_page_size:  # without a limit the server never pages
+            limit = self.max_page_size
+        page = items[start : start + limit] if limit else items[start:]
+        meta: dict[str, Any] = {"resourceVersion": list_rv}
+        if limit and start + limit < len(items):
+            meta["continue"] = base64.b64encode(
+                json.dumps({"rv": list_rv, "start": start + limit}).encode()
+            ).decode()
+            meta["remainingItemCount"] = len(items) - start - limit
+        kind = "DeploymentList" if resource == "deployments" else "ReplicaSetList"
+        return 200, {"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "items": page}
+
+
+def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    fields = query.get("fieldSelector", "")
+    for term in filter(None, fields.split(",")):
+        key, _, value = term.partition("==") if "==" in term else term.partition("=")
+        if key != "metadata.name" or obj["metadata"]["name"] != value:
+            return key == "metadata.namespace" and obj["metadata"]["namespace"] == value
+    return labels_match(obj["metadata"].get("labels", {}), query.get("labelSelector", ""))
+
+
+def _validate(dep: dict[str, Any]) -> str:
+    tmpl_labels = dep["spec"]["template"].get("metadata", {}).get("labels", {})
+    sel = dep["spec"].get("selector", {})
+    if any(tmpl_labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+        return "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"
+    for where in (dep["metadata"], dep["spec"]["template"].get("metadata", {})):
+        if any(not isinstance(v, str) for v in (where.get("annotations") or {}).values()):
+            return "metadata.annotations: Invalid value: annotation values must be strings"
+    return ""
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: FakeKubeApi
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would delay the second
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        api = self.server.api
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        m = _COLLECTION.match(url.path)
+        resource, name = (m.group(2), m.group(3)) if m else ("", None)
+        if not m:
+            verb = "discovery"
+        elif method == "PATCH":
+            verb = "patch"
+        elif name:
+            verb = "get"
+        else:
+            verb = "watch" if query.get("watch") in ("1", "true") else "list"
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        with api._lock:
+            api._log.append(RecordedRequest(method, url.path, query, verb, resource, ctype, body))
+
+        if api.token and self.headers.get("Authorization") != f"Bearer {api.token}":
+            return self._json(401, status_body(401, resource, name or ""))
+        if not m:
+            doc = discovery(url.path, api.url)
+            return self._json(200, doc) if doc else self._json(404, status_body(404, "", url.path))
+        ns = m.group(1)
+        if api.allowed is not None and (verb, resource) not in api.allowed:
+            doc = status_body(403, resource, name or "", verb=verb, user=api.user, namespace=ns)
+            return self._json(403, doc)
+        fault = api._take_fault(verb, resource)
+        if fault is not None:
+            if fault.status == 0:
+                api._stop.wait(60)
+                self.close_connection = True
+                return None
+            doc = status_body(fault.status, resource, name or "", verb=verb, user=api.user, namespace=ns)
+            return self._json(fault.status, doc)
+        if verb == "patch":
+            if ctype not in _PATCH_TYPES:
+                return self._json(415, status_body(415, resource, name or "", ", ".join(_PATCH_TYPES)))
+            if not isinstance(body, list | dict) or resource != "deployments" or name is None:
+                return self._json(400, status_body(400, resource, name or "", "invalid patch body"))
+            code, out = api._patch_deployment(ns, name, ctype, body, query.get("dryRun") == "All")
+            return self._json(code, out)
+        if method != "GET":
+            return self._json(405, status_body(405, resource, name or ""))
+        if verb == "get":
+            assert name is not None
+            try:
+                obj = api.get_object(resource, ns, name)
+            except KeyError:
+                return self._json(404, status_body(404, resource, name))
+            self._json(200, obj)
+            if resource == "deployments":
+                api._advance(ns, name)
+            return None
+        if verb == "watch":
+            return self._watch(ns, resource, query)
+        code, out = api._list(resource, ns, query)
+        self._json(code, out)
+        if resource == "deployments" and code == 200:
+            for item in out["items"]:
+                api._advance(ns, item["metadata"]["name"])
+        return None
+
+    def _watch(self, ns: str, resource: str, query: dict[str, str]) -> None:
+        api = self.server.api
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        since = int(query.get("resourceVersion") or 0)
+        deadline_ticks = int(float(query.get("timeoutSeconds") or 300) / api.watch_tick_s)
+        seen: dict[str, str] = {}
+        try:
+            for tick in range(deadline_ticks):
+                if api._stop.is_set():
+                    break
+                if tick:
+                    for obj in api.list_objects(resource, ns):
+                        if resource == "deployments":
+                            api._advance(ns, obj["metadata"]["name"])
+                for obj in api.list_objects(resource, ns):
+                    if not _selected(obj, query):
+                        continue
+                    rv = obj["metadata"]["resourceVersion"]
+                    if int(rv) > since and seen.get(obj["metadata"]["name"]) != rv:
+                        seen[obj["metadata"]["name"]] = rv
+                        self._chunk(json.dumps({"type": "MODIFIED", "object": obj}).encode() + b"\n")
+                api._stop.wait(api.watch_tick_s)
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, code: int, doc: Any) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
