@@ -17,14 +17,20 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy import Engine, text
 
+from bot.adapters.health import HttpHealthChecker
 from bot.checklist_file import load_checklist
 from bot.config import Settings
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
-from bot.ports import Clock, SystemClock
+from bot.leader import PostgresLeader, SqliteLeader, make_leader
+from bot.lifecycle import Lifecycle
+from bot.ports import Clock, HealthChecker, SystemClock
+from bot.scheduling import Clockwork, TimerPoster
 from bot.services import Services
 from bot.slack.app import create_app
+from bot.slack.authz import Managers
 from bot.slack.gateway import ChannelPacer, SlackGateway
+from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
 from bot.slack.listeners import SlackContext
 from bot.slack.publisher import Publisher
 from bot.slack.sync import MessageSync
@@ -60,6 +66,10 @@ class Bot:
     app: App
     web: WebApp
     executor: ThreadPoolExecutor
+    lifecycle: Lifecycle
+    clockwork: Clockwork
+    leader: SqliteLeader | PostgresLeader
+    managers: Managers
     extras: dict[str, Any] = field(default_factory=dict)
 
     def database_ready(self) -> bool:
@@ -71,9 +81,23 @@ class Bot:
             return False
 
     def start_background(self) -> None:
+        """Start the message sync, the clock, and the leader election that lets the clock run."""
+        if not self.managers.configured:
+            log.warning(
+                "RELEASE_MANAGERS is not set: everyone in the channel may advance, abort and roll back"
+            )
         self.sync.start()
+        self.clockwork.start()
+        self.leader.start(on_elected=self._elected)
+
+    def _elected(self) -> None:
+        self.clockwork.recover()
+        self.clockwork.wake()
 
     def stop(self) -> None:
+        """Stop the clock first (no new work), then drain Slack work, then close the database."""
+        self.clockwork.stop()
+        self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.engine.dispose()
@@ -86,6 +110,9 @@ def build(
     web_client: WebClient | None = None,
     pacer: ChannelPacer | None = None,
     sync_interval_s: float = 1.0,
+    health: HealthChecker | None = None,
+    sweep_s: float = 5.0,
+    leader_retry_s: float = 2.0,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used."""
     clock = clock or SystemClock()
@@ -93,14 +120,28 @@ def build(
     checklist = load_checklist(checklist_path)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
+    client = web_client or make_web_client(settings)
+    gateway = SlackGateway(client, pacer=pacer)
+    managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
     services = Services(
         uow=lambda: SqlUnitOfWork(session_factory),
         clock=clock,
         checklist=checklist,
         checklist_source=checklist_path.read_text(encoding="utf-8"),
+        is_manager=managers.is_manager,
     )
-    client = web_client or make_web_client(settings)
-    gateway = SlackGateway(client, pacer=pacer)
+    lifecycle = Lifecycle(
+        uow=lambda: SqlUnitOfWork(session_factory),
+        clock=clock,
+        services=services,
+        is_manager=managers.is_manager,
+    )
+    leader = make_leader(settings.database_url, retry_s=leader_retry_s)
+    poster = TimerPoster(
+        gateway=gateway, lang=settings.language, managers=settings.release_managers, figures=lambda _rid: None
+    )
+    clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
+    lifecycle.on_timers_changed = clockwork.wake
     executor = ThreadPoolExecutor(8, thread_name_prefix="slack-out")
     publisher_ref: list[Publisher] = []
     sync = MessageSync(
@@ -115,9 +156,26 @@ def build(
     )
     publisher_ref.append(publisher)
     ctx = SlackContext(settings=settings, services=services, publisher=publisher)
-    app = create_app(settings, client, ctx)
+    lifecycle_ctx = LifecycleContext(
+        ctx, lifecycle, health or HttpHealthChecker(timeout_s=settings.health_timeout_s)
+    )
+    app = create_app(
+        settings, client, ctx, extra=lambda app, guard: register_lifecycle(app, lifecycle_ctx, guard)
+    )
     bot = Bot(
-        settings, engine, services, gateway, sync, publisher, app, WebApp(app, ready=lambda: False), executor
+        settings,
+        engine,
+        services,
+        gateway,
+        sync,
+        publisher,
+        app,
+        WebApp(app, ready=lambda: False),
+        executor,
+        lifecycle,
+        clockwork,
+        leader,
+        managers,
     )
     bot.web = WebApp(app, ready=bot.database_ready)
     return bot

@@ -180,6 +180,90 @@ CATALOG: dict[str, dict[str, str]] = {
     "btn_finish": {"en": "Finish release", "ko": "릴리스 완료"},
     "btn_abort": {"en": "Abort", "ko": "중단"},
     "btn_health": {"en": "Run {env} health check", "ko": "{env} 헬스체크 실행"},
+    # --- lifecycle ---
+    "gate_thresholds": {
+        "en": "*Gate:* error rate < {error}% · p95 < {p95} ms",
+        "ko": "*게이트:* 에러율 < {error}% · P95 < {p95}ms",
+    },
+    "gate_check_yourself": {
+        "en": "No metric watch is configured: check the error rate and p95 on your dashboards before moving on.",
+        "ko": "메트릭 감시가 설정되지 않았습니다. 진행 전에 대시보드에서 에러율과 P95를 확인하세요.",
+    },
+    "reminder_stage_over": {
+        "en": ":alarm_clock: The {minutes}-minute wait of *{step}* is over.",
+        "ko": ":alarm_clock: *{step}* 단계의 {minutes}분 대기가 끝났습니다.",
+    },
+    "reminder_watch_over": {
+        "en": ":eyes: The {minutes}-minute post-deploy watch is over. Check:",
+        "ko": ":eyes: 배포 후 {minutes}분 모니터링이 끝났습니다. 확인하세요:",
+    },
+    "reminder_late": {
+        "en": "_This reminder is {seconds} s late: the bot was not running at its due time._",
+        "ko": "_봇이 중지되어 있어 이 알림이 {seconds}초 늦었습니다._",
+    },
+    "moved_to": {
+        "en": "{who} moved the release to *{step}*.",
+        "ko": "{who} 님이 릴리스를 *{step}* 단계로 진행했습니다.",
+    },
+    "reminder_set": {"en": "I'll remind you in {minutes} min.", "ko": "{minutes}분 후에 알려 드리겠습니다."},
+    "override_recorded": {
+        "en": ":warning: Gate overridden ({gates}): _{reason}_",
+        "ko": ":warning: 게이트 무시 ({gates}): _{reason}_",
+    },
+    "release_finished": {
+        "en": ":tada: Release *{version}* is finished. Thanks, everyone! (closed by {who})",
+        "ko": ":tada: 릴리스 *{version}* 배포가 완료되었습니다. 모두 수고하셨습니다! ({who} 님이 완료)",
+    },
+    "release_aborted": {
+        "en": ":no_entry: Release *{version}* was aborted by {who}: _{reason}_",
+        "ko": ":no_entry: 릴리스 *{version}*이(가) {who} 님에 의해 중단되었습니다: _{reason}_",
+    },
+    "health_ok": {
+        "en": ":large_green_circle: {env} health check: HTTP {code} in {ms} ms — {summary}",
+        "ko": ":large_green_circle: {env} 헬스체크: HTTP {code}, {ms}ms — {summary}",
+    },
+    "health_bad": {
+        "en": ":red_circle: {env} health check failed: HTTP {code} in {ms} ms — {summary}",
+        "ko": ":red_circle: {env} 헬스체크 실패: HTTP {code}, {ms}ms — {summary}",
+    },
+    "health_unreachable": {
+        "en": ":red_circle: {env} health check failed: {summary}",
+        "ko": ":red_circle: {env} 헬스체크 실패: {summary}",
+    },
+    "health_running": {"en": "Checking {env}…", "ko": "{env} 확인 중…"},
+    "rollback_decided": {
+        "en": ":rewind: {who} decided to roll back. The procedure:",
+        "ko": ":rewind: {who} 님이 롤백을 결정했습니다. 절차:",
+    },
+    "gate_open_items": {
+        "en": "You can't move on yet: {count} item(s) of this phase are open.",
+        "ko": "아직 진행할 수 없습니다: 이 단계에 완료되지 않은 항목이 {count}개 있습니다.",
+    },
+    "gate_wait": {
+        "en": "The wait of this stage is not over: {minutes} min left.",
+        "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
+    },
+    "and_more": {"en": "…and {count} more", "ko": "…외 {count}개"},
+    "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 진행"},
+    "btn_rollback": {"en": "Roll back", "ko": "롤백"},
+    "modal_override_title": {"en": "Override the gate", "ko": "게이트 무시"},
+    "modal_override_prompt": {
+        "en": "Why is it safe to move on? This is recorded and shown on the release.",
+        "ko": "진행해도 안전한 이유는 무엇인가요? 기록되고 릴리스에 표시됩니다.",
+    },
+    "modal_abort_title": {"en": "Abort the release", "ko": "릴리스 중단"},
+    "modal_abort_prompt": {"en": "Why are you aborting it?", "ko": "중단하는 이유는 무엇인가요?"},
+    "modal_submit": {"en": "Confirm", "ko": "확인"},
+    "reason_required": {"en": "Please give a reason.", "ko": "사유를 입력해 주세요."},
+    "already_moved": {
+        "en": "The release has already moved on (now: {step}). Nothing was changed.",
+        "ko": "릴리스가 이미 다음 단계로 진행되었습니다 (현재: {step}). 아무것도 변경되지 않았습니다.",
+    },
+    "already_there": {"en": "The release is already there.", "ko": "이미 해당 단계입니다."},
+    "not_next_step": {
+        "en": "That is not the next step of this release. Nothing was changed.",
+        "ko": "이 릴리스의 다음 단계가 아닙니다. 아무것도 변경되지 않았습니다.",
+    },
     # --- status / list ---
     "status_title": {"en": "*{version}* — {status}", "ko": "*{version}* — {status}"},
     "status_phase_line": {"en": "{marker} {phase}: {done}/{total}", "ko": "{marker} {phase}: {done}/{total}"},
@@ -196,10 +280,15 @@ CATALOG: dict[str, dict[str, str]] = {
 }
 
 
+class _Params(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"  # a missing placeholder must never turn an error message into a crash
+
+
 def t(lang: str, key: str, **params: Any) -> str:
     """Translate a catalog key; a string that is not a key is returned as it is."""
     entry = CATALOG.get(key)
     if entry is None:
         return key
     text = entry.get(lang) or entry["en"]
-    return text.format(**params) if params else text
+    return text.format_map(_Params(params))

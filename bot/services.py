@@ -110,7 +110,7 @@ class Services:
 
     # --- reading ---------------------------------------------------------------------------------------
 
-    def _view(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
+    def view_in(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
         record = uow.releases.get(release_id)
         checklist = _parse_checklist(uow.releases.checklist_source(release_id), record.checklist_name)
         overrides = tuple(e for e in uow.audit.for_release(release_id) if e.action == "gate_overridden")
@@ -127,12 +127,12 @@ class Services:
 
     def view(self, release_id: int) -> ReleaseView:
         with self._uow() as uow:
-            return self._view(uow, release_id)
+            return self.view_in(uow, release_id)
 
     def message_view(self, message_id: int) -> tuple[MessageRecord, ReleaseView]:
         with self._uow() as uow:
             message = uow.messages.get(message_id)
-            return message, self._view(uow, message.release_id)
+            return message, self.view_in(uow, message.release_id)
 
     def mark_synced(self, message_id: int, rev: int) -> None:
         with self._uow() as uow:
@@ -155,7 +155,7 @@ class Services:
                 if not recent or recent[0].status != ReleaseStatus.ACTIVE:
                     raise NotFound("no_active_release")
                 record = recent[0]
-            return self._view(uow, record.id)
+            return self.view_in(uow, record.id)
 
     def recent(self, channel_id: str | None, limit: int = 10) -> list[ReleaseRecord]:
         with self._uow() as uow:
@@ -211,7 +211,7 @@ class Services:
                 details={"version": version, "channel": channel_id, "checklist": checklist.name},
             )
             uow.commit()
-            return self._view(uow, record.id)
+            return self.view_in(uow, record.id)
 
     def add_messages(self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str) -> ReleaseView:
         """Reserve the message rows a release is drawn in, before posting them."""
@@ -219,7 +219,7 @@ class Services:
             for kind, page in slots:
                 uow.messages.add(release_id, kind, page, channel_id)
             uow.commit()
-            return self._view(uow, release_id)
+            return self.view_in(uow, release_id)
 
     def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> None:
         with self._uow() as uow:
@@ -282,7 +282,7 @@ class Services:
                     dirty.append(header.id)
                 uow.messages.bump(dirty)
             uow.commit()
-            return ToggleResult(self._view(uow, record.id), tuple(changed), tuple(dirty))
+            return ToggleResult(self.view_in(uow, record.id), tuple(changed), tuple(dirty))
 
     def _refuse(
         self, uow: SqlUnitOfWork, release_id: int, actor: Actor, now: datetime, what: str, item: str | None

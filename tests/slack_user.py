@@ -175,3 +175,26 @@ def buttons(message: dict[str, Any]) -> list[str]:
         if b.get("type") == "actions"
         for e in b.get("elements", [])
     ]
+
+
+def submit_view(user: SlackUser, view: dict[str, Any], reason: str) -> httpx.Response:
+    """Submit a modal the bot opened, with a reason typed into it."""
+    payload = {
+        "type": "view_submission",
+        "team": TEAM,
+        "user": {"id": user.user_id, "username": user.name, "name": user.name, "team_id": TEAM["id"]},
+        "api_app_id": "A0RELEASE1",
+        "token": "legacy",
+        "trigger_id": f"7234567890777.1234567890.{time.monotonic_ns():x}",
+        "view": {
+            "id": "V0FAKE0001",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view.get("private_metadata", ""),
+            "blocks": view["blocks"],
+            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
+            "hash": "1718040300.abcdef",
+        },
+        "response_urls": [],
+    }
+    return user.interact(payload)

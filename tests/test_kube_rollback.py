@@ -203,10 +203,10 @@ def test_rollout_status_agrees_with_kubectl(
         server.rollout_mode = mode
     assert kubectl(twin, tmp_path, "rollout", "undo", "deployment/backend").returncode == 0
 
-    out = kubectl(twin, tmp_path, "rollout", "status", "deployment/backend", "--timeout=3s")
+    out = kubectl(twin, tmp_path, "rollout", "status", "deployment/backend", "--timeout=2s")
     deployer.undo("backend", NS)
     seen: list[RolloutStatus] = []
-    ours = wait_for_rollout(deployer, "backend", NS, timeout_s=2, poll_s=0.01, on_progress=seen.append)
+    ours = wait_for_rollout(deployer, "backend", NS, timeout_s=1, poll_s=0.01, on_progress=seen.append)
 
     kubectl_lines = [line for line in out.stdout.splitlines() if line]
     assert set(kubectl_lines) <= {s.message for s in seen}
@@ -225,7 +225,7 @@ def test_rollout_status_agrees_with_kubectl(
         assert out.returncode == 1
         assert "timed out waiting for the condition" in out.stderr
         assert ours.failed
-        assert ours.message.startswith("timed out after 2 s")
+        assert ours.message.startswith('timed out after 1 s waiting for deployment "backend" to roll out')
 
 
 @pytest.mark.slow

@@ -210,7 +210,7 @@ class KubeDeployer:
             raise api_error(e, verb=verb, resource=resource, namespace=namespace, name=name) from e
         except urllib3.exceptions.HTTPError as e:
             raise network_error(e, verb=verb, resource=resource, timeout=self._timeout) from e
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise DeployerError(
                 "The Kubernetes API answered with something that is not JSON.",
                 detail=f"{verb} {resource}: {e}",

@@ -55,7 +55,15 @@ def _message(row: MessageRow) -> MessageRecord:
 
 def _timer(row: TimerRow) -> TimerRecord:
     return TimerRecord(
-        row.id, row.release_id, row.kind, row.key, row.due_at, row.status, dict(row.payload), row.fired_at
+        row.id,
+        row.release_id,
+        row.kind,
+        row.key,
+        row.due_at,
+        row.status,
+        dict(row.payload),
+        row.fired_at,
+        row.claimed_by,
     )
 
 
@@ -333,9 +341,12 @@ class Timers:
     def finish(self, timer_id: int, now: datetime) -> None:
         self._s.execute(update(TimerRow).where(TimerRow.id == timer_id).values(status="fired", fired_at=now))
 
-    def interrupted(self) -> list[TimerRecord]:
-        """Timers claimed by a process that died before finishing them."""
-        return [_timer(r) for r in self._s.scalars(select(TimerRow).where(TimerRow.status == "firing"))]
+    def interrupted(self, worker: str | None = None) -> list[TimerRecord]:
+        """Timers claimed but not finished (all of them, or those of one worker)."""
+        stmt = select(TimerRow).where(TimerRow.status == "firing")
+        if worker is not None:
+            stmt = stmt.where(TimerRow.claimed_by == worker)
+        return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at))]
 
     def get(self, timer_id: int) -> TimerRecord:
         row = self._s.get(TimerRow, timer_id)

@@ -96,3 +96,4 @@ class TimerRecord:
     status: str
     payload: dict[str, Any]
     fired_at: datetime | None = None
+    claimed_by: str | None = None

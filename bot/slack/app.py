@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +16,7 @@ from bot.config import Settings
 from bot.errors import IntegrationError, UserError
 from bot.i18n import t
 from bot.slack.gateway import permalink
-from bot.slack.listeners import SlackContext, register
+from bot.slack.listeners import Guard, SlackContext, guarded, register, register_fallbacks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,12 @@ def answer_error(error: Exception, body: dict[str, Any], respond: Respond | None
             log.warning("could not answer ephemerally")
 
 
-def create_app(settings: Settings, client: WebClient, ctx: SlackContext) -> App:
+def create_app(
+    settings: Settings,
+    client: WebClient,
+    ctx: SlackContext,
+    extra: Callable[[App, Guard], None] = lambda _app, _guard: None,
+) -> App:
     """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
     app = App(
         client=client,
@@ -75,12 +81,13 @@ def create_app(settings: Settings, client: WebClient, ctx: SlackContext) -> App:
         raise_error_for_unhandled_request=False,
         listener_executor=ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="listener"),
     )
-    register(
-        app,
-        ctx,
-        on_error=lambda error, body, respond: answer_error(error, body, respond, ctx),
-        error_text=lambda error, body: user_text(error, body, ctx.lang),
+    guard = guarded(
+        lambda error, body, respond: answer_error(error, body, respond, ctx),
+        lambda error, body: user_text(error, body, ctx.lang),
     )
+    register(app, ctx, guard)
+    extra(app, guard)
+    register_fallbacks(app, ctx)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> None:

@@ -86,8 +86,12 @@ class SlackGateway:
         *,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        marker: str | None = None,
     ) -> str:
-        """Post a message (paced per channel) and return its ts."""
+        """Post a message (paced per channel) and return its ts.
+
+        ``marker`` is stored as message metadata so a restarted bot can tell whether this post happened.
+        """
         self._pacer.wait(channel)
         kwargs: dict[str, Any] = {
             "channel": channel,
@@ -95,6 +99,8 @@ class SlackGateway:
             "unfurl_links": False,
             "unfurl_media": False,
         }
+        if marker:
+            kwargs["metadata"] = {"event_type": "release_bot_post", "event_payload": {"marker": marker}}
         if blocks is not None:
             kwargs["blocks"] = blocks
         if thread_ts:
@@ -103,6 +109,23 @@ class SlackGateway:
                 kwargs["reply_broadcast"] = True
         response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
         return str(response["ts"])
+
+    def thread_markers(self, channel: str, thread_ts: str) -> dict[str, str]:
+        """Markers of the bot's posts in a thread → their ts (one call; used only at start-up recovery)."""
+        response = self._call(
+            "conversations.replies",
+            self.client.conversations_replies,
+            channel=channel,
+            ts=thread_ts,
+            include_all_metadata=True,
+            limit=200,
+        )
+        found: dict[str, str] = {}
+        for message in response.get("messages", []):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if isinstance(payload.get("marker"), str):
+                found[payload["marker"]] = str(message.get("ts"))
+        return found
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks)

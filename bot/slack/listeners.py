@@ -10,7 +10,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -33,6 +33,8 @@ class SlackContext:
     settings: Settings
     services: Services
     publisher: Publisher
+    # Subcommands other listener modules add (abort, incident, rollback, ...): name → handler(cmd, ack).
+    commands: dict[str, Callable[[parsing.Command, Ack], None]] = field(default_factory=dict)
 
     @property
     def lang(self) -> str:
@@ -81,10 +83,12 @@ def guarded(
     return wrap
 
 
-def register(app: App, ctx: SlackContext, *, on_error: ErrorAnswer, error_text: ErrorText) -> None:
-    """Attach every listener to the app."""
+Guard = Callable[[Callable[..., None]], Callable[..., None]]
+
+
+def register(app: App, ctx: SlackContext, guard: Guard) -> None:
+    """Attach the core listeners to the app."""
     lang = ctx.lang
-    guard = guarded(on_error, error_text)
 
     @app.command("/release")
     @guard
@@ -117,6 +121,8 @@ def register(app: App, ctx: SlackContext, *, on_error: ErrorAnswer, error_text: 
             release_ctx.set(view.release.id)
             origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
             ctx.publisher.publish_release(view, origin)
+        elif cmd.sub in ctx.commands:
+            ctx.commands[cmd.sub](cmd, ack)
         else:
             ack(text=_usage_text(ctx, UsageError("unknown_subcommand", params={"sub": cmd.sub})))
 
@@ -134,7 +140,15 @@ def register(app: App, ctx: SlackContext, *, on_error: ErrorAnswer, error_text: 
         # Subscribed so Slack never sees a 404 for it; the Home tab is drawn elsewhere.
         return None
 
+
+def register_fallbacks(app: App, ctx: SlackContext) -> None:
+    """Answer anything no other listener took; registered last because Bolt runs the first match."""
+
     @app.action(re.compile(".*"))
     def on_unknown_action(ack: Ack, respond: Respond) -> None:
         ack()
-        respond(text=t(lang, "bad_payload"), response_type="ephemeral", replace_original=False)
+        respond(text=t(ctx.lang, "bad_payload"), response_type="ephemeral", replace_original=False)
+
+    @app.view(re.compile(".*"))
+    def on_unknown_view(ack: Ack) -> None:
+        ack()

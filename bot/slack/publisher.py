@@ -134,7 +134,6 @@ class Publisher:
         release_id: int,
         text: str,
         rendered: list[dict[str, Any]] | None = None,
-        *,
         broadcast: bool = False,
     ) -> str | None:
         """Post in the release thread (paced). Returns the ts, or None when Slack would not take it."""

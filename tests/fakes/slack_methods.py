@@ -6,6 +6,8 @@ the error code the real API uses for that case (reference/slack.md §5, §11). C
 
 from __future__ import annotations
 
+import json
+
 import copy
 import threading
 from collections.abc import Callable, Iterable
@@ -256,6 +258,12 @@ class SlackState:
             thread_ts=thread_ts,
             reply_broadcast=_truthy(p.get("reply_broadcast")),
         )
+        metadata = p.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        if metadata:
+            # Message metadata (event_type + event_payload): returned by conversations.replies on request.
+            msg["metadata"] = metadata
         return {"channel": channel, "ts": msg["ts"], "message": self._public(msg), **extra}
 
     def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -451,6 +459,22 @@ class SlackState:
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"channel": self._conversation(self._channel(p, member=False))}
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(p, member=False)
+        ts = str(p.get("ts") or "")
+        parent = self._find(channel, ts)
+        if parent is None:
+            raise SlackError("thread_not_found")
+        with_metadata = _truthy(p.get("include_all_metadata"))
+        out = []
+        for m in self._messages.get(channel, []):
+            if m["ts"] == ts or m["thread_ts"] == ts:
+                public = self._public(m)
+                if with_metadata and m.get("metadata"):
+                    public["metadata"] = m["metadata"]
+                out.append(public)
+        return {"messages": out, "has_more": False}
 
     def _m_conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p, member=False)

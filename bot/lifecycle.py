@@ -1,0 +1,281 @@
+"""Use cases that move a release along: advance (with gates and overrides), abort, finish, health checks,
+and the persisted timers that remind people when a canary wait or the post-deploy watch is over.
+
+Like ``bot.services`` it knows nothing of Slack; it must not import slack_bolt, slack_sdk, kubernetes or httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.db.uow import SqlUnitOfWork
+from bot.domain import release as flow
+from bot.domain.records import Actor, TimerRecord
+from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
+from bot.errors import InvalidTransition, PermissionDenied
+from bot.ports import Clock, HealthResult
+from bot.services import ReleaseView, Services, UowFactory
+
+STAGE_WAIT = "stage_wait"
+WATCH_END = "watch_end"
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """A transition that happened."""
+
+    view: ReleaseView
+    from_step: str
+    to_step: str
+    overridden: tuple[str, ...]
+    reason: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.to_step == FINISHED_STEP
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer this process won the claim for, with the release it belongs to."""
+
+    timer: TimerRecord
+    view: ReleaseView
+    late_s: float
+
+
+class Lifecycle:
+    """Moving releases on, and keeping their clock."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        clock: Clock,
+        services: Services,
+        is_manager: Callable[[str], bool] = lambda _user: True,
+        on_timers_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._services = services
+        self._is_manager = is_manager
+        self.on_timers_changed = on_timers_changed
+
+    # --- authorization ----------------------------------------------------------------------------------
+
+    def require_manager(self, release_id: int, actor: Actor, what: str) -> None:
+        """Refuse (and record the refusal) unless the actor is a release manager."""
+        if self._is_manager(actor.id):
+            return
+        with self._uow() as uow:
+            uow.audit.append(
+                release_id, "permission_denied", actor, self._clock.now(), details={"action": what}
+            )
+            uow.commit()
+        raise PermissionDenied("permission_denied", params={"what": what})
+
+    # --- advancing --------------------------------------------------------------------------------------
+
+    def advance(
+        self,
+        release_id: int,
+        *,
+        from_step: str,
+        to_step: str,
+        actor: Actor,
+        override_reason: str | None = None,
+    ) -> Advanced:
+        """Move a release one step on. Raises GateNotMet (with the open items) unless overridden."""
+        self.require_manager(release_id, actor, "advance")
+        now = self._clock.now()
+        with self._uow() as uow:
+            record = uow.releases.get(release_id, for_update=True)
+            if record.step != from_step:
+                # A stale button or a second click: the release is no longer where the clicker saw it.
+                raise InvalidTransition("already_moved", params={"step": record.step})
+            view = self._services.view_in(uow, release_id)
+            move = flow.advance(
+                view.checklist,
+                status=ReleaseStatus(record.status),
+                current=record.step,
+                target=to_step,
+                step_started_at=record.step_started_at,
+                now=now,
+                checked=view.checked,
+                override_reason=override_reason,
+            )
+            uow.timers.cancel_pending(release_id, [STAGE_WAIT])
+            if move.overridden:
+                uow.audit.append(
+                    release_id,
+                    "gate_overridden",
+                    actor,
+                    now,
+                    details={
+                        "from": move.from_step,
+                        "to": move.to_step,
+                        "gates": list(move.overridden),
+                        "reason": override_reason,
+                    },
+                )
+            if move.finishes:
+                uow.timers.cancel_pending(release_id)
+                uow.releases.update(
+                    release_id, step=FINISHED_STEP, step_started_at=now, step_started_by=actor.id
+                )
+                uow.releases.end(release_id, ReleaseStatus.FINISHED, now)
+                uow.audit.append(release_id, "release_finished", actor, now, details={"from": move.from_step})
+            else:
+                uow.releases.update(
+                    release_id,
+                    step=to_step,
+                    step_started_at=now,
+                    step_started_by=actor.id,
+                    last_activity_at=now,
+                )
+                uow.audit.append(
+                    release_id,
+                    "step_advanced",
+                    actor,
+                    now,
+                    details={"from": move.from_step, "to": move.to_step},
+                )
+                self._schedule_for_step(uow, view, to_step, now, actor)
+            uow.messages.bump_release(release_id)
+            uow.commit()
+            result = Advanced(
+                self._services.view_in(uow, release_id),
+                move.from_step,
+                move.to_step,
+                move.overridden,
+                override_reason,
+            )
+        self.on_timers_changed()
+        return result
+
+    def _schedule_for_step(
+        self, uow: SqlUnitOfWork, view: ReleaseView, step_key: str, now: datetime, actor: Actor
+    ) -> None:
+        step = next(s for s in view.steps if s.key == step_key)
+        rid = view.release.id
+        if step.kind is StepKind.CANARY and step.wait is not None:
+            uow.timers.schedule(
+                rid,
+                STAGE_WAIT,
+                f"{rid}:{STAGE_WAIT}:{step.key}",
+                now + step.wait,
+                {"step": step.key, "started_by": actor.id},
+            )
+        if step.kind is StepKind.WATCH and view.checklist.post_deploy_watch is not None:
+            uow.timers.schedule(
+                rid,
+                WATCH_END,
+                f"{rid}:{WATCH_END}:{step.key}",
+                now + view.checklist.post_deploy_watch,
+                {"step": step.key, "started_by": actor.id},
+            )
+
+    def abort(self, release_id: int, *, actor: Actor, reason: str) -> ReleaseView:
+        """End a release as aborted: cancel its timers and mark every message."""
+        self.require_manager(release_id, actor, "abort")
+        now = self._clock.now()
+        with self._uow() as uow:
+            record = uow.releases.get(release_id, for_update=True)
+            if ReleaseStatus(record.status).is_terminal:
+                raise InvalidTransition("release_ended", params={"status": record.status})
+            cancelled = uow.timers.cancel_pending(release_id)
+            uow.releases.end(release_id, ReleaseStatus.ABORTED, now)
+            uow.audit.append(
+                release_id,
+                "release_aborted",
+                actor,
+                now,
+                details={"reason": reason, "step": record.step, "timers_cancelled": cancelled},
+            )
+            uow.messages.bump_release(release_id)
+            uow.commit()
+            view = self._services.view_in(uow, release_id)
+        self.on_timers_changed()
+        return view
+
+    def record_health(self, release_id: int, *, actor: Actor, environment: str, result: HealthResult) -> None:
+        with self._uow() as uow:
+            uow.audit.append(
+                release_id,
+                "health_check",
+                actor,
+                self._clock.now(),
+                details={
+                    "environment": environment,
+                    "url": result.url,
+                    "ok": result.ok,
+                    "status_code": result.status_code,
+                    "latency_ms": round(result.latency_ms, 1),
+                    "summary": result.summary,
+                },
+            )
+            uow.commit()
+
+    def record(self, release_id: int, action: str, actor: Actor, details: dict[str, object]) -> None:
+        """Append one audit event (decisions taken from Slack that change no state)."""
+        with self._uow() as uow:
+            uow.audit.append(release_id, action, actor, self._clock.now(), details=dict(details))
+            uow.commit()
+
+    # --- the clock --------------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        with self._uow() as uow:
+            return uow.timers.next_due()
+
+    def claim_due(self, worker: str, limit: int = 20) -> list[DueTimer]:
+        """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at."""
+        now = self._clock.now()
+        won: list[DueTimer] = []
+        with self._uow() as uow:
+            due = uow.timers.due(now, limit)
+        for timer in due:
+            with self._uow() as uow:
+                if not uow.timers.claim(timer.id, worker, now):
+                    continue
+                uow.commit()
+                view = self._services.view_in(uow, timer.release_id)
+            won.append(DueTimer(timer, view, (now - timer.due_at).total_seconds()))
+        return won
+
+    def timer_fired(self, timer_id: int, *, posted_ts: str | None, late_s: float) -> None:
+        now = self._clock.now()
+        with self._uow() as uow:
+            timer = uow.timers.get(timer_id)
+            uow.timers.finish(timer_id, now)
+            uow.audit.append(
+                timer.release_id,
+                "reminder_fired",
+                Actor("bot", "release-bot"),
+                now,
+                details={
+                    "kind": timer.kind,
+                    "step": timer.payload.get("step"),
+                    "late_s": round(late_s, 3),
+                    "ts": posted_ts,
+                },
+            )
+            uow.commit()
+
+    def interrupted_timers(self, worker: str | None = None) -> list[DueTimer]:
+        """Timers claimed but never finished: by a process that died, or (``worker``) by us while Slack was down."""
+        now = self._clock.now()
+        out = []
+        with self._uow() as uow:
+            for timer in uow.timers.interrupted(worker):
+                out.append(
+                    DueTimer(
+                        timer,
+                        self._services.view_in(uow, timer.release_id),
+                        (now - timer.due_at).total_seconds(),
+                    )
+                )
+        return out

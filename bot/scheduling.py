@@ -1,0 +1,187 @@
+"""The bot's clock: persisted timers fired exactly once, woken by APScheduler.
+
+The ``timers`` table is the truth. APScheduler (in memory only: its SQLAlchemyJobStore pickles function
+references, silently deletes jobs whose function moved, and must not be shared between processes) merely wakes
+this process at the next due time and every few seconds for a sweep. A due timer is claimed with an UPDATE that
+only one process can win, then posted, then marked fired.
+
+A process killed between claim and outcome leaves the timer "firing". At the next start the thread is searched
+for the reminder's marker (message metadata): if Slack has it, the timer is marked fired; if not, it is posted
+now, late, and says so. So no reminder is lost and none is posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.errors import ChatError
+from bot.lifecycle import STAGE_WAIT, WATCH_END, DueTimer, Lifecycle
+from bot.observability import TIMER_LATENESS, TIMERS_FIRED
+from bot.slack import notices
+from bot.slack.gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TimerPoster:
+    """Turns a due timer into its Slack post."""
+
+    def __init__(
+        self,
+        *,
+        gateway: SlackGateway,
+        lang: str,
+        managers: tuple[str, ...],
+        figures: Callable[[int], dict[str, object] | None],
+    ) -> None:
+        self._gateway = gateway
+        self._lang = lang
+        self._managers = managers
+        self._figures = figures
+
+    @staticmethod
+    def marker(due: DueTimer) -> str:
+        return f"timer:{due.timer.id}"
+
+    def post(self, due: DueTimer) -> str | None:
+        view = due.view
+        if view.release.thread_ts is None or view.status.is_terminal:
+            return None
+        step = str(due.timer.payload.get("step", ""))
+        who = [str(due.timer.payload.get("started_by") or "")]
+        if due.timer.kind == STAGE_WAIT:
+            text, blocks = notices.stage_reminder(
+                view,
+                step,
+                self._lang,
+                who=who,
+                managers=self._managers,
+                late_s=due.late_s,
+                figures=self._figures(view.release.id),
+            )
+        elif due.timer.kind == WATCH_END:
+            text, blocks = notices.watch_reminder(
+                view, step, self._lang, who=who, managers=self._managers, late_s=due.late_s
+            )
+        else:
+            log.warning("unknown timer kind %s", due.timer.kind)
+            return None
+        return self._gateway.post(
+            view.release.channel_id, text, blocks, thread_ts=view.release.thread_ts, marker=self.marker(due)
+        )
+
+    def already_posted(self, due: DueTimer) -> str | None:
+        view = due.view
+        if view.release.thread_ts is None:
+            return None
+        return self._gateway.thread_markers(view.release.channel_id, view.release.thread_ts).get(
+            self.marker(due)
+        )
+
+
+class Clockwork:
+    """Wakes up for due timers and fires them; jobs run only while ``is_leader()`` says so."""
+
+    def __init__(
+        self,
+        *,
+        lifecycle: Lifecycle,
+        poster: TimerPoster,
+        sweep_s: float = 5.0,
+        is_leader: Callable[[], bool] = lambda: True,
+        worker: str | None = None,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._poster = poster
+        self._sweep_s = sweep_s
+        self._is_leader = is_leader
+        self._worker = worker or worker_name()
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            # Our jobs check lateness themselves; APScheduler must never drop a late run.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self.tick, "interval", seconds=self._sweep_s, id="timer-sweep", replace_existing=True
+        )
+        self.scheduler.start()
+        self.recover()
+        self.wake()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def add_interval(self, job_id: str, fn: Callable[[], None], seconds: float) -> None:
+        """Other leader-only periodic work (metric watch, outbox) shares this scheduler."""
+
+        def guarded() -> None:
+            if self._is_leader():
+                fn()
+
+        self.scheduler.add_job(guarded, "interval", seconds=seconds, id=job_id, replace_existing=True)
+
+    def wake(self) -> None:
+        """Re-arm the one-shot wake-up at the earliest pending due time."""
+        if not self.scheduler.running:
+            return
+        due = self._lifecycle.next_due()
+        if due is None:
+            return
+        run_at = max(due, datetime.now(UTC))
+        self.scheduler.add_job(self.tick, "date", run_date=run_at, id="timer-wake", replace_existing=True)
+
+    def tick(self) -> None:
+        if not self._is_leader():
+            return
+        with self._lock:
+            self._settle(self._lifecycle.interrupted_timers(self._worker))  # our own, left by a Slack outage
+            for due in self._lifecycle.claim_due(self._worker):
+                self._fire(due)
+        self.wake()
+
+    def _fire(self, due: DueTimer) -> None:
+        try:
+            ts = self._poster.post(due)
+        except ChatError as e:
+            # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
+            log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
+            return
+        self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+        TIMERS_FIRED.labels(kind=due.timer.kind).inc()
+        TIMER_LATENESS.labels(kind=due.timer.kind).observe(max(due.late_s, 0.0))
+        log.info("timer %s (%s) fired %.3f s after its due time", due.timer.id, due.timer.kind, due.late_s)
+
+    def recover(self) -> None:
+        """Settle timers a dead process claimed but never finished; called on start and on becoming leader."""
+        if not self._is_leader():
+            return
+        with self._lock:
+            self._settle(self._lifecycle.interrupted_timers())
+
+    def _settle(self, interrupted: list[DueTimer]) -> None:
+        """Post each interrupted timer unless Slack already has it (found by its marker)."""
+        for due in interrupted:
+            try:
+                ts = self._poster.already_posted(due)
+                if ts is None:
+                    ts = self._poster.post(due)
+            except ChatError as e:
+                log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
+                continue
+            self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+            TIMERS_FIRED.labels(kind=due.timer.kind).inc()

@@ -1,0 +1,59 @@
+"""Who counts as a release manager: user ids, and members of user groups resolved through Slack and cached."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from bot.errors import ChatError
+from bot.slack.gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+class Managers:
+    """``RELEASE_MANAGERS``: when empty, everyone may act (and the bot warns at start)."""
+
+    def __init__(
+        self,
+        ids: tuple[str, ...],
+        gateway: SlackGateway,
+        *,
+        ttl_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ids = ids
+        self._users = {i for i in ids if not i.startswith("S")}
+        self._groups = [i for i in ids if i.startswith("S")]
+        self._gateway = gateway
+        self._ttl = ttl_s
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.ids)
+
+    def is_manager(self, user_id: str) -> bool:
+        if not self.ids or user_id in self._users:
+            return True
+        return any(user_id in self._members(group) for group in self._groups)
+
+    def _members(self, group: str) -> frozenset[str]:
+        now = self._monotonic()
+        with self._lock:
+            cached = self._cache.get(group)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            members = frozenset(self._gateway.usergroup_members(group))
+        except ChatError as e:
+            # Slack is unavailable: a recently known membership is better than refusing everyone.
+            log.warning("could not resolve user group %s (%s)", group, e.code)
+            return cached[1] if cached is not None else frozenset()
+        with self._lock:
+            self._cache[group] = (now + self._ttl, members)
+        return members

@@ -1,0 +1,244 @@
+"""Listeners that move a release: advance, override, abort, health checks, and the rollback decision."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain.records import Actor
+from bot.errors import GateNotMet, NotFound, PermissionDenied, UsageError
+from bot.i18n import t
+from bot.lifecycle import Advanced, Lifecycle
+from bot.observability import release_id as release_ctx
+from bot.ports import HealthChecker
+from bot.services import ReleaseView
+from bot.slack import notices, parsing
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.listeners import Guard, SlackContext
+
+
+@dataclass(frozen=True)
+class LifecycleContext:
+    slack: SlackContext
+    lifecycle: Lifecycle
+    health: HealthChecker
+
+    @property
+    def lang(self) -> str:
+        return self.slack.lang
+
+
+def _parts(value: object, count: int) -> list[str]:
+    if not isinstance(value, str):
+        raise UsageError("bad_payload")
+    parts = value.split(":")
+    if len(parts) != count or not parts[0].isdigit():
+        raise PermissionDenied("forged_action")
+    return parts
+
+
+def _release_for_action(ctx: LifecycleContext, release_id: int, body: dict[str, Any]) -> ReleaseView:
+    """The release a button names, refusing one clicked in another channel than the release's own."""
+    channel, _ts = parsing.container(body)
+    view = ctx.slack.services.view(release_id)
+    if view.release.channel_id != channel:
+        raise PermissionDenied("forged_action")
+    return view
+
+
+def announce_advance(ctx: LifecycleContext, result: Advanced, actor: Actor) -> None:
+    """After a transition: redraw, and tell the thread (the whole channel when the release is done)."""
+    publisher = ctx.slack.publisher
+    view = result.view
+    if result.finished:
+        publisher.sync.mark_dirty(m.id for m in view.messages)
+        text, blocks = notices.finished_announcement(view, actor.id, ctx.lang)
+        publisher.submit(publisher.thread_reply, view.release.id, text, blocks, True)
+        return
+    header = view.message("header")
+    if header is not None:
+        publisher.sync.mark_dirty([header.id])
+    text, blocks = notices.transition_note(
+        view, result.from_step, result.to_step, actor.id, ctx.lang, result.reason, result.overridden
+    )
+    publisher.submit(publisher.thread_reply, view.release.id, text, blocks)
+
+
+def abort_release(ctx: LifecycleContext, release_id: int, actor: Actor, reason: str) -> None:
+    view = ctx.lifecycle.abort(release_id, actor=actor, reason=reason)
+    publisher = ctx.slack.publisher
+    publisher.sync.mark_dirty(m.id for m in view.messages)
+    text, blocks = notices.aborted_note(view, actor.id, reason, ctx.lang)
+    publisher.submit(publisher.thread_reply, view.release.id, text, blocks, True)
+
+
+def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
+    lang = ctx.lang
+    gateway = ctx.slack.publisher.gateway
+
+    def abort_command(cmd: parsing.Command, ack: Ack) -> None:
+        ack()
+        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        release_ctx.set(view.release.id)
+        abort_release(ctx, view.release.id, cmd.actor, cmd.reason)
+
+    ctx.slack.commands["abort"] = abort_command
+
+    @app.action(ActionId.ADVANCE.value)
+    @guard
+    def on_advance(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        rid, from_step, to_step = _parts(action.get("value"), 3)
+        release_ctx.set(int(rid))
+        view = _release_for_action(ctx, int(rid), body)
+        actor = parsing.actor_of(body)
+        try:
+            result = ctx.lifecycle.advance(view.release.id, from_step=from_step, to_step=to_step, actor=actor)
+        except GateNotMet as gate:
+            text, blocks = notices.gate_refusal(
+                view, from_step, to_step, lang, gate.open_items, gate.wait_remaining_s
+            )
+            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+            return
+        announce_advance(ctx, result, actor)
+
+    @app.action(ActionId.OVERRIDE.value)
+    @guard
+    def on_override(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        rid, from_step, to_step = _parts(action.get("value"), 3)
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        # views.open first: the trigger id expires 3 s after the click.
+        gateway.open_view(
+            str(body.get("trigger_id", "")),
+            notices.reason_modal(
+                CallbackId.OVERRIDE,
+                t(lang, "modal_override_title"),
+                t(lang, "modal_override_prompt"),
+                t(lang, "modal_submit"),
+                {"release": int(rid), "from": from_step, "to": to_step, "channel": channel},
+            ),
+        )
+
+    @app.view(CallbackId.OVERRIDE.value)
+    def on_override_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        reason, meta = _reason_and_meta(view)
+        if not reason:
+            ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+            return
+        ack()
+        actor = parsing.actor_of(body)
+        _run_for_modal(
+            ctx,
+            meta,
+            actor,
+            lambda: announce_advance(
+                ctx,
+                ctx.lifecycle.advance(
+                    int(meta["release"]),
+                    from_step=str(meta["from"]),
+                    to_step=str(meta["to"]),
+                    actor=actor,
+                    override_reason=reason,
+                ),
+                actor,
+            ),
+        )
+
+    @app.action(ActionId.ABORT.value)
+    @guard
+    def on_abort(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        rid = _parts(action.get("value"), 1)[0]
+        channel = (body.get("container") or {}).get("channel_id")
+        gateway.open_view(
+            str(body.get("trigger_id", "")),
+            notices.reason_modal(
+                CallbackId.ABORT,
+                t(lang, "modal_abort_title"),
+                t(lang, "modal_abort_prompt"),
+                t(lang, "modal_submit"),
+                {"release": int(rid), "channel": channel},
+            ),
+        )
+
+    @app.view(CallbackId.ABORT.value)
+    def on_abort_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        reason, meta = _reason_and_meta(view)
+        if not reason:
+            ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+            return
+        ack()
+        actor = parsing.actor_of(body)
+        _run_for_modal(ctx, meta, actor, lambda: abort_release(ctx, int(meta["release"]), actor, reason))
+
+    @app.action(ActionId.HEALTH_CHECK.value)
+    @guard
+    def on_health(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        rid, env_key = _parts(action.get("value"), 2)
+        view = _release_for_action(ctx, int(rid), body)
+        actor = parsing.actor_of(body)
+        try:
+            env = view.checklist.environment(env_key)
+        except KeyError:
+            raise PermissionDenied("forged_action") from None
+        ctx.slack.publisher.submit(
+            run_health_check, ctx, view.release.id, env.key, env.title, env.health_url, actor
+        )
+
+    @app.action(ActionId.ROLLBACK.value)
+    @guard
+    def on_rollback_decision(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        rid = int(_parts(action.get("value"), 1)[0])
+        view = _release_for_action(ctx, rid, body)
+        actor = parsing.actor_of(body)
+        ctx.lifecycle.require_manager(rid, actor, "roll back")
+        ctx.lifecycle.record(rid, "rollback_requested", actor, {"step": view.release.step})
+        text, blocks = notices.rollback_procedure(view, actor.id, lang)
+        publisher = ctx.slack.publisher
+        publisher.submit(publisher.thread_reply, rid, text, blocks)
+
+
+def run_health_check(
+    ctx: LifecycleContext, release_id: int, env_key: str, env_title: str, url: str, actor: Actor
+) -> None:
+    """GET the health URL (off the listener threads), record the result and post it in the thread."""
+    result = ctx.health.check(url)
+    ctx.lifecycle.record_health(release_id, actor=actor, environment=env_key, result=result)
+    text, blocks = notices.health_note(env_title, result, actor.id, ctx.lang)
+    ctx.slack.publisher.thread_reply(release_id, text, blocks)
+
+
+def _reason_and_meta(view: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    values = ((view.get("state") or {}).get("values") or {}).get("reason") or {}
+    reason = str((values.get("reason") or {}).get("value") or "").strip()
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    if not isinstance(meta, dict) or not str(meta.get("release", "")).isdigit():
+        meta = {"release": "0"}
+    return reason[:1000], meta
+
+
+def _run_for_modal(
+    ctx: LifecycleContext, meta: dict[str, Any], actor: Actor, work: Callable[[], None]
+) -> None:
+    """Modal submissions have no response_url: errors go to the person as an ephemeral in the release channel."""
+    from bot.slack.app import user_text
+
+    try:
+        work()
+    except (NotFound, Exception) as error:  # noqa: BLE001 - every error is answered, none reaches Bolt
+        channel = meta.get("channel")
+        if isinstance(channel, str):
+            try:
+                ctx.slack.publisher.gateway.ephemeral(channel, actor.id, user_text(error, {}, ctx.lang))
+            except Exception:
+                return

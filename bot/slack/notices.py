@@ -1,0 +1,257 @@
+"""Block Kit for what the lifecycle posts in a release thread, and its modals. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.domain.checklist import Checklist
+from bot.domain.release import FINISHED_STEP, StepKind, next_step_key
+from bot.i18n import t
+from bot.ports import HealthResult
+from bot.services import ReleaseView
+from bot.slack.blocks import Block, advance_label, clip, escape, step_label
+from bot.slack.ids import ActionId, CallbackId
+
+Message = tuple[str, list[Block]]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text)}]}
+
+
+def _button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action.value,
+        "text": {"type": "plain_text", "text": label[:75]},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def mentions(user_ids: list[str], managers: tuple[str, ...]) -> str:
+    seen: list[str] = []
+    for uid in [*user_ids, *managers]:
+        if uid and uid not in seen:
+            seen.append(uid)
+    return " ".join(f"<!subteam^{u}>" if u.startswith("S") else f"<@{u}>" for u in seen)
+
+
+def gate_lines(checklist: Checklist, lang: str, figures: dict[str, Any] | None) -> str:
+    gate = checklist.gate
+    if gate is None:
+        return ""
+    threshold = t(lang, "gate_thresholds", error=f"{gate.max_error_rate * 100:g}", p95=f"{gate.max_p95_ms:g}")
+    if not figures:
+        return f"{threshold}\n{t(lang, 'gate_check_yourself')}"
+    return f"{threshold}\n{figures.get('text', '')}"
+
+
+def stage_reminder(
+    view: ReleaseView,
+    step_key: str,
+    lang: str,
+    *,
+    who: list[str],
+    managers: tuple[str, ...],
+    late_s: float,
+    figures: dict[str, Any] | None = None,
+    timer_id: int | None = None,
+) -> Message:
+    """The end of a canary wait: who to ping, the gate, and the buttons to move on or roll back."""
+    step = next(s for s in view.steps if s.key == step_key)
+    label = step_label(view.checklist, step, lang)
+    wait = step.wait.total_seconds() / 60 if step.wait else 0
+    lines = [t(lang, "reminder_stage_over", step=label, minutes=f"{wait:g}") + " " + mentions(who, managers)]
+    gate = gate_lines(view.checklist, lang, figures)
+    if gate:
+        lines.append(gate)
+    if late_s > 5:
+        lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
+    blocks: list[Block] = [_section("\n".join(lines))]
+    target = next_step_key(view.steps, step_key)
+    rid = view.release.id
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                _button(
+                    ActionId.ADVANCE,
+                    advance_label(view.checklist, view.steps, step, target, lang),
+                    f"{rid}:{step_key}:{target}",
+                    "primary",
+                ),
+                _button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"),
+            ],
+        }
+    )
+    return t(lang, "reminder_stage_over", step=label, minutes=f"{wait:g}"), blocks
+
+
+def watch_reminder(
+    view: ReleaseView, step_key: str, lang: str, *, who: list[str], managers: tuple[str, ...], late_s: float
+) -> Message:
+    """The end of the post-deploy watch, with the checks the seed lists for it."""
+    watch = view.checklist.post_deploy_watch
+    minutes = f"{watch.total_seconds() / 60:g}" if watch else "?"
+    phase = view.checklist.phase(next(s for s in view.steps if s.key == step_key).phase_key)
+    checks = [
+        item.text
+        for section in phase.sections
+        for item in section.items
+        if "monitor" in section.key or "모니터링" in section.title
+    ]
+    if not checks:
+        checks = [item.text for item in phase.items]
+    lines = [t(lang, "reminder_watch_over", minutes=minutes) + " " + mentions(who, managers)]
+    lines += [f"• {escape(c)}" for c in checks]
+    if late_s > 5:
+        lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
+    rid = view.release.id
+    blocks = [
+        _section("\n".join(lines)),
+        {
+            "type": "actions",
+            "elements": [
+                _button(
+                    ActionId.ADVANCE, t(lang, "btn_finish"), f"{rid}:{step_key}:{FINISHED_STEP}", "primary"
+                )
+            ],
+        },
+    ]
+    return t(lang, "reminder_watch_over", minutes=minutes), blocks
+
+
+def transition_note(
+    view: ReleaseView,
+    from_step: str,
+    to_step: str,
+    actor: str,
+    lang: str,
+    reason: str | None,
+    gates: tuple[str, ...],
+) -> Message:
+    to = next((s for s in view.steps if s.key == to_step), None)
+    text = t(lang, "moved_to", who=f"<@{actor}>", step=step_label(view.checklist, to, lang))
+    if to is not None and to.kind is StepKind.CANARY and to.wait is not None:
+        text += " " + t(lang, "reminder_set", minutes=f"{to.wait.total_seconds() / 60:g}")
+    if gates:
+        text += "\n" + t(
+            lang,
+            "override_recorded",
+            gates=", ".join(t(lang, f"gate_{g}") for g in gates),
+            reason=escape(reason or ""),
+        )
+    return text, [_section(text)]
+
+
+def finished_announcement(view: ReleaseView, actor: str, lang: str) -> Message:
+    text = t(lang, "release_finished", version=view.release.version, who=f"<@{actor}>")
+    return text, [_section(text)]
+
+
+def aborted_note(view: ReleaseView, actor: str, reason: str, lang: str) -> Message:
+    text = t(lang, "release_aborted", version=view.release.version, who=f"<@{actor}>", reason=escape(reason))
+    return text, [_section(text)]
+
+
+def health_note(env_title: str, result: HealthResult, actor: str, lang: str) -> Message:
+    if result.ok:
+        text = t(
+            lang,
+            "health_ok",
+            env=env_title,
+            code=result.status_code,
+            ms=f"{result.latency_ms:.0f}",
+            summary=escape(result.summary),
+        )
+    elif result.status_code is not None:
+        text = t(
+            lang,
+            "health_bad",
+            env=env_title,
+            code=result.status_code,
+            ms=f"{result.latency_ms:.0f}",
+            summary=escape(result.summary),
+        )
+    else:
+        text = t(lang, "health_unreachable", env=env_title, summary=escape(result.summary))
+    text += f"\n<{result.url}> · <@{actor}>"
+    return text, [_section(text)]
+
+
+def rollback_procedure(view: ReleaseView, actor: str, lang: str) -> Message:
+    target = view.checklist.rollback
+    text = t(lang, "rollback_decided", who=f"<@{actor}>")
+    if target is not None:
+        procedure = target.procedure or (
+            f"kubectl rollout undo deployment/{target.deployment} -n {target.namespace}\n"
+            f"kubectl rollout status deployment/{target.deployment} -n {target.namespace}"
+        )
+        text += f"\n```{clip(procedure, 2800)}```"
+    return text, [_section(text)]
+
+
+def gate_refusal(
+    view: ReleaseView,
+    from_step: str,
+    to_step: str,
+    lang: str,
+    open_items: tuple[str, ...],
+    wait_remaining_s: float | None,
+) -> Message:
+    """Why the clicker may not move on yet, and the way to override with a reason."""
+    lines = []
+    if open_items:
+        lines.append(t(lang, "gate_open_items", count=len(open_items)))
+        for key in open_items[:15]:
+            lines.append(f"• {escape(view.checklist.item(key).text)}")
+        if len(open_items) > 15:
+            lines.append(t(lang, "and_more", count=len(open_items) - 15))
+    if wait_remaining_s is not None:
+        lines.append(t(lang, "gate_wait", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
+    rid = view.release.id
+    blocks = [
+        _section("\n".join(lines)),
+        {
+            "type": "actions",
+            "elements": [
+                _button(ActionId.OVERRIDE, t(lang, "btn_override"), f"{rid}:{from_step}:{to_step}", "danger")
+            ],
+        },
+    ]
+    return "\n".join(lines), blocks
+
+
+def reason_modal(
+    callback: CallbackId, title: str, prompt: str, submit: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """A modal that asks for a reason; private_metadata carries only ids."""
+    return {
+        "type": "modal",
+        "callback_id": callback.value,
+        "title": {"type": "plain_text", "text": title[:24]},
+        "submit": {"type": "plain_text", "text": submit[:24]},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata)[:3000],
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": prompt[:2000]},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "reason",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            }
+        ],
+    }
