@@ -20,23 +20,36 @@ from sqlalchemy import Engine, text
 from bot.adapters.health import HttpHealthChecker
 from bot.checklist_file import load_checklist
 from bot.config import Settings
+from bot.dashboard_setup import install as install_dashboard
+from bot.dashboard_setup import make_dashboard
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.lifecycle import Lifecycle
-from bot.ports import Clock, HealthChecker, SystemClock
-from bot.scheduling import Clockwork, TimerPoster
+from bot.ports import Clock, Deployer, HealthChecker, Metrics, Pager, SystemClock
+from bot.rollback import LazyDeployer, RollbackService
+from bot.scheduling import Clockwork, TimerPoster, worker_name
 from bot.services import Services
 from bot.slack.app import create_app
 from bot.slack.authz import Managers
 from bot.slack.gateway import ChannelPacer, SlackGateway
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
-from bot.slack.listeners import SlackContext
+from bot.slack.listeners import Guard, SlackContext
 from bot.slack.publisher import Publisher
+from bot.slack.rollback_listeners import RollbackContext, recovery_job, register_rollback
 from bot.slack.sync import MessageSync
+from bot.watch_setup import install as install_watch
+from bot.watch_setup import make_parts as make_watch_parts
 from bot.web import WebApp
 
 log = logging.getLogger(__name__)
+
+
+def _kube_deployer(settings: Settings) -> Deployer:
+    # Imported on first rollback: the kubernetes client costs ~57 MB of memory that most processes never need.
+    from bot.adapters.kube import KubeDeployer
+
+    return KubeDeployer.from_environment(settings.kubeconfig)
 
 
 def make_web_client(settings: Settings) -> WebClient:
@@ -93,6 +106,8 @@ class Bot:
     def _elected(self) -> None:
         self.clockwork.recover()
         self.clockwork.wake()
+        for hook in self.extras.get("on_elected", ()):
+            hook()
 
     def stop(self) -> None:
         """Stop the clock first (no new work), then drain Slack work, then close the database."""
@@ -113,6 +128,15 @@ def build(
     health: HealthChecker | None = None,
     sweep_s: float = 5.0,
     leader_retry_s: float = 2.0,
+    deployer: Deployer | None = None,
+    rollback_stale_s: float = 60.0,
+    rollout_poll_s: float = 2.0,
+    metrics: Metrics | None = None,
+    pager: Pager | None = None,
+    watch_interval_s: float | None = None,
+    outbox_interval_s: float = 2.0,
+    outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
+    home_interval_s: float = 10.0,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used."""
     clock = clock or SystemClock()
@@ -120,6 +144,7 @@ def build(
     checklist = load_checklist(checklist_path)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
+    read_factory = make_session_factory(engine, readonly=True)
     client = web_client or make_web_client(settings)
     gateway = SlackGateway(client, pacer=pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
@@ -129,6 +154,7 @@ def build(
         checklist=checklist,
         checklist_source=checklist_path.read_text(encoding="utf-8"),
         is_manager=managers.is_manager,
+        read_uow=lambda: SqlUnitOfWork(read_factory),
     )
     lifecycle = Lifecycle(
         uow=lambda: SqlUnitOfWork(session_factory),
@@ -137,8 +163,17 @@ def build(
         is_manager=managers.is_manager,
     )
     leader = make_leader(settings.database_url, retry_s=leader_retry_s)
+    watch = make_watch_parts(
+        settings,
+        uow=lambda: SqlUnitOfWork(session_factory),
+        clock=clock,
+        services=services,
+        metrics=metrics,
+        pager=pager,
+        outbox_backoff_s=outbox_backoff_s,
+    )
     poster = TimerPoster(
-        gateway=gateway, lang=settings.language, managers=settings.release_managers, figures=lambda _rid: None
+        gateway=gateway, lang=settings.language, managers=settings.release_managers, figures=watch.figures
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
     lifecycle.on_timers_changed = clockwork.wake
@@ -159,9 +194,50 @@ def build(
     lifecycle_ctx = LifecycleContext(
         ctx, lifecycle, health or HttpHealthChecker(timeout_s=settings.health_timeout_s)
     )
-    app = create_app(
-        settings, client, ctx, extra=lambda app, guard: register_lifecycle(app, lifecycle_ctx, guard)
+    rollbacks = RollbackService(
+        uow=lambda: SqlUnitOfWork(session_factory),
+        clock=clock,
+        services=services,
+        lifecycle=lifecycle,
+        # Credentials are read on the first rollback, not at build time.
+        deployer=deployer or LazyDeployer(lambda: _kube_deployer(settings)),
+        health=lifecycle_ctx.health,
+        rollout_timeout_s=settings.rollout_timeout_s,
+        worker=worker_name(),
+        poll_s=rollout_poll_s,
+        stale_after_s=rollback_stale_s,
     )
+    rollback_ctx = RollbackContext(ctx, lifecycle, rollbacks)
+
+    register_watch = install_watch(
+        watch,
+        checklist=checklist,
+        lifecycle=lifecycle,
+        clockwork=clockwork,
+        slack=ctx,
+        is_leader=leader.is_leader,
+        interval_s=watch_interval_s,
+        outbox_interval_s=outbox_interval_s,
+    )
+
+    dashboard = make_dashboard(
+        uow=lambda: SqlUnitOfWork(session_factory),
+        services=services,
+        clock=clock,
+        slack=ctx,
+        home_interval_s=home_interval_s,
+    )
+    register_dashboard = install_dashboard(
+        dashboard, lifecycle=lifecycle, poster=poster, desk=watch.desk, slack=ctx
+    )
+
+    def listeners(app: App, guard: Guard) -> None:
+        register_lifecycle(app, lifecycle_ctx, guard)
+        register_rollback(app, rollback_ctx, guard)
+        register_watch(app, guard)
+        register_dashboard(app, guard)
+
+    app = create_app(settings, client, ctx, extra=listeners)
     bot = Bot(
         settings,
         engine,
@@ -177,5 +253,10 @@ def build(
         leader,
         managers,
     )
-    bot.web = WebApp(app, ready=bot.database_ready)
+    bot.web = WebApp(app, ready=bot.database_ready, slack_over_http=not settings.socket_mode)
+    recover_rollbacks = recovery_job(rollback_ctx)
+    clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))
+    bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}
+    bot.extras["watch"] = watch
+    bot.extras["dashboard"] = dashboard
     return bot

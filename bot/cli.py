@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
     resync = sub.add_parser("resync", help="bring a release's Slack messages back in line with the database")
     resync.add_argument("version")
+    sub.add_parser(
+        "playground",
+        help="try the bot in this terminal: the real bot against a pretend Slack, SQLite, no credentials",
+    )
     return parser
 
 
@@ -54,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
 
         print(summarize(load_checklist(args.file)))
         return 0
+    if args.command == "playground":
+        from bot.playground import main as playground
+
+        return playground()
     settings = load_settings(os.environ)
     if args.command == "serve":
         from bot.server import serve

@@ -38,7 +38,6 @@ class Settings:
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_ca_bundle: str | None = None
     kubeconfig: str | None = None
-    public_url: str | None = None
     log_level: str = "INFO"
     log_format: str = "json"
     listener_threads: int = 5
@@ -170,7 +169,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         or "",
         pagerduty_ca_bundle=env.get("PAGERDUTY_CA_BUNDLE", "").strip() or None,
         kubeconfig=env.get("KUBECONFIG", "").strip() or None,
-        public_url=env.get("SLACK_WORKSPACE_URL", "").strip() or None,
         log_level=log_level,
         log_format=log_format,
         listener_threads=_int(env, "LISTENER_THREADS", 5, 1, 64),

@@ -190,12 +190,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "ko": "메트릭 감시가 설정되지 않았습니다. 진행 전에 대시보드에서 에러율과 P95를 확인하세요.",
     },
     "reminder_stage_over": {
-        "en": ":alarm_clock: The {minutes}-minute wait of *{step}* is over.",
-        "ko": ":alarm_clock: *{step}* 단계의 {minutes}분 대기가 끝났습니다.",
+        "en": ":alarm_clock: The {duration} wait of *{step}* is over.",
+        "ko": ":alarm_clock: *{step}* 단계의 {duration} 대기가 끝났습니다.",
     },
     "reminder_watch_over": {
-        "en": ":eyes: The {minutes}-minute post-deploy watch is over. Check:",
-        "ko": ":eyes: 배포 후 {minutes}분 모니터링이 끝났습니다. 확인하세요:",
+        "en": ":eyes: The {duration} post-deploy watch is over. Check:",
+        "ko": ":eyes: 배포 후 {duration} 모니터링이 끝났습니다. 확인하세요:",
     },
     "reminder_late": {
         "en": "_This reminder is {seconds} s late: the bot was not running at its due time._",
@@ -205,7 +205,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "{who} moved the release to *{step}*.",
         "ko": "{who} 님이 릴리스를 *{step}* 단계로 진행했습니다.",
     },
-    "reminder_set": {"en": "I'll remind you in {minutes} min.", "ko": "{minutes}분 후에 알려 드리겠습니다."},
+    "reminder_set": {"en": "I'll remind you in {duration}.", "ko": "{duration} 후에 알려 드리겠습니다."},
     "override_recorded": {
         "en": ":warning: Gate overridden ({gates}): _{reason}_",
         "ko": ":warning: 게이트 무시 ({gates}): _{reason}_",
@@ -239,7 +239,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "You can't move on yet: {count} item(s) of this phase are open.",
         "ko": "아직 진행할 수 없습니다: 이 단계에 완료되지 않은 항목이 {count}개 있습니다.",
     },
-    "gate_wait": {
+    "gate_wait_left": {
         "en": "The wait of this stage is not over: {minutes} min left.",
         "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
     },

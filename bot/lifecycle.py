@@ -6,6 +6,7 @@ Like ``bot.services`` it knows nothing of Slack; it must not import slack_bolt, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,10 +15,11 @@ from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.records import Actor, TimerRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
-from bot.errors import InvalidTransition, PermissionDenied
+from bot.errors import InvalidTransition, Locked, PermissionDenied
 from bot.ports import Clock, HealthResult
 from bot.services import ReleaseView, Services, UowFactory
 
+log = logging.getLogger(__name__)
 STAGE_WAIT = "stage_wait"
 WATCH_END = "watch_end"
 
@@ -35,6 +37,22 @@ class Advanced:
     @property
     def finished(self) -> bool:
         return self.to_step == FINISHED_STEP
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What other parts of the bot hear about after a release moved (committed already)."""
+
+    release_id: int
+    from_step: str
+    to_step: str  # a step key, "finished", or the step the release ended in
+    status: ReleaseStatus
+    actor: Actor
+    at: datetime
+    reason: str | None = None
+
+
+TransitionHook = Callable[[Transition], None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,15 @@ class Lifecycle:
         self._services = services
         self._is_manager = is_manager
         self.on_timers_changed = on_timers_changed
+        # Called after every committed transition (metric watch, PagerDuty change events, App Home, ...).
+        self.hooks: list[TransitionHook] = []
+
+    def _notify(self, transition: Transition) -> None:
+        for hook in self.hooks:
+            try:
+                hook(transition)
+            except Exception:
+                log.exception("transition hook %s failed", getattr(hook, "__qualname__", hook))
 
     # --- authorization ----------------------------------------------------------------------------------
 
@@ -97,6 +124,15 @@ class Lifecycle:
                 # A stale button or a second click: the release is no longer where the clicker saw it.
                 raise InvalidTransition("already_moved", params={"step": record.step})
             view = self._services.view_in(uow, release_id)
+            target = next((s for s in view.steps if s.key == to_step), None)
+            lock = uow.locks.active(record.service)
+            if lock is not None and target is not None and target.kind is StepKind.CANARY:
+                # After a rollback, production stays shut for this service until someone clears the lock.
+                locked_by = uow.releases.get(lock.release_id)
+                raise Locked(
+                    "service_locked",
+                    params={"service": lock.service, "version": locked_by.version, "reason": lock.reason},
+                )
             move = flow.advance(
                 view.checklist,
                 status=ReleaseStatus(record.status),
@@ -144,7 +180,8 @@ class Lifecycle:
                     details={"from": move.from_step, "to": move.to_step},
                 )
                 self._schedule_for_step(uow, view, to_step, now, actor)
-            uow.messages.bump_release(release_id)
+            # Only the header shows the step; a finished release also marks every checklist message.
+            uow.messages.bump_release(release_id, None if move.finishes else ["header"])
             uow.commit()
             result = Advanced(
                 self._services.view_in(uow, release_id),
@@ -154,6 +191,10 @@ class Lifecycle:
                 override_reason,
             )
         self.on_timers_changed()
+        status = ReleaseStatus.FINISHED if move.finishes else ReleaseStatus.ACTIVE
+        self._notify(
+            Transition(release_id, move.from_step, move.to_step, status, actor, now, override_reason)
+        )
         return result
 
     def _schedule_for_step(
@@ -199,6 +240,28 @@ class Lifecycle:
             uow.commit()
             view = self._services.view_in(uow, release_id)
         self.on_timers_changed()
+        self._notify(
+            Transition(release_id, record.step, record.step, ReleaseStatus.ABORTED, actor, now, reason)
+        )
+        return view
+
+    def mark_rolled_back(self, release_id: int, *, actor: Actor, details: dict[str, object]) -> ReleaseView:
+        """End a release as rolled back (after a successful rollback): cancel its timers, redraw everything."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            record = uow.releases.get(release_id, for_update=True)
+            if record.status == ReleaseStatus.ROLLED_BACK.value:
+                return self._services.view_in(uow, release_id)
+            uow.timers.cancel_pending(release_id)
+            uow.releases.end(release_id, ReleaseStatus.ROLLED_BACK, now)
+            uow.audit.append(
+                release_id, "release_rolled_back", actor, now, details={"step": record.step, **details}
+            )
+            uow.messages.bump_release(release_id)
+            uow.commit()
+            view = self._services.view_in(uow, release_id)
+        self.on_timers_changed()
+        self._notify(Transition(release_id, record.step, record.step, ReleaseStatus.ROLLED_BACK, actor, now))
         return view
 
     def record_health(self, release_id: int, *, actor: Actor, environment: str, result: HealthResult) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.records import AuditEvent, ReleaseRecord
+from bot.release_summary import fmt_duration, incident_title, summarize
 from bot.services import ReleaseView
 
 
@@ -38,6 +39,8 @@ def _describe(event: AuditEvent) -> str:
         return f"{verb} `{event.item_key}` ({d.get('text', '')})"
     if event.action == "step_advanced":
         return f"moved from {d.get('from')} to {d.get('to')}"
+    if event.action.startswith(("rollback_", "service_")) or event.action == "release_rolled_back":
+        return _describe_rollback(event)
     if event.action == "gate_overridden":
         return f"overrode the {', '.join(d.get('gates', []))} gate leaving {d.get('from')}: {d.get('reason', '')}"
     if d:
@@ -46,8 +49,38 @@ def _describe(event: AuditEvent) -> str:
     return event.action
 
 
-def markdown_report(view: ReleaseView, events: list[AuditEvent]) -> str:
-    """A Markdown report: the release, its timeline, and checklist completion."""
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> list[str]:
+    """Durations per phase and step, who did what, overrides and incidents, as Markdown lines."""
+    ordered = sorted(events, key=lambda e: (e.at, e.id))
+    now = now or view.release.ended_at or (ordered[-1].at if ordered else view.release.started_at)
+    summary = summarize(view, ordered, now)
+    lines = ["", "## Durations", "", "| phase | time |", "|---|---|"]
+    lines += [f"| {_cell(title)} | {fmt_duration(total)} |" for _key, title, total in summary.phases]
+    lines += ["", "| step | entered (UTC) | time |", "|---|---|---|"]
+    for span in summary.steps:
+        running = "" if span.end else " (running)"
+        lines.append(f"| {span.key} | {_iso(span.start)} | {fmt_duration(span.duration(now))}{running} |")
+    lines += ["", "## Who did what", ""]
+    lines += [f"- {name}: {what}" for name, what in summary.people] or ["- nobody yet"]
+    lines += ["", "## Overrides", ""]
+    lines += [
+        f"- {_iso(e.at)} {e.actor.name} overrode the {', '.join(e.details.get('gates', []))} gate leaving "
+        f"{e.details.get('from')}: {_cell(str(e.details.get('reason', '')))}"
+        for e in summary.overrides
+    ] or ["- none"]
+    lines += ["", "## Incidents", ""]
+    lines += [
+        f"- {_iso(e.at)} {_cell(incident_title(e))} (declared by {e.actor.name})" for e in summary.incidents
+    ] or ["- none"]
+    return lines
+
+
+def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> str:
+    """A Markdown report: the release, durations, people, overrides, incidents, checklist and timeline."""
     record = view.release
     lines = [
         f"# Release {record.version}",
@@ -65,8 +98,127 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent]) -> str:
             continue
         done = sum(1 for i in items if view.checked.get(i.key))
         lines.append(f"- {phase.title}: {done}/{len(items)}")
+    lines += summary_markdown(view, events, now)
     lines += ["", "## Timeline", "", "| time (UTC) | who | what |", "|---|---|---|"]
     for e in sorted(events, key=lambda e: (e.at, e.id)):
         what = _describe(e).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {_iso(e.at)} | {e.actor.name} | {what} |")
+    incident = incident_report(view, events)
+    if incident:
+        lines += ["", incident]
     return "\n".join(lines) + "\n"
+
+
+# --- the incident report draft (after a rollback) --------------------------------------------------------
+
+_DECIDED = (
+    "rollback_confirmed",
+    "rollback_refused",
+    "rollback_requested",
+    "incident_acknowledged",
+    "incident_dismissed",
+)
+_DONE = (
+    "rollback_patched",
+    "rollback_succeeded",
+    "rollback_failed",
+    "rollback_skipped",
+    "rollback_interrupted",
+    "release_rolled_back",
+    "service_locked",
+    "service_unlocked",
+)
+# What the metric watch and incident flow record; matched by prefix since they name their own events.
+_FIRED_PREFIXES = ("criterion", "breach", "alert", "incident", "page", "watch_", "metric")
+
+
+def _kind(event: AuditEvent) -> str | None:
+    if event.action in _DECIDED or (
+        event.action == "permission_denied" and event.details.get("action") == "roll back"
+    ):
+        return "decided"
+    if event.action in _DONE or event.action == "health_check":
+        return "done"
+    if event.action.startswith(_FIRED_PREFIXES):
+        return "fired"
+    return None
+
+
+def _describe_rollback(event: AuditEvent) -> str:
+    d = event.details
+    if event.action == "rollback_confirmed":
+        rev = d.get("to_revision") or "previous"
+        return (
+            f"confirmed the rollback of deployment/{d.get('deployment')} in {d.get('namespace')} "
+            f"to revision {rev}: {d.get('reason', '')}"
+        )
+    if event.action == "rollback_patched":
+        frm = ", ".join(d.get("from_images") or [])
+        to = ", ".join(d.get("to_images") or [])
+        return (
+            f"{d.get('kubectl', 'patched')}: revision {d.get('from_revision')} ({frm}) "
+            f"→ revision {d.get('to_revision')} ({to})"
+        )
+    if event.action == "rollback_succeeded":
+        return f"rollout finished: {d.get('rollout', '')}"
+    if event.action == "rollback_failed":
+        return f"rollback failed: {d.get('error', '')}"
+    if event.action == "rollback_skipped":
+        return f"nothing rolled back: {d.get('message', '')}"
+    if event.action == "rollback_interrupted":
+        return f"rollback {d.get('rollback')} found interrupted (was {d.get('was')}); not retried"
+    if event.action == "rollback_refused":
+        return f"rollback refused: {d.get('why', '')}"
+    if event.action == "release_rolled_back":
+        return "release marked rolled back"
+    if event.action == "service_locked":
+        return f"production of {d.get('service')} locked until a release manager clears it"
+    if event.action == "service_unlocked":
+        return f"production of {d.get('service')} unlocked: {d.get('reason', '')}"
+    shown = ", ".join(f"{k}={v}" for k, v in d.items())
+    return f"{event.action} ({shown})"
+
+
+def incident_report(view: ReleaseView, events: list[AuditEvent]) -> str:
+    """The incident-report draft: what fired, who decided, what was done when. Empty without a rollback."""
+    ordered = sorted(events, key=lambda e: (e.at, e.id))
+    if not any(e.action == "rollback_confirmed" for e in ordered):
+        return ""
+    record = view.release
+    confirmed = [e for e in ordered if e.action == "rollback_confirmed"]
+    outcome = next(
+        (
+            e
+            for e in reversed(ordered)
+            if e.action in ("rollback_succeeded", "rollback_failed", "rollback_skipped")
+        ),
+        None,
+    )
+    lines = [
+        f"## Incident report (draft): {record.version} rolled back"
+        if record.status == "rolled_back"
+        else f"## Incident report (draft): {record.version}",
+        "",
+        f"- Service: {record.service}",
+        f"- Release status: {record.status}",
+    ]
+    for e in confirmed:
+        lines.append(
+            f"- Decided by {e.actor.name} ({e.actor.id}) at {_iso(e.at)}: {e.details.get('reason', '')}"
+        )
+    if outcome is not None:
+        lines.append(f"- Outcome: {_describe_rollback(outcome)}")
+    lines += ["", "### Timeline", "", "| time (UTC) | kind | who | what |", "|---|---|---|---|"]
+    for e in ordered:
+        kind = _kind(e)
+        if kind is None:
+            continue
+        what = _describe(e).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {_iso(e.at)} | {kind} | {e.actor.name} | {what} |")
+    followup = view.checklist.followup_phase
+    if followup is not None and followup.items:
+        lines += ["", f"### Follow-up: {followup.title}", ""]
+        for item in followup.items:
+            mark = "x" if view.checked.get(item.key) else " "
+            lines.append(f"- [{mark}] {item.text}")
+    return "\n".join(lines)

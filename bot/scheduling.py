@@ -49,6 +49,8 @@ class TimerPoster:
         self._lang = lang
         self._managers = managers
         self._figures = figures
+        # Called with each posted reminder and its ts (charts follow it); must return quickly.
+        self.after_post: list[Callable[[DueTimer, str], None]] = []
 
     @staticmethod
     def marker(due: DueTimer) -> str:
@@ -77,9 +79,15 @@ class TimerPoster:
         else:
             log.warning("unknown timer kind %s", due.timer.kind)
             return None
-        return self._gateway.post(
+        ts = self._gateway.post(
             view.release.channel_id, text, blocks, thread_ts=view.release.thread_ts, marker=self.marker(due)
         )
+        for hook in self.after_post:
+            try:
+                hook(due, ts)
+            except Exception:
+                log.exception("after-post hook failed for reminder %s", due.timer.id)
+        return ts
 
     def already_posted(self, due: DueTimer) -> str | None:
         view = due.view

@@ -17,7 +17,7 @@ from bot.domain import release as flow
 from bot.domain.checklist import Checklist
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
-from bot.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
+from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied
 from bot.ports import Clock
 
 UowFactory = Callable[[], SqlUnitOfWork]
@@ -69,7 +69,8 @@ class ToggleItems:
 
 @dataclass(frozen=True)
 class ToggleResult:
-    view: ReleaseView
+    """What changed; the messages to redraw are read again by the sync, so no view is built here."""
+
     changed: tuple[str, ...]
     dirty_messages: tuple[int, ...] = field(default=())
 
@@ -90,8 +91,11 @@ class Services:
         checklist: Checklist | None,
         checklist_source: str,
         is_manager: Callable[[str], bool] = lambda _user: True,
+        read_uow: UowFactory | None = None,
     ) -> None:
         self._uow = uow
+        # Reads use their own units of work: on SQLite they take no write lock (see bot.db.engine).
+        self._read = read_uow or uow
         self._clock = clock
         self.checklist = checklist
         self._checklist_source = checklist_source
@@ -113,7 +117,7 @@ class Services:
     def view_in(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
         record = uow.releases.get(release_id)
         checklist = _parse_checklist(uow.releases.checklist_source(release_id), record.checklist_name)
-        overrides = tuple(e for e in uow.audit.for_release(release_id) if e.action == "gate_overridden")
+        overrides = tuple(uow.audit.for_release(release_id, actions=("gate_overridden",)))
         pending = uow.timers.pending(release_id)
         return ReleaseView(
             release=record,
@@ -126,11 +130,11 @@ class Services:
         )
 
     def view(self, release_id: int) -> ReleaseView:
-        with self._uow() as uow:
+        with self._read() as uow:
             return self.view_in(uow, release_id)
 
     def message_view(self, message_id: int) -> tuple[MessageRecord, ReleaseView]:
-        with self._uow() as uow:
+        with self._read() as uow:
             message = uow.messages.get(message_id)
             return message, self.view_in(uow, message.release_id)
 
@@ -140,12 +144,12 @@ class Services:
             uow.commit()
 
     def out_of_sync(self) -> list[int]:
-        with self._uow() as uow:
+        with self._read() as uow:
             return [m.id for m in uow.messages.out_of_sync()]
 
     def find(self, channel_id: str, version: str | None) -> ReleaseView:
         """The release a command names: by version in this channel, else the channel's active one."""
-        with self._uow() as uow:
+        with self._read() as uow:
             if version:
                 record = uow.releases.latest(version, channel_id=channel_id) or uow.releases.latest(version)
                 if record is None:
@@ -158,11 +162,11 @@ class Services:
             return self.view_in(uow, record.id)
 
     def recent(self, channel_id: str | None, limit: int = 10) -> list[ReleaseRecord]:
-        with self._uow() as uow:
+        with self._read() as uow:
             return uow.releases.recent(channel_id=channel_id, limit=limit)
 
     def audit_trail(self, version: str) -> tuple[ReleaseRecord, list[AuditEvent]]:
-        with self._uow() as uow:
+        with self._read() as uow:
             record = uow.releases.latest(version)
             if record is None:
                 raise NotFound("version_not_found", params={"version": version})
@@ -186,6 +190,13 @@ class Services:
                     },
                 )
             checklist = self.template
+            lock = uow.locks.active(checklist.service)
+            if lock is not None:
+                locked_by = uow.releases.get(lock.release_id)
+                raise Locked(
+                    "service_locked",
+                    params={"service": lock.service, "version": locked_by.version, "reason": lock.reason},
+                )
             steps = flow.plan_steps(checklist)
             record = uow.releases.add(
                 version=version,
@@ -249,9 +260,16 @@ class Services:
                 or message.ts != cmd.message_ts
             ):
                 raise PermissionDenied("forged_action")
-            if ReleaseStatus(record.status).is_terminal:
-                raise InvalidTransition("release_ended", params={"status": record.status})
             checklist = _parse_checklist(uow.releases.checklist_source(record.id), record.checklist_name)
+            followup = checklist.followup_phase
+            # The rollback follow-up is the one checklist that lives on after its release ended.
+            followup_open = (
+                record.status == ReleaseStatus.ROLLED_BACK.value
+                and message.kind == "followup"
+                and followup is not None
+            )
+            if ReleaseStatus(record.status).is_terminal and not followup_open:
+                raise InvalidTransition("release_ended", params={"status": record.status})
             changed: list[str] = []
             for item_key, checked in cmd.changes:
                 try:
@@ -282,7 +300,7 @@ class Services:
                     dirty.append(header.id)
                 uow.messages.bump(dirty)
             uow.commit()
-            return ToggleResult(self.view_in(uow, record.id), tuple(changed), tuple(dirty))
+            return ToggleResult(tuple(changed), tuple(dirty))
 
     def _refuse(
         self, uow: SqlUnitOfWork, release_id: int, actor: Actor, now: datetime, what: str, item: str | None

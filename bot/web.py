@@ -55,14 +55,16 @@ def _status_line(status: int) -> str:
 class WebApp:
     """A WSGI application routing /slack/events to Bolt, plus /healthz, /readyz and /metrics."""
 
-    def __init__(self, app: App, *, ready: Callable[[], bool]) -> None:
+    def __init__(self, app: App, *, ready: Callable[[], bool], slack_over_http: bool = True) -> None:
         self._app = app
         self._ready = ready
+        # In Socket Mode requests are not signed, so this server must not accept them: health and metrics only.
+        self._slack_over_http = slack_over_http
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/slack/events":
+        if path == "/slack/events" and self._slack_over_http:
             if method != "POST":
                 return self._reply(start_response, 405, b"", "text/plain")
             return self._slack(environ, start_response)
@@ -115,11 +117,18 @@ class WebApp:
         try:
             try:
                 request = BoltRequest(body=raw, query=environ.get("QUERY_STRING", ""), headers=headers)
-            except (ValueError, json.JSONDecodeError):
+            except (ValueError, json.JSONDecodeError, AttributeError, TypeError):
                 # Malformed JSON in a payload: Slack never sends it, so say so instead of failing with a 500.
                 return self._reply(start_response, 400, b"malformed payload", "text/plain")
+            if not isinstance(request.body, dict):
+                return self._reply(start_response, 400, b"malformed payload", "text/plain")
             _repair_form_body(request, raw)
-            response: BoltResponse = self._app.dispatch(request)
+            try:
+                response: BoltResponse = self._app.dispatch(request)
+            except Exception:
+                # Bolt choked on a payload of a shape Slack never sends; answer it as the bad request it is.
+                log.exception("request could not be dispatched")
+                return self._reply(start_response, 400, b"malformed payload", "text/plain")
         finally:
             request_id.reset(token_req)
             release_id.reset(token_rel)

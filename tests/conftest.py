@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from bot.bootstrap import Bot, build
 from bot.config import Settings, load_settings
 from bot.db.migrate import upgrade
+from bot.server import make_http_server
 from bot.slack.gateway import ChannelPacer
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_user import BOT_TOKEN, SECRET, SlackUser
@@ -23,19 +24,46 @@ from tests.slack_user import BOT_TOKEN, SECRET, SlackUser
 ROOT = Path(__file__).resolve().parent.parent
 FAST_CHECKLIST = ROOT / "tests" / "data" / "fast-checklist.yaml"
 SEED_CHECKLIST = ROOT / "checklists" / "deployment.yaml"
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Each test run gets its own database on the server, so parallel runs never drop each other's tables.
+PG_URL = (
+    sa.engine.make_url(PG_ADMIN_URL)
+    .set(database=f"releasebot_test_{os.getpid()}")
+    .render_as_string(hide_password=False)
+)
+_pg_created = False
 
 
 def postgres_available() -> str | None:
-    """None when Postgres answers, else the reason it does not."""
+    """None when Postgres answers (creating this run's database on first use), else the reason it does not."""
+    global _pg_created
     try:
-        engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+        engine = sa.create_engine(
+            PG_ADMIN_URL,
+            poolclass=sa.pool.NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 3},
+        )
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            if not _pg_created:
+                name = sa.engine.make_url(PG_URL).database
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                _pg_created = True
         engine.dispose()
         return None
     except Exception as e:
-        return f"Postgres at {PG_URL} is not reachable ({type(e).__name__})"
+        return f"Postgres at {PG_ADMIN_URL} is not reachable ({type(e).__name__})"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg_created:
+        engine = sa.create_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(PG_URL).database}" WITH (FORCE)')
+            )
+        engine.dispose()
 
 
 def reset_postgres() -> None:
@@ -100,12 +128,10 @@ class RunningBot:
 
 
 def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> tuple[RunningBot, Any]:
-    from cheroot import wsgi
-
     upgrade(settings.database_url)
     bot = build(settings, **build_kwargs)
     bot.start_background()
-    server = wsgi.Server(("127.0.0.1", 0), bot.web, numthreads=16)
+    server = make_http_server("127.0.0.1", 0, bot.web, 16)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()

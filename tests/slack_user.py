@@ -127,7 +127,7 @@ class SlackUser:
             {
                 "type": "checkboxes",
                 "action_id": element["action_id"],
-                "block_id": block["block_id"],
+                "block_id": block.get("block_id") or "Xy1Z",  # Slack generates ids for blocks without one
                 "selected_options": selected,
                 "action_ts": action_ts or f"{time.time():.6f}",
             }
@@ -143,7 +143,7 @@ class SlackUser:
             {
                 "type": "button",
                 "action_id": action_id,
-                "block_id": block["block_id"],
+                "block_id": block.get("block_id") or "Xy1Z",  # Slack generates ids for blocks without one
                 "value": value if value is not None else element.get("value", ""),
                 "text": element["text"],
                 "action_ts": f"{time.time():.6f}",

@@ -199,14 +199,11 @@ def test_contacts_match_the_seed_table(seed: dict[str, Any], hallyu: Checklist) 
 def test_metrics_select_the_backend_with_a_short_window(hallyu: Checklist) -> None:
     m = hallyu.metrics
     assert m is not None
-    assert m.error_rate_query == (
-        'sum(rate(http_requests_total{service="backend",code=~"5.."}[1m]))'
-        ' / sum(rate(http_requests_total{service="backend"}[1m]))'
-    )
-    assert m.p95_query == (
-        "histogram_quantile(0.95, sum by (le) "
-        '(rate(http_request_duration_seconds_bucket{service="backend"}[1m])))'
-    )
+    # The file ships exactly the queries tests/test_prometheus_real.py proves against a real Prometheus.
+    from bot.adapters.prometheus import DEFAULT_ERROR_RATE_QUERY, DEFAULT_P95_QUERY, render_query
+
+    assert m.error_rate_query == render_query(DEFAULT_ERROR_RATE_QUERY, selector='service="backend"', window="1m")
+    assert m.p95_query == render_query(DEFAULT_P95_QUERY, selector='service="backend"', window="1m")
     assert (m.sample_interval, m.consecutive_breaches, m.no_data_warning_after, m.baseline_window) == (
         timedelta(seconds=15),
         2,

@@ -61,3 +61,14 @@ def test_db_upgrade_command_is_idempotent(db_url: str) -> None:
         assert result.returncode == 0, result.stderr
         assert "up to date" in result.stdout
     assert _diff(db_url) == []
+
+
+def test_start_up_knows_the_head_without_alembic(db_url: str) -> None:
+    from bot.db.migrate import head_revision, is_current, upgrade_if_needed
+
+    script = ScriptDirectory.from_config(alembic_config(db_url))
+    assert head_revision() == script.get_current_head()
+    assert not is_current(db_url)
+    assert upgrade_if_needed(db_url) is True
+    assert is_current(db_url)
+    assert upgrade_if_needed(db_url) is False

@@ -54,10 +54,11 @@ class HttpHealthChecker:
                 summary=self._describe(e),
             )
         latency = _elapsed_ms(started)
-        if 300 <= status < 400 and location:
-            summary = f"redirects to {location}"
-        else:
-            summary = summarise_body(body, content_type)
+        summary = (
+            f"redirects to {location}"
+            if 300 <= status < 400 and location
+            else summarise_body(body, content_type)
+        )
         return HealthResult(
             url=url, ok=200 <= status < 300, status_code=status, latency_ms=latency, summary=summary
         )

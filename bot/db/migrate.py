@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     # env.py reads the URL from here when given one; '%' is escaped because ini interpolation would eat it.
@@ -21,23 +24,71 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x52424D4947  # "RBMIG": serialises replicas that start together on an empty database
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    """Apply migrations; on Postgres under an advisory lock, so two replicas starting at once take turns."""
+    from alembic import command
+
+    config = alembic_config(database_url)
+    if not database_url.startswith("postgresql"):
+        command.upgrade(config, revision)
+        return
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                conn.commit()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(database_url), revision)
 
 
-def pending(engine: Engine, database_url: str) -> list[str]:
-    """Revisions not yet applied to the database."""
-    script = ScriptDirectory.from_config(alembic_config(database_url))
-    with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    heads = [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
-    if current:
-        applied: set[str] = set()
-        for head in current:
-            applied.update(r.revision for r in script.iterate_revisions(head, "base"))
-        heads = [r for r in heads if r not in applied]
-    return heads
+def head_revision() -> str:
+    """The newest revision in migrations/versions, read from the files without importing Alembic."""
+    revisions: dict[str, str | None] = {}
+    for path in (ROOT / "migrations" / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        rev = re.search(r"^revision(?:: str)? = ['\"]([^'\"]+)['\"]", text, re.M)
+        down = re.search(r"^down_revision(?:: [^=]+)? = (?:['\"]([^'\"]+)['\"]|None)", text, re.M)
+        if rev:
+            revisions[rev.group(1)] = down.group(1) if down else None
+    parents = {d for d in revisions.values() if d}
+    heads = [r for r in revisions if r not in parents]
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations must have exactly one head, found {heads}")
+    return heads[0]
+
+
+def is_current(database_url: str) -> bool:
+    """Whether the database is already at the head revision (no Alembic import needed to know)."""
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return False
+            current = [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+    finally:
+        engine.dispose()
+    return current == [head_revision()]
+
+
+def upgrade_if_needed(database_url: str) -> bool:
+    """Apply pending migrations at start-up. Alembic (~40 MB) is imported only when there is work to do."""
+    if is_current(database_url):
+        return False
+    upgrade(database_url)
+    return True

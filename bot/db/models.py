@@ -155,3 +155,142 @@ class TimerRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index(None, "status", "due_at"),)
+
+
+class RollbackRow(Base):
+    """One rollback of a deployment: the intent is stored before the patch, the outcome after it."""
+
+    __tablename__ = "rollbacks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    deployment: Mapped[str] = mapped_column(String(253))
+    namespace: Mapped[str] = mapped_column(String(63))
+    requested_revision: Mapped[int] = mapped_column(Integer, default=0)  # --to-revision; 0 = previous
+    expected_revision: Mapped[int | None]  # the live revision the confirmer saw; a changed one is refused
+    from_revision: Mapped[int | None]
+    from_images: Mapped[list[str] | None] = mapped_column(JSON)
+    to_revision: Mapped[int | None]
+    to_images: Mapped[list[str] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_by_name: Mapped[str] = mapped_column(String(128))
+    # intent → patched → succeeded | failed; skipped (nothing to undo); interrupted (found after a crash)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    # "<namespace>/<deployment>" while in progress, NULL after: the database forbids two at once.
+    active_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    progress_channel: Mapped[str | None] = mapped_column(String(32))
+    progress_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]  # also the heartbeat of the process carrying it out
+
+    __table_args__ = (Index(None, "release_id"), Index(None, "status"))
+
+
+class ServiceLockRow(Base):
+    """Production of a service locked after a rollback, until a release manager clears it with a reason."""
+
+    __tablename__ = "service_locks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    locked_at: Mapped[datetime]
+    cleared_by: Mapped[str | None] = mapped_column(String(32))
+    cleared_reason: Mapped[str | None] = mapped_column(Text)
+    cleared_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "service", "cleared_at"),)
+
+
+class ReleaseWatchRow(Base):
+    """The metric watch's bookkeeping for one release: baseline, last sample, the last step announced."""
+
+    __tablename__ = "release_watches"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    announced_step: Mapped[str | None] = mapped_column(String(64))
+    baseline_status: Mapped[str | None] = mapped_column(String(16))  # measured | fixed | missing
+    last_sample_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]  # the release ended and its incidents were resolved
+    created_at: Mapped[datetime]
+
+
+class WatchStateRow(Base):
+    """The running state of one criterion of one release (``CriterionWatch.to_dict``), kept across restarts."""
+
+    __tablename__ = "watch_states"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    criterion: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_sample_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class MetricSampleRow(Base):
+    """One reading of one metric of a release: the recent trend, the gate figures and later charts."""
+
+    __tablename__ = "metric_samples"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    metric: Mapped[str] = mapped_column(String(32))  # error_rate | p95
+    value: Mapped[float | None]
+    verdict: Mapped[str] = mapped_column(String(16))  # pass | breach | no_data
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (Index(None, "release_id", "metric", "id"),)
+
+
+class IncidentRow(Base):
+    """A criterion of a release that fired; ``dedup_key`` makes it one PagerDuty alert, ever."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    criterion: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # open | acknowledged | resolved | dismissed
+    declared_by: Mapped[str] = mapped_column(String(32))
+    declared_by_name: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[float | None]
+    threshold: Mapped[float | None]
+    baseline_p95_s: Mapped[float | None]
+    stage: Mapped[str | None] = mapped_column(String(64))
+    fire_count: Mapped[int] = mapped_column(Integer, default=1)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    handled_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index(None, "release_id"), Index(None, "status"))
+
+
+class PagerOutboxRow(Base):
+    """A PagerDuty event to deliver. The row is the truth: it survives restarts and PagerDuty outages."""
+
+    __tablename__ = "pager_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(320), unique=True)  # one row per intended event
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))  # trigger | acknowledge | resolve | change
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(String(500))  # the adapter's words: no secrets
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)

@@ -15,6 +15,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.models import AuditEventRow, ItemStateRow, MessageRow, ReleaseRow, TimerRow
+from bot.db.rollback_repos import Rollbacks, ServiceLocks
+from bot.db.watch_repos import WatchRepositories
 from bot.domain.records import (
     Actor,
     AuditEvent,
@@ -196,8 +198,10 @@ class Audit:
         )
         self._s.flush()
 
-    def for_release(self, release_id: int) -> list[AuditEvent]:
+    def for_release(self, release_id: int, *, actions: Sequence[str] | None = None) -> list[AuditEvent]:
         stmt = select(AuditEventRow).where(AuditEventRow.release_id == release_id).order_by(AuditEventRow.id)
+        if actions is not None:
+            stmt = stmt.where(AuditEventRow.action.in_(list(actions)))
         return [
             AuditEvent(
                 r.id,
@@ -368,6 +372,9 @@ class SqlUnitOfWork:
         self.audit = Audit(self.session)
         self.messages = Messages(self.session)
         self.timers = Timers(self.session)
+        self.rollbacks = Rollbacks(self.session)
+        self.locks = ServiceLocks(self.session)
+        self.watch = WatchRepositories(self.session)
         return self
 
     def __exit__(

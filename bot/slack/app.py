@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.errors import IntegrationError, UserError
 from bot.i18n import t
 from bot.slack.gateway import permalink
-from bot.slack.listeners import Guard, SlackContext, guarded, register, register_fallbacks
+from bot.slack.listeners import Guard, SlackContext, register, register_fallbacks
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,10 @@ def create_app(
         raise_error_for_unhandled_request=False,
         listener_executor=ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="listener"),
     )
-    guard = guarded(
+    guard = Guard(
         lambda error, body, respond: answer_error(error, body, respond, ctx),
         lambda error, body: user_text(error, body, ctx.lang),
+        ThreadPoolExecutor(max(4, settings.listener_threads * 2), thread_name_prefix="work"),
     )
     register(app, ctx, guard)
     extra(app, guard)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.checklist import Checklist, Phase
+from bot.domain.checklist import Checklist, CriterionKind, Phase
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
 from bot.i18n import t
 from bot.services import ReleaseView
-from bot.slack.ids import ActionId, block_id
+from bot.slack.ids import ActionId, block_id, declare_action_id
 
 Block = dict[str, Any]
 MAX_TEXT = 3000
@@ -110,7 +110,7 @@ def page_item_keys(checklist: Checklist, kind: str, page: int) -> frozenset[str]
 def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
     pages = checklist_pages(view.checklist, message.kind)
     entries = pages[message.page]
-    ended = view.status.is_terminal
+    ended = view.status.is_terminal and message.kind != "followup"
     blocks: list[Block] = []
     rel, mid, rev = view.release.id, message.id, message.content_rev
     for n, entry in enumerate(entries):
@@ -326,6 +326,16 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
                 "value": f"{rel}:{phase.environment}",
             }
         )
+    if view.checklist.rollback is not None and step.kind in (StepKind.READY, StepKind.CANARY, StepKind.WATCH):
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ActionId.ROLLBACK.value,
+                "text": _plain(t(lang, "btn_rollback")),
+                "value": str(rel),
+                "style": "danger",
+            }
+        )
     elements.append(
         {
             "type": "button",
@@ -335,6 +345,17 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
             "style": "danger",
         }
     )
+    # Human rollback criteria (core feature down, data loss): each opens a reason modal and pages once.
+    for criterion in view.checklist.criteria:
+        if criterion.kind is CriterionKind.MANUAL:
+            elements.append(
+                {
+                    "type": "button",
+                    "action_id": declare_action_id(criterion.key),
+                    "text": _plain(f":rotating_light: {criterion.title}"),
+                    "value": f"{rel}:{criterion.key}",
+                }
+            )
     return {
         "type": "actions",
         "block_id": block_id("ha", rel, message.id, message.content_rev),

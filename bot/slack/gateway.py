@@ -34,7 +34,7 @@ class ChannelPacer:
 
     def __init__(
         self,
-        interval_s: float = 1.0,
+        interval_s: float = 1.1,  # a little over Slack's 1/s, so clock skew never tips a post into a 429
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -143,6 +143,31 @@ class SlackGateway:
 
     def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         self._call("views.publish", self.client.views_publish, user_id=user_id, view=view)
+
+    def upload_file(
+        self,
+        channel: str,
+        content: bytes,
+        filename: str,
+        *,
+        title: str | None = None,
+        thread_ts: str | None = None,
+        initial_comment: str | None = None,
+    ) -> str:
+        """Share a file in a channel or thread (files_upload_v2: upload URL, upload, complete); return its id."""
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "content": content,
+            "filename": filename,
+            "title": title or filename,
+        }
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        if initial_comment:
+            kwargs["initial_comment"] = initial_comment
+        response = self._call("files.uploadV2", self.client.files_upload_v2, **kwargs)
+        files = response.get("files") or [{}]
+        return str(files[0].get("id", ""))
 
     def usergroup_members(self, usergroup: str) -> list[str]:
         response = self._call("usergroups.users.list", self.client.usergroups_users_list, usergroup=usergroup)

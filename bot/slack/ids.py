@@ -47,3 +47,13 @@ def parse_block_id(value: str) -> tuple[str, int, int] | None:
     if not match:
         return None
     return match["kind"], int(match["release"]), int(match["message"])
+
+
+DECLARE_INCIDENT_RE = re.compile(
+    rf"^{ActionId.DECLARE_INCIDENT.value}:(?P<criterion>[A-Za-z0-9_.\-]{{1,64}})$"
+)
+
+
+def declare_action_id(criterion_key: str) -> str:
+    """The action id of a header "declare" button: one per manual criterion, unique within its block."""
+    return f"{ActionId.DECLARE_INCIDENT.value}:{criterion_key}"

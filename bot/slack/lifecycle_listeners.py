@@ -94,17 +94,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
         ack()
         rid, from_step, to_step = _parts(action.get("value"), 3)
         release_ctx.set(int(rid))
-        view = _release_for_action(ctx, int(rid), body)
-        actor = parsing.actor_of(body)
-        try:
-            result = ctx.lifecycle.advance(view.release.id, from_step=from_step, to_step=to_step, actor=actor)
-        except GateNotMet as gate:
-            text, blocks = notices.gate_refusal(
-                view, from_step, to_step, lang, gate.open_items, gate.wait_remaining_s
-            )
-            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-            return
-        announce_advance(ctx, result, actor)
+        guard.defer(body, respond, advance_from_button, ctx, int(rid), from_step, to_step, body, respond)
 
     @app.action(ActionId.OVERRIDE.value)
     @guard
@@ -191,18 +181,21 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
             run_health_check, ctx, view.release.id, env.key, env.title, env.health_url, actor
         )
 
-    @app.action(ActionId.ROLLBACK.value)
-    @guard
-    def on_rollback_decision(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        ack()
-        rid = int(_parts(action.get("value"), 1)[0])
-        view = _release_for_action(ctx, rid, body)
-        actor = parsing.actor_of(body)
-        ctx.lifecycle.require_manager(rid, actor, "roll back")
-        ctx.lifecycle.record(rid, "rollback_requested", actor, {"step": view.release.step})
-        text, blocks = notices.rollback_procedure(view, actor.id, lang)
-        publisher = ctx.slack.publisher
-        publisher.submit(publisher.thread_reply, rid, text, blocks)
+
+def advance_from_button(
+    ctx: LifecycleContext, rid: int, from_step: str, to_step: str, body: dict[str, Any], respond: Respond
+) -> None:
+    view = _release_for_action(ctx, rid, body)
+    actor = parsing.actor_of(body)
+    try:
+        result = ctx.lifecycle.advance(view.release.id, from_step=from_step, to_step=to_step, actor=actor)
+    except GateNotMet as gate:
+        text, blocks = notices.gate_refusal(
+            view, from_step, to_step, ctx.lang, gate.open_items, gate.wait_remaining_s
+        )
+        respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+        return
+    announce_advance(ctx, result, actor)
 
 
 def run_health_check(
@@ -235,7 +228,7 @@ def _run_for_modal(
 
     try:
         work()
-    except (NotFound, Exception) as error:  # noqa: BLE001 - every error is answered, none reaches Bolt
+    except (NotFound, Exception) as error:
         channel = meta.get("channel")
         if isinstance(channel, str):
             try:

@@ -10,6 +10,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from bot.config import Settings
 from bot.errors import UsageError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
-from bot.services import Services
+from bot.services import Services, ToggleItems
 from bot.slack import blocks, parsing
 from bot.slack.gateway import permalink
 from bot.slack.ids import ActionId
@@ -52,17 +53,26 @@ ErrorAnswer = Callable[[Exception, dict[str, Any], Respond | None], None]
 ErrorText = Callable[[Exception, dict[str, Any]], str]
 
 
-def guarded(
-    on_error: ErrorAnswer, error_text: ErrorText
-) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Answer a listener's errors ourselves instead of letting them reach Bolt.
+class Guard:
+    """Answers listener errors ourselves, and runs slow work off the listener threads.
 
     Bolt's thread runner resets an already-sent ack to None when the listener raises, so an error raised
     right after ``ack()`` can turn the HTTP answer into a 404 ("didn't call ack"). Catching here keeps the
     ack, and the person still gets a private answer from the one error presenter.
+
+    Bolt runs listeners on a pool of 5 threads and answers Slack only once the listener has called ``ack()``.
+    Listeners therefore ack, parse, and hand database and Slack work to ``defer``: a burst of clicks then never
+    leaves a new request waiting for a free listener thread before it can be acknowledged.
     """
 
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+    def __init__(self, on_error: ErrorAnswer, error_text: ErrorText, work: Executor) -> None:
+        self._on_error = on_error
+        self._error_text = error_text
+        self._work = work
+
+    def __call__(self, fn: Callable[..., None]) -> Callable[..., None]:
+        on_error, error_text = self._on_error, self._error_text
+
         @functools.wraps(fn)
         def run(**kwargs: Any) -> None:
             try:
@@ -80,10 +90,22 @@ def guarded(
         run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
         return run
 
-    return wrap
+    def defer(
+        self, body: dict[str, Any], respond: Respond | None, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """Run ``fn(*args)`` on the work pool; its errors are answered to the person like any other."""
+        release = release_ctx.get()
 
+        def run() -> None:
+            token = release_ctx.set(release)
+            try:
+                fn(*args)
+            except Exception as error:
+                self._on_error(error, body, respond)
+            finally:
+                release_ctx.reset(token)
 
-Guard = Callable[[Callable[..., None]], Callable[..., None]]
+        self._work.submit(run)
 
 
 def register(app: App, ctx: SlackContext, guard: Guard) -> None:
@@ -116,11 +138,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
         elif cmd.sub == "start":
             assert cmd.version is not None
             ack(text=t(lang, "starting", version=cmd.version), response_type="ephemeral")
-            channel = ctx.settings.release_channel or cmd.channel_id
-            view = ctx.services.start_release(channel_id=channel, version=cmd.version, actor=cmd.actor)
-            release_ctx.set(view.release.id)
-            origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
-            ctx.publisher.publish_release(view, origin)
+            guard.defer(body, respond, start_release, ctx, cmd)
         elif cmd.sub in ctx.commands:
             ctx.commands[cmd.sub](cmd, ack)
         else:
@@ -128,17 +146,27 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
 
     @app.action(ActionId.TOGGLE_ITEM.value)
     @guard
-    def on_toggle(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def on_toggle(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         cmd = parsing.toggle(body, action)
         release_ctx.set(cmd.release_id)
-        result = ctx.services.toggle_items(cmd)
-        ctx.publisher.sync.mark_dirty(result.dirty_messages)
+        guard.defer(body, respond, apply_toggle, ctx, cmd)
 
-    @app.event("app_home_opened")
-    def on_home_opened(body: dict[str, Any]) -> None:
-        # Subscribed so Slack never sees a 404 for it; the Home tab is drawn elsewhere.
-        return None
+    # app_home_opened is answered by bot.dashboard_setup (the App Home tab).
+
+
+def start_release(ctx: SlackContext, cmd: parsing.Command) -> None:
+    assert cmd.version is not None
+    channel = ctx.settings.release_channel or cmd.channel_id
+    view = ctx.services.start_release(channel_id=channel, version=cmd.version, actor=cmd.actor)
+    release_ctx.set(view.release.id)
+    origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
+    ctx.publisher.publish_release(view, origin)
+
+
+def apply_toggle(ctx: SlackContext, cmd: ToggleItems) -> None:
+    result = ctx.services.toggle_items(cmd)
+    ctx.publisher.sync.mark_dirty(result.dirty_messages)
 
 
 def register_fallbacks(app: App, ctx: SlackContext) -> None:

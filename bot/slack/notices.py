@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from bot.domain.checklist import Checklist
@@ -34,6 +35,22 @@ def _button(action: ActionId, label: str, value: str, style: str | None = None) 
     if style:
         button["style"] = style
     return button
+
+
+def human_duration(value: timedelta | None, lang: str) -> str:
+    """15 min, 90 s, 1 h 30 min: how people say a wait."""
+    if value is None:
+        return "?"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = {"en": ("h", "min", "s"), "ko": ("시간", "분", "초")}.get(lang, ("h", "min", "s"))
+    parts = [
+        f"{n} {u}" if lang == "en" else f"{n}{u}"
+        for n, u in zip((hours, minutes, secs), units, strict=True)
+        if n
+    ]
+    return " ".join(parts) or ("0 s" if lang == "en" else "0초")
 
 
 def mentions(user_ids: list[str], managers: tuple[str, ...]) -> str:
@@ -68,12 +85,12 @@ def stage_reminder(
     """The end of a canary wait: who to ping, the gate, and the buttons to move on or roll back."""
     step = next(s for s in view.steps if s.key == step_key)
     label = step_label(view.checklist, step, lang)
-    wait = step.wait.total_seconds() / 60 if step.wait else 0
-    lines = [t(lang, "reminder_stage_over", step=label, minutes=f"{wait:g}") + " " + mentions(who, managers)]
+    wait = human_duration(step.wait, lang)
+    lines = [t(lang, "reminder_stage_over", step=label, duration=wait) + " " + mentions(who, managers)]
     gate = gate_lines(view.checklist, lang, figures)
     if gate:
         lines.append(gate)
-    if late_s > 5:
+    if late_s > 2:
         lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
     blocks: list[Block] = [_section("\n".join(lines))]
     target = next_step_key(view.steps, step_key)
@@ -92,15 +109,14 @@ def stage_reminder(
             ],
         }
     )
-    return t(lang, "reminder_stage_over", step=label, minutes=f"{wait:g}"), blocks
+    return t(lang, "reminder_stage_over", step=label, duration=wait), blocks
 
 
 def watch_reminder(
     view: ReleaseView, step_key: str, lang: str, *, who: list[str], managers: tuple[str, ...], late_s: float
 ) -> Message:
     """The end of the post-deploy watch, with the checks the seed lists for it."""
-    watch = view.checklist.post_deploy_watch
-    minutes = f"{watch.total_seconds() / 60:g}" if watch else "?"
+    minutes = human_duration(view.checklist.post_deploy_watch, lang)
     phase = view.checklist.phase(next(s for s in view.steps if s.key == step_key).phase_key)
     checks = [
         item.text
@@ -110,9 +126,9 @@ def watch_reminder(
     ]
     if not checks:
         checks = [item.text for item in phase.items]
-    lines = [t(lang, "reminder_watch_over", minutes=minutes) + " " + mentions(who, managers)]
+    lines = [t(lang, "reminder_watch_over", duration=minutes) + " " + mentions(who, managers)]
     lines += [f"• {escape(c)}" for c in checks]
-    if late_s > 5:
+    if late_s > 2:
         lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
     rid = view.release.id
     blocks = [
@@ -126,7 +142,7 @@ def watch_reminder(
             ],
         },
     ]
-    return t(lang, "reminder_watch_over", minutes=minutes), blocks
+    return t(lang, "reminder_watch_over", duration=minutes), blocks
 
 
 def transition_note(
@@ -141,7 +157,7 @@ def transition_note(
     to = next((s for s in view.steps if s.key == to_step), None)
     text = t(lang, "moved_to", who=f"<@{actor}>", step=step_label(view.checklist, to, lang))
     if to is not None and to.kind is StepKind.CANARY and to.wait is not None:
-        text += " " + t(lang, "reminder_set", minutes=f"{to.wait.total_seconds() / 60:g}")
+        text += " " + t(lang, "reminder_set", duration=human_duration(to.wait, lang))
     if gates:
         text += "\n" + t(
             lang,
@@ -216,7 +232,7 @@ def gate_refusal(
         if len(open_items) > 15:
             lines.append(t(lang, "and_more", count=len(open_items) - 15))
     if wait_remaining_s is not None:
-        lines.append(t(lang, "gate_wait", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
+        lines.append(t(lang, "gate_wait_left", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
     rid = view.release.id
     blocks = [
         _section("\n".join(lines)),

@@ -6,9 +6,8 @@ the error code the real API uses for that case (reference/slack.md §5, §11). C
 
 from __future__ import annotations
 
-import json
-
 import copy
+import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass

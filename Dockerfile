@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+#
+# release-bot image.   docker build -t release-bot:0.1.0 .
+#                      docker run --env-file release-bot.env -p 3000:3000 -v release-bot-data:/data release-bot:0.1.0
+#
+# Layout: /app holds bot/, migrations/, alembic.ini and checklists/ side by side, installed in editable mode into
+# /opt/venv. The bot finds its migrations three folders above bot/db/migrate.py and its default checklist two
+# folders above bot/config.py, so a regular wheel install (bot/ alone in site-packages) would lose both.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /app
+
+# Wheels for every dependency (and the setuptools the editable install builds with) in their own layer, so a
+# code-only change does not download them again. bot/__init__.py comes along because it holds the version.
+COPY pyproject.toml ./
+COPY bot/__init__.py bot/__init__.py
+# The release-bot wheel built here from a stub tree is dropped: the project itself is installed editable below.
+RUN pip wheel --wheel-dir /wheels . "setuptools>=69" wheel \
+ && rm -rf /wheels/release_bot-*.whl build release_bot.egg-info
+
+COPY bot/ bot/
+COPY migrations/ migrations/
+COPY alembic.ini ./
+COPY checklists/ checklists/
+
+# --no-index: everything comes from the wheels above, so the final layer is exactly what was resolved there.
+# The last line fails the build if the package no longer sits next to migrations/ (see the layout note on top).
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels -e /app \
+ && /opt/venv/bin/python -m compileall -q /app/bot /app/migrations \
+ && /opt/venv/bin/python -c "import sys, bot.db.migrate as m; sys.exit(str(m.ROOT) != '/app' or not (m.ROOT / 'migrations' / 'env.py').is_file())"
+
+# ---------------------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="release-bot" \
+      org.opencontainers.image.description="Slack bot that runs a deployment checklist as an audited release workflow"
+
+# DATABASE_URL defaults to a file on the /data volume: the only place the non-root user may write besides /tmp.
+# HOME: slack_sdk calls Path.home() at import, which fails for a UID without a passwd entry (OpenShift, or a
+# runAsUser other than 10001); /tmp is writable (an emptyDir in Kubernetes).
+# MPLCONFIGDIR: matplotlib (report charts) caches fonts there, since the root FS may be read-only.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH="/opt/venv/bin:${PATH}" \
+    HOME=/tmp \
+    DATABASE_URL="sqlite:////data/release-bot.db" \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    HOST=0.0.0.0 \
+    PORT=3000
+
+RUN groupadd --system --gid 10001 release-bot \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin release-bot \
+ && install -d -o 10001 -g 10001 -m 0750 /data
+
+# Owned by root and not writable by the bot: code and migrations cannot be changed from inside the container.
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+
+WORKDIR /app
+VOLUME ["/data"]
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+EXPOSE 3000
+
+# Liveness only: /healthz also needs the database, and a database outage should not get the container restarted.
+# Socket Mode runs no HTTP server, so there the check can only say the process is up.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as r; os.environ.get('SLACK_APP_TOKEN') or r.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '3000'), timeout=4)"]
+
+ENTRYPOINT ["release-bot"]
+CMD ["serve"]

@@ -1,0 +1,162 @@
+"""Processes under test: spawning the bot or the floor, waiting for health, sampling memory, a scratch Postgres."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size from /proc, in MiB (0 when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass
+class Server:
+    """A server subprocess on 127.0.0.1:port, its log file, and how long it took to become healthy."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    healthy_after_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_healthy(self, started: float, timeout_s: float = 30.0) -> float:
+        deadline = started + timeout_s
+        with httpx.Client(timeout=1.0) as http:
+            while time.perf_counter() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+                try:
+                    if http.get(f"{self.url}/healthz").status_code == 200:
+                        self.healthy_after_s = time.perf_counter() - started
+                        return self.healthy_after_s
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.name} not healthy within {timeout_s} s; see {self.log_path}")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``: the bot drains its paced posts on SIGTERM, which the bench
+        has no need to wait for."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Server:
+    """Start ``argv`` with ``env`` plus HOST/PORT, and wait until GET /healthz answers 200."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+        **env,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    with log_path.open("wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(name, proc, port, log_path)
+    try:
+        server.wait_healthy(started)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def bot_argv(tuned: bool = False) -> list[str]:
+    if tuned:
+        return [sys.executable, str(ROOT / "bench" / "tuned_serve.py")]
+    script = Path(sys.executable).parent / "release-bot"
+    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "bot", "serve"]
+
+
+def floor_argv() -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "floor_app.py")]
+
+
+@dataclass
+class RssSampler:
+    """Samples a process's RSS every ``interval_s`` in a thread; ``peak_mb`` is the highest seen."""
+
+    pid: int
+    interval_s: float = 0.05
+    peak_mb: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+            self._stop.wait(self.interval_s)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+
+
+class ScratchPostgres:
+    """A throwaway database ``bench_<pid>`` on the local server, dropped on exit."""
+
+    def __init__(self) -> None:
+        self.name = f"bench_{os.getpid()}"
+        base = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+        self.url = f"postgresql+psycopg://{base}/{self.name}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def __enter__(self) -> ScratchPostgres:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
+        self._admin(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

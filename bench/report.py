@@ -1,0 +1,210 @@
+"""Targets, the printed table, latest.json and RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+CONCURRENCY = ("1", "10", "50")
+RATIO_MAX = 1.2
+CLICK_P99_C10_MS = 100.0
+ACK_MAX_MS = 1000.0
+CALLS_PER_CLICK_MAX = 1.2
+RSS_MAX_MB = 150.0
+HEALTHY_MAX_S = 3.0
+DETECTION_MAX_S = 45.0
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "slack_bolt": _version("slack_bolt"),
+        "cheroot": _version("cheroot"),
+    }
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+_DETECTION_RE = re.compile(r"PagerDuty trigger: mean ([\d.]+) s, min ([\d.]+) s, max ([\d.]+) s")
+
+
+def parse_detection(returncode: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """bench/detection.py's summary line "PagerDuty trigger: mean X s, min Y s, max Z s"; the worst run counts."""
+    found = _DETECTION_RE.search(stdout)
+    if returncode == 0 and found:
+        mean, low, high = (float(g) for g in found.groups())
+        return {
+            "status": "ok",
+            "detection_s": high,
+            "mean_s": mean,
+            "min_s": low,
+            "output": stdout.strip()[-2000:],
+        }
+    tail = (stderr or stdout).strip().splitlines()[-5:]
+    return {"status": f"failed (exit {returncode})", "output": "\n".join(tail)}
+
+
+def _detection_seconds(detection: dict[str, Any]) -> float | None:
+    for key in ("detection_s", "detection_seconds", "seconds", "detection_time_s"):
+        value = detection.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of issue 7, per engine, as ``{target, engine, value, limit, met}``."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, engine: str, value: float | None, limit: float) -> None:
+        met = value is not None and value <= limit
+        rows.append({"target": name, "engine": engine, "value": value, "limit": limit, "met": met})
+
+    for engine, res in bots.items():
+        for kind in ("start", "click"):
+            for c in CONCURRENCY:
+                ratio = res[kind][c]["p99_ms"] / floor[kind][c]["p99_ms"]
+                add(f"{kind} p99 / floor p99, c={c}", engine, round(ratio, 2), RATIO_MAX)
+        add("click p99 at c=10 (ms)", engine, res["click"]["10"]["p99_ms"], CLICK_P99_C10_MS)
+        worst = max(res[k][c]["max_ms"] for k in ("start", "click") for c in CONCURRENCY)
+        add("slowest ack (ms)", engine, worst, ACK_MAX_MS)
+        errors = sum(res[k][c]["errors"] for k in ("start", "click") for c in CONCURRENCY)
+        add("failed requests", engine, errors, 0)
+        for c in CONCURRENCY:
+            add(
+                f"Slack calls per click, burst c={c}",
+                engine,
+                res["click"][c]["calls_per_click"],
+                CALLS_PER_CLICK_MAX,
+            )
+        add("peak RSS under load (MB)", engine, res["peak_rss_mb"], RSS_MAX_MB)
+        add("spawn → healthy (s)", engine, res["healthy_s"], HEALTHY_MAX_S)
+    seconds = _detection_seconds(detection)
+    if seconds is not None:
+        add("detection (s)", "-", seconds, DETECTION_MAX_S)
+    return rows
+
+
+def assemble(
+    plan: dict[str, Any],
+    mode: str,
+    bots: dict[str, Any],
+    floor: dict[str, Any],
+    detection: dict[str, Any],
+    took_s: float,
+) -> dict[str, Any]:
+    rows = targets(bots, floor, detection)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "mode": mode,
+        "plan": plan,
+        "machine": machine(),
+        "bot": bots,
+        "floor": floor,
+        "detection": detection,
+        "targets": rows,
+        "all_targets_met": all(r["met"] for r in rows),
+        "took_s": round(took_s, 1),
+    }
+
+
+def _latency_rows(results: dict[str, Any]) -> list[str]:
+    floor = results["floor"]
+    head = "| server | request | c | n | p50 ms | p95 ms | p99 ms | max ms | req/s | p99 ÷ floor | Slack calls/click |"
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    servers = [(f"bot ({e})", r) for e, r in results["bot"].items()] + [("floor", floor)]
+    for name, res in servers:
+        for kind in ("start", "click"):
+            for c in CONCURRENCY:
+                row = res[kind][c]
+                ratio = "" if name == "floor" else f"{row['p99_ms'] / floor[kind][c]['p99_ms']:.2f}×"
+                calls = f"{row['calls_per_click']:.3f}" if "calls_per_click" in row else ""
+                errors = f" ({row['errors']} failed)" if row["errors"] else ""
+                lines.append(
+                    f"| {name} | {kind}{errors} | {c} | {row['requests']} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} "
+                    f"| {row['p99_ms']:.1f} | {row['max_ms']:.1f} | {row['per_s']:.0f} | {ratio} | {calls} |"
+                )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown table printed at the end of a run (and pasted into RESULTS.md)."""
+    m = results["machine"]
+    lines = [
+        f"release-bot bench, {results['mode']} mode, {results['date']}: {m['nproc']} CPUs ({m['cpu']}), "
+        f"Python {m['python']}, slack_bolt {m['slack_bolt']}, cheroot {m['cheroot']}; took {results['took_s']} s",
+        "",
+        *_latency_rows(results),
+        "",
+        "| server | spawn → healthy s | idle RSS MB | peak RSS under load MB |",
+        "|---|---|---|---|",
+    ]
+    servers = [(f"bot ({e})", r) for e, r in results["bot"].items()] + [("floor", results["floor"])]
+    for name, res in servers:
+        lines.append(
+            f"| {name} | {res['healthy_s']:.2f} | {res['idle_rss_mb']:.0f} | {res['peak_rss_mb']:.0f} |"
+        )
+    det = results["detection"]
+    seconds = _detection_seconds(det)
+    lines += [
+        "",
+        "Detection (bench/detection.py): " + (f"{seconds:.1f} s" if seconds is not None else det["status"]),
+        "",
+    ]
+    lines += ["| target | engine | value | limit | met |", "|---|---|---|---|---|"]
+    for r in results["targets"]:
+        lines.append(
+            f"| {r['target']} | {r['engine']} | {r['value']} | ≤ {r['limit']} | {'yes' if r['met'] else '**MISSED**'} |"
+        )
+    missed = sum(not r["met"] for r in results["targets"])
+    lines += ["", "All targets met." if not missed else f"{missed} target(s) missed."]
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+ANALYSIS_MARK = "<!-- analysis: kept across runs -->"
+
+
+def write_markdown(results: dict[str, Any], table: str, path: Path) -> None:
+    """Rewrite the generated part of RESULTS.md; the hand-written analysis after ANALYSIS_MARK is kept."""
+    m = results["machine"]
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    analysis = old[old.index(ANALYSIS_MARK) :] if ANALYSIS_MARK in old else ANALYSIS_MARK + "\n"
+    text = f"""# Benchmark results
+
+Produced by `python bench/run.py` ({results["mode"]} mode) on {results["date"]}.
+Machine: {m["nproc"]} CPUs, {m["cpu"]}, Linux {m["kernel"]}, Python {m["python"]}.
+Reproduce: see bench/README.md. Raw figures of the last run: bench/results/latest.json (not committed).
+
+{table}
+
+{analysis}"""
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,296 @@
+"""Repositories of the metric watch, incidents and the PagerDuty outbox (rows ⇄ records; never commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db.models import IncidentRow, MetricSampleRow, PagerOutboxRow, ReleaseWatchRow, WatchStateRow
+from bot.domain.incident import (
+    IncidentRecord,
+    IncidentStatus,
+    OutboxRecord,
+    OutboxStatus,
+    SampleRecord,
+)
+from bot.errors import NotFound
+
+
+def _incident(row: IncidentRow) -> IncidentRecord:
+    return IncidentRecord(
+        id=row.id,
+        release_id=row.release_id,
+        criterion=row.criterion,
+        dedup_key=row.dedup_key,
+        status=IncidentStatus(row.status),
+        declared_by=row.declared_by,
+        declared_by_name=row.declared_by_name,
+        reason=row.reason,
+        value=row.value,
+        threshold=row.threshold,
+        baseline_p95_s=row.baseline_p95_s,
+        stage=row.stage,
+        fire_count=row.fire_count,
+        channel_id=row.channel_id,
+        slack_ts=row.slack_ts,
+        details=dict(row.details or {}),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        handled_by=row.handled_by,
+    )
+
+
+def _outbox(row: PagerOutboxRow) -> OutboxRecord:
+    return OutboxRecord(
+        id=row.id,
+        event_key=row.event_key,
+        release_id=row.release_id,
+        dedup_key=row.dedup_key,
+        action=row.action,
+        body=dict(row.body),
+        status=OutboxStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+class ReleaseWatches:
+    """Per-release bookkeeping of the watch."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get_or_create(self, release_id: int, now: datetime) -> ReleaseWatchRow:
+        row = self._s.get(ReleaseWatchRow, release_id)
+        if row is not None:
+            return row
+        # The watch job and a lifecycle hook may both see a release first; the loser reads the winner's row.
+        try:
+            with self._s.begin_nested():
+                self._s.add(ReleaseWatchRow(release_id=release_id, created_at=now))
+        except IntegrityError:
+            pass
+        row = self._s.get(ReleaseWatchRow, release_id)
+        assert row is not None
+        return row
+
+    def open_ids(self) -> list[int]:
+        stmt = select(ReleaseWatchRow.release_id).where(ReleaseWatchRow.closed_at.is_(None))
+        return list(self._s.scalars(stmt.order_by(ReleaseWatchRow.release_id)))
+
+    def update(self, release_id: int, **values: Any) -> None:
+        self._s.execute(
+            update(ReleaseWatchRow).where(ReleaseWatchRow.release_id == release_id).values(**values)
+        )
+
+
+class WatchStates:
+    """``CriterionWatch`` states, one JSON document per release and criterion."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def load(self, release_id: int, *, for_update: bool = False) -> dict[str, dict[str, Any]]:
+        stmt = select(WatchStateRow).where(WatchStateRow.release_id == release_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return {row.criterion: dict(row.state) for row in self._s.scalars(stmt)}
+
+    def save(
+        self, release_id: int, criterion: str, state: dict[str, Any], at: datetime, *, sampled: bool
+    ) -> None:
+        row = self._s.get(WatchStateRow, (release_id, criterion))
+        if row is None:
+            row = WatchStateRow(release_id=release_id, criterion=criterion, state=state, updated_at=at)
+            self._s.add(row)
+        row.state, row.updated_at = state, at
+        if sampled:
+            row.last_sample_at = at
+        self._s.flush()
+
+
+class MetricSamples:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, sample: SampleRecord) -> None:
+        self._s.add(
+            MetricSampleRow(
+                release_id=sample.release_id,
+                at=sample.at,
+                metric=sample.metric,
+                value=sample.value,
+                verdict=sample.verdict,
+                reason=(sample.reason or None) and sample.reason[:300],
+            )
+        )
+        self._s.flush()
+
+    def latest(self, release_id: int, metric: str, limit: int = 1) -> list[SampleRecord]:
+        """The newest samples of a metric, newest first."""
+        stmt = (
+            select(MetricSampleRow)
+            .where(MetricSampleRow.release_id == release_id, MetricSampleRow.metric == metric)
+            .order_by(MetricSampleRow.id.desc())
+            .limit(limit)
+        )
+        return [
+            SampleRecord(r.release_id, r.at, r.metric, r.value, r.verdict, r.reason)
+            for r in self._s.scalars(stmt)
+        ]
+
+    def count(self, release_id: int) -> int:
+        stmt = (
+            select(func.count()).select_from(MetricSampleRow).where(MetricSampleRow.release_id == release_id)
+        )
+        return int(self._s.scalar(stmt) or 0)
+
+
+class Incidents:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def _row(self, incident_id: int, *, for_update: bool = False) -> IncidentRow:
+        stmt = select(IncidentRow).where(IncidentRow.id == incident_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self._s.scalars(stmt).one_or_none()
+        if row is None:
+            raise NotFound("incident_not_found")
+        return row
+
+    def get(self, incident_id: int, *, for_update: bool = False) -> IncidentRecord:
+        return _incident(self._row(incident_id, for_update=for_update))
+
+    def by_key(self, dedup_key: str, *, for_update: bool = False) -> IncidentRecord | None:
+        stmt = select(IncidentRow).where(IncidentRow.dedup_key == dedup_key)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self._s.scalars(stmt).one_or_none()
+        return _incident(row) if row else None
+
+    def add(self, **values: Any) -> IncidentRecord:
+        row = IncidentRow(**values)
+        self._s.add(row)
+        self._s.flush()
+        return _incident(row)
+
+    def update(self, incident_id: int, **values: Any) -> IncidentRecord:
+        row = self._row(incident_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        self._s.flush()
+        return _incident(row)
+
+    def for_release(
+        self, release_id: int, statuses: Sequence[IncidentStatus] | None = None
+    ) -> list[IncidentRecord]:
+        stmt = select(IncidentRow).where(IncidentRow.release_id == release_id)
+        if statuses is not None:
+            stmt = stmt.where(IncidentRow.status.in_([s.value for s in statuses]))
+        return [_incident(r) for r in self._s.scalars(stmt.order_by(IncidentRow.id))]
+
+    def unpinged(self, limit: int = 20) -> list[IncidentRecord]:
+        """Live incidents whose channel message Slack has not taken yet."""
+        stmt = (
+            select(IncidentRow)
+            .where(IncidentRow.slack_ts.is_(None), IncidentRow.status == IncidentStatus.OPEN.value)
+            .order_by(IncidentRow.id)
+            .limit(limit)
+        )
+        return [_incident(r) for r in self._s.scalars(stmt)]
+
+
+class PagerOutbox:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def enqueue(
+        self,
+        *,
+        event_key: str,
+        action: str,
+        body: dict[str, Any],
+        now: datetime,
+        release_id: int | None = None,
+        dedup_key: str | None = None,
+    ) -> bool:
+        """Queue an event unless one with this key exists (set semantics); return whether it was queued."""
+        if self._s.scalars(select(PagerOutboxRow.id).where(PagerOutboxRow.event_key == event_key)).first():
+            return False
+        row = PagerOutboxRow(
+            event_key=event_key,
+            release_id=release_id,
+            dedup_key=dedup_key,
+            action=action,
+            body=body,
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        # A savepoint: a concurrent writer of the same key (a hook and the watch job) loses quietly.
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def pending(self, limit: int = 200) -> list[OutboxRecord]:
+        """Pending events, oldest first: delivery order per dedup key is creation order."""
+        stmt = (
+            select(PagerOutboxRow)
+            .where(PagerOutboxRow.status == OutboxStatus.PENDING.value)
+            .order_by(PagerOutboxRow.id)
+            .limit(limit)
+        )
+        return [_outbox(r) for r in self._s.scalars(stmt)]
+
+    def depth(self) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(PagerOutboxRow)
+            .where(PagerOutboxRow.status == OutboxStatus.PENDING.value)
+        )
+        return int(self._s.scalar(stmt) or 0)
+
+    def all(self, release_id: int | None = None) -> list[OutboxRecord]:
+        stmt = select(PagerOutboxRow)
+        if release_id is not None:
+            stmt = stmt.where(PagerOutboxRow.release_id == release_id)
+        return [_outbox(r) for r in self._s.scalars(stmt.order_by(PagerOutboxRow.id))]
+
+    def claim(self, outbox_id: int, attempts_seen: int) -> bool:
+        """Count an attempt; False when another process already took this attempt (the row moved on)."""
+        result = self._s.execute(
+            update(PagerOutboxRow)
+            .where(
+                PagerOutboxRow.id == outbox_id,
+                PagerOutboxRow.status == OutboxStatus.PENDING.value,
+                PagerOutboxRow.attempts == attempts_seen,
+            )
+            .values(attempts=attempts_seen + 1)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def mark(self, outbox_id: int, **values: Any) -> None:
+        self._s.execute(update(PagerOutboxRow).where(PagerOutboxRow.id == outbox_id).values(**values))
+
+
+class WatchRepositories:
+    """The watch's repositories, sharing the unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.releases = ReleaseWatches(session)
+        self.states = WatchStates(session)
+        self.samples = MetricSamples(session)
+        self.incidents = Incidents(session)
+        self.outbox = PagerOutbox(session)

@@ -1,0 +1,177 @@
+"""The PagerDuty outbox: deliver queued events through the ``Pager`` port, in order per dedup key, with
+backoff, across restarts and outages.
+
+The rows are the truth. A use case queues an event in the same transaction as the decision behind it; this job
+(leader-only) sends it later. An event that cannot be delivered stays pending with ``next_attempt_at`` pushed
+back (doubling, capped) and is retried until PagerDuty takes it; one PagerDuty refuses for good (400, a bad
+integration key) is marked failed and audited. Resending after a crash between "sent" and "marked delivered"
+is harmless: every alert event carries the same ``dedup_key``, so PagerDuty appends it to the open alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.incident import OutboxRecord, OutboxStatus
+from bot.domain.records import BOT
+from bot.errors import PagerError
+from bot.observability import OUTBOX_DEPTH, PAGES_SENT
+from bot.ports import ChangeEvent, Clock, PageEvent, Pager
+from bot.services import UowFactory
+
+log = logging.getLogger(__name__)
+
+
+def _links(raw: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(href), str(text)) for href, text in raw or [])
+
+
+def to_event(row: OutboxRecord) -> PageEvent | ChangeEvent:
+    """Rebuild the port's value from a stored body."""
+    body = row.body
+    if row.action == "change":
+        return ChangeEvent(
+            summary=str(body["summary"]),
+            source=str(body.get("source", "")),
+            timestamp=datetime.fromisoformat(str(body["timestamp"])),
+            custom_details=dict(body.get("custom_details") or {}),
+            links=_links(body.get("links")),
+        )
+    if row.dedup_key is None or row.action not in ("trigger", "acknowledge", "resolve"):
+        raise ValueError(f"outbox row {row.id} has no dedup key or an unknown action {row.action!r}")
+    if row.action != "trigger":
+        return PageEvent(action=row.action, dedup_key=row.dedup_key)  # type: ignore[arg-type]
+    return PageEvent(
+        action="trigger",
+        dedup_key=row.dedup_key,
+        summary=str(body["summary"]),
+        source=str(body["source"]),
+        severity=str(body.get("severity", "critical")),
+        timestamp=datetime.fromisoformat(str(body["timestamp"])),
+        custom_details=dict(body.get("custom_details") or {}),
+        links=_links(body.get("links")),
+    )
+
+
+class PagerOutbox:
+    """Delivers pending PagerDuty events; ``deliver_due`` is the leader's periodic job."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        clock: Clock,
+        pager: Pager,
+        base_backoff_s: float = 2.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._pager = pager
+        self._base = base_backoff_s
+        self._max = max_backoff_s
+        self._lock = threading.Lock()
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt: base, 2×base, 4×base, … capped."""
+        return timedelta(seconds=min(self._base * 2 ** max(attempts - 1, 0), self._max))
+
+    def deliver_due(self) -> int:
+        """Send every due event, oldest first; return how many PagerDuty accepted."""
+        # One delivery run at a time in this process (the interval job and a kick may overlap).
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._run()
+        finally:
+            self._lock.release()
+
+    def _run(self) -> int:
+        with self._uow() as uow:
+            pending = uow.watch.outbox.pending()
+        blocked: set[str] = set()
+        delivered = 0
+        for row in pending:
+            # A later event of an alert must never overtake an earlier one: a trigger delivered after its
+            # resolve would open a new incident.
+            if row.dedup_key is not None and row.dedup_key in blocked:
+                continue
+            if row.next_attempt_at > self._clock.now():
+                if row.dedup_key is not None:
+                    blocked.add(row.dedup_key)
+                continue
+            if self._attempt(row):
+                delivered += 1
+            elif row.dedup_key is not None:
+                blocked.add(row.dedup_key)
+        with self._uow() as uow:
+            OUTBOX_DEPTH.set(uow.watch.outbox.depth())
+        return delivered
+
+    def _attempt(self, row: OutboxRecord) -> bool:
+        with self._uow() as uow:
+            if not uow.watch.outbox.claim(row.id, row.attempts):
+                return False  # another process is on it
+            uow.commit()
+        attempts = row.attempts + 1
+        try:
+            event = to_event(row)
+            if isinstance(event, ChangeEvent):
+                self._pager.change(event)
+            else:
+                self._pager.send(event)
+        except PagerError as e:
+            return self._failed(row, attempts, e)
+        except (ValueError, KeyError) as e:  # a body we cannot rebuild: retrying will not help
+            return self._failed(row, attempts, PagerError("bad outbox row", retryable=False, detail=str(e)))
+        now = self._clock.now()
+        with self._uow() as uow:
+            uow.watch.outbox.mark(
+                row.id, status=OutboxStatus.DELIVERED.value, delivered_at=now, last_error=None
+            )
+            if row.release_id is not None:
+                uow.audit.append(
+                    row.release_id,
+                    "pagerduty_delivered",
+                    BOT,
+                    now,
+                    details={"action": row.action, "dedup_key": row.dedup_key, "attempts": attempts},
+                )
+            uow.commit()
+        PAGES_SENT.labels(action=row.action).inc()
+        log.info(
+            "outbox %s: PagerDuty took %s %s after %d attempt(s)", row.id, row.action, row.dedup_key, attempts
+        )
+        return True
+
+    def _failed(self, row: OutboxRecord, attempts: int, error: PagerError) -> bool:
+        now = self._clock.now()
+        words = (str(error) or error.user_message)[:500]
+        with self._uow() as uow:
+            if error.retryable:
+                uow.watch.outbox.mark(row.id, next_attempt_at=now + self.backoff(attempts), last_error=words)
+            else:
+                uow.watch.outbox.mark(row.id, status=OutboxStatus.FAILED.value, last_error=words)
+                if row.release_id is not None:
+                    uow.audit.append(
+                        row.release_id,
+                        "pagerduty_refused",
+                        BOT,
+                        now,
+                        details={"action": row.action, "dedup_key": row.dedup_key, "error": words},
+                    )
+            uow.commit()
+        level = logging.WARNING if error.retryable else logging.ERROR
+        log.log(
+            level,
+            "outbox %s: %s %s not delivered (attempt %d): %s",
+            row.id,
+            row.action,
+            row.dedup_key,
+            attempts,
+            words,
+        )
+        return False

@@ -1,0 +1,159 @@
+"""The incident's channel message and the watch's thread notes: pure Block Kit renderers, and the Slack
+``AlertSink`` that posts them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import bot.i18n_watch  # noqa: F401  (registers the watch's words in the catalog)
+from bot.domain.checklist import CriterionKind
+from bot.domain.incident import IncidentRecord, IncidentStatus
+from bot.domain.records import BOT
+from bot.i18n import t
+from bot.incident_words import fmt_ms, fmt_rate, thread_link
+from bot.services import ReleaseView
+from bot.slack.blocks import Block, clip, escape, slack_date, step_label
+from bot.slack.ids import ActionId
+from bot.slack.publisher import Publisher
+
+Message = tuple[str, list[Block]]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+
+
+def _button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action.value,
+        "text": {"type": "plain_text", "text": label[:75]},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _figure(kind: str | None, value: Any, lang: str) -> str:
+    number = value if isinstance(value, int | float) else None
+    return fmt_rate(number, lang) if kind == CriterionKind.ERROR_RATE.value else fmt_ms(number, lang)
+
+
+def why_lines(view: ReleaseView, incident: IncidentRecord, lang: str) -> list[str]:
+    """Which metric, its value, the threshold, the baseline, the window and the recent trend."""
+    d = incident.details
+    kind = d.get("kind")
+    lines: list[str] = []
+    if incident.declared_by != BOT.id:
+        lines.append(
+            t(lang, "alert_declared", who=f"<@{incident.declared_by}>", reason=escape(incident.reason or ""))
+        )
+    elif kind == CriterionKind.ERROR_RATE.value:
+        lines.append(
+            t(
+                lang,
+                "alert_value_rate",
+                value=_figure(kind, d.get("value"), lang),
+                threshold=_figure(kind, d.get("threshold"), lang),
+            )
+        )
+    else:
+        times = d.get("times_baseline")
+        lines.append(
+            t(
+                lang,
+                "alert_value_latency",
+                value=_figure(kind, d.get("value"), lang),
+                times=f"{times:.1f}" if isinstance(times, int | float) else "?",
+                threshold=f"{d.get('threshold', 0):g}",
+                limit=_figure(kind, d.get("limit"), lang),
+            )
+        )
+    if incident.declared_by == BOT.id:
+        baseline = incident.baseline_p95_s
+        lines.append(
+            t(lang, "alert_baseline", value=fmt_ms(baseline, lang))
+            if baseline
+            else t(lang, "alert_no_baseline")
+        )
+        since = d.get("since")
+        lines.append(
+            t(
+                lang,
+                "alert_window",
+                window=d.get("window", "?"),
+                count=d.get("breaches_in_row", "?"),
+                required=d.get("required_breaches", "?"),
+                since=slack_date(datetime.fromisoformat(since), "{time}") if since else "?",
+            )
+        )
+        trend = " → ".join(_figure(kind, v, lang) for _at, v in d.get("trend", []))
+        lines.append(
+            t(lang, "alert_trend", trend=trend or "?", direction=t(lang, f"direction_{d.get('direction')}"))
+        )
+    step = next((s for s in view.steps if s.key == incident.stage), None)
+    lines.append(
+        t(lang, "alert_stage", stage=step_label(view.checklist, step, lang) if step else incident.stage)
+    )
+    return lines
+
+
+def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Message:
+    """The one channel message of an incident: who is pinged, why, and what to do about it."""
+    title = str(incident.details.get("title") or incident.criterion)
+    version = view.release.version
+    head = t(lang, "alert_title", version=version, title=escape(title))
+    contacts = " ".join(c.mention for c in view.checklist.contacts if c.mention)
+    if contacts:
+        head += "\n" + t(lang, "alert_contacts", who=contacts)
+    blocks: list[Block] = [_section(head), _section("\n".join(why_lines(view, incident, lang)))]
+    link = thread_link(view)
+    if link:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": t(lang, "alert_thread", link=link)}]}
+        )
+    rid, iid = view.release.id, str(incident.id)
+    status = incident.status
+    who = f"<@{incident.handled_by}>" if incident.handled_by else ""
+    if status is IncidentStatus.ACKNOWLEDGED:
+        blocks.append(_section(t(lang, "incident_acknowledged", who=who)))
+    elif status is IncidentStatus.DISMISSED:
+        blocks.append(_section(t(lang, "incident_dismissed", who=who)))
+    elif status is IncidentStatus.RESOLVED:
+        blocks.append(_section(t(lang, "incident_resolved", status=t(lang, f"status_{view.release.status}"))))
+    if status.live and not view.status.is_terminal:
+        elements = [_button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger")]
+        if status is IncidentStatus.OPEN:
+            elements.append(_button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
+        elements.append(_button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))
+        blocks.append({"type": "actions", "elements": elements})
+    return t(lang, "alert_fallback", version=version, title=title), blocks
+
+
+class SlackAlerts:
+    """The ``AlertSink`` on Slack: the ping goes to the channel (not only the thread), notes to the thread."""
+
+    def __init__(self, publisher: Publisher, lang: str) -> None:
+        self._publisher = publisher
+        self._lang = lang
+
+    def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
+        text, blocks = render_alert(view, incident, self._lang)
+        return self._publisher.gateway.post(
+            view.release.channel_id, text, blocks, marker=f"incident:{incident.id}:{incident.fire_count}"
+        )
+
+    def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
+        if incident.slack_ts is None:
+            return
+        text, blocks = render_alert(view, incident, self._lang)
+        self._publisher.gateway.update(view.release.channel_id, incident.slack_ts, text, blocks)
+
+    def thread_note(self, view: ReleaseView, text: str) -> None:
+        if view.release.thread_ts is None:
+            return
+        self._publisher.gateway.post(
+            view.release.channel_id, text, [_section(text)], thread_ts=view.release.thread_ts
+        )

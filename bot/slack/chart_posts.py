@@ -1,0 +1,140 @@
+"""Charts that follow the incident ping and the stage-end reminders into the release thread.
+
+The text is always posted first by its own code; the chart is drawn and uploaded afterwards on the background
+pool, so a slow or failing chart (no samples, matplotlib error, Slack refusing the upload) never delays or
+stops the message it illustrates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any
+
+from bot.charts import ChartData, render_png
+from bot.db.sample_reads import samples_between
+from bot.domain.checklist import CriterionKind
+from bot.domain.incident import IncidentRecord
+from bot.errors import ChatError
+from bot.i18n import t
+from bot.incidents import AlertSink
+from bot.lifecycle import DueTimer
+from bot.ports import Clock
+from bot.services import ReleaseView, Services, UowFactory
+from bot.slack.blocks import step_label
+from bot.slack.gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+ERROR_RATE, P95 = "error_rate", "p95"
+Submit = Callable[..., "Future[Any]"]
+
+
+def chart_data(
+    view: ReleaseView, samples: list[Any], *, since: datetime, until: datetime, lang: str
+) -> ChartData:
+    """The chart of one release's samples, with the lines its checklist judges them against."""
+    checklist = view.checklist
+    error_threshold = latency_ratio = None
+    for criterion in checklist.criteria:
+        if criterion.kind is CriterionKind.ERROR_RATE and criterion.threshold is not None:
+            error_threshold = criterion.threshold
+        elif criterion.kind is CriterionKind.LATENCY_RATIO and criterion.threshold is not None:
+            latency_ratio = criterion.threshold
+    baseline = view.release.baseline_p95_s
+    gate = checklist.gate
+    title = f"{view.release.version} · {step_label(checklist, view.current_step, lang)}"
+    return ChartData(
+        title=title,
+        start=since,
+        end=until,
+        error_rate=[(s.at, s.value) for s in samples if s.metric == ERROR_RATE],
+        p95_s=[(s.at, s.value) for s in samples if s.metric == P95],
+        error_threshold=error_threshold,
+        error_gate=gate.max_error_rate if gate else None,
+        baseline_p95_s=baseline,
+        p95_limit_s=baseline * latency_ratio if baseline and latency_ratio else None,
+        p95_gate_s=gate.max_p95_ms / 1000 if gate else None,
+    )
+
+
+class ChartPoster:
+    """Draws a release's chart over its current stage and uploads it to the release thread."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        services: Services,
+        clock: Clock,
+        gateway: SlackGateway,
+        submit: Submit,
+        lang: str,
+        render: Callable[[ChartData], bytes] = render_png,
+    ) -> None:
+        self._uow = uow
+        self._services = services
+        self._clock = clock
+        self._gateway = gateway
+        self._submit = submit
+        self._lang = lang
+        self._render = render
+
+    def data(self, release_id: int) -> tuple[ReleaseView, ChartData] | None:
+        """The chart of the release's current stage window, or None without a sample in it."""
+        with self._uow() as uow:
+            view = self._services.view_in(uow, release_id)
+            since, until = view.release.step_started_at, self._clock.now()
+            samples = samples_between(uow.session, release_id, since, until)
+        data = chart_data(view, samples, since=since, until=until, lang=self._lang)
+        return (view, data) if data.has_data else None
+
+    def post_now(self, release_id: int, reason: str) -> str | None:
+        """Draw and upload; return the file id, or None when there was nothing to draw or Slack refused."""
+        found = self.data(release_id)
+        if found is None:
+            log.info("no metric samples to chart for release %s (%s)", release_id, reason)
+            return None
+        view, data = found
+        if view.release.thread_ts is None:
+            return None
+        png = self._render(data)
+        name = f"{view.release.version}-{view.release.step}-{int(data.end.timestamp())}.png"
+        try:
+            return self._gateway.upload_file(
+                view.release.channel_id,
+                png,
+                name,
+                title=t(self._lang, "chart_title", version=view.release.version),
+                thread_ts=view.release.thread_ts,
+            )
+        except ChatError as e:
+            log.warning("chart upload for release %s failed: %s", release_id, e.code)
+            return None
+
+    def post_later(self, release_id: int, reason: str) -> Future[Any]:
+        """Queue the chart; the caller's message is already out."""
+        return self._submit(self.post_now, release_id, reason)
+
+    def after_reminder(self, due: DueTimer, _ts: str) -> None:
+        self.post_later(due.view.release.id, f"reminder {due.timer.kind}")
+
+
+class ChartingAlerts:
+    """The Slack ``AlertSink`` with a chart uploaded to the thread after each incident ping."""
+
+    def __init__(self, inner: AlertSink, charts: ChartPoster) -> None:
+        self._inner = inner
+        self._charts = charts
+
+    def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
+        ts = self._inner.ping(view, incident)
+        self._charts.post_later(view.release.id, f"incident {incident.id}")
+        return ts
+
+    def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
+        self._inner.refresh(view, incident)
+
+    def thread_note(self, view: ReleaseView, text: str) -> None:
+        self._inner.thread_note(view, text)

@@ -1,0 +1,338 @@
+"""Rolling back from Slack: the Roll back button and ``/release rollback``, the confirmation modal, the
+progress message in the thread, the follow-up checklist and the incident-report draft; ``/release unlock``.
+
+The modal is opened with a "loading" state right after the ack and then replaced (``views.update`` by
+``external_id``) once the plan is read: reading it takes a GET and a paged LIST against the Kubernetes API,
+which can outlast the 3 s a trigger id lives. Everything slow runs on the publisher's background pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt import Ack, App
+
+import bot.i18n_rollback  # noqa: F401  (adds the rollback strings to the catalog)
+from bot.domain.records import Actor
+from bot.domain.rollbacks import RollbackRecord, RollbackStatus
+from bot.errors import PermissionDenied
+from bot.i18n import t
+from bot.lifecycle import Lifecycle
+from bot.observability import release_id as release_ctx
+from bot.ports import RolloutStatus
+from bot.rollback import Outcome, RollbackService
+from bot.services import ReleaseView
+from bot.slack import blocks, notices, parsing
+from bot.slack import rollback_blocks as rb
+from bot.slack.app import user_text
+from bot.slack.blocks import escape
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.listeners import Guard, SlackContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RollbackContext:
+    slack: SlackContext
+    lifecycle: Lifecycle
+    rollbacks: RollbackService
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+
+    @property
+    def lang(self) -> str:
+        return self.slack.lang
+
+
+def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
+    lang = ctx.lang
+
+    def rollback_command(cmd: parsing.Command, ack: Ack) -> None:
+        ack()
+        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        release_ctx.set(view.release.id)
+        open_confirmation(ctx, cmd.trigger_id or "", view.release.id, view.release.channel_id, cmd.actor)
+
+    def unlock_command(cmd: parsing.Command, ack: Ack) -> None:
+        ack()
+        service = ctx.slack.services.template.service
+        cleared = ctx.rollbacks.unlock(service, actor=cmd.actor, reason=cmd.reason)
+        text = t(lang, "rb_unlocked", who=cmd.actor.mention, service=service, reason=escape(cmd.reason))
+        publisher = ctx.slack.publisher
+        publisher.gateway.respond(cmd.response_url, text)
+        for release_id in sorted({lock.release_id for lock in cleared}):
+            publisher.submit(publisher.thread_reply, release_id, text, [rb._section(text)])
+
+    ctx.slack.commands["rollback"] = rollback_command
+    ctx.slack.commands["unlock"] = unlock_command
+
+    @app.action(ActionId.ROLLBACK.value)
+    @guard
+    def on_rollback(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        value = action.get("value")
+        if not isinstance(value, str) or not value.isdigit():
+            raise PermissionDenied("forged_action")
+        release_id = int(value)
+        release_ctx.set(release_id)
+        channel, _ts = parsing.container(body)
+        view = ctx.slack.services.view(release_id)
+        if view.release.channel_id != channel:
+            raise PermissionDenied("forged_action")
+        actor = parsing.actor_of(body)
+        open_confirmation(ctx, str(body.get("trigger_id", "")), release_id, channel, actor)
+
+    @app.view(CallbackId.ROLLBACK.value)
+    def on_confirm(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        reason, revision, meta = rb.submitted(view)
+        if not reason:
+            ack(response_action="errors", errors={rb.REASON: t(lang, "reason_required")})
+            return
+        ack()
+        release, channel = str(meta.get("release", "")), meta.get("channel")
+        expected = meta.get("expected")
+        if not release.isdigit() or not isinstance(channel, str):
+            log.warning("rollback confirmation without usable metadata")
+            return
+        actor = parsing.actor_of(body)
+        ctx.slack.publisher.submit(
+            run_rollback,
+            ctx,
+            int(release),
+            channel,
+            actor,
+            reason,
+            revision or 0,
+            expected if isinstance(expected, int) else None,
+            str(view.get("id") or ""),
+        )
+
+
+# --- the modal ---------------------------------------------------------------------------------------------
+
+
+def open_confirmation(
+    ctx: RollbackContext, trigger_id: str, release_id: int, channel: str, actor: Actor
+) -> None:
+    """Open the modal now (the trigger expires in 3 s); the plan fills it in from the background."""
+    external_id = f"rollback-{release_id}-{uuid.uuid4().hex[:12]}"
+    meta = {"release": release_id, "channel": channel}
+    ctx.slack.publisher.gateway.open_view(trigger_id, rb.loading_modal(external_id, ctx.lang, meta))
+    ctx.slack.publisher.submit(fill_confirmation, ctx, external_id, release_id, channel, actor)
+
+
+def _update_view(ctx: RollbackContext, external_id: str, view: dict[str, Any]) -> None:
+    gateway = ctx.slack.publisher.gateway
+    # Through the gateway's one call path: Slack errors become ChatError and the call is counted.
+    gateway._call("views.update", gateway.client.views_update, external_id=external_id, view=view)
+
+
+def fill_confirmation(
+    ctx: RollbackContext, external_id: str, release_id: int, channel: str, actor: Actor
+) -> None:
+    lang = ctx.lang
+    meta: dict[str, Any] = {"release": release_id, "channel": channel}
+    try:
+        # Non-managers are refused before they see a confirm button (and again on confirm).
+        ctx.lifecycle.require_manager(release_id, actor, "roll back")
+        view, plan = ctx.rollbacks.plan(release_id)
+    except Exception as error:
+        text = user_text(error, {}, lang)
+        _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, meta))
+        if isinstance(error, PermissionDenied):
+            ctx.slack.publisher.gateway.ephemeral(channel, actor.id, text)
+        return
+    target = f"{plan.namespace}/{plan.deployment}"
+    if plan.paused:
+        text = t(lang, "rollback_paused", target=target)
+    elif plan.already_current:
+        text = t(lang, "nothing_to_roll_back", revision=plan.target.number)
+    else:
+        meta["expected"] = plan.current.number
+        _update_view(ctx, external_id, rb.confirm_modal(external_id, view, plan, lang, meta))
+        return
+    _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, meta))
+
+
+# --- doing it ----------------------------------------------------------------------------------------------
+
+
+class ProgressMessage:
+    """One thread message per rollback, updated in place: the first rollout status at once, then at most
+    once a second (chat.update is rate limited), then always the result."""
+
+    def __init__(self, ctx: RollbackContext, record: RollbackRecord, min_interval_s: float = 1.0) -> None:
+        self._ctx = ctx
+        self.record = record
+        self._min = min_interval_s
+        self._last = float("-inf")
+        self.channel: str | None = None
+        self.ts: str | None = None
+
+    def start(self) -> None:
+        lang = self._ctx.lang
+        text, rendered = rb.progress_message(self.record, lang, t(lang, "rb_state_running", status="…"))
+        publisher = self._ctx.slack.publisher
+        self.ts = publisher.thread_reply(self.record.release_id, text, rendered)
+        if self.ts is not None:
+            self.channel = self._ctx.slack.services.view(self.record.release_id).release.channel_id
+            self._ctx.rollbacks.set_progress_message(self.record.id, self.channel, self.ts)
+
+    def progress(self, status: RolloutStatus) -> None:
+        now = self._ctx.monotonic()
+        if now - self._last < self._min:
+            return
+        self._last = now
+        self.record = self._ctx.rollbacks.get(self.record.id)
+        self._show(t(self._ctx.lang, "rb_state_running", status=escape(status.message)))
+
+    def finish(self, outcome: Outcome) -> None:
+        self.record = outcome.rollback
+        self._show(*final_state(outcome, self._ctx.lang))
+
+    def _show(self, state: str, extra: list[str] | None = None) -> None:
+        text, rendered = rb.progress_message(self.record, self._ctx.lang, state, extra)
+        publisher = self._ctx.slack.publisher
+        try:
+            if self.ts is None or self.channel is None:
+                self.ts = publisher.thread_reply(self.record.release_id, text, rendered)
+                return
+            publisher.gateway.update(self.channel, self.ts, text, rendered)
+        except Exception:
+            log.exception("could not show rollback %s progress", self.record.id)
+
+
+def final_state(outcome: Outcome, lang: str) -> tuple[str, list[str]]:
+    """The result line of the progress message, and what follows it (health, lock, GitOps warnings)."""
+    record = outcome.rollback
+    message = t(lang, outcome.message, **outcome.params)
+    extra: list[str] = []
+    if record.status is RollbackStatus.SUCCEEDED:
+        state = t(
+            lang,
+            "rolled_back",
+            target=record.target,
+            revision=record.to_revision,
+            images=", ".join(record.to_images) or "?",
+        )
+        if outcome.rollout is not None:
+            state += f"\n`{escape(outcome.rollout.message)}`"
+        if outcome.health is not None and outcome.health_env is not None:
+            env = outcome.view.checklist.environment(outcome.health_env)
+            extra.append(notices.health_note(env.title, outcome.health, record.requested_by.id, lang)[0])
+        if outcome.lock is not None:
+            extra.append(t(lang, "rb_locked_note", service=outcome.lock.service))
+    elif record.status is RollbackStatus.FAILED:
+        state = t(lang, "rb_failed", error=escape(message))
+    else:
+        state = t(lang, "rb_skipped", message=escape(message))
+    extra += [t(lang, "rb_gitops", warning=escape(w)) for w in outcome.gitops_warnings]
+    return state, extra
+
+
+def run_rollback(
+    ctx: RollbackContext,
+    release_id: int,
+    channel: str,
+    actor: Actor,
+    reason: str,
+    to_revision: int,
+    expected: int | None,
+    action_ts: str,
+) -> None:
+    """Request (permission, intent), then execute with progress, then the follow-up and the report."""
+    release_ctx.set(release_id)
+    try:
+        record = ctx.rollbacks.request(
+            release_id,
+            actor=actor,
+            reason=reason,
+            to_revision=to_revision,
+            expected_revision=expected,
+            action_ts=action_ts or None,
+        )
+    except Exception as error:
+        tell(ctx, channel, actor, error)
+        return
+    message = ProgressMessage(ctx, record)
+    message.start()
+    outcome = ctx.rollbacks.execute(record.id, on_progress=message.progress)
+    message.finish(outcome)
+    publisher = ctx.slack.publisher
+    publisher.sync.mark_dirty(m.id for m in outcome.view.messages)
+    if outcome.succeeded:
+        post_followup(ctx, outcome.view)
+    if outcome.rollback.status is not RollbackStatus.SKIPPED:
+        post_report(ctx, release_id)
+
+
+def tell(ctx: RollbackContext, channel: str, actor: Actor, error: Exception) -> None:
+    """Modal submissions have no response_url: answer privately in the release channel."""
+    try:
+        ctx.slack.publisher.gateway.ephemeral(channel, actor.id, user_text(error, {}, ctx.lang))
+    except Exception:
+        log.warning("could not tell %s why the rollback was refused", actor.id)
+
+
+def post_followup(ctx: RollbackContext, view: ReleaseView) -> None:
+    """Post the checklist's rollback follow-up phase in the thread: interactive and recorded like the rest."""
+    if view.checklist.followup_phase is None or view.message("followup") is not None:
+        return
+    pages = len(blocks.checklist_pages(view.checklist, "followup"))
+    view = ctx.slack.services.add_messages(
+        view.release.id, [("followup", n) for n in range(pages)], view.release.channel_id
+    )
+    for message in view.messages:
+        if message.kind == "followup":
+            ctx.slack.publisher.post_message(view, message.id)
+
+
+def post_report(ctx: RollbackContext, release_id: int) -> None:
+    view = ctx.slack.services.view(release_id)
+    markdown = ctx.rollbacks.report(release_id)
+    for text, rendered in rb.report_messages(markdown, view.release.version, ctx.lang):
+        ctx.slack.publisher.thread_reply(release_id, text, rendered)
+
+
+def report_interrupted(ctx: RollbackContext) -> None:
+    """At start (and on becoming leader): say in each thread which rollback a dead process left behind."""
+    lang = ctx.lang
+    for found in ctx.rollbacks.recover():
+        record = found.rollback
+        text = t(
+            lang,
+            "rb_interrupted",
+            target=record.target,
+            who=record.requested_by.mention,
+            status=record.status.value,
+            live=escape(found.live_status),
+            deployment=record.deployment,
+            namespace=record.namespace,
+        )
+        publisher = ctx.slack.publisher
+        try:
+            if record.progress_channel and record.progress_ts:
+                state, rendered = rb.progress_message(record, lang, text)
+                publisher.gateway.update(record.progress_channel, record.progress_ts, state, rendered)
+            publisher.thread_reply(record.release_id, text, [rb._section(text)], True)
+        except Exception:
+            log.exception("could not report interrupted rollback %s", record.id)
+
+
+def _never_raises(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("rollback recovery failed")
+
+    return run
+
+
+def recovery_job(ctx: RollbackContext) -> Callable[[], None]:
+    return _never_raises(lambda: report_interrupted(ctx))

@@ -1,0 +1,125 @@
+"""Wiring of the metric watch, incidents and the PagerDuty outbox; called by ``bot.bootstrap.build``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_bolt import App
+
+from bot.adapters.pagerduty import PagerDutyPager
+from bot.adapters.prometheus import PrometheusMetrics
+from bot.config import Settings
+from bot.domain.checklist import Checklist
+from bot.incidents import IncidentDesk
+from bot.lifecycle import Lifecycle, Transition
+from bot.outbox import PagerOutbox
+from bot.ports import Clock, Metrics, Pager
+from bot.scheduling import Clockwork
+from bot.services import Services, UowFactory
+from bot.slack.alerts import SlackAlerts
+from bot.slack.listeners import Guard, SlackContext
+from bot.slack.watch_listeners import WatchContext, register_watch
+from bot.watch import GateFigures, MetricWatch
+
+log = logging.getLogger(__name__)
+DEFAULT_SAMPLE_S = 15.0
+
+
+@dataclass
+class WatchParts:
+    figures: GateFigures
+    desk: IncidentDesk
+    watch: MetricWatch
+    outbox: PagerOutbox | None
+    metrics: Metrics | None
+    pager: Pager | None
+
+
+def make_parts(
+    settings: Settings,
+    *,
+    uow: UowFactory,
+    clock: Clock,
+    services: Services,
+    metrics: Metrics | None = None,
+    pager: Pager | None = None,
+    outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
+) -> WatchParts:
+    """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing."""
+    if metrics is None and settings.prometheus_url:
+        metrics = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
+    if pager is None and settings.pagerduty_routing_key:
+        pager = PagerDutyPager(
+            routing_key=settings.pagerduty_routing_key,
+            events_url=settings.pagerduty_events_url,
+            verify=settings.pagerduty_ca_bundle,
+            clock=clock,
+        )
+    desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
+    return WatchParts(
+        figures=GateFigures(uow=uow, services=services, lang=settings.language, enabled=metrics is not None),
+        desk=desk,
+        watch=MetricWatch(
+            uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang=settings.language
+        ),
+        outbox=None
+        if pager is None
+        else PagerOutbox(
+            uow=uow,
+            clock=clock,
+            pager=pager,
+            base_backoff_s=outbox_backoff_s[0],
+            max_backoff_s=outbox_backoff_s[1],
+        ),
+        metrics=metrics,
+        pager=pager,
+    )
+
+
+def install(
+    parts: WatchParts,
+    *,
+    checklist: Checklist,
+    lifecycle: Lifecycle,
+    clockwork: Clockwork,
+    slack: SlackContext,
+    is_leader: Callable[[], bool],
+    interval_s: float | None = None,
+    outbox_interval_s: float = 2.0,
+) -> Callable[[App, Guard], None]:
+    """Register the leader-only jobs and the lifecycle hook; return the listener registration for the app."""
+    publisher = slack.publisher
+    parts.desk.alerts = SlackAlerts(publisher, slack.lang)
+    outbox = parts.outbox
+    if outbox is not None:
+
+        def kick() -> None:
+            # A page should leave as soon as it is queued, not at the outbox's next interval.
+            if clockwork.scheduler.running and is_leader():
+                clockwork.scheduler.add_job(
+                    outbox.deliver_due, "date", id="pager-outbox-now", replace_existing=True
+                )
+
+        parts.desk.kick = kick
+
+        def deliver() -> None:
+            outbox.deliver_due()
+
+        clockwork.add_interval("pager-outbox", deliver, outbox_interval_s)
+    else:
+        log.warning("PAGERDUTY_ROUTING_KEY is not set: incidents are queued but nobody is paged")
+    if parts.metrics is None:
+        log.warning("PROMETHEUS_URL is not set: the metric watch is off; stage gates say to check dashboards")
+    spec = checklist.metrics
+    seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
+    clockwork.add_interval("metric-watch", parts.watch.tick, seconds)
+
+    # After a transition commits: queue change events and resolves at once, off the listener's thread.
+    def on_transition(transition: Transition) -> None:
+        publisher.submit(parts.desk.reconcile, transition.release_id)
+
+    lifecycle.hooks.append(on_transition)
+    context = WatchContext(slack, parts.desk)
+    return lambda app, guard: register_watch(app, context, guard)

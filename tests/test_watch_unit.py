@@ -1,0 +1,369 @@
+"""The metric watch, incidents and the outbox with recording fakes: scripted readings, a fake clock, a pager
+that fails on command, and a real database (SQLite and Postgres) behind the real unit of work."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.checklist_file import load_checklist
+from bot.db.engine import make_engine, make_session_factory
+from bot.db.migrate import upgrade
+from bot.db.uow import SqlUnitOfWork
+from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, OutboxStatus
+from bot.domain.records import Actor
+from bot.domain.release import ReleaseStatus
+from bot.errors import Conflict, PagerError
+from bot.incidents import IncidentDesk
+from bot.outbox import PagerOutbox
+from bot.ports import ChangeEvent, PageEvent, Reading
+from bot.services import ReleaseView, Services
+from bot.watch import GateFigures, MetricWatch
+from tests.conftest import FAST_CHECKLIST
+
+ALICE = Actor("U061F7AUR", "alice")
+GOOD, BAD = Reading(0.004), Reading(0.2)
+P95_OK = Reading(0.05)
+EMPTY = Reading(None, "no series matched (empty result)")
+DOWN = Reading(None, "cannot reach Prometheus at http://127.0.0.1:9", is_error=True)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+@dataclass
+class ScriptedMetrics:
+    """Answers each query from a script keyed by which metric it reads; records every query."""
+
+    error_rate: deque[Reading] = field(default_factory=deque)
+    p95: deque[Reading] = field(default_factory=deque)
+    baseline: Reading = field(default_factory=lambda: Reading(0.05))
+    queries: list[tuple[str, datetime | None]] = field(default_factory=list)
+
+    def query(self, promql: str, *, at: datetime | None = None) -> Reading:
+        self.queries.append((promql, at))
+        if at is not None:
+            return self.baseline
+        if "histogram_quantile" in promql:
+            return self.p95.popleft() if self.p95 else P95_OK
+        return self.error_rate.popleft() if self.error_rate else GOOD
+
+
+@dataclass
+class RecordingAlerts:
+    pings: list[IncidentRecord] = field(default_factory=list)
+    refreshes: list[IncidentRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
+        self.pings.append(incident)
+        return f"1700000000.{len(self.pings):06d}"
+
+    def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
+        self.refreshes.append(incident)
+
+    def thread_note(self, view: ReleaseView, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass
+class FakePager:
+    """Records what it sends; ``fail`` holds errors to raise on the next calls."""
+
+    sent: list[PageEvent | ChangeEvent] = field(default_factory=list)
+    fail: deque[PagerError] = field(default_factory=deque)
+
+    def _take(self, event: PageEvent | ChangeEvent) -> None:
+        if self.fail:
+            raise self.fail.popleft()
+        self.sent.append(event)
+
+    def send(self, event: PageEvent) -> None:
+        self._take(event)
+
+    def change(self, event: ChangeEvent) -> None:
+        self._take(event)
+
+    def alerts(self) -> list[tuple[str, str]]:
+        return [(e.action, e.dedup_key) for e in self.sent if isinstance(e, PageEvent)]
+
+
+@dataclass
+class World:
+    services: Services
+    clock: FakeClock
+    metrics: ScriptedMetrics
+    alerts: RecordingAlerts
+    desk: IncidentDesk
+    watch: MetricWatch
+    pager: FakePager
+    outbox: PagerOutbox
+    release_id: int
+    uow: object
+
+    def sample(self, n: int = 1, *, error: Reading | None = None) -> None:
+        for _ in range(n):
+            if error is not None:
+                self.metrics.error_rate.append(error)
+            self.clock.advance(1)
+            self.watch.tick()
+
+    def incidents(self) -> list[IncidentRecord]:
+        with self.uow() as uow:  # type: ignore[operator]
+            return uow.watch.incidents.for_release(self.release_id)
+
+    def restart(self) -> World:
+        """A new process on the same database: every in-memory object is rebuilt."""
+        return make_world(self.services, self.clock, self.metrics, self.pager, self.uow, self.release_id)
+
+
+def make_world(services, clock, metrics, pager, uow, release_id) -> World:  # type: ignore[no-untyped-def]
+    alerts = RecordingAlerts()
+    desk = IncidentDesk(uow=uow, clock=clock, services=services, lang="en", alerts=alerts)
+    watch = MetricWatch(uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang="en")
+    outbox = PagerOutbox(uow=uow, clock=clock, pager=pager, base_backoff_s=2, max_backoff_s=8)
+    return World(services, clock, metrics, alerts, desk, watch, pager, outbox, release_id, uow)
+
+
+def checklist_file(tmp_path: Path, *, dry_run: bool = False) -> Path:
+    text = FAST_CHECKLIST.read_text(encoding="utf-8")
+    if dry_run:
+        text = text.replace('threshold: "5%"}', 'threshold: "5%", dry_run: true}')
+    path = tmp_path / "checklist.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def world_for(
+    db_url: str, tmp_path: Path, *, dry_run: bool = False, step: str = "canary-10"
+) -> Iterator[World]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    factory = make_session_factory(engine)
+    path = checklist_file(tmp_path, dry_run=dry_run)
+    clock = FakeClock()
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(factory)
+
+    services = Services(
+        uow=uow,
+        clock=clock,
+        checklist=load_checklist(path),
+        checklist_source=path.read_text(encoding="utf-8"),
+    )
+    view = services.start_release(channel_id="C0RELEASES", version="v1.4.0", actor=ALICE)
+    with uow() as u:
+        u.releases.update(
+            view.release.id, step=step, step_started_at=clock.now(), thread_ts="1700000000.000001"
+        )
+        u.commit()
+    yield make_world(services, clock, ScriptedMetrics(), FakePager(), uow, view.release.id)
+    engine.dispose()
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from world_for(db_url, tmp_path)
+
+
+def test_baseline_is_measured_before_canary_start_and_recorded(world: World) -> None:
+    world.sample()
+    baseline_queries = [(q, at) for q, at in world.metrics.queries if at is not None]
+    assert len(baseline_queries) == 1
+    query, at = baseline_queries[0]
+    assert "[10s]" in query  # the fast checklist's baseline_window, not the 1m rate window
+    assert at == world.services.view(world.release_id).release.step_started_at
+    assert world.services.view(world.release_id).release.baseline_p95_s == pytest.approx(0.05)
+    assert any("Normal p95 for this release: 50 ms" in n for n in world.alerts.notes)
+
+
+def test_missing_baseline_is_said_and_latency_reports_no_data_not_pass(world: World) -> None:
+    world.metrics.baseline = EMPTY
+    world.sample(4)
+    assert any("No baseline p95 (no series matched" in n for n in world.alerts.notes)
+    # Three samples with no baseline: the latency criterion is blind, and says so once.
+    blind = [n for n in world.alerts.notes if "I am blind" in n]
+    assert len(blind) == 1
+    assert "no baseline p95 recorded" in blind[0]
+    with world.uow() as uow:  # type: ignore[operator]
+        events = [e.action for e in uow.audit.for_release(world.release_id)]
+    assert "baseline_missing" in events
+
+
+def test_sustained_breach_fires_once_queues_one_trigger_and_pings_once(world: World) -> None:
+    world.sample(2)
+    world.sample(6, error=BAD)
+    incidents = world.incidents()
+    assert [(i.criterion, i.status) for i in incidents] == [("error_rate", IncidentStatus.OPEN)]
+    assert len(world.alerts.pings) == 1
+    world.outbox.deliver_due()
+    assert world.pager.alerts() == [("trigger", f"release:{world.release_id}:error_rate")]
+    trigger = next(e for e in world.pager.sent if isinstance(e, PageEvent))
+    assert "v1.4.0" in trigger.summary and "Error rate 5% or more" in trigger.summary
+    assert "20.00 %" in trigger.summary and "5.00 %" in trigger.summary
+    details = trigger.custom_details
+    assert details["stage"] == "canary-10"
+    assert details["baseline_p95_s"] == pytest.approx(0.05)
+    assert details["breaches_in_row"] == 2 and details["required_breaches"] == 2
+    assert details["window"] == "1m"
+    assert details["trend"][-1][1] == pytest.approx(0.2)
+    assert details["slack_thread"].endswith("/p1700000000000001")
+    assert trigger.severity == "critical"
+
+
+def test_single_blip_and_flapping_never_fire(world: World) -> None:
+    world.sample(2)
+    world.sample(1, error=BAD)  # a blip
+    for reading in [GOOD, BAD, GOOD, BAD, GOOD, BAD, EMPTY, BAD, GOOD]:  # flapping; a gap breaks a run too
+        world.sample(1, error=reading)
+    assert world.incidents() == []
+    assert world.alerts.pings == []
+
+
+def test_flapping_after_a_fire_never_pages_twice(world: World) -> None:
+    world.sample(2, error=BAD)
+    for reading in [GOOD, BAD, BAD, BAD, GOOD, BAD, BAD]:
+        world.sample(1, error=reading)
+    assert len(world.incidents()) == 1
+    world.outbox.deliver_due()
+    assert [a for a, _ in world.pager.alerts()] == ["trigger"]
+
+
+def test_no_data_and_provider_errors_warn_blind_once_and_never_page(world: World) -> None:
+    world.sample(1)
+    world.sample(3, error=EMPTY)
+    world.sample(3, error=DOWN)
+    world.sample(1, error=GOOD)
+    world.sample(3, error=DOWN)
+    blind = [n for n in world.alerts.notes if "I am blind" in n]
+    assert len(blind) == 2  # one per blind spell; data coming back ends a spell
+    assert "no series matched" in blind[0]
+    assert "cannot reach Prometheus" in blind[1]
+    assert any("Metrics are back" in n for n in world.alerts.notes)
+    assert world.incidents() == []
+
+
+def test_gate_figures_say_undecided_without_data_and_never_pass(world: World) -> None:
+    figures = GateFigures(uow=world.uow, services=world.services, lang="en", enabled=True)  # type: ignore[arg-type]
+    assert "Undecided: no data" in figures(world.release_id)["text"]  # type: ignore[index]
+    world.sample(1, error=EMPTY)
+    shown = figures(world.release_id)
+    assert shown is not None and shown["verdict"] == "no_data"
+    assert "Undecided: no data" in shown["text"] and "no series matched" in shown["text"]
+    world.sample(1, error=GOOD)
+    shown = figures(world.release_id)
+    assert shown is not None and shown["verdict"] == "pass"
+    assert "error rate 0.40 %" in shown["text"] and "p95 50 ms" in shown["text"]
+    assert GateFigures(uow=world.uow, services=world.services, lang="en", enabled=False)(1) is None  # type: ignore[arg-type]
+
+
+def test_dry_run_reports_in_thread_and_never_pages(db_url: str, tmp_path: Path) -> None:
+    for world in world_for(db_url, tmp_path, dry_run=True):
+        world.sample(4, error=BAD)
+        assert world.incidents() == []
+        assert world.alerts.pings == []
+        notes = [n for n in world.alerts.notes if "Dry run" in n]
+        assert len(notes) == 1 and "Error rate 5% or more" in notes[0]
+        world.outbox.deliver_due()
+        assert world.pager.alerts() == []
+
+
+def test_restart_mid_streak_neither_loses_nor_repeats_the_page(world: World) -> None:
+    world.sample(1, error=BAD)
+    again = world.restart()
+    again.sample(1, error=BAD)  # the stored streak continues: this is breach two
+    assert len(again.incidents()) == 1
+    third = again.restart()
+    third.sample(5, error=BAD)
+    assert len(third.incidents()) == 1
+    third.outbox.deliver_due()
+    assert [a for a, _ in third.pager.alerts()] == ["trigger"]
+
+
+def test_outbox_retries_with_backoff_in_order_and_survives_restart(world: World) -> None:
+    world.sample(1)
+    world.outbox.deliver_due()  # the canary-start change event
+    world.pager.sent.clear()
+    world.pager.fail.extend([PagerError("down", retryable=True)] * 2)
+    world.sample(2, error=BAD)
+    incident = world.incidents()[0]
+    world.desk.acknowledge(incident.id, actor=ALICE)
+    assert world.outbox.deliver_due() == 0  # the trigger failed; its acknowledge must wait behind it
+    assert world.pager.sent == []
+    world.clock.advance(1)
+    assert world.outbox.deliver_due() == 0  # not due yet: 2 s backoff after the first failure
+    world.clock.advance(1.5)
+    assert world.outbox.deliver_due() == 0  # second failure: 4 s now
+    restarted = world.restart()
+    restarted.clock.advance(4)
+    assert restarted.outbox.deliver_due() == 2
+    assert world.pager.alerts() == [("trigger", incident.dedup_key), ("acknowledge", incident.dedup_key)]
+    with world.uow() as uow:  # type: ignore[operator]
+        rows = uow.watch.outbox.all(world.release_id)
+    trigger = next(r for r in rows if r.action == "trigger")
+    assert trigger.attempts == 3 and trigger.status is OutboxStatus.DELIVERED
+
+
+def test_refused_event_is_failed_and_audited_not_retried(world: World) -> None:
+    world.sample(1)
+    world.outbox.deliver_due()  # the canary-start change event
+    world.pager.fail.append(PagerError("PagerDuty refused the event as invalid", retryable=False))
+    world.sample(2, error=BAD)
+    world.outbox.deliver_due()
+    world.clock.advance(60)
+    world.outbox.deliver_due()
+    with world.uow() as uow:  # type: ignore[operator]
+        rows = [r for r in uow.watch.outbox.all(world.release_id) if r.action == "trigger"]
+        audit = [e.action for e in uow.audit.for_release(world.release_id)]
+    assert [r.status for r in rows] == [OutboxStatus.FAILED]
+    assert "pagerduty_refused" in audit
+    assert world.pager.alerts() == []
+
+
+def test_dismiss_resolves_and_rearms_so_fresh_evidence_pages_again(world: World) -> None:
+    world.sample(2, error=BAD)
+    incident = world.incidents()[0]
+    world.desk.dismiss(incident.id, actor=ALICE)
+    world.sample(1, error=BAD)  # one breach after re-arming is not a run
+    assert world.incidents()[0].status is IncidentStatus.DISMISSED
+    world.sample(1, error=BAD)
+    again = world.incidents()
+    assert len(again) == 1 and again[0].status is IncidentStatus.OPEN and again[0].fire_count == 2
+    world.outbox.deliver_due()
+    assert [a for a, _ in world.pager.alerts()] == ["trigger", "resolve", "trigger"]
+
+
+def test_declared_incident_pages_once_and_release_end_resolves(world: World) -> None:
+    world.sample(1)
+    fired = world.desk.declare(world.release_id, DECLARED, actor=ALICE, reason="checkout returns 500")
+    with pytest.raises(Conflict):
+        world.desk.declare(world.release_id, DECLARED, actor=ALICE, reason="again")
+    world.desk.ping(fired.incident_id)
+    world.desk.ping(fired.incident_id)
+    assert len(world.alerts.pings) == 1
+    with world.uow() as uow:  # type: ignore[operator]
+        uow.releases.end(world.release_id, ReleaseStatus.FINISHED, world.clock.now())
+        uow.commit()
+    world.sample(1)
+    world.outbox.deliver_due()
+    key = f"release:{world.release_id}:declared"
+    assert [a for a, k in world.pager.alerts() if k == key] == ["trigger", "resolve"]
+    trigger = next(e for e in world.pager.sent if isinstance(e, PageEvent) and e.action == "trigger")
+    assert "declared by alice: checkout returns 500" in trigger.summary
+    changes = [e.summary for e in world.pager.sent if isinstance(e, ChangeEvent)]
+    assert changes == ["backend v1.4.0: canary started at 10%", "backend v1.4.0: release finished"]
+    assert world.incidents()[0].status is IncidentStatus.RESOLVED
