@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cheroot import wsgi
 from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
@@ -66,10 +65,14 @@ def main() -> None:
     app = make_app(
         os.environ["SLACK_SIGNING_SECRET"], os.environ["SLACK_BOT_TOKEN"], os.environ["SLACK_API_URL"]
     )
-    server = wsgi.Server(
-        (os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])),
+    # The same HTTP server, built the same way, as release-bot serve: only the app differs.
+    from bot.server import make_http_server
+
+    server = make_http_server(
+        os.environ.get("HOST", "127.0.0.1"),
+        int(os.environ["PORT"]),
         make_wsgi(app),
-        numthreads=int(os.environ.get("HTTP_THREADS", "16")),
+        int(os.environ.get("HTTP_THREADS", "16")),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -96,6 +96,7 @@ class Services:
         self._uow = uow
         # Reads use their own units of work: on SQLite they take no write lock (see bot.db.engine).
         self._read = read_uow or uow
+        self._checklists: dict[int, Checklist] = {}
         self._clock = clock
         self.checklist = checklist
         self._checklist_source = checklist_source
@@ -114,9 +115,17 @@ class Services:
 
     # --- reading ---------------------------------------------------------------------------------------
 
+    def checklist_of(self, uow: SqlUnitOfWork, release_id: int, name: str) -> Checklist:
+        """The checklist a release started with; it never changes, so it is read and parsed once per process."""
+        cached = self._checklists.get(release_id)
+        if cached is None:
+            cached = _parse_checklist(uow.releases.checklist_source(release_id), name)
+            self._checklists[release_id] = cached
+        return cached
+
     def view_in(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
         record = uow.releases.get(release_id)
-        checklist = _parse_checklist(uow.releases.checklist_source(release_id), record.checklist_name)
+        checklist = self.checklist_of(uow, release_id, record.checklist_name)
         overrides = tuple(uow.audit.for_release(release_id, actions=("gate_overridden",)))
         pending = uow.timers.pending(release_id)
         return ReleaseView(
@@ -260,7 +269,7 @@ class Services:
                 or message.ts != cmd.message_ts
             ):
                 raise PermissionDenied("forged_action")
-            checklist = _parse_checklist(uow.releases.checklist_source(record.id), record.checklist_name)
+            checklist = self.checklist_of(uow, record.id, record.checklist_name)
             followup = checklist.followup_phase
             # The rollback follow-up is the one checklist that lives on after its release ended.
             followup_open = (

@@ -84,7 +84,9 @@ def create_app(
     guard = Guard(
         lambda error, body, respond: answer_error(error, body, respond, ctx),
         lambda error, body: user_text(error, body, ctx.lang),
-        ThreadPoolExecutor(max(4, settings.listener_threads * 2), thread_name_prefix="work"),
+        # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable
+        # thread is one more contender for the GIL that the ack path needs.
+        ThreadPoolExecutor(3, thread_name_prefix="work"),
     )
     register(app, ctx, guard)
     extra(app, guard)
