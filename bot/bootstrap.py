@@ -177,6 +177,11 @@ def build(
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
     lifecycle.on_timers_changed = clockwork.wake
+
+    def post_missing() -> None:
+        publisher_ref[0].post_missing()
+
+    clockwork.add_interval("post-missing", post_missing, 15.0)
     executor = ThreadPoolExecutor(8, thread_name_prefix="slack-out")
     publisher_ref: list[Publisher] = []
     sync = MessageSync(

@@ -16,22 +16,22 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot import playground_payloads as payloads
+from bot.playground_payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
 from bot.playground_render import Control, render_blocks
 from bot.playground_slack import Event, Message, SlackStandIn
 
-CHANNEL, CHANNEL_NAME = "C0PLAYGRND", "releases"
-USER, USER_NAME = "UPLAYER01", "you"
-TEAM = {"id": "TPLAYGRND", "domain": "playground"}
 PLAYGROUND_CHECKLIST = Path(__file__).resolve().parent.parent / "checklists" / "playground.yaml"
 QUIET_S = 0.6  # the bot is done answering once Slack has heard nothing from it for this long
+START_S = 1.5  # an action that reaches Slack at all does so within this
 SETTLE_MAX_S = 10.0
 
 HELP = """\
@@ -114,12 +114,13 @@ class Playground:
                 continue
             if echo:
                 self.print(f"> {line}")
+            since = time.monotonic()
             try:
                 if not self.do(line):
                     break
             except (ValueError, LookupError) as e:
                 self.print(f"  ! {e}")
-            self.settle()
+            self.settle(since)
         self.print("bye")
         return 0
 
@@ -153,12 +154,14 @@ class Playground:
 
     # --- showing what Slack shows ---------------------------------------------------------------------
 
-    def settle(self, max_s: float = SETTLE_MAX_S) -> None:
-        """Show everything the bot does until it has been quiet for a moment."""
-        deadline = time.monotonic() + max_s
+    def settle(self, since: float, max_s: float = SETTLE_MAX_S) -> None:
+        """Wait until the bot has answered (Slack heard from it, then nothing for a moment); show the result."""
+        deadline = since + max_s
         while time.monotonic() < deadline:
-            self.show_new()
-            if time.monotonic() - self.slack.last_activity > QUIET_S:
+            now, last = time.monotonic(), self.slack.last_activity
+            if last < since and now - since > START_S:
+                break  # nothing reached Slack: the answer (if any) was the ack itself
+            if last >= since and now - last > QUIET_S:
                 break
             time.sleep(0.05)
         self.show_new()
@@ -223,12 +226,11 @@ class Playground:
     def dispatch(self, body: str, content_type: str) -> dict[str, Any]:
         """Hand Bolt a signed request, as Slack would send it; return the HTTP answer's JSON (if any)."""
         stamp = str(int(time.time()))
-        headers = {
+        signature = SignatureVerifier(self._secret).generate_signature(timestamp=stamp, body=body) or ""
+        headers: dict[str, str | Sequence[str]] = {
             "content-type": content_type,
             "x-slack-request-timestamp": stamp,
-            "x-slack-signature": SignatureVerifier(self._secret).generate_signature(
-                timestamp=stamp, body=body
-            ),
+            "x-slack-signature": signature,
         }
         response = self.bot.app.dispatch(BoltRequest(body=body, headers=headers))
         if response.status != 200:
@@ -246,22 +248,7 @@ class Playground:
         return {}
 
     def command(self, text: str) -> None:
-        body = urlencode(
-            {
-                "token": "playground",
-                "team_id": TEAM["id"],
-                "team_domain": TEAM["domain"],
-                "channel_id": CHANNEL,
-                "channel_name": CHANNEL_NAME,
-                "user_id": USER,
-                "user_name": USER_NAME,
-                "command": "/release",
-                "text": text,
-                "api_app_id": "APLAYGROUND",
-                "response_url": self.slack.response_url(CHANNEL, USER),
-                "trigger_id": f"{time.monotonic_ns()}.playground",
-            }
-        )
+        body = payloads.slash_command(text, self.slack.response_url(CHANNEL, USER))
         self.dispatch(body, "application/x-www-form-urlencoded")
 
     def _interact(self, payload: dict[str, Any]) -> None:
@@ -271,19 +258,8 @@ class Playground:
         with self.slack.lock:
             current = self.slack.ws.messages.get((control.channel or "", control.message_ts or ""))
             blocks = list(current.blocks) if current else []
-        return {
-            "type": "block_actions",
-            "user": {"id": USER, "username": USER_NAME, "name": USER_NAME, "team_id": TEAM["id"]},
-            "api_app_id": "APLAYGROUND",
-            "token": "playground",
-            "trigger_id": f"{time.monotonic_ns()}.playground",
-            "team": TEAM,
-            "container": {"type": "message", "message_ts": control.message_ts, "channel_id": control.channel},
-            "channel": {"id": control.channel, "name": CHANNEL_NAME},
-            "message": {"type": "message", "ts": control.message_ts, "blocks": blocks},
-            "state": {"values": {}},
-            "response_url": self.slack.response_url(control.channel or CHANNEL, USER, control.message_ts),
-        }
+        url = self.slack.response_url(control.channel or CHANNEL, USER, control.message_ts)
+        return payloads.block_actions(control.channel, control.message_ts, blocks, url)
 
     def click(self, number: int) -> None:
         control = self.controls.get(number)
@@ -366,32 +342,13 @@ class Playground:
                 values[block.get("block_id", "pg-input")] = {
                     element["action_id"]: {"type": "plain_text_input", "value": text}
                 }
-        payload = {
-            "type": "view_submission",
-            "team": TEAM,
-            "user": {"id": USER, "username": USER_NAME, "name": USER_NAME, "team_id": TEAM["id"]},
-            "api_app_id": "APLAYGROUND",
-            "token": "playground",
-            "trigger_id": f"{time.monotonic_ns()}.playground",
-            "view": {**view, "state": {"values": values}, "hash": f"{time.time():.0f}.pg"},
-            "response_urls": [],
-        }
+        payload = payloads.view_submission(view, values)
         with self.slack.lock:
             self.slack.ws.views.pop(view["id"], None)
-        answer = json.dumps(payload)
-        self.dispatch("payload=" + quote(answer), "application/x-www-form-urlencoded")
+        self._interact(payload)
 
     def home(self) -> None:
-        event = {
-            "token": "playground",
-            "team_id": TEAM["id"],
-            "api_app_id": "APLAYGROUND",
-            "type": "event_callback",
-            "event_id": f"Ev{time.monotonic_ns()}",
-            "event_time": int(time.time()),
-            "event": {"type": "app_home_opened", "user": USER, "channel": "DPLAYGRND", "tab": "home"},
-        }
-        self.dispatch(json.dumps(event), "application/json")
+        self.dispatch(payloads.app_home_opened(), "application/json")
 
     def wait(self, seconds: float | None) -> None:
         if seconds is None:

@@ -30,6 +30,7 @@ _USER = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
 _CHANNEL = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
 _SPECIAL = re.compile(r"<!(here|channel|everyone)[^>]*>")
 _EMOJI_RE = re.compile(r":([a-z0-9_+\-]+):")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def plain(text: str, names: dict[str, str]) -> str:
     text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or names.get(m.group(1), m.group(1))), text)
     text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
     text = _EMOJI_RE.sub(lambda m: _EMOJI.get(m.group(1), m.group(0)), text)
+    text = _BOLD.sub(lambda m: m.group(1), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

@@ -21,8 +21,11 @@ def serve(settings: Settings) -> int:
     from bot.db.migrate import upgrade_if_needed
     from bot.observability import configure_logging
 
-    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    from bot.checklist_file import load_checklist
+
     settings.require_slack()
+    load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     try:
         upgrade_if_needed(settings.database_url)
     except Exception as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.checklist_file import load_checklist_text
 from bot.db.uow import SqlUnitOfWork
@@ -151,6 +151,12 @@ class Services:
         with self._uow() as uow:
             uow.messages.mark_synced(message_id, rev, self._clock.now())
             uow.commit()
+
+    def unposted(self) -> list[tuple[int, int]]:
+        """(release id, message id) of messages Slack never got, oldest first."""
+        settle = self._clock.now() - timedelta(minutes=2)
+        with self._read() as uow:
+            return [(m.release_id, m.id) for m in uow.messages.unposted(settle)]
 
     def out_of_sync(self) -> list[int]:
         with self._read() as uow:

@@ -275,6 +275,24 @@ class Messages:
             .values(synced_rev=rev, synced_at=at)
         )
 
+    def unposted(self, started_before: datetime, limit: int = 50) -> list[MessageRecord]:
+        """Messages reserved for a release whose header is in Slack, but which were never posted themselves.
+
+        Only releases started before ``started_before``: younger ones are still being posted by their publisher.
+        """
+        stmt = (
+            select(MessageRow)
+            .join(ReleaseRow, ReleaseRow.id == MessageRow.release_id)
+            .where(
+                MessageRow.ts.is_(None),
+                ReleaseRow.thread_ts.is_not(None),
+                ReleaseRow.started_at < started_before,
+            )
+            .order_by(MessageRow.id)
+            .limit(limit)
+        )
+        return [_message(r) for r in self._s.scalars(stmt)]
+
     def out_of_sync(self, limit: int = 200) -> list[MessageRecord]:
         stmt = (
             select(MessageRow)

@@ -13,27 +13,12 @@ from bot.domain.records import BOT
 from bot.i18n import t
 from bot.incident_words import fmt_ms, fmt_rate, thread_link
 from bot.services import ReleaseView
-from bot.slack.blocks import Block, clip, escape, slack_date, step_label
+from bot.slack.blocks import Block, escape, slack_date, step_label
 from bot.slack.ids import ActionId
+from bot.slack.notices import button, section
 from bot.slack.publisher import Publisher
 
 Message = tuple[str, list[Block]]
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
-
-
-def _button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "action_id": action.value,
-        "text": {"type": "plain_text", "text": label[:75]},
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
 
 
 def _figure(kind: str | None, value: Any, lang: str) -> str:
@@ -108,7 +93,7 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Mess
     contacts = " ".join(c.mention for c in view.checklist.contacts if c.mention)
     if contacts:
         head += "\n" + t(lang, "alert_contacts", who=contacts)
-    blocks: list[Block] = [_section(head), _section("\n".join(why_lines(view, incident, lang)))]
+    blocks: list[Block] = [section(head), section("\n".join(why_lines(view, incident, lang)))]
     link = thread_link(view)
     if link:
         blocks.append(
@@ -118,16 +103,16 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Mess
     status = incident.status
     who = f"<@{incident.handled_by}>" if incident.handled_by else ""
     if status is IncidentStatus.ACKNOWLEDGED:
-        blocks.append(_section(t(lang, "incident_acknowledged", who=who)))
+        blocks.append(section(t(lang, "incident_acknowledged", who=who)))
     elif status is IncidentStatus.DISMISSED:
-        blocks.append(_section(t(lang, "incident_dismissed", who=who)))
+        blocks.append(section(t(lang, "incident_dismissed", who=who)))
     elif status is IncidentStatus.RESOLVED:
-        blocks.append(_section(t(lang, "incident_resolved", status=t(lang, f"status_{view.release.status}"))))
+        blocks.append(section(t(lang, "incident_resolved", status=t(lang, f"status_{view.release.status}"))))
     if status.live and not view.status.is_terminal:
-        elements = [_button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger")]
+        elements = [button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger")]
         if status is IncidentStatus.OPEN:
-            elements.append(_button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
-        elements.append(_button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))
+            elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
+        elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))
         blocks.append({"type": "actions", "elements": elements})
     return t(lang, "alert_fallback", version=version, title=title), blocks
 
@@ -155,5 +140,5 @@ class SlackAlerts:
         if view.release.thread_ts is None:
             return
         self._publisher.gateway.post(
-            view.release.channel_id, text, [_section(text)], thread_ts=view.release.thread_ts
+            view.release.channel_id, text, [section(text)], thread_ts=view.release.thread_ts
         )

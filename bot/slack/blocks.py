@@ -72,7 +72,9 @@ def layout_pages(phases: Sequence[Phase]) -> list[list[Entry]]:
         nonlocal page, chars
         if page and (len(page) + 1 > PAGE_BLOCK_BUDGET or chars + cost > PAGE_CHAR_BUDGET):
             pages.append(page)
-            page, chars = [], 0
+            # A phase that spills over opens the next message with its title again, marked as continued.
+            title = next(e for e in page if e.kind in ("phase", "continued"))
+            page, chars = [Entry("continued", title.phase_key, title.key, title.text)], len(title.text)
         page.append(entry)
         chars += cost
 
@@ -114,10 +116,8 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
     blocks: list[Block] = []
     rel, mid, rev = view.release.id, message.id, message.content_rev
     for n, entry in enumerate(entries):
-        if entry.kind == "phase":
-            title = entry.text
-            if n == 0 and message.page > 0 and pages[message.page - 1][-1].phase_key == entry.phase_key:
-                title = f"{title} {t(lang, 'continued')}"
+        if entry.kind in ("phase", "continued"):
+            title = entry.text if entry.kind == "phase" else f"{entry.text} {t(lang, 'continued')}"
             blocks.append(
                 {"type": "header", "block_id": block_id("ph", rel, mid, rev, n), "text": _plain(title, 150)}
             )

@@ -17,15 +17,15 @@ from bot.slack.ids import ActionId, CallbackId
 Message = tuple[str, list[Block]]
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 
 
-def _context(text: str) -> Block:
+def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text)}]}
 
 
-def _button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:
+def button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:
     button: Block = {
         "type": "button",
         "action_id": action.value,
@@ -92,20 +92,20 @@ def stage_reminder(
         lines.append(gate)
     if late_s > 2:
         lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
-    blocks: list[Block] = [_section("\n".join(lines))]
+    blocks: list[Block] = [section("\n".join(lines))]
     target = next_step_key(view.steps, step_key)
     rid = view.release.id
     blocks.append(
         {
             "type": "actions",
             "elements": [
-                _button(
+                button(
                     ActionId.ADVANCE,
                     advance_label(view.checklist, view.steps, step, target, lang),
                     f"{rid}:{step_key}:{target}",
                     "primary",
                 ),
-                _button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"),
+                button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"),
             ],
         }
     )
@@ -132,11 +132,11 @@ def watch_reminder(
         lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
     rid = view.release.id
     blocks = [
-        _section("\n".join(lines)),
+        section("\n".join(lines)),
         {
             "type": "actions",
             "elements": [
-                _button(
+                button(
                     ActionId.ADVANCE, t(lang, "btn_finish"), f"{rid}:{step_key}:{FINISHED_STEP}", "primary"
                 )
             ],
@@ -165,17 +165,17 @@ def transition_note(
             gates=", ".join(t(lang, f"gate_{g}") for g in gates),
             reason=escape(reason or ""),
         )
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def finished_announcement(view: ReleaseView, actor: str, lang: str) -> Message:
     text = t(lang, "release_finished", version=view.release.version, who=f"<@{actor}>")
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def aborted_note(view: ReleaseView, actor: str, reason: str, lang: str) -> Message:
     text = t(lang, "release_aborted", version=view.release.version, who=f"<@{actor}>", reason=escape(reason))
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def health_note(env_title: str, result: HealthResult, actor: str, lang: str) -> Message:
@@ -200,7 +200,7 @@ def health_note(env_title: str, result: HealthResult, actor: str, lang: str) -> 
     else:
         text = t(lang, "health_unreachable", env=env_title, summary=escape(result.summary))
     text += f"\n<{result.url}> · <@{actor}>"
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def rollback_procedure(view: ReleaseView, actor: str, lang: str) -> Message:
@@ -212,7 +212,7 @@ def rollback_procedure(view: ReleaseView, actor: str, lang: str) -> Message:
             f"kubectl rollout status deployment/{target.deployment} -n {target.namespace}"
         )
         text += f"\n```{clip(procedure, 2800)}```"
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def gate_refusal(
@@ -235,11 +235,11 @@ def gate_refusal(
         lines.append(t(lang, "gate_wait_left", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
     rid = view.release.id
     blocks = [
-        _section("\n".join(lines)),
+        section("\n".join(lines)),
         {
             "type": "actions",
             "elements": [
-                _button(ActionId.OVERRIDE, t(lang, "btn_override"), f"{rid}:{from_step}:{to_step}", "danger")
+                button(ActionId.OVERRIDE, t(lang, "btn_override"), f"{rid}:{from_step}:{to_step}", "danger")
             ],
         },
     ]

@@ -115,7 +115,7 @@ class Publisher:
                 continue
             self.post_message(view, message.id)
 
-    def post_message(self, view: ReleaseView, message_id: int) -> None:
+    def post_message(self, view: ReleaseView, message_id: int) -> bool:
         """Post one reserved message of a release; on failure it stays unposted for the sweep to retry."""
         message = next(m for m in view.messages if m.id == message_id)
         text, rendered = blocks.render_message(view, message, self.lang)
@@ -124,8 +124,9 @@ class Publisher:
             ts = self.gateway.post(view.release.channel_id, text, rendered, thread_ts=thread_ts)
         except ChatError as e:
             log.warning("posting message %s of release %s failed: %s", message_id, view.release.id, e.code)
-            return
+            return False
         self._services.message_posted(message.id, ts, message.content_rev)
+        return True
 
     # --- thread replies ---------------------------------------------------------------------------------
 
@@ -145,6 +146,17 @@ class Publisher:
         )
 
     # --- repair -----------------------------------------------------------------------------------------
+
+    def post_missing(self) -> int:
+        """Post messages a Slack outage (or a shutdown) kept from being posted; the leader runs this periodically."""
+        posted = 0
+        for release_id, message_id in self._services.unposted():
+            view = self._services.view(release_id)
+            if self.post_message(view, message_id):
+                posted += 1
+            else:
+                break  # Slack still refuses: try again on the next round, in order
+        return posted
 
     def resync_release(self, release_id: int) -> tuple[int, int]:
         """Re-render every message of a release now; post the ones Slack never got. Returns (updated, posted)."""

@@ -1,0 +1,168 @@
+"""The command line and start-up: settings errors in one line, checklist check, exports, and big checklists."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bot.db.models import MessageRow, ReleaseRow
+from bot.slack.gateway import ChannelPacer
+from tests.conftest import FAST_CHECKLIST, SEED_CHECKLIST, RunningBot, make_settings, start_bot
+from tests.fakes.slack_api import FakeSlack, render_text
+from tests.slack_user import BOT_TOKEN, SECRET
+from tests.test_release_start import CHANNEL, export, item_message, release_messages, ticked, wait_for_release
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, "SLACK_BOT_TOKEN is not set"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN is invalid"),
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN}, "SLACK_SIGNING_SECRET is not set"),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "RELEASE_BOT_LANGUAGE": "fr"},
+            "RELEASE_BOT_LANGUAGE",
+        ),
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "PORT": "http"}, "PORT is invalid"),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "RELEASE_MANAGERS": "alice"},
+            "RELEASE_MANAGERS",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "DATABASE_URL": "mysql://x"},
+            "DATABASE_URL",
+        ),
+        (
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "RELEASE_BOT_CHECKLIST": "/nope.yaml",
+            },
+            "/nope.yaml",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xoxb-not-an-app-token"},
+            "SLACK_APP_TOKEN is invalid",
+        ),
+        (
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "PAGERDUTY_EVENTS_URL": "http://pd",
+            },
+            "PAGERDUTY_EVENTS_URL",
+        ),
+    ],
+)
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
+    tmp_path: Path, env: dict[str, str], names: str
+) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "PORT": "0", **env}
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0]
+    assert "Traceback" not in result.stderr
+    for secret in (BOT_TOKEN, SECRET):
+        assert secret not in result.stderr
+
+
+def test_checklist_check_summarises_a_good_file_and_names_the_bad_field(tmp_path: Path) -> None:
+    good = run_cli("checklist", "check", str(SEED_CHECKLIST))
+    assert good.returncode == 0
+    assert "44 items in 5 phases" in good.stdout
+    assert "15m" in good.stdout and "30m" in good.stdout
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(FAST_CHECKLIST.read_text().replace("wait: 2s", "wait: 2 minutes"))
+    bad = run_cli("checklist", "check", str(bad_file))
+    assert bad.returncode == 2
+    assert "bad.yaml" in bad.stderr and "canary[0].wait" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_export_csv_has_one_row_per_event(running: RunningBot, db_url: str) -> None:
+    alice = running.user()
+    alice.command("start v1.4.0")
+    wait_for_release(running.fake, 1 + len(running.services.checklist.flow_phases))
+    key = running.services.checklist.flow_phases[0].items[0].key
+    alice.click_item(CHANNEL, item_message(running.fake, key), key)
+    running.fake.wait_for(lambda: running.services.find(CHANNEL, "v1.4.0").checked.get(key))
+    result = export(db_url, "v1.4.0", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["action"] for r in rows] == ["release_started", "item_checked"]
+    assert rows[1]["actor_id"] == "U061F7AUR" and rows[1]["item"] == key
+
+
+def test_a_checklist_too_big_for_one_message_is_split_never_truncated(
+    db_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    items = "\n".join(
+        f'          - key: item{n}\n            text: "Check number {n} of many"' for n in range(1, 71)
+    )
+    big = FAST_CHECKLIST.read_text().replace(
+        """          - key: tests_pass
+            text: "All tests pass?"
+          - key: reviewed
+            text: "Code review done?\"""",
+        items,
+    )
+    path = tmp_path / "big.yaml"
+    path.write_text(big)
+    settings = make_settings(db_url, fake_slack, checklist_path=str(path))
+    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    try:
+        rb.user().command("start v1.4.0")
+        messages = fake_slack.wait_for(lambda: (m := release_messages(fake_slack)) and len(m) >= 6 and m)
+        text = "\n".join(render_text(m["blocks"]) for m in messages)
+        for n in range(1, 71):
+            assert f"Check number {n} of many" in text
+        assert all(len(m["blocks"]) <= 50 for m in messages)
+        assert "(continued)" in text
+        last = "pre_deploy.checks.item70"
+        rb.user().click_item(CHANNEL, item_message(fake_slack, last), last)
+        fake_slack.wait_for(lambda: ticked(item_message(fake_slack, last), last))
+    finally:
+        server.stop()
+        rb.http.close()
+        rb.bot.stop()
+
+
+def test_messages_slack_never_got_are_posted_once_it_answers_again(running: RunningBot, db_url: str) -> None:
+    running.user().command("start v1.4.0")
+    pages = len(running.services.checklist.flow_phases)
+    wait_for_release(running.fake, 1 + pages)
+    # As if Slack had refused every checklist message after the header, ten minutes ago.
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(MessageRow).where(MessageRow.kind == "checklist").values(ts=None, synced_rev=0)
+        )
+        conn.execute(sa.update(ReleaseRow).values(started_at=datetime.now(UTC) - timedelta(minutes=10)))
+    engine.dispose()
+    running.fake.go_down(mode="503")
+    assert running.bot.publisher.post_missing() == 0  # Slack still down: nothing lost, nothing marked posted
+    running.fake.come_back()
+    assert running.bot.publisher.post_missing() == pages
+    assert running.bot.publisher.post_missing() == 0
+    assert len(release_messages(running.fake)) == 1 + 2 * pages
