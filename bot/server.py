@@ -18,10 +18,9 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
     from bot.bootstrap import build
+    from bot.checklist_file import load_checklist
     from bot.db.migrate import upgrade_if_needed
     from bot.observability import configure_logging
-
-    from bot.checklist_file import load_checklist
 
     settings.require_slack()
     load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched

@@ -202,7 +202,9 @@ def test_metrics_select_the_backend_with_a_short_window(hallyu: Checklist) -> No
     # The file ships exactly the queries tests/test_prometheus_real.py proves against a real Prometheus.
     from bot.adapters.prometheus import DEFAULT_ERROR_RATE_QUERY, DEFAULT_P95_QUERY, render_query
 
-    assert m.error_rate_query == render_query(DEFAULT_ERROR_RATE_QUERY, selector='service="backend"', window="1m")
+    assert m.error_rate_query == render_query(
+        DEFAULT_ERROR_RATE_QUERY, selector='service="backend"', window="1m"
+    )
     assert m.p95_query == render_query(DEFAULT_P95_QUERY, selector='service="backend"', window="1m")
     assert (m.sample_interval, m.consecutive_breaches, m.no_data_warning_after, m.baseline_window) == (
         timedelta(seconds=15),
