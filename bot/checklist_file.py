@@ -8,17 +8,23 @@ file and the path of the field, because the person reading it is editing YAML, n
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Hashable
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, get_args
-from urllib.parse import urlsplit
+from typing import Any, NoReturn, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.checklist_schema import (
+    MAX_FILE_BYTES,
+    MAX_FULL_ITEM_KEY,
+    MAX_REPORTED,
+    ChecklistModel,
+    SectionModel,
+    _percent,
+    _ratio,
+    _StrictLoader,
+)
 from bot.domain.checklist import (
     CanaryStage,
     Checklist,
@@ -33,209 +39,8 @@ from bot.domain.checklist import (
     PhaseKind,
     RollbackTarget,
     Section,
-    TickRole,
-    format_duration,
-    parse_duration,
 )
 from bot.errors import ChecklistError
-
-MAX_FULL_ITEM_KEY = 150  # the full key travels as a Slack option value, which Slack caps at 150 characters
-MAX_ITEM_TEXT = 75  # Slack refuses checkbox option text longer than 75 characters
-MAX_TITLE = 150  # titles become header blocks, capped at 150
-MAX_PROCEDURE = 2500  # a procedure is shown in one section block (3000) with its heading and code fence
-MAX_FILE_BYTES = 1_000_000
-MAX_REPORTED = 20  # beyond this, more lines only bury the first mistake
-
-_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-_SLACK_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
-_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-_K8S_NAMESPACE = re.compile(_DNS_LABEL)
-_K8S_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
-
-
-# Field notations. Each raises ValueError with the words shown to the person editing the file.
-
-
-def _pattern(regex: re.Pattern[str], what: str, hint: str = "") -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if isinstance(value, str) and regex.fullmatch(value):
-            return value
-        raise ValueError(f"invalid {what} {value!r}{hint}")
-
-    return check
-
-
-def _text(limit: int) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(
-                f"expected text, got {value!r} (quote text that YAML reads as a number or yes/no)"
-            )
-        if len(value) > limit:
-            raise ValueError(f"too long: {len(value)} characters, at most {limit}")
-        return value
-
-    return check
-
-
-def _measure(
-    what: str, units: dict[str, tuple[int, int]], hint: str, top: float | None = None
-) -> Callable[[Any], float]:
-    """Parse a positive number with a unit; ``units`` maps each unit to (multiplier, divisor)."""
-    regex = re.compile(r"(\d+(?:\.\d+)?)\s*(" + "|".join(map(re.escape, units)) + ")")
-
-    def check(value: Any) -> float:
-        match = regex.fullmatch(value.strip()) if isinstance(value, str) else None
-        if match is None or float(match[1]) <= 0 or (top is not None and float(match[1]) > top):
-            raise ValueError(f"invalid {what} {value!r}: write it like {hint}")
-        multiplier, divisor = units[match[2]]
-        return float(match[1]) * multiplier / divisor
-
-    return check
-
-
-def _duration(value: Any) -> timedelta:
-    if not isinstance(value, str):
-        raise ValueError(f"invalid duration {value!r}: write it like 15m, 30m or 90s")
-    result = parse_duration(value)
-    if result <= timedelta(0):
-        raise ValueError(f"invalid duration {value!r}: must be longer than 0s")
-    return result
-
-
-def _http_url(value: Any) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
-        raise ValueError(f"invalid URL {value!r}: write a full http:// or https:// address")
-    return str(value)
-
-
-def _procedure(value: Any) -> str:
-    return _text(MAX_PROCEDURE)(value).strip("\n")
-
-
-_key = _pattern(_KEY, "key", ": use 1 to 64 of a-z 0-9 _ . - (lowercase), starting with a letter")
-_percent = _measure("percentage", {"%": (1, 100)}, '"1%" or "0.5%" (above 0, at most 100)', top=100)
-_latency_ms = _measure("latency", {"ms": (1, 1), "s": (1000, 1)}, "200ms or 1.5s")
-_ratio = _measure("ratio", {"x": (1, 1)}, "2x or 1.5x (times the normal value)")
-Key = Annotated[str, PlainValidator(_key)]
-Title = Annotated[str, PlainValidator(_text(MAX_TITLE))]
-Duration = Annotated[timedelta, PlainValidator(_duration)]
-Percent = Annotated[float, PlainValidator(_percent)]
-LatencyMs = Annotated[float, PlainValidator(_latency_ms)]
-Procedure = Annotated[str, PlainValidator(_procedure)]
-SlackId = Annotated[
-    str, PlainValidator(_pattern(_SLACK_ID, "Slack id", ": U… for a user or S… for a user group"))
-]
-Lax = Field(strict=False)  # enums arrive from YAML as strings, which strict mode would refuse
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ItemModel(_Model):
-    key: Key
-    text: Annotated[str, PlainValidator(_text(MAX_ITEM_TEXT))]
-
-
-class SectionModel(_Model):
-    key: Key
-    title: Title
-    procedure: Procedure | None = None
-    items: list[ItemModel] = []
-
-
-class PhaseModel(_Model):
-    key: Key
-    title: Title
-    kind: Annotated[PhaseKind, Lax]
-    environment: Key | None = None
-    tick_role: Annotated[TickRole, Lax] = TickRole.ANYONE
-    sections: list[SectionModel] = []
-
-
-class EnvironmentModel(_Model):
-    key: Key
-    title: Title
-    health_url: Annotated[str, PlainValidator(_http_url)]
-
-
-class CanaryStageModel(_Model):
-    key: Key
-    traffic: int = Field(ge=1, le=100)
-    wait: Duration | None = None
-
-
-class GateModel(_Model):
-    max_error_rate: Percent
-    max_p95: LatencyMs
-
-
-class CriterionModel(_Model):
-    key: Key
-    title: Title
-    kind: Annotated[CriterionKind, Lax]
-    threshold: Any = None  # its notation depends on kind, so _check parses it
-    dry_run: bool = False
-
-
-class TargetModel(_Model):
-    deployment: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Kubernetes deployment name"))]
-    namespace: Annotated[str, PlainValidator(_pattern(_K8S_NAMESPACE, "Kubernetes namespace"))]
-
-
-class RollbackModel(_Model):
-    target: TargetModel
-    procedure: Procedure | None = None
-    criteria: list[CriterionModel] = []
-
-
-class MetricsModel(_Model):
-    error_rate_query: Annotated[str, PlainValidator(_text(4000))]
-    p95_query: Annotated[str, PlainValidator(_text(4000))]
-    sample_interval: Duration = timedelta(seconds=15)
-    consecutive_breaches: int = Field(default=2, ge=1)
-    no_data_warning_after: int = Field(default=3, ge=1)
-    baseline_window: Duration = timedelta(minutes=30)
-    baseline_p95: LatencyMs | None = None
-
-
-class ContactModel(_Model):
-    key: Key
-    role: Title
-    via: Literal["pagerduty", "slack"]
-    handle: Title | None = None
-    slack_id: SlackId | None = None
-
-
-class ChecklistModel(_Model):
-    name: Key
-    title: Title
-    service: Key
-    phases: list[PhaseModel] = Field(min_length=1)
-    environments: list[EnvironmentModel] = []
-    canary: list[CanaryStageModel] = []
-    gate: GateModel | None = None
-    post_deploy_watch: Duration | None = None
-    rollback: RollbackModel | None = None
-    metrics: MetricsModel | None = None
-    contacts: list[ContactModel] = []
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice in one mapping (plain PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key_node.tag, key_node.value) in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key_node.value!r} is written twice", key_node.start_mark
-                    )
-                seen.add((key_node.tag, key_node.value))
-        return super().construct_mapping(node, deep=deep)
 
 
 def default_checklist_path() -> Path:
@@ -489,77 +294,3 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         ),
         source=source,
     )
-
-
-def _pct(ratio: float) -> str:
-    return f"{ratio * 100:g}%"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _rule(crit: Criterion) -> str:
-    if crit.kind is CriterionKind.ERROR_RATE and crit.threshold is not None:
-        rule = f"error rate >= {_pct(crit.threshold)}"
-    elif crit.kind is CriterionKind.LATENCY_RATIO and crit.threshold is not None:
-        rule = f"p95 >= {crit.threshold:g}x baseline"
-    else:
-        rule = "declared by a person"
-    return f"{rule}, dry run" if crit.dry_run else rule
-
-
-def summarize(checklist: Checklist) -> str:
-    """Describe a loaded checklist in plain lines, for ``release-bot checklist check FILE``."""
-    c = checklist
-    lines = [f"{c.title} (name {c.name}, service {c.service})", "", "Phases:"]
-    for n, phase in enumerate(c.phases, start=1):
-        where = f" -> {phase.environment}" if phase.environment else ""
-        role = "" if phase.tick_role is TickRole.ANYONE else f", ticked by {phase.tick_role}"
-        count = _count(len(phase.items), "item")
-        lines.append(f"  {n}. {phase.key} [{phase.kind}{where}{role}] {phase.title}: {count}")
-        for s in phase.sections:
-            parts = ([_count(len(s.items), "item")] if s.items else []) + (
-                ["procedure"] if s.procedure else []
-            )
-            lines.append(f"       {s.title}: {', '.join(parts)}")
-    lines += [f"Environment {e.key} ({e.title}): health {e.health_url}" for e in c.environments]
-    if c.canary_stages:
-        waits = [
-            f"{s.key} {s.traffic_percent}%" + (f", wait {format_duration(s.wait)}" if s.wait else "")
-            for s in c.canary_stages
-        ]
-        lines.append("Canary: " + " -> ".join(waits))
-    if c.gate:
-        lines.append(
-            f"Gate: error rate below {_pct(c.gate.max_error_rate)}, p95 below {c.gate.max_p95_ms:g}ms"
-        )
-    if c.post_deploy_watch:
-        lines.append(f"Post-deploy watch: {format_duration(c.post_deploy_watch)}")
-    lines += [f"Rollback criterion {x.key}: {x.title} ({_rule(x)})" for x in c.criteria]
-    if c.rollback:
-        lines.append(
-            f"Rollback target: deployment/{c.rollback.deployment} in namespace {c.rollback.namespace}"
-        )
-    if m := c.metrics:
-        baseline = (
-            f"fixed {m.baseline_p95_ms:g}ms"
-            if m.baseline_p95_ms
-            else f"measured over {format_duration(m.baseline_window)}"
-        )
-        lines.append(
-            f"Metrics: sample every {format_duration(m.sample_interval)}, alert after "
-            f"{m.consecutive_breaches} breaches in a row, warn after {m.no_data_warning_after} empty "
-            f"samples, p95 baseline {baseline}"
-        )
-    lines += [
-        f"Contact {x.role}: "
-        + ("paged via PagerDuty" if x.via == "pagerduty" else f"{x.mention or '-'} on Slack")
-        for x in c.contacts
-    ]
-    items, sections = sum(len(p.items) for p in c.phases), sum(len(p.sections) for p in c.phases)
-    lines += [
-        "",
-        f"{_count(items, 'item')} in {_count(len(c.phases), 'phase')} ({_count(sections, 'section')})",
-    ]
-    return "\n".join(lines)

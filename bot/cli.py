@@ -54,7 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     from bot.config import load_settings
 
     if args.command == "checklist":
-        from bot.checklist_file import load_checklist, summarize
+        from bot.checklist_file import load_checklist
+        from bot.checklist_summary import summarize
 
         print(summarize(load_checklist(args.file)))
         return 0

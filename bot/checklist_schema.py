@@ -1,0 +1,219 @@
+"""The checklist file's shape: strict pydantic models and the notations they accept (durations, percentages,
+latencies, keys). ``bot.checklist_file`` loads files with them; ``checklists/README.md`` documents them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+
+from bot.domain.checklist import (
+    CriterionKind,
+    PhaseKind,
+    TickRole,
+    parse_duration,
+)
+
+MAX_FULL_ITEM_KEY = 150  # the full key travels as a Slack option value, which Slack caps at 150 characters
+MAX_ITEM_TEXT = 75  # Slack refuses checkbox option text longer than 75 characters
+MAX_TITLE = 150  # titles become header blocks, capped at 150
+MAX_PROCEDURE = 2500  # a procedure is shown in one section block (3000) with its heading and code fence
+MAX_FILE_BYTES = 1_000_000
+MAX_REPORTED = 20  # beyond this, more lines only bury the first mistake
+
+_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_SLACK_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_K8S_NAMESPACE = re.compile(_DNS_LABEL)
+_K8S_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+
+
+# Field notations. Each raises ValueError with the words shown to the person editing the file.
+
+
+def _pattern(regex: re.Pattern[str], what: str, hint: str = "") -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and regex.fullmatch(value):
+            return value
+        raise ValueError(f"invalid {what} {value!r}{hint}")
+
+    return check
+
+
+def _text(limit: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(
+                f"expected text, got {value!r} (quote text that YAML reads as a number or yes/no)"
+            )
+        if len(value) > limit:
+            raise ValueError(f"too long: {len(value)} characters, at most {limit}")
+        return value
+
+    return check
+
+
+def _measure(
+    what: str, units: dict[str, tuple[int, int]], hint: str, top: float | None = None
+) -> Callable[[Any], float]:
+    """Parse a positive number with a unit; ``units`` maps each unit to (multiplier, divisor)."""
+    regex = re.compile(r"(\d+(?:\.\d+)?)\s*(" + "|".join(map(re.escape, units)) + ")")
+
+    def check(value: Any) -> float:
+        match = regex.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None or float(match[1]) <= 0 or (top is not None and float(match[1]) > top):
+            raise ValueError(f"invalid {what} {value!r}: write it like {hint}")
+        multiplier, divisor = units[match[2]]
+        return float(match[1]) * multiplier / divisor
+
+    return check
+
+
+def _duration(value: Any) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}: write it like 15m, 30m or 90s")
+    result = parse_duration(value)
+    if result <= timedelta(0):
+        raise ValueError(f"invalid duration {value!r}: must be longer than 0s")
+    return result
+
+
+def _http_url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise ValueError(f"invalid URL {value!r}: write a full http:// or https:// address")
+    return str(value)
+
+
+def _procedure(value: Any) -> str:
+    return _text(MAX_PROCEDURE)(value).strip("\n")
+
+
+_key = _pattern(_KEY, "key", ": use 1 to 64 of a-z 0-9 _ . - (lowercase), starting with a letter")
+_percent = _measure("percentage", {"%": (1, 100)}, '"1%" or "0.5%" (above 0, at most 100)', top=100)
+_latency_ms = _measure("latency", {"ms": (1, 1), "s": (1000, 1)}, "200ms or 1.5s")
+_ratio = _measure("ratio", {"x": (1, 1)}, "2x or 1.5x (times the normal value)")
+Key = Annotated[str, PlainValidator(_key)]
+Title = Annotated[str, PlainValidator(_text(MAX_TITLE))]
+Duration = Annotated[timedelta, PlainValidator(_duration)]
+Percent = Annotated[float, PlainValidator(_percent)]
+LatencyMs = Annotated[float, PlainValidator(_latency_ms)]
+Procedure = Annotated[str, PlainValidator(_procedure)]
+SlackId = Annotated[
+    str, PlainValidator(_pattern(_SLACK_ID, "Slack id", ": U… for a user or S… for a user group"))
+]
+Lax = Field(strict=False)  # enums arrive from YAML as strings, which strict mode would refuse
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ItemModel(_Model):
+    key: Key
+    text: Annotated[str, PlainValidator(_text(MAX_ITEM_TEXT))]
+
+
+class SectionModel(_Model):
+    key: Key
+    title: Title
+    procedure: Procedure | None = None
+    items: list[ItemModel] = []
+
+
+class PhaseModel(_Model):
+    key: Key
+    title: Title
+    kind: Annotated[PhaseKind, Lax]
+    environment: Key | None = None
+    tick_role: Annotated[TickRole, Lax] = TickRole.ANYONE
+    sections: list[SectionModel] = []
+
+
+class EnvironmentModel(_Model):
+    key: Key
+    title: Title
+    health_url: Annotated[str, PlainValidator(_http_url)]
+
+
+class CanaryStageModel(_Model):
+    key: Key
+    traffic: int = Field(ge=1, le=100)
+    wait: Duration | None = None
+
+
+class GateModel(_Model):
+    max_error_rate: Percent
+    max_p95: LatencyMs
+
+
+class CriterionModel(_Model):
+    key: Key
+    title: Title
+    kind: Annotated[CriterionKind, Lax]
+    threshold: Any = None  # its notation depends on kind, so _check parses it
+    dry_run: bool = False
+
+
+class TargetModel(_Model):
+    deployment: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Kubernetes deployment name"))]
+    namespace: Annotated[str, PlainValidator(_pattern(_K8S_NAMESPACE, "Kubernetes namespace"))]
+
+
+class RollbackModel(_Model):
+    target: TargetModel
+    procedure: Procedure | None = None
+    criteria: list[CriterionModel] = []
+
+
+class MetricsModel(_Model):
+    error_rate_query: Annotated[str, PlainValidator(_text(4000))]
+    p95_query: Annotated[str, PlainValidator(_text(4000))]
+    sample_interval: Duration = timedelta(seconds=15)
+    consecutive_breaches: int = Field(default=2, ge=1)
+    no_data_warning_after: int = Field(default=3, ge=1)
+    baseline_window: Duration = timedelta(minutes=30)
+    baseline_p95: LatencyMs | None = None
+
+
+class ContactModel(_Model):
+    key: Key
+    role: Title
+    via: Literal["pagerduty", "slack"]
+    handle: Title | None = None
+    slack_id: SlackId | None = None
+
+
+class ChecklistModel(_Model):
+    name: Key
+    title: Title
+    service: Key
+    phases: list[PhaseModel] = Field(min_length=1)
+    environments: list[EnvironmentModel] = []
+    canary: list[CanaryStageModel] = []
+    gate: GateModel | None = None
+    post_deploy_watch: Duration | None = None
+    rollback: RollbackModel | None = None
+    metrics: MetricsModel | None = None
+    contacts: list[ContactModel] = []
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (plain PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key_node.value!r} is written twice", key_node.start_mark
+                    )
+                seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep=deep)
