@@ -44,7 +44,10 @@ def _audit_count(rb: RunningBot) -> int:
         ("wrong secret", lambda body: signed_headers(body, secret="not-the-secret")),
         ("missing signature", lambda body: {"content-type": "application/x-www-form-urlencoded"}),
         ("stale timestamp", lambda body: signed_headers(body, ts=int(time.time()) - 301)),
-        ("future timestamp", lambda body: signed_headers(body, ts=int(time.time()) + 310)),  # margin for int()
+        (
+            "future timestamp",
+            lambda body: signed_headers(body, ts=int(time.time()) + 310),
+        ),  # margin for int()
     ],
 )
 def test_requests_that_are_not_from_slack_are_refused(
