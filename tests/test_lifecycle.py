@@ -323,6 +323,8 @@ def test_reminder_survives_a_restart_before_its_due_time(db_url: str, fake_slack
         reminders = [m for m in thread(fake_slack) if "wait of *Canary 10%*" in m.get("text", "")]
         assert len(reminders) == 1
         assert "late" not in reminders[0]["text"]
+        fired = [e for e in json.loads(export(db_url, "v1.4.0").stdout) if e["action"] == "reminder_fired"]
+        print(f"\nreminder lateness after a restart before its due time: {fired[0]['details']['late_s']} s")
     finally:
         server2.stop()
         rb2.http.close()
