@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.analysis import CriterionWatch
 from bot.domain.checklist import CriterionKind
-from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, dedup_key
+from bot.domain.incident import DECLARED, PING_CLAIM, IncidentRecord, IncidentStatus, dedup_key
 from bot.domain.records import BOT, Actor
 from bot.domain.release import StepKind
 from bot.errors import ChatError, Conflict, InvalidTransition
@@ -173,12 +173,21 @@ class IncidentDesk:
         with self._uow() as uow:
             incident = uow.watch.incidents.get(incident_id)
             view = self._services.view_in(uow, incident.release_id)
-        if incident.slack_ts is not None or not incident.status.live:
+        if not incident.status.live:
             return
+        with self._uow() as uow:
+            # Manual declarations ping from a background thread while the leader sweeps unpinged incidents:
+            # an atomic claim makes sure only one of them posts.
+            if not uow.watch.incidents.claim_ping(incident_id, self._clock.now()):
+                return
+            uow.commit()
         try:
             ts = self.alerts.ping(view, incident)
         except ChatError as e:
             log.warning("incident %s: channel ping failed (%s); will retry", incident_id, e.code)
+            with self._uow() as uow:
+                uow.watch.incidents.update(incident_id, slack_ts=None)
+                uow.commit()
             return
         with self._uow() as uow:
             uow.watch.incidents.update(incident_id, slack_ts=ts)
@@ -204,7 +213,7 @@ class IncidentDesk:
         with self._uow() as uow:
             incident = uow.watch.incidents.get(incident_id)
             view = self._services.view_in(uow, incident.release_id)
-        if incident.slack_ts is None:
+        if incident.slack_ts is None or incident.slack_ts.startswith(PING_CLAIM):
             return
         try:
             self.alerts.refresh(view, incident)

@@ -113,7 +113,7 @@ class PagerOutbox:
 
     def _attempt(self, row: OutboxRecord) -> bool:
         with self._uow() as uow:
-            if not uow.watch.outbox.claim(row.id, row.attempts):
+            if not uow.watch.outbox.claim(row.id, row.attempts, self._clock.now() + timedelta(seconds=60)):
                 return False  # another process is on it
             uow.commit()
         attempts = row.attempts + 1

@@ -166,6 +166,11 @@ class Clockwork:
         try:
             ts = self._poster.post(due)
         except ChatError as e:
+            if not e.retryable:
+                # The channel is archived or the bot was removed: retrying would only repeat the refusal.
+                log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
+                self._lifecycle.timer_fired(due.timer.id, posted_ts=None, late_s=due.late_s)
+                return
             # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
             log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
             return
@@ -189,7 +194,10 @@ class Clockwork:
                 if ts is None:
                     ts = self._poster.post(due)
             except ChatError as e:
-                log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
-                continue
+                if e.retryable:
+                    log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
+                    continue
+                log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
+                ts = None
             self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
             TIMERS_FIRED.labels(kind=due.timer.kind).inc()

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.checklist_file import load_checklist_text
 from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow
@@ -73,6 +75,13 @@ class ToggleResult:
 
     changed: tuple[str, ...]
     dirty_messages: tuple[int, ...] = field(default=())
+
+
+def _exists(version: str, existing: ReleaseRecord) -> Conflict:
+    return Conflict(
+        "release_exists",
+        params={"version": version, "channel_id": existing.channel_id, "thread_ts": existing.thread_ts},
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,10 +156,13 @@ class Services:
             message = uow.messages.get(message_id)
             return message, self.view_in(uow, message.release_id)
 
-    def mark_synced(self, message_id: int, rev: int) -> None:
+    def mark_synced(self, message_id: int, rev: int) -> int:
+        """Record what Slack shows; return the message's current content revision."""
         with self._uow() as uow:
             uow.messages.mark_synced(message_id, rev, self._clock.now())
+            current = uow.messages.get(message_id).content_rev
             uow.commit()
+            return current
 
     def unposted(self) -> list[tuple[int, int]]:
         """(release id, message id) of messages Slack never got, oldest first."""
@@ -166,7 +178,8 @@ class Services:
         """The release a command names: by version in this channel, else the channel's active one."""
         with self._read() as uow:
             if version:
-                record = uow.releases.latest(version, channel_id=channel_id) or uow.releases.latest(version)
+                # Only this channel's releases: a command never reaches into another channel's release.
+                record = uow.releases.latest(version, channel_id=channel_id)
                 if record is None:
                     raise NotFound("version_not_found", params={"version": version})
             else:
@@ -192,18 +205,22 @@ class Services:
     def start_release(self, *, channel_id: str, version: str, actor: Actor) -> ReleaseView:
         """Create a release and its message slots; refuse a second active one of the version here."""
         version = flow.validate_version(version)
+        try:
+            return self._start(channel_id, version, actor)
+        except IntegrityError:
+            # Two starts raced (Postgres lets both read "none active"): the unique active key decided.
+            with self._read() as uow:
+                existing = uow.releases.find_active(channel_id, version)
+            if existing is None:
+                raise
+            raise _exists(version, existing) from None
+
+    def _start(self, channel_id: str, version: str, actor: Actor) -> ReleaseView:
         now = self._clock.now()
         with self._uow() as uow:
             existing = uow.releases.find_active(channel_id, version)
             if existing is not None:
-                raise Conflict(
-                    "release_exists",
-                    params={
-                        "version": version,
-                        "channel_id": existing.channel_id,
-                        "thread_ts": existing.thread_ts,
-                    },
-                )
+                raise _exists(version, existing)
             checklist = self.template
             lock = uow.locks.active(checklist.service)
             if lock is not None:

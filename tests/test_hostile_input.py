@@ -168,19 +168,23 @@ def test_forged_values_from_another_release_or_channel_are_rejected(running: Run
     header = release_messages(running.fake)[0]
     alice.click_button(CHANNEL, header, "release-advance", value="999:pre_deploy:staging")
     alice.click_button(CHANNEL, header, "release-advance", value="../../etc/passwd")
+    # The abort button, clicked in another channel: no modal opens for a release that lives elsewhere.
+    alice.click_button("C0OTHERCHAN", header, "release-abort")
 
     def answers() -> list[str]:
         # Checkbox clicks are answered with chat.postEphemeral, buttons through their response_url.
         ephemeral = [c.params["text"] for c in running.fake.calls("chat.postEphemeral")]
         return ephemeral + [r["text"] for r in running.fake.responses()]
 
-    texts = running.fake.wait_for(lambda: (a := answers()) and len(a) >= 4 and a)
+    texts = running.fake.wait_for(lambda: (a := answers()) and len(a) >= 5 and a)
     assert all(("does not belong" in t) or ("can't find" in t) or ("couldn't read" in t) for t in texts), (
         texts
     )
     view = running.services.find(CHANNEL, "v1.4.0")
     assert not view.checked.get(key)
     assert view.release.step == "pre_deploy"
+    assert view.release.status == "active"
+    assert running.fake.views == {}
     assert _audit_count(running) == before
 
 

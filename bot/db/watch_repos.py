@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import IncidentRow, MetricSampleRow, PagerOutboxRow, ReleaseWatchRow, WatchStateRow
 from bot.domain.incident import (
+    PING_CLAIM,
     IncidentRecord,
     IncidentStatus,
     OutboxRecord,
@@ -198,14 +199,32 @@ class Incidents:
         return [_incident(r) for r in self._s.scalars(stmt.order_by(IncidentRow.id))]
 
     def unpinged(self, limit: int = 20) -> list[IncidentRecord]:
-        """Live incidents whose channel message Slack has not taken yet."""
+        """Live incidents whose channel message Slack has not taken yet (including claims left by a dead process)."""
         stmt = (
             select(IncidentRow)
-            .where(IncidentRow.slack_ts.is_(None), IncidentRow.status == IncidentStatus.OPEN.value)
+            .where(
+                (IncidentRow.slack_ts.is_(None)) | (IncidentRow.slack_ts.like(f"{PING_CLAIM}%")),
+                IncidentRow.status == IncidentStatus.OPEN.value,
+            )
             .order_by(IncidentRow.id)
             .limit(limit)
         )
         return [_incident(r) for r in self._s.scalars(stmt)]
+
+    def claim_ping(self, incident_id: int, now: datetime, stale_after_s: float = 120.0) -> bool:
+        """Take the right to post an incident's ping; only one process wins. A claim older than
+        ``stale_after_s`` (its process died mid-post) can be taken over."""
+        stale = f"{PING_CLAIM}{int(now.timestamp() - stale_after_s):012d}"
+        result = self._s.execute(
+            update(IncidentRow)
+            .where(
+                IncidentRow.id == incident_id,
+                (IncidentRow.slack_ts.is_(None))
+                | ((IncidentRow.slack_ts.like(f"{PING_CLAIM}%")) & (IncidentRow.slack_ts < stale)),
+            )
+            .values(slack_ts=f"{PING_CLAIM}{int(now.timestamp()):012d}")
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 class PagerOutbox:
@@ -268,8 +287,12 @@ class PagerOutbox:
             stmt = stmt.where(PagerOutboxRow.release_id == release_id)
         return [_outbox(r) for r in self._s.scalars(stmt.order_by(PagerOutboxRow.id))]
 
-    def claim(self, outbox_id: int, attempts_seen: int) -> bool:
-        """Count an attempt; False when another process already took this attempt (the row moved on)."""
+    def claim(self, outbox_id: int, attempts_seen: int, lease_until: datetime) -> bool:
+        """Count an attempt and lease the row until ``lease_until``; False when another process took it first.
+
+        The lease keeps a process that reads the row after this claim (a leader handover) from sending it again
+        while this attempt is still in flight.
+        """
         result = self._s.execute(
             update(PagerOutboxRow)
             .where(
@@ -277,7 +300,7 @@ class PagerOutbox:
                 PagerOutboxRow.status == OutboxStatus.PENDING.value,
                 PagerOutboxRow.attempts == attempts_seen,
             )
-            .values(attempts=attempts_seen + 1)
+            .values(attempts=attempts_seen + 1, next_attempt_at=lease_until)
         )
         return bool(getattr(result, "rowcount", 0))
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+PING_CLAIM = "claim:"  # stands in an incident's slack_ts while one process posts its channel ping
 DECLARED = "declared"  # the criterion key of ``/release incident``: a person's reason, no checklist criterion
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import bot.i18n_watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.domain.checklist import CriterionKind
-from bot.domain.incident import IncidentRecord, IncidentStatus
+from bot.domain.incident import PING_CLAIM, IncidentRecord, IncidentStatus
 from bot.domain.records import BOT
 from bot.i18n import t
 from bot.incident_words import fmt_ms, fmt_rate, thread_link
@@ -131,7 +131,7 @@ class SlackAlerts:
         )
 
     def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
-        if incident.slack_ts is None:
+        if incident.slack_ts is None or incident.slack_ts.startswith(PING_CLAIM):
             return
         text, blocks = render_alert(view, incident, self._lang)
         self._publisher.gateway.update(view.release.channel_id, incident.slack_ts, text, blocks)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.checklist import Checklist, CriterionKind, Phase
+from bot.domain.checklist import Checklist, CriterionKind, Phase, PhaseKind
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
 from bot.i18n import t
@@ -143,9 +143,27 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
     if ended:
         status = t(lang, f"status_{view.release.status}")
         blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
+    if message.kind == "followup" and message.page == len(pages) - 1:
+        blocks.extend(_followup_actions(view, message, lang))
     first_phase = entries[0].text if entries else ""
     text = t(lang, "checklist_fallback", version=view.release.version, phase=first_phase)
     return text, blocks[:MAX_BLOCKS]
+
+
+def _followup_actions(view: ReleaseView, message: MessageRecord, lang: str) -> list[Block]:
+    """The seed's 5.2 ends with a health check of production: offer it again from the follow-up checklist."""
+    production = [p for p in view.checklist.flow_phases if p.kind in (PhaseKind.CANARY, PhaseKind.WATCH)]
+    phase = next((p for p in production if p.environment), None)
+    if phase is None or phase.environment is None:
+        return []
+    button = {
+        "type": "button",
+        "action_id": ActionId.HEALTH_CHECK.value,
+        "text": _plain(t(lang, "btn_health", env=_env_title(view.checklist, phase))),
+        "value": f"{view.release.id}:{phase.environment}",
+    }
+    bid = block_id("fa", view.release.id, message.id, message.content_rev)
+    return [{"type": "actions", "block_id": bid, "elements": [button]}]
 
 
 def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: bool) -> Block:

@@ -111,20 +111,29 @@ class SlackGateway:
         return str(response["ts"])
 
     def thread_markers(self, channel: str, thread_ts: str) -> dict[str, str]:
-        """Markers of the bot's posts in a thread → their ts (one call; used only at start-up recovery)."""
-        response = self._call(
-            "conversations.replies",
-            self.client.conversations_replies,
-            channel=channel,
-            ts=thread_ts,
-            include_all_metadata=True,
-            limit=200,
-        )
+        """Markers of the bot's posts in a thread → their ts (used only to settle interrupted reminders).
+
+        Follows the cursor through the whole thread: a long release thread must not hide the newest reminders.
+        """
         found: dict[str, str] = {}
-        for message in response.get("messages", []):
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if isinstance(payload.get("marker"), str):
-                found[payload["marker"]] = str(message.get("ts"))
+        cursor: str | None = None
+        for _page in range(50):  # 50 × 200 replies: far beyond any release thread
+            kwargs: dict[str, Any] = {
+                "channel": channel,
+                "ts": thread_ts,
+                "include_all_metadata": True,
+                "limit": 200,
+            }
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = self._call("conversations.replies", self.client.conversations_replies, **kwargs)
+            for message in response.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if isinstance(payload.get("marker"), str):
+                    found[payload["marker"]] = str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
         return found
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:

@@ -101,7 +101,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
     def on_override(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         rid, from_step, to_step = _parts(action.get("value"), 3)
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        channel = _release_for_action(ctx, int(rid), body).release.channel_id
         # views.open first: the trigger id expires 3 s after the click.
         gateway.open_view(
             str(body.get("trigger_id", "")),
@@ -144,7 +144,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
     def on_abort(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         rid = _parts(action.get("value"), 1)[0]
-        channel = (body.get("container") or {}).get("channel_id")
+        channel = _release_for_action(ctx, int(rid), body).release.channel_id
         gateway.open_view(
             str(body.get("trigger_id", "")),
             notices.reason_modal(

@@ -124,7 +124,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
         if cmd.sub == "help":
             ack(text=t(lang, "usage"), response_type="ephemeral")
         elif cmd.sub == "status":
-            view = ctx.services.find(cmd.channel_id, cmd.version)
+            view = ctx.services.find(ctx.settings.release_channel or cmd.channel_id, cmd.version)
             ack(text=blocks.render_status(view, lang), response_type="ephemeral")
         elif cmd.sub == "list":
             views = [
@@ -173,9 +173,10 @@ def register_fallbacks(app: App, ctx: SlackContext) -> None:
     """Answer anything no other listener took; registered last because Bolt runs the first match."""
 
     @app.action(re.compile(".*"))
-    def on_unknown_action(ack: Ack, respond: Respond) -> None:
+    def on_unknown_action(ack: Ack, respond: Respond | None) -> None:
         ack()
-        respond(text=t(ctx.lang, "bad_payload"), response_type="ephemeral", replace_original=False)
+        if respond is not None:  # Home-tab and modal actions carry no response_url
+            respond(text=t(ctx.lang, "bad_payload"), response_type="ephemeral", replace_original=False)
 
     @app.view(re.compile(".*"))
     def on_unknown_view(ack: Ack) -> None:

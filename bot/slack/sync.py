@@ -42,7 +42,7 @@ class MessageSync:
         *,
         render: Callable[[int], Rendered | None],
         send: Callable[[Rendered], None],
-        mark_synced: Callable[[int, int], None],
+        mark_synced: Callable[[int, int], int | None],
         find_out_of_sync: Callable[[], Iterable[int]],
         min_interval_s: float = 1.0,
         sweep_interval_s: float = 15.0,
@@ -158,12 +158,20 @@ class MessageSync:
                         self._push(mid, self._monotonic() + delay)
                     self._cv.notify_all()
             else:
+                # message_not_found, cant_update_message...: retrying repeats the refusal. Record it as seen so
+                # the sweep stops, and say so loudly.
                 log.error("Slack refused the update of message %s: %s", mid, e.code)
+                self._mark_synced(mid, rendered.rev)
             return
         self._failures.pop(mid, None)
         self._last_sent[mid] = self._monotonic()
         self._sent_rev[mid] = rendered.rev
         try:
-            self._mark_synced(mid, rendered.rev)
+            latest = self._mark_synced(mid, rendered.rev)
         except Exception:
             log.exception("recording the sync of message %s failed", mid)
+            return
+        if latest is not None and latest > rendered.rev:
+            # Another replica changed the message while this render was on its way; Slack may now show the older
+            # one, so draw it again. Replicas converge on the newest content.
+            self.mark_dirty([mid])
