@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from bot.checklist_file import load_checklist_text
+from bot.db.sample_reads import samples_between
 from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.checklist import Checklist
+from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
 from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied
@@ -150,6 +152,11 @@ class Services:
     def view(self, release_id: int) -> ReleaseView:
         with self._read() as uow:
             return self.view_in(uow, release_id)
+
+    def samples(self, release_id: int, since: datetime, until: datetime) -> list[SampleRecord]:
+        """The metric samples of a release taken in [since, until], oldest first (for charts)."""
+        with self._read() as uow:
+            return samples_between(uow.session, release_id, since, until)
 
     def message_view(self, message_id: int) -> tuple[MessageRecord, ReleaseView]:
         with self._read() as uow:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from bot.charts import ChartData, render_png
-from bot.db.sample_reads import samples_between
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.errors import ChatError
@@ -83,10 +82,9 @@ class ChartPoster:
 
     def data(self, release_id: int) -> tuple[ReleaseView, ChartData] | None:
         """The chart of the release's current stage window, or None without a sample in it."""
-        with self._uow() as uow:
-            view = self._services.view_in(uow, release_id)
-            since, until = view.release.step_started_at, self._clock.now()
-            samples = samples_between(uow.session, release_id, since, until)
+        view = self._services.view(release_id)
+        since, until = view.release.step_started_at, self._clock.now()
+        samples = self._services.samples(release_id, since, until)
         data = chart_data(view, samples, since=since, until=until, lang=self._lang)
         return (view, data) if data.has_data else None
 
