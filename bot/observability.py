@@ -100,3 +100,5 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str], stream: o
     # slack_sdk logs request bodies at DEBUG; keep it quiet even when we debug ourselves.
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("slack_bolt").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # Alembic announces each of its plugins at INFO on every migration run; the migrations themselves still log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
