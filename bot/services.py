@@ -200,6 +200,11 @@ class Services:
         with self._read() as uow:
             return uow.releases.recent(channel_id=channel_id, limit=limit)
 
+    def recent_views(self, channel_id: str | None, limit: int = 10) -> list[ReleaseView]:
+        """The most recent releases, drawn from one read transaction (``/release list`` answers in its ack)."""
+        with self._read() as uow:
+            return [self.view_in(uow, r.id) for r in uow.releases.recent(channel_id=channel_id, limit=limit)]
+
     def audit_trail(self, version: str) -> tuple[ReleaseRecord, list[AuditEvent]]:
         with self._read() as uow:
             record = uow.releases.latest(version)

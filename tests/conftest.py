@@ -118,6 +118,14 @@ class RunningBot:
     url: str
     fake: FakeSlack
     http: httpx.Client
+    server: Any = None
+
+    def stop(self) -> None:
+        """Stop serving, then the bot (its clock, sync and database)."""
+        if self.server is not None:
+            self.server.stop()
+        self.http.close()
+        self.bot.stop()
 
     def user(self, user_id: str = "U061F7AUR", name: str = "alice") -> SlackUser:
         return SlackUser(self.url, user_id, name, self.fake, self.http)
@@ -127,7 +135,7 @@ class RunningBot:
         return self.bot.services
 
 
-def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> tuple[RunningBot, Any]:
+def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> RunningBot:
     upgrade(settings.database_url)
     bot = build(settings, **build_kwargs)
     bot.start_background()
@@ -137,7 +145,7 @@ def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> tuple
     thread.start()
     port = server.bind_addr[1]
     http = httpx.Client(timeout=10)
-    return RunningBot(bot, f"http://127.0.0.1:{port}", fake, http), server
+    return RunningBot(bot, f"http://127.0.0.1:{port}", fake, http, server)
 
 
 @pytest.fixture
@@ -146,13 +154,11 @@ def running(db_url: str, fake_slack: FakeSlack, request: pytest.FixtureRequest) 
     overrides = dict(marker.kwargs) if marker else {}
     settings = make_settings(db_url, fake_slack, **overrides)
     # Pacing and coalescing are tested on their own; elsewhere they would only slow the suite down.
-    rb, server = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0))
+    rb = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0))
     try:
         yield rb
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

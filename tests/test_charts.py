@@ -16,7 +16,7 @@ from bot.domain.incident import SampleRecord
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack
-from tests.test_lifecycle import advance, start, step_of, thread, tick_phase
+from tests.test_lifecycle import start, step_of, thread, to_canary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -68,23 +68,17 @@ def test_a_chart_without_samples_is_refused() -> None:
 @pytest.fixture
 def charting(db_url: str, fake_slack: FakeSlack) -> Iterator[RunningBot]:
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0))
+    rb = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0))
     try:
         yield rb
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def _to_canary_with_samples(rb: RunningBot) -> int:
     alice = rb.user()
     start(rb, alice)
-    for phase in ("pre_deploy", "staging"):
-        tick_phase(rb, alice, phase)
-    advance(rb, alice, "staging")
-    advance(rb, alice, "production")
-    advance(rb, alice, "canary-10")
+    to_canary(rb, alice)
     view = rb.services.find("C0RELEASES", "v1.4.0")
     now = datetime.now(UTC)
     factory = rb.bot.lifecycle._uow  # the bot's own unit of work: samples land where the watch keeps them

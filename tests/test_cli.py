@@ -130,7 +130,7 @@ def test_a_checklist_too_big_for_one_message_is_split_never_truncated(
     path = tmp_path / "big.yaml"
     path.write_text(big)
     settings = make_settings(db_url, fake_slack, checklist_path=str(path))
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     try:
         rb.user().command("start v1.4.0")
         messages = fake_slack.wait_for(lambda: (m := release_messages(fake_slack)) and len(m) >= 6 and m)
@@ -143,9 +143,7 @@ def test_a_checklist_too_big_for_one_message_is_split_never_truncated(
         rb.user().click_item(CHANNEL, item_message(fake_slack, last), last)
         fake_slack.wait_for(lambda: ticked(item_message(fake_slack, last), last))
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_messages_slack_never_got_are_posted_once_it_answers_again(running: RunningBot, db_url: str) -> None:

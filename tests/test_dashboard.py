@@ -19,7 +19,7 @@ from bot.slack.home import MAX_BLOCKS, MAX_BYTES, HomeData, render_home
 from tests.conftest import FAST_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import TEAM, SlackUser
-from tests.test_lifecycle import CHANNEL, advance, start, step_of, thread, tick_phase
+from tests.test_lifecycle import CHANNEL, advance, start, step_of, thread, tick_phase, to_canary
 from tests.test_release_start import export
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -77,15 +77,11 @@ def test_home_view_shows_progress_checklist_and_reminder_of_an_active_release() 
 @pytest.fixture
 def homely(db_url: str, fake_slack: FakeSlack) -> Iterator[RunningBot]:
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(
-        settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0), home_interval_s=0.3
-    )
+    rb = start_bot(settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0), home_interval_s=0.3)
     try:
         yield rb
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def open_home(user: SlackUser) -> int:
@@ -139,11 +135,7 @@ def test_finished_release_gets_a_summary_and_report_uploads_the_export(
 ) -> None:
     alice = homely.user()
     start(homely, alice)
-    for phase in ("pre_deploy", "staging"):
-        tick_phase(homely, alice, phase)
-    advance(homely, alice, "staging")
-    advance(homely, alice, "production")
-    advance(homely, alice, "canary-10")
+    to_canary(homely, alice)
     homely.fake.wait_for(
         lambda: [m for m in thread(homely.fake) if "wait of *Canary 10%*" in m.get("text", "")], timeout=8
     )

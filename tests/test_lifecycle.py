@@ -68,6 +68,15 @@ def advance(rb: RunningBot, user: SlackUser, expect_step: str) -> None:
     rb.fake.wait_for(lambda: step_of(rb) == expect_step, timeout=5)
 
 
+def to_canary(rb: RunningBot, user: SlackUser) -> None:
+    """Tick the pre-deploy and staging items and move the release to canary 10 %."""
+    for phase in ("pre_deploy", "staging"):
+        tick_phase(rb, user, phase)
+    advance(rb, user, "staging")
+    advance(rb, user, "production")
+    advance(rb, user, "canary-10")
+
+
 def test_walk_a_release_from_start_to_finished(running: RunningBot, db_url: str) -> None:
     alice = running.user()
     start(running, alice)
@@ -168,11 +177,7 @@ def test_open_items_block_leaving_a_phase_until_overridden_with_a_reason(
 def test_advancing_before_the_canary_wait_is_over_needs_an_override(running: RunningBot) -> None:
     alice = running.user()
     start(running, alice)
-    for phase in ("pre_deploy", "staging"):
-        tick_phase(running, alice, phase)
-    advance(running, alice, "staging")
-    advance(running, alice, "production")
-    advance(running, alice, "canary-10")
+    to_canary(running, alice)
     alice.click_button(CHANNEL, fresh_header(running), ADVANCE)
     refusal = running.fake.wait_for(
         lambda: [r for r in running.fake.responses() if "wait of this stage" in r.get("text", "")]
@@ -199,11 +204,7 @@ def test_abort_button_asks_for_a_reason_cancels_timers_and_marks_every_message(
 ) -> None:
     alice = running.user()
     start(running, alice)
-    for phase in ("pre_deploy", "staging"):
-        tick_phase(running, alice, phase)
-    advance(running, alice, "staging")
-    advance(running, alice, "production")
-    advance(running, alice, "canary-10")
+    to_canary(running, alice)
     alice.click_button(CHANNEL, fresh_header(running), "release-abort")
     modal = running.fake.wait_for(
         lambda: [v for v in running.fake.views.values() if v["callback_id"] == "abort-modal"]
@@ -278,7 +279,7 @@ def test_health_check_button_reports_in_the_thread(
     checklist.write_text(FAST_CHECKLIST.read_text().replace("http://127.0.0.1:1/health", url))
     _Health.mode = mode
     settings = make_settings(db_url, fake_slack, checklist_path=str(checklist), health_timeout_s=0.5)
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     try:
         alice = rb.user()
         start(rb, alice)
@@ -295,26 +296,18 @@ def test_health_check_button_reports_in_the_thread(
         assert check["details"]["ok"] is (mode == "ok")
         assert check["details"]["status_code"] == {"ok": 200, "500": 500}.get(mode)
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_reminder_survives_a_restart_before_its_due_time(db_url: str, fake_slack: FakeSlack) -> None:
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     alice = rb.user()
     start(rb, alice)
-    for phase in ("pre_deploy", "staging"):
-        tick_phase(rb, alice, phase)
-    advance(rb, alice, "staging")
-    advance(rb, alice, "production")
-    advance(rb, alice, "canary-10")
-    server.stop()
-    rb.http.close()
-    rb.bot.stop()  # down before the 2 s wait is over
+    to_canary(rb, alice)
+    rb.stop()  # down before the 2 s wait is over
 
-    rb2, server2 = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb2 = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     try:
         fake_slack.wait_for(
             lambda: [m for m in thread(fake_slack) if "wait of *Canary 10%*" in m.get("text", "")], timeout=8
@@ -326,6 +319,4 @@ def test_reminder_survives_a_restart_before_its_due_time(db_url: str, fake_slack
         fired = [e for e in json.loads(export(db_url, "v1.4.0").stdout) if e["action"] == "reminder_fired"]
         print(f"\nreminder lateness after a restart before its due time: {fired[0]['details']['late_s']} s")
     finally:
-        server2.stop()
-        rb2.http.close()
-        rb2.bot.stop()
+        rb2.stop()

@@ -64,7 +64,7 @@ def test_ticking_can_be_restricted_per_phase(db_url: str, fake_slack: FakeSlack,
     text = text.replace("    kind: canary\n", "    kind: canary\n    tick_role: release_managers\n")
     checklist.write_text(text)
     settings = make_settings(db_url, fake_slack, checklist_path=str(checklist), release_managers=(MANAGER,))
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     try:
         manager, outsider = rb.user(MANAGER, "mia"), rb.user(OUTSIDER, "otto")
         start(rb, manager)
@@ -81,14 +81,12 @@ def test_ticking_can_be_restricted_per_phase(db_url: str, fake_slack: FakeSlack,
             (OUTSIDER, key)
         ]
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_a_burst_of_clicks_coalesces_into_a_few_exact_updates(db_url: str, fake_slack: FakeSlack) -> None:
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=1.0)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=1.0)
     try:
         alice = rb.user()
         start(rb, alice)
@@ -118,15 +116,13 @@ def test_a_burst_of_clicks_coalesces_into_a_few_exact_updates(db_url: str, fake_
         for key in keys:
             assert ticked(final, key) == bool(rb.services.find(CHANNEL, "v1.4.0").checked.get(key))
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_new_posts_stay_within_one_a_second_per_channel(db_url: str, fake_slack: FakeSlack) -> None:
     fake_slack.enforce_rate_limits(post_per_channel_per_s=1.0, burst=1)
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(settings, fake_slack, sync_interval_s=1.0)  # the real pacer
+    rb = start_bot(settings, fake_slack, sync_interval_s=1.0)  # the real pacer
     try:
         rb.user().command("start v1.4.0")
         count = 1 + len(rb.services.checklist.flow_phases)
@@ -138,9 +134,7 @@ def test_new_posts_stay_within_one_a_second_per_channel(db_url: str, fake_slack:
         assert all(c.http_status == 200 for c in posts)
         assert all(b.at - a.at >= 0.95 for a, b in itertools.pairwise(posts))
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_slack_outage_keeps_the_database_true_and_messages_catch_up(running: RunningBot, db_url: str) -> None:
@@ -161,16 +155,14 @@ def test_resync_command_brings_messages_back_in_line(
     db_url: str, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     settings = make_settings(db_url, fake_slack)
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0), sync_interval_s=0.2)
     alice = rb.user()
     start(rb, alice)
     key = rb.services.checklist.flow_phases[0].items[0].key
     rb.bot.sync.stop()  # the bot loses its way to Slack before it can redraw
     alice.click_item(CHANNEL, item_message(fake_slack, key), key)
     fake_slack.wait_for(lambda: rb.services.find(CHANNEL, "v1.4.0").checked.get(key))
-    server.stop()
-    rb.http.close()
-    rb.bot.stop()
+    rb.stop()
     assert not ticked(item_message(fake_slack, key), key)
     env = bot_env(db_url, fake_slack.base_url, FAST_CHECKLIST)
     result = subprocess.run(

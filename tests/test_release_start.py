@@ -218,7 +218,7 @@ def test_seed_checklist_is_posted_word_for_word_within_block_kit_limits(
     db_url: str, fake_slack: FakeSlack
 ) -> None:
     settings = make_settings(db_url, fake_slack, checklist_path=str(SEED_CHECKLIST), language="ko")
-    rb, server = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0))
+    rb = start_bot(settings, fake_slack, pacer=ChannelPacer(0.0))
     try:
         rb.user().command("start v1.4.0")
         seed = load_checklist(SEED_CHECKLIST)
@@ -233,9 +233,7 @@ def test_seed_checklist_is_posted_word_for_word_within_block_kit_limits(
         assert all(len(m["blocks"]) <= 50 for m in messages)
         assert "릴리스 v1.4.0" in text
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_export_unknown_version_fails_clearly(db_url: str, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def settings_for(
     return make
 
 
-def launch(settings: Any, fake: FakeSlack, **build: Any) -> tuple[RunningBot, Any]:
+def launch(settings: Any, fake: FakeSlack, **build: Any) -> RunningBot:
     return start_bot(
         settings, fake, sync_interval_s=0.2, pacer=ChannelPacer(0.0), rollout_poll_s=0.01, **build
     )
@@ -101,13 +101,11 @@ def launch(settings: Any, fake: FakeSlack, **build: Any) -> tuple[RunningBot, An
 @pytest.fixture
 def rolling(settings_for: Any, fake_slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[RunningBot]:
     marker = request.node.get_closest_marker("settings")
-    rb, server = launch(settings_for(**(dict(marker.kwargs) if marker else {})), fake_slack)
+    rb = launch(settings_for(**(dict(marker.kwargs) if marker else {})), fake_slack)
     try:
         yield rb
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -383,7 +381,7 @@ def test_second_confirmation_while_one_runs_says_so(
 ) -> None:
     install_backend(kube, namespace=NS)
     kube.rollout_mode = "stall"  # never finishes: the bot's own timeout ends it
-    rb, server = launch(settings_for(rollout_timeout_s=2.0), fake_slack)
+    rb = launch(settings_for(rollout_timeout_s=2.0), fake_slack)
     try:
         header = start_release(rb)
         mina = manager(rb)
@@ -400,9 +398,7 @@ def test_second_confirmation_while_one_runs_says_so(
         assert rb.services.find(CHANNEL, "v1.4.0").status.value == "active"
         assert len(kube.requests_for("patch", "deployments")) == 1
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_paused_deployment_is_refused_clearly(rolling: RunningBot, kube: FakeKubeApi) -> None:
@@ -487,14 +483,12 @@ def test_crash_between_intent_and_outcome_is_reported_and_not_retried(
 ) -> None:
     install_backend(kube, namespace=NS)
     settings = settings_for()
-    rb, server = launch(settings, fake_slack)
+    rb = launch(settings, fake_slack)
     try:
         header = start_release(rb)
         release_id = rb.services.find(CHANNEL, "v1.4.0").release.id
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
     # What a process that died right after storing its intent leaves behind.
     engine = make_engine(settings.database_url)
@@ -514,7 +508,7 @@ def test_crash_between_intent_and_outcome_is_reported_and_not_retried(
         uow.commit()
     engine.dispose()
 
-    rb, server = launch(settings, fake_slack)
+    rb = launch(settings, fake_slack)
     try:
         note = progress(rb, header, "was interrupted")
         assert "*not* retried" in shown(note) or "not retried" in shown(note)
@@ -531,9 +525,7 @@ def test_crash_between_intent_and_outcome_is_reported_and_not_retried(
         progress(rb, header, "Rolled back.")
         assert len(kube.requests_for("patch", "deployments")) == 1
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
 
 
 def test_header_shows_roll_back_in_production(rolling: RunningBot, kube: FakeKubeApi) -> None:

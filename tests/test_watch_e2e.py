@@ -92,7 +92,7 @@ def watched_bot(
         max_retries=2,
         timeout_s=3,
     )
-    rb, server = start_bot(
+    rb = start_bot(
         settings,
         fake,
         sync_interval_s=0.2,
@@ -104,9 +104,7 @@ def watched_bot(
     try:
         yield rb
     finally:
-        server.stop()
-        rb.http.close()
-        rb.bot.stop()
+        rb.stop()
         pager.close()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain.records import Actor
-from bot.errors import GateNotMet, NotFound, PermissionDenied, UsageError
+from bot.errors import GateNotMet, PermissionDenied, UsageError
 from bot.i18n import t
 from bot.lifecycle import Advanced, Lifecycle
 from bot.observability import release_id as release_ctx
@@ -116,11 +116,10 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
 
     @app.view(CallbackId.OVERRIDE.value)
     def on_override_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason, meta = _reason_and_meta(view)
-        if not reason:
-            ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+        accepted = _accept_reason(ack, view, lang)
+        if accepted is None:
             return
-        ack()
+        reason, meta = accepted
         actor = parsing.actor_of(body)
         _run_for_modal(
             ctx,
@@ -158,11 +157,10 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
 
     @app.view(CallbackId.ABORT.value)
     def on_abort_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason, meta = _reason_and_meta(view)
-        if not reason:
-            ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+        accepted = _accept_reason(ack, view, lang)
+        if accepted is None:
             return
-        ack()
+        reason, meta = accepted
         actor = parsing.actor_of(body)
         _run_for_modal(ctx, meta, actor, lambda: abort_release(ctx, int(meta["release"]), actor, reason))
 
@@ -208,6 +206,16 @@ def run_health_check(
     ctx.slack.publisher.thread_reply(release_id, text, blocks)
 
 
+def _accept_reason(ack: Ack, view: dict[str, Any], lang: str) -> tuple[str, dict[str, Any]] | None:
+    """Close the modal with its reason and metadata, or keep it open with the field's error when empty."""
+    reason, meta = _reason_and_meta(view)
+    if not reason:
+        ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+        return None
+    ack()
+    return reason, meta
+
+
 def _reason_and_meta(view: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     values = ((view.get("state") or {}).get("values") or {}).get("reason") or {}
     reason = str((values.get("reason") or {}).get("value") or "").strip()
@@ -228,7 +236,7 @@ def _run_for_modal(
 
     try:
         work()
-    except (NotFound, Exception) as error:
+    except Exception as error:  # every error is answered; none reaches Bolt
         channel = meta.get("channel")
         if isinstance(channel, str):
             try:

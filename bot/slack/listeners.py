@@ -127,10 +127,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
             view = ctx.services.find(ctx.settings.release_channel or cmd.channel_id, cmd.version)
             ack(text=blocks.render_status(view, lang), response_type="ephemeral")
         elif cmd.sub == "list":
-            views = [
-                ctx.services.view(r.id)
-                for r in ctx.services.recent(ctx.settings.release_channel or cmd.channel_id)
-            ]
+            views = ctx.services.recent_views(ctx.settings.release_channel or cmd.channel_id)
             pairs = [
                 (v, permalink(cmd.team_domain, v.release.channel_id, v.release.thread_ts)) for v in views
             ]

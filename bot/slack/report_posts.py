@@ -20,16 +20,13 @@ from bot.release_summary import Summary, fmt_duration, incident_title, summarize
 from bot.reports import markdown_report
 from bot.services import ReleaseView, Services, UowFactory
 from bot.slack.blocks import Block, clip, escape, slack_date
+from bot.slack.notices import section
 from bot.slack.parsing import Command
 from bot.slack.publisher import Publisher
 
 log = logging.getLogger(__name__)
 REPORTED = (ReleaseStatus.FINISHED, ReleaseStatus.ROLLED_BACK)
 MAX_LINES = 25  # per section: a release with hundreds of ticks still fits one section of 3000 characters
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 
 
 def _lines(items: list[str]) -> str:
@@ -43,7 +40,7 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
     """The thread summary: at most 7 blocks, each within Slack's 3000 characters."""
     duration = fmt_duration((summary.ended_at or now) - summary.started_at)
     status = t(lang, f"status_{summary.status}")
-    blocks = [_section(t(lang, "summary_title", version=summary.version, status=status, duration=duration))]
+    blocks = [section(t(lang, "summary_title", version=summary.version, status=status, duration=duration))]
     phases = [f"• {escape(title)}: {fmt_duration(total)}" for _k, title, total in summary.phases]
     stages = [
         f"    ◦ {span.key}: {fmt_duration(span.duration(now))}"
@@ -51,10 +48,10 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
         if span.key != span.phase_key
     ]
     if phases:
-        blocks.append(_section(t(lang, "summary_phases", lines=_lines(phases + stages))))
+        blocks.append(section(t(lang, "summary_phases", lines=_lines(phases + stages))))
     if summary.people:
         blocks.append(
-            _section(
+            section(
                 t(lang, "summary_people", lines=_lines([f"• {escape(n)}: {w}" for n, w in summary.people]))
             )
         )
@@ -64,10 +61,10 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
             f"{', '.join(e.details.get('gates', []))} — {escape(str(e.details.get('reason', '')))}"
             for e in summary.overrides
         ]
-        blocks.append(_section(t(lang, "summary_overrides", lines=_lines(lines))))
+        blocks.append(section(t(lang, "summary_overrides", lines=_lines(lines))))
     if summary.incidents:
         lines = [f"• {escape(incident_title(e))} {slack_date(e.at, '{time}')}" for e in summary.incidents]
-        blocks.append(_section(t(lang, "summary_incidents", lines=_lines(lines))))
+        blocks.append(section(t(lang, "summary_incidents", lines=_lines(lines))))
     parts = " · ".join(f"{escape(title)} {done}/{total}" for title, done, total in summary.completion)
     blocks.append(
         {

@@ -15,16 +15,13 @@ from bot.ports import Revision, RollbackPlan
 from bot.services import ReleaseView
 from bot.slack.blocks import Block, clip, escape
 from bot.slack.ids import CallbackId
+from bot.slack.notices import section
 
 Message = tuple[str, list[Block]]
 REASON = "reason"
 REVISION = "revision"
 MAX_OPTIONS = 100
 _REPORT_CHUNK = 2700  # leaves room for the intro line and the fences within 3000
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 
 
 def _plain(text: str, limit: int) -> Block:
@@ -55,13 +52,13 @@ def _modal(
 
 def loading_modal(external_id: str, lang: str, metadata: dict[str, Any]) -> Block:
     """Opened right after the ack (the trigger id lives 3 s); replaced once the plan is read."""
-    return _modal(external_id, lang, [_section(t(lang, "rb_loading"))], submit=False, metadata=metadata)
+    return _modal(external_id, lang, [section(t(lang, "rb_loading"))], submit=False, metadata=metadata)
 
 
 def notice_modal(external_id: str, lang: str, text: str, metadata: dict[str, Any]) -> Block:
     """A refusal or an error in place of the plan: no submit button, so nothing can be confirmed."""
     return _modal(
-        external_id, lang, [_section(t(lang, "rb_refused", text=text))], submit=False, metadata=metadata
+        external_id, lang, [section(t(lang, "rb_refused", text=text))], submit=False, metadata=metadata
     )
 
 
@@ -85,9 +82,9 @@ def confirm_modal(
         t(lang, "rb_current", revision=plan.current.number, images=images(plan.current)),
         t(lang, "rb_target", revision=plan.target.number, images=images(plan.target)),
     ]
-    blocks: list[Block] = [_section("\n".join(lines))]
+    blocks: list[Block] = [section("\n".join(lines))]
     for warning in plan.gitops_warnings:
-        blocks.append(_section(t(lang, "rb_gitops", warning=escape(warning))))
+        blocks.append(section(t(lang, "rb_gitops", warning=escape(warning))))
     older = [r for r in plan.history if r.number != plan.current.number and r.number > 0][:MAX_OPTIONS]
     if len(older) > 1:
         options = [_option(r) for r in older]
@@ -162,9 +159,9 @@ def progress_message(
             who=record.requested_by.mention,
             reason=escape(record.reason),
         )
-    blocks = [_section(title), _section(state)]
+    blocks = [section(title), section(state)]
     for line in extra or []:
-        blocks.append(_section(line))
+        blocks.append(section(line))
     return clip(f"{title}\n{state}", 3000), blocks
 
 
@@ -184,7 +181,7 @@ def report_messages(markdown: str, version: str, lang: str) -> list[Message]:
     for n, chunk in enumerate(chunks):
         head = f"{intro}\n" if n == 0 else ""
         text = f"{head}```{escape(chunk)}```"
-        out.append((clip(text, 3000), [_section(text)]))
+        out.append((clip(text, 3000), [section(text)]))
     return out
 
 

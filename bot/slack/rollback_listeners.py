@@ -33,6 +33,7 @@ from bot.slack.app import user_text
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.listeners import Guard, SlackContext
+from bot.slack.notices import section
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
         publisher = ctx.slack.publisher
         publisher.gateway.respond(cmd.response_url, text)
         for release_id in sorted({lock.release_id for lock in cleared}):
-            publisher.submit(publisher.thread_reply, release_id, text, [rb._section(text)])
+            publisher.submit(publisher.thread_reply, release_id, text, [section(text)])
 
     ctx.slack.commands["rollback"] = rollback_command
     ctx.slack.commands["unlock"] = unlock_command
@@ -319,7 +320,7 @@ def report_interrupted(ctx: RollbackContext) -> None:
             if record.progress_channel and record.progress_ts:
                 state, rendered = rb.progress_message(record, lang, text)
                 publisher.gateway.update(record.progress_channel, record.progress_ts, state, rendered)
-            publisher.thread_reply(record.release_id, text, [rb._section(text)], True)
+            publisher.thread_reply(record.release_id, text, [section(text)], True)
         except Exception:
             log.exception("could not report interrupted rollback %s", record.id)
 
