@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -101,9 +101,40 @@ class LevelResult:
     max_ms: float
     wall_s: float
     per_s: float
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("samples_ms")
+        return out
+
+
+def summarise(
+    concurrency: int, ms: Sequence[float], failures: Counter[str] | dict[str, int], wall: float
+) -> LevelResult:
+    values = sorted(ms)
+    return LevelResult(
+        concurrency=concurrency,
+        requests=len(values),
+        errors=sum(failures.values()),
+        failures=dict(failures),
+        p50_ms=round(percentile(values, 50), 2),
+        p95_ms=round(percentile(values, 95), 2),
+        p99_ms=round(percentile(values, 99), 2),
+        max_ms=round(values[-1], 2) if values else math.nan,
+        wall_s=round(wall, 3),
+        per_s=round(len(values) / wall, 1) if wall else math.nan,
+        samples_ms=tuple(values),
+    )
+
+
+def pooled(parts: Sequence[LevelResult]) -> LevelResult:
+    """One result from several bursts at one concurrency: percentiles over all their round trips."""
+    failures: Counter[str] = Counter()
+    for part in parts:
+        failures.update(part.failures)
+    samples = [v for part in parts for v in part.samples_ms]
+    return summarise(parts[0].concurrency, samples, failures, sum(p.wall_s for p in parts))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -154,17 +185,4 @@ def drive(url: str, bodies: Sequence[str], concurrency: int, *, timeout_s: float
         for f in futures:
             f.result()
         wall = time.perf_counter() - started
-    values = sorted(latencies)
-    ms = [v * 1000 for v in values]
-    return LevelResult(
-        concurrency=concurrency,
-        requests=len(values),
-        errors=sum(failures.values()),
-        failures=dict(failures),
-        p50_ms=round(percentile(ms, 50), 2),
-        p95_ms=round(percentile(ms, 95), 2),
-        p99_ms=round(percentile(ms, 99), 2),
-        max_ms=round(ms[-1], 2) if ms else math.nan,
-        wall_s=round(wall, 3),
-        per_s=round(len(values) / wall, 1) if wall else math.nan,
-    )
+    return summarise(concurrency, [v * 1000 for v in latencies], failures, wall)

@@ -87,7 +87,7 @@ def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, An
     for engine, res in bots.items():
         for kind in ("start", "click"):
             for c in CONCURRENCY:
-                ratio = res[kind][c]["p99_ms"] / floor[kind][c]["p99_ms"]
+                ratio = res[kind][c]["p99_ms"] / floor[engine][kind][c]["p99_ms"]
                 add(f"{kind} p99 / floor p99, c={c}", engine, round(ratio, 2), RATIO_MAX)
         add("click p99 at c=10 (ms)", engine, res["click"]["10"]["p99_ms"], CLICK_P99_C10_MS)
         worst = max(res[k][c]["max_ms"] for k in ("start", "click") for c in CONCURRENCY)
@@ -101,7 +101,8 @@ def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, An
                 res["click"][c]["calls_per_click"],
                 CALLS_PER_CLICK_MAX,
             )
-        add("peak RSS under load (MB)", engine, res["peak_rss_mb"], RSS_MAX_MB)
+        # PSS: every page once, whichever of the bot's two processes holds it (the RSS sum is in the tables).
+        add("peak memory under load, PSS (MB)", engine, res["peak_pss_mb"], RSS_MAX_MB)
         add("spawn → healthy (s)", engine, res["healthy_s"], HEALTHY_MAX_S)
     seconds = _detection_seconds(detection)
     if seconds is not None:
@@ -132,16 +133,23 @@ def assemble(
     }
 
 
+def _servers(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    """(name, figures, the floor they are compared with): each engine's bot, then the floor measured beside it."""
+    out: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    for engine, res in results["bot"].items():
+        out.append((f"bot ({engine})", res, results["floor"][engine]))
+        out.append((f"floor (beside {engine})", results["floor"][engine], None))
+    return out
+
+
 def _latency_rows(results: dict[str, Any]) -> list[str]:
-    floor = results["floor"]
     head = "| server | request | c | n | p50 ms | p95 ms | p99 ms | max ms | req/s | p99 ÷ floor | Slack calls/click |"
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
-    servers = [(f"bot ({e})", r) for e, r in results["bot"].items()] + [("floor", floor)]
-    for name, res in servers:
+    for name, res, floor in _servers(results):
         for kind in ("start", "click"):
             for c in CONCURRENCY:
                 row = res[kind][c]
-                ratio = "" if name == "floor" else f"{row['p99_ms'] / floor[kind][c]['p99_ms']:.2f}×"
+                ratio = "" if floor is None else f"{row['p99_ms'] / floor[kind][c]['p99_ms']:.2f}×"
                 calls = f"{row['calls_per_click']:.3f}" if "calls_per_click" in row else ""
                 errors = f" ({row['errors']} failed)" if row["errors"] else ""
                 lines.append(
@@ -160,13 +168,16 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_latency_rows(results),
         "",
-        "| server | spawn → healthy s | idle RSS MB | peak RSS under load MB |",
-        "|---|---|---|---|",
+        "Memory is summed over a server's processes (the bot forks a work process): RSS counts the pages they",
+        "share twice, PSS once.",
+        "",
+        "| server | spawn → healthy s | idle RSS MB | idle PSS MB | peak RSS MB | peak PSS MB |",
+        "|---|---|---|---|---|---|",
     ]
-    servers = [(f"bot ({e})", r) for e, r in results["bot"].items()] + [("floor", results["floor"])]
-    for name, res in servers:
+    for name, res, _floor in _servers(results):
         lines.append(
-            f"| {name} | {res['healthy_s']:.2f} | {res['idle_rss_mb']:.0f} | {res['peak_rss_mb']:.0f} |"
+            f"| {name} | {res['healthy_s']:.2f} | {res['idle_rss_mb']:.0f} | {res['idle_pss_mb']:.0f} "
+            f"| {res['peak_rss_mb']:.0f} | {res['peak_pss_mb']:.0f} |"
         )
     det = results["detection"]
     seconds = _detection_seconds(det)

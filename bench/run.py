@@ -10,10 +10,12 @@ See bench/README.md for what is measured and how to read the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.driver import click_bodies, click_targets, drive, start_bodies  # noqa: E402
+from bench.driver import click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.procs import RssSampler, ScratchPostgres, Server, bot_argv, floor_argv, rss_mb, spawn  # noqa: E402
+from bench.procs import (  # noqa: E402
+    RssSampler,
+    ScratchPostgres,
+    Server,
+    bot_argv,
+    cpu_s,
+    floor_argv,
+    pss_mb,
+    rss_mb,
+    spawn,
+)
 from tests.slack_user import BOT_TOKEN, SECRET  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -35,14 +47,15 @@ HTTP_THREADS = 16  # the bot's default HTTP_THREADS; the floor gets the same ser
 
 @dataclass(frozen=True)
 class Plan:
-    starts: int  # /release start requests per concurrency level
+    starts: int  # /release start requests per concurrency level (for the bot, and as many for the floor)
     clicks: int  # clicks per concurrency level
+    rounds: int  # each level is split into this many bot-then-floor burst pairs
     quiet_s: float  # no Slack call for this long = the bot has gone quiet
-    warmup: int
+    warmup: int  # releases started before measuring; their checkboxes are what gets clicked
 
 
-FULL = Plan(starts=200, clicks=300, quiet_s=2.5, warmup=10)
-QUICK = Plan(starts=40, clicks=80, quiet_s=1.5, warmup=2)
+FULL = Plan(starts=300, clicks=600, rounds=3, quiet_s=2.5, warmup=16)
+QUICK = Plan(starts=40, clicks=80, rounds=1, quiet_s=1.5, warmup=2)
 
 
 def bot_env(database_url: str, fake: FakeSlackProcess, extra: dict[str, str]) -> dict[str, str]:
@@ -63,61 +76,109 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def measure(
-    server: Server, fake: FakeSlackProcess, plan: Plan, floor_of: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
-    """Run every level against one server. The bot makes its own releases to click; the floor, which posts
-    nothing, is sent the very click bodies the bot was sent (``floor_of``)."""
-    time.sleep(0.5)  # let start-up allocations settle before calling it idle
-    out: dict[str, Any] = {
+def _chunks(items: list[str], parts: int) -> list[list[str]]:
+    size = -(-len(items) // parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Burst:
+    """Bursts against one server at one level: their round trips, and the CPU its serving process spent."""
+
+    def __init__(self, server: Server, concurrency: int) -> None:
+        self.server, self.concurrency = server, concurrency
+        self.parts: list[Any] = []
+        self.cpu_s = 0.0
+
+    def run(self, bodies: list[str]) -> None:
+        before = cpu_s(self.server.proc.pid)
+        self.parts.append(drive(self.server.url, bodies, self.concurrency))
+        self.cpu_s += cpu_s(self.server.proc.pid) - before
+
+    def result(self) -> dict[str, Any]:
+        row = pooled(self.parts).as_dict()
+        # CPU of the process that acks (not of the bot's work process): what each request costs the ack path.
+        row["serve_cpu_ms_per_request"] = round(self.cpu_s * 1000 / max(row["requests"], 1), 3)
+        return row
+
+
+def _idle(server: Server) -> dict[str, Any]:
+    return {
         "healthy_s": round(server.healthy_after_s, 3),
         "idle_rss_mb": round(rss_mb(server.proc.pid), 1),
+        "idle_pss_mb": round(pss_mb(server.proc.pid), 1),
     }
-    sent: dict[str, list[str]] = {}
-    with RssSampler(server.proc.pid) as rss:
-        setup = start_bodies(fake, plan.warmup, f"{server.name}-warm")
-        drive(server.url, setup, 1)
+
+
+def measure(
+    bot: Server, floor: Server, fake: FakeSlackProcess, plan: Plan
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every level against the bot and the floor, interleaved: each level is ``plan.rounds`` pairs of a bot
+    burst and a floor burst of the same requests, each begun on a quiet machine. Noise from the machine (CPU
+    steal on a shared VM comes and goes by the minute) then falls on both alike; percentiles pool the rounds."""
+    time.sleep(0.5)  # let start-up allocations settle before calling it idle
+    out_bot, out_floor = _idle(bot), _idle(floor)
+
+    def quiet(before: str) -> None:
+        if not fake.wait_quiet(plan.quiet_s, 90):
+            say(f"  warning: the bot was still calling Slack when the {before} burst began")
+
+    with RssSampler(bot.proc.pid) as rss, RssSampler(floor.proc.pid) as floor_rss:
+        setup = start_bodies(fake, plan.warmup, f"{bot.name}-warm")
+        drive(bot.url, setup, 1)
+        drive(floor.url, start_bodies(fake, plan.warmup, "floor-warm"), 1)
         channels = [f"C0B{_channel_no(b)}" for b in setup]
         # Clicks first: the starts leave a backlog of paced posts that would blur the calls-per-click count.
-        out["click"] = {}
+        out_bot["click"], out_floor["click"] = {}, {}
         for c in CONCURRENCY:
-            row: dict[str, Any]
-            if floor_of is not None:
-                res = drive(server.url, floor_of[str(c)], c)
-                row = res.as_dict()
-            else:
-                if not fake.wait_quiet(plan.quiet_s, 120):
-                    say("  warning: the bot was still calling Slack when this burst began")
-                targets = click_targets(fake.messages(channels), plan.clicks)
-                if len(targets) < plan.clicks:
-                    raise RuntimeError(
-                        f"only {len(targets)} checkbox items were posted; see {server.log_path}"
-                    )
-                bodies = sent[str(c)] = click_bodies(fake, targets)
+            quiet("next")
+            targets = click_targets(fake.messages(channels), plan.clicks)
+            if len(targets) < plan.clicks:
+                raise RuntimeError(f"only {len(targets)} checkbox items were posted; see {bot.log_path}")
+            bot_burst, floor_burst, calls = Burst(bot, c), Burst(floor, c), Counter[str]()
+            for part in _chunks(click_bodies(fake, targets), plan.rounds):
+                quiet("bot")
                 before = fake.count()
-                res = drive(server.url, bodies, c)
-                row = res.as_dict()
-                row["went_quiet"] = fake.wait_quiet(plan.quiet_s, 60, since=time.monotonic())
-                row["slack_calls"] = fake.methods_since(before)
-                row["calls_per_click"] = round(sum(row["slack_calls"].values()) / res.requests, 3)
-                row["releases"] = len({t.channel for t in targets})
-                row["messages"] = len({t.message["ts"] for t in targets})
-            out["click"][str(c)] = row
-            say(f"  {server.name} click c={c}: {_brief(row)}")
-        out["start"] = {}
+                bot_burst.run(part)
+                went_quiet = fake.wait_quiet(plan.quiet_s, 60, since=time.monotonic())
+                calls.update(fake.methods_since(before))
+                floor_burst.run(part)  # the very bodies the bot was sent
+            row = bot_burst.result()
+            row["went_quiet"] = went_quiet
+            row["slack_calls"] = dict(calls)
+            row["calls_per_click"] = round(sum(calls.values()) / row["requests"], 3)
+            row["releases"] = len({t.channel for t in targets})
+            row["messages"] = len({t.message["ts"] for t in targets})
+            out_bot["click"][str(c)] = row
+            out_floor["click"][str(c)] = floor_burst.result()
+            say(f"  click c={c}: bot {_brief(row)}; floor {_brief(out_floor['click'][str(c)])}")
+        out_bot["start"], out_floor["start"] = {}, {}
         for c in CONCURRENCY:
-            res = drive(server.url, start_bodies(fake, plan.starts, f"{server.name}-c{c}"), c)
-            out["start"][str(c)] = res.as_dict()
-            say(f"  {server.name} start c={c}: {_brief(res.as_dict())}")
-    out["peak_rss_mb"] = round(rss.peak_mb, 1)
-    out["sent_clicks"] = sent
-    return out
+            bot_burst, floor_burst = Burst(bot, c), Burst(floor, c)
+            on_quiet = True
+            for _ in range(plan.rounds):
+                n = plan.starts // plan.rounds
+                # Each start leaves ~14 s of paced posts per release behind it, so waiting for silence would take
+                # minutes: the floor goes first, after at most 30 s of waiting, and the bot's burst follows it.
+                on_quiet &= fake.wait_quiet(plan.quiet_s, 30)
+                floor_burst.run(start_bodies(fake, n, f"floor-c{c}"))
+                bot_burst.run(start_bodies(fake, n, f"{bot.name}-c{c}"))
+            out_floor["start"][str(c)] = floor_burst.result() | {"began_quiet": on_quiet}
+            out_bot["start"][str(c)] = bot_burst.result()
+            say(
+                f"  start c={c}: bot {_brief(out_bot['start'][str(c)])}; "
+                f"floor {_brief(out_floor['start'][str(c)])}"
+            )
+    for out, sampler in ((out_bot, rss), (out_floor, floor_rss)):
+        out["peak_rss_mb"] = round(sampler.peak_mb, 1)
+        out["peak_pss_mb"] = round(sampler.peak_pss_mb, 1)
+    return out_bot, out_floor
 
 
 def _brief(row: dict[str, Any]) -> str:
     calls = f", Slack calls/click {row['calls_per_click']}" if "calls_per_click" in row else ""
     failed = f", FAILED {row['failures']}" if row["errors"] else ""
-    return f"p50 {row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, {row['per_s']}/s{calls}{failed}"
+    cpu = f", serving CPU {row['serve_cpu_ms_per_request']} ms/req"
+    return f"p50 {row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, {row['per_s']}/s{cpu}{calls}{failed}"
 
 
 def _channel_no(body: str) -> str:
@@ -129,56 +190,50 @@ def _channel_no(body: str) -> str:
 def migrate(database_url: str) -> None:
     """Apply migrations first, as a deployment's migrate Job does: start-up time and memory are then the
     steady state of a replica (a replica that finds the schema current never loads Alembic)."""
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "bot", "db", "upgrade"],
         env={**os.environ, "DATABASE_URL": database_url},
-        check=True,
         capture_output=True,
+        text=True,
         cwd=ROOT,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"bench: migrating {database_url} failed:\n{done.stderr.strip()}")
 
 
-def run_bot(
-    engine: str, fake: FakeSlackProcess, plan: Plan, log_dir: Path, tuned: bool, extra: dict[str, str]
-) -> dict[str, Any]:
-    say(f"bot on {engine}")
-    if engine == "sqlite":
-        db_path = log_dir / f"bench-{int(time.time())}.db"
-        migrate(f"sqlite:///{db_path}")
-        server = spawn(
-            f"bot-{engine}", bot_argv(tuned), bot_env(f"sqlite:///{db_path}", fake, extra), log_dir
-        )
-        try:
-            return measure(server, fake, plan)
-        finally:
-            server.stop()
-            for suffix in ("", "-wal", "-shm", ".lock"):
-                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    with ScratchPostgres() as pg:
-        migrate(pg.url)
-        server = spawn(f"bot-{engine}", bot_argv(tuned), bot_env(pg.url, fake, extra), log_dir)
-        try:
-            return measure(server, fake, plan)
-        finally:
-            server.stop()
-
-
-def run_floor(
-    fake: FakeSlackProcess, plan: Plan, clicks: dict[str, list[str]], log_dir: Path, tuned: bool
-) -> dict[str, Any]:
-    say("floor (minimal Bolt app)")
-    env = {
+def floor_env(fake: FakeSlackProcess, tuned: bool) -> dict[str, str]:
+    return {
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_API_URL": fake.base_url,
         "HTTP_THREADS": str(HTTP_THREADS),
         "BENCH_TUNED_SERVER": "1" if tuned else "0",
     }
-    server = spawn("floor", floor_argv(), env, log_dir)
-    try:
-        return measure(server, fake, plan, clicks)
-    finally:
-        server.stop()
+
+
+def run_engine(
+    engine: str, fake: FakeSlackProcess, plan: Plan, log_dir: Path, tuned: bool, extra: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bot on one engine and a floor beside it: (bot figures, floor figures)."""
+    say(f"bot on {engine}, and the floor (minimal Bolt app) beside it")
+    with contextlib.ExitStack() as stack:
+        if engine == "sqlite":
+            db_path = log_dir / f"bench-{int(time.time())}.db"
+            url = f"sqlite:///{db_path}"
+            stack.callback(_remove_sqlite, db_path)
+        else:
+            url = stack.enter_context(ScratchPostgres()).url
+        migrate(url)
+        bot = spawn(f"bot-{engine}", bot_argv(tuned), bot_env(url, fake, extra), log_dir)
+        stack.callback(bot.stop)
+        floor = spawn(f"floor-{engine}", floor_argv(), floor_env(fake, tuned), log_dir)
+        stack.callback(floor.stop)
+        return measure(bot, floor, fake, plan)
+
+
+def _remove_sqlite(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
 
 
 def run_detection(runs: int, timeout_s: float = 420) -> dict[str, Any]:
@@ -243,17 +298,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(engines) - {"sqlite", "postgres"}
     if unknown or not engines:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown)) or '(none)'}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_dir = RESULTS_DIR / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)  # results/ is not committed: a fresh clone has neither
     began = time.perf_counter()
     fake = FakeSlackProcess().start()
     try:
-        bots = {engine: run_bot(engine, fake, plan, log_dir, args.tuned_server, extra) for engine in engines}
-        clicks = bots[engines[0]]["sent_clicks"]
-        for b in bots.values():
-            b.pop("sent_clicks")
-        floor = run_floor(fake, plan, clicks, log_dir, args.tuned_server)
-        floor.pop("sent_clicks")
+        pairs = {
+            engine: run_engine(engine, fake, plan, log_dir, args.tuned_server, extra) for engine in engines
+        }
+        bots = {engine: pair[0] for engine, pair in pairs.items()}
+        floor = {engine: pair[1] for engine, pair in pairs.items()}
     finally:
         fake.stop()
     detection = (

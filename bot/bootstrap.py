@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,8 +138,15 @@ def build(
     outbox_interval_s: float = 2.0,
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
     home_interval_s: float = 10.0,
+    leader: SqliteLeader | PostgresLeader | None = None,
+    forward: Callable[[dict[str, Any]], None] | None = None,
+    answer_in_listener: bool = False,
 ) -> Bot:
-    """Wire the bot; nothing connects until it is used."""
+    """Wire the bot; nothing connects until it is used.
+
+    ``forward`` and ``answer_in_listener`` split the bot over two processes (see ``bot.work_process``): the
+    serving side forwards deferred work, and the work side re-dispatches what it was forwarded.
+    """
     clock = clock or SystemClock()
     checklist_path = Path(settings.checklist_path)
     checklist = load_checklist(checklist_path)
@@ -162,7 +170,7 @@ def build(
         services=services,
         is_manager=managers.is_manager,
     )
-    leader = make_leader(settings.database_url, retry_s=leader_retry_s)
+    leader = leader or make_leader(settings.database_url, retry_s=leader_retry_s)
     watch = make_watch_parts(
         settings,
         uow=lambda: SqlUnitOfWork(session_factory),
@@ -242,7 +250,9 @@ def build(
         register_watch(app, guard)
         register_dashboard(app, guard)
 
-    app = create_app(settings, client, ctx, extra=listeners)
+    app = create_app(
+        settings, client, ctx, extra=listeners, forward=forward, answer_in_listener=answer_in_listener
+    )
     bot = Bot(
         settings,
         engine,

@@ -42,6 +42,7 @@ class Settings:
     log_format: str = "json"
     listener_threads: int = 5
     http_threads: int = 16
+    work_process: bool = True
     health_timeout_s: float = 5.0
     rollout_timeout_s: float = 600.0
     usergroup_cache_s: float = 300.0
@@ -71,6 +72,17 @@ class Settings:
                 raise ConfigError("SLACK_APP_TOKEN is invalid: an app-level token starts with xapp-")
         elif not self.slack_signing_secret:
             raise ConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode verifies every request with it")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} is invalid: {raw!r}; use true or false")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -173,6 +185,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=log_format,
         listener_threads=_int(env, "LISTENER_THREADS", 5, 1, 64),
         http_threads=_int(env, "HTTP_THREADS", 16, 1, 256),
+        work_process=_bool(env, "WORK_PROCESS", True),
         health_timeout_s=_float(env, "HEALTH_CHECK_TIMEOUT", 5.0),
         rollout_timeout_s=_float(env, "ROLLOUT_TIMEOUT", 600.0),
         usergroup_cache_s=_float(env, "USERGROUP_CACHE_SECONDS", 300.0),

@@ -35,6 +35,14 @@ class SqliteLeader:
         self._file: IO[str] | None = None
 
     def start(self, on_elected: Callable[[], None]) -> None:
+        if self._file is None:
+            self.acquire()
+        IS_LEADER.set(1)
+        on_elected()
+
+    def acquire(self) -> None:
+        """Take the file lock, or refuse. ``serve`` takes it before forking the work process, which inherits it:
+        a second bot on the file is then refused at once, in the process the operator started."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
         handle = self._path.open("w")
         try:
@@ -46,8 +54,6 @@ class SqliteLeader:
                 "locked). SQLite mode runs one process; use Postgres for several replicas."
             ) from None
         self._file = handle
-        IS_LEADER.set(1)
-        on_elected()
 
     def is_leader(self) -> bool:
         return self._file is not None

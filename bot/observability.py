@@ -31,8 +31,15 @@ TIMER_LATENESS = Histogram(
 )
 JUDGE_VERDICTS = Counter("releasebot_judge_verdicts_total", "Metric watch verdicts", ["criterion", "verdict"])
 PAGES_SENT = Counter("releasebot_pages_sent_total", "PagerDuty events delivered", ["action"])
-OUTBOX_DEPTH = Gauge("releasebot_outbox_depth", "PagerDuty events waiting in the outbox")
-IS_LEADER = Gauge("releasebot_leader", "1 while this process runs timers, the metric watch and the outbox")
+# With a work process (see bot.work_process) both processes report; the live maximum is the bot's figure.
+OUTBOX_DEPTH = Gauge(
+    "releasebot_outbox_depth", "PagerDuty events waiting in the outbox", multiprocess_mode="livemax"
+)
+IS_LEADER = Gauge(
+    "releasebot_leader",
+    "1 while this process runs timers, the metric watch and the outbox",
+    multiprocess_mode="livemax",
+)
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 release_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("release_id", default=None)

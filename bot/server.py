@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from types import FrameType
 from typing import Any
@@ -17,23 +21,64 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
-    from bot.bootstrap import build
     from bot.checklist_file import load_checklist
-    from bot.db.migrate import upgrade_if_needed
-    from bot.observability import configure_logging
 
     settings.require_slack()
     load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
+    metrics_dir = _share_metrics() if settings.work_process else None
+    try:
+        return _serve(settings)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings) -> int:
+    from bot.bootstrap import build
+    from bot.db.migrate import upgrade_if_needed
+    from bot.leader import SqliteLeader, make_leader
+    from bot.observability import configure_logging
+    from bot.web import WebApp
+    from bot.work_process import WorkProcess
+
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     try:
         upgrade_if_needed(settings.database_url)
     except Exception as e:
         raise ConfigError(f"DATABASE_URL: cannot migrate the database ({type(e).__name__})") from e
-    # Hand the GIL over sooner (default 5 ms): acks wait less behind background work on a busy process.
-    sys.setswitchinterval(0.001)
-    bot = build(settings)
-    bot.start_background()
     stop = threading.Event()
+    exit_code = [0]
+
+    def stop_with(code: int) -> None:
+        exit_code[0] = code
+        stop.set()
+
+    work: WorkProcess | None = None
+    # Start-up objects live as long as the process: the collector need not walk them again, and a forked work
+    # process that never touches them keeps sharing their pages with this one.
+    gc.freeze()
+    if settings.work_process:
+        leader = make_leader(settings.database_url)
+        if isinstance(leader, SqliteLeader):
+            leader.acquire()
+        work = WorkProcess(settings, leader)
+        channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
+        bot = build(settings, forward=channel.forward)
+        bot.lifecycle.on_timers_changed = channel.wake
+        bot.sync.relay_to(channel.mark_dirty)
+        alive = work.alive
+        bot.web = WebApp(
+            bot.app,
+            ready=lambda: alive() and bot.database_ready(),
+            slack_over_http=not settings.socket_mode,
+        )
+        gc.freeze()
+        log.info("serving; work process %s", work.pid)
+    else:
+        # One process: hand the GIL over sooner (default 5 ms), so acks wait less behind the background work.
+        sys.setswitchinterval(0.001)
+        bot = build(settings)
+        bot.start_background()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received: finishing requests in flight, then stopping", signum)
@@ -61,9 +106,20 @@ def serve(settings: Settings) -> int:
         handler.close()  # type: ignore[no-untyped-call]
     server.stop()  # stops accepting, then lets in-flight requests finish
     thread.join(15)
+    if work is not None:
+        work.stop()  # it drains what it was handed before this process closes the database
     bot.stop()
     log.info("stopped")
-    return 0
+    return exit_code[0]
+
+
+def _share_metrics() -> str:
+    """Both processes count into one directory that /metrics reads (prometheus_client's multiprocess mode).
+
+    It must be set before prometheus_client is first imported, and it is private to this run."""
+    path = tempfile.mkdtemp(prefix="release-bot-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def make_http_server(host: str, port: int, app: object, threads: int) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,17 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 MAX_BODY = 1_000_000  # Slack payloads are far smaller; refuse anything that is not Slack
+
+
+def _metrics_text() -> bytes:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return bytes(generate_latest())
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    # ``serve`` with a work process: sum what both processes counted.
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))
 
 
 def request_kind(raw: str, content_type: str) -> str:
@@ -75,7 +87,7 @@ class WebApp:
         if path == "/livez" and method == "GET":
             return self._reply(start_response, 200, b'{"status":"ok"}', "application/json")
         if path == "/metrics" and method == "GET":
-            return self._reply(start_response, 200, generate_latest(), CONTENT_TYPE_LATEST)
+            return self._reply(start_response, 200, _metrics_text(), CONTENT_TYPE_LATEST)
         return self._reply(start_response, 404, b"not found", "text/plain")
 
     @staticmethod

@@ -44,6 +44,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         ),
         ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "PORT": "http"}, "PORT is invalid"),
         (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "WORK_PROCESS": "sometimes"},
+            "WORK_PROCESS is invalid",
+        ),
+        (
             {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "RELEASE_MANAGERS": "alice"},
             "RELEASE_MANAGERS",
         ),

@@ -70,6 +70,9 @@ def create_app(
     client: WebClient,
     ctx: SlackContext,
     extra: Callable[[App, Guard], None] = lambda _app, _guard: None,
+    *,
+    forward: Callable[[dict[str, Any]], None] | None = None,
+    answer_in_listener: bool = False,
 ) -> App:
     """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
     app = App(
@@ -77,7 +80,8 @@ def create_app(
         signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
         token_verification_enabled=False,
         request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
+        # The work process re-dispatches payloads that were acked already: no need to poll for its ack.
+        process_before_response=answer_in_listener,
         raise_error_for_unhandled_request=False,
         listener_executor=ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="listener"),
     )
@@ -87,6 +91,7 @@ def create_app(
         # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable
         # thread is one more contender for the GIL that the ack path needs.
         ThreadPoolExecutor(3, thread_name_prefix="work"),
+        forward,
     )
     register(app, ctx, guard)
     extra(app, guard)

@@ -63,12 +63,22 @@ class Guard:
     Bolt runs listeners on a pool of 5 threads and answers Slack only once the listener has called ``ack()``.
     Listeners therefore ack, parse, and hand database and Slack work to ``defer``: a burst of clicks then never
     leaves a new request waiting for a free listener thread before it can be acknowledged.
+
+    With ``forward`` set (the serving process of ``release-bot serve``), deferred work does not run here at
+    all: the verified payload goes to the work process, whose own app handles it again and runs the work there.
     """
 
-    def __init__(self, on_error: ErrorAnswer, error_text: ErrorText, work: Executor) -> None:
+    def __init__(
+        self,
+        on_error: ErrorAnswer,
+        error_text: ErrorText,
+        work: Executor,
+        forward: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self._on_error = on_error
         self._error_text = error_text
         self._work = work
+        self._forward = forward
 
     def __call__(self, fn: Callable[..., None]) -> Callable[..., None]:
         on_error, error_text = self._on_error, self._error_text
@@ -94,6 +104,9 @@ class Guard:
         self, body: dict[str, Any], respond: Respond | None, fn: Callable[..., None], *args: Any
     ) -> None:
         """Run ``fn(*args)`` on the work pool; its errors are answered to the person like any other."""
+        if self._forward is not None:
+            self._forward(body)
+            return
         release = release_ctx.get()
 
         def run() -> None:

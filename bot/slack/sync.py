@@ -64,6 +64,12 @@ class MessageSync:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._busy = 0
+        self._relay: Callable[[list[int]], None] | None = None
+
+    def relay_to(self, relay: Callable[[list[int]], None]) -> None:
+        """Another process draws the messages (``serve``'s work process): marks go there, and this one, never
+        started, does not sweep. Two sweepers would draw every out-of-sync message twice."""
+        self._relay = relay
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="message-sync", daemon=True)
@@ -77,6 +83,9 @@ class MessageSync:
             self._thread.join(timeout)
 
     def mark_dirty(self, message_ids: Iterable[int]) -> None:
+        if self._relay is not None:
+            self._relay(list(message_ids))
+            return
         now = self._monotonic()
         with self._cv:
             for mid in message_ids:
