@@ -31,7 +31,7 @@ from bot.ports import Clock, Deployer, HealthChecker, Metrics, Pager, SystemCloc
 from bot.rollback import LazyDeployer, RollbackService
 from bot.scheduling import Clockwork, TimerPoster, worker_name
 from bot.services import Services
-from bot.slack.app import create_app
+from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
 from bot.slack.gateway import ChannelPacer, SlackGateway
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
@@ -85,6 +85,7 @@ class Bot:
     leader: SqliteLeader | PostgresLeader
     managers: Managers
     extras: dict[str, Any] = field(default_factory=dict)
+    work_pool: ThreadPoolExecutor | None = None  # listeners' deferred work: clicks, starts, advances
 
     def database_ready(self) -> bool:
         try:
@@ -111,7 +112,9 @@ class Bot:
             hook()
 
     def stop(self) -> None:
-        """Stop the clock first (no new work), then drain Slack work, then close the database."""
+        """Finish the clicks and starts in hand, stop the clock (no new work), drain Slack work, close the database."""
+        if self.work_pool is not None:
+            self.work_pool.shutdown(wait=True, cancel_futures=False)
         self.clockwork.stop()
         self.leader.stop()
         self.sync.stop()
@@ -141,6 +144,7 @@ def build(
     leader: SqliteLeader | PostgresLeader | None = None,
     forward: Callable[[dict[str, Any]], None] | None = None,
     answer_in_listener: bool = False,
+    work_pool: ThreadPoolExecutor | None = None,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
@@ -250,8 +254,15 @@ def build(
         register_watch(app, guard)
         register_dashboard(app, guard)
 
+    work_pool = work_pool or new_work_pool()
     app = create_app(
-        settings, client, ctx, extra=listeners, forward=forward, answer_in_listener=answer_in_listener
+        settings,
+        client,
+        ctx,
+        extra=listeners,
+        forward=forward,
+        answer_in_listener=answer_in_listener,
+        work=work_pool,
     )
     bot = Bot(
         settings,
@@ -269,6 +280,7 @@ def build(
         managers,
     )
     bot.web = WebApp(app, ready=bot.database_ready, slack_over_http=not settings.socket_mode)
+    bot.work_pool = work_pool
     recover_rollbacks = recovery_job(rollback_ctx)
     clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))
     bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}

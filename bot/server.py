@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -26,6 +28,7 @@ def serve(settings: Settings) -> int:
     settings.require_slack()
     load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
     metrics_dir = _share_metrics() if settings.work_process else None
+    _limit_malloc_arenas()
     try:
         return _serve(settings)
     finally:
@@ -111,6 +114,17 @@ def _serve(settings: Settings) -> int:
     bot.stop()
     log.info("stopped")
     return exit_code[0]
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core), and Slack payloads are
+    large enough to bypass Python's small-object allocator: after bursts the serving process kept ~10 MB more in
+    half-empty arenas (measured by PSS). The same as MALLOC_ARENA_MAX=2, for threads started after this call."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
+
+
+_M_ARENA_MAX = -8
 
 
 def _share_metrics() -> str:

@@ -65,6 +65,13 @@ def answer_error(error: Exception, body: dict[str, Any], respond: Respond | None
             log.warning("could not answer ephemerally")
 
 
+def new_work_pool() -> ThreadPoolExecutor:
+    """Where listeners' deferred work runs (``Guard.defer``)."""
+    # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable thread
+    # is one more contender for the GIL that a single-process bot's ack path needs.
+    return ThreadPoolExecutor(3, thread_name_prefix="work")
+
+
 def create_app(
     settings: Settings,
     client: WebClient,
@@ -73,6 +80,7 @@ def create_app(
     *,
     forward: Callable[[dict[str, Any]], None] | None = None,
     answer_in_listener: bool = False,
+    work: ThreadPoolExecutor | None = None,
 ) -> App:
     """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
     app = App(
@@ -88,9 +96,7 @@ def create_app(
     guard = Guard(
         lambda error, body, respond: answer_error(error, body, respond, ctx),
         lambda error, body: user_text(error, body, ctx.lang),
-        # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable
-        # thread is one more contender for the GIL that the ack path needs.
-        ThreadPoolExecutor(3, thread_name_prefix="work"),
+        work or new_work_pool(),
         forward,
     )
     register(app, ctx, guard)

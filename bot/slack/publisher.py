@@ -7,6 +7,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.checklist import Checklist
 from bot.errors import ChatError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
@@ -75,12 +76,13 @@ class Publisher:
     # --- a new release ----------------------------------------------------------------------------------
 
     def publish_release(self, view: ReleaseView, origin: Origin) -> Future[Any]:
-        return self.submit(self._publish_release, view, origin)
-
-    def _publish_release(self, view: ReleaseView, origin: Origin) -> None:
-        view = self._services.add_messages(
-            view.release.id, blocks.message_slots(view.checklist), view.release.channel_id
+        # The task keeps the id, not the view: a burst of starts queues hundreds of them behind the post pacing.
+        return self.submit(
+            self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
         )
+
+    def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
+        view = self._services.add_messages(release_id, blocks.message_slots(checklist), channel)
         channel = view.release.channel_id
         header = view.message("header")
         assert header is not None
