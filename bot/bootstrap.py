@@ -95,6 +95,9 @@ class Bot:
         except Exception:
             return False
 
+    def not_ready(self) -> str | None:
+        return None if self.database_ready() else "database unreachable"
+
     def start_background(self) -> None:
         """Start the message sync, the clock, and the leader election that lets the clock run."""
         if not self.managers.configured:
@@ -272,14 +275,14 @@ def build(
         sync,
         publisher,
         app,
-        WebApp(app, ready=lambda: False),
+        WebApp(app, ready=lambda: "starting"),
         executor,
         lifecycle,
         clockwork,
         leader,
         managers,
     )
-    bot.web = WebApp(app, ready=bot.database_ready, slack_over_http=not settings.socket_mode)
+    bot.web = WebApp(app, ready=bot.not_ready, slack_over_http=not settings.socket_mode)
     bot.work_pool = work_pool
     recover_rollbacks = recovery_job(rollback_ctx)
     clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))

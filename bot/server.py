@@ -69,10 +69,10 @@ def _serve(settings: Settings) -> int:
         bot = build(settings, forward=channel.forward)
         bot.lifecycle.on_timers_changed = channel.wake
         bot.sync.relay_to(channel.mark_dirty)
-        alive = work.alive
+        working = work.ready
         bot.web = WebApp(
             bot.app,
-            ready=lambda: alive() and bot.database_ready(),
+            ready=lambda: bot.not_ready() if working() else "work process not running",
             slack_over_http=not settings.socket_mode,
         )
         gc.freeze()

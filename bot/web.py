@@ -67,7 +67,8 @@ def _status_line(status: int) -> str:
 class WebApp:
     """A WSGI application routing /slack/events to Bolt, plus /healthz, /readyz and /metrics."""
 
-    def __init__(self, app: App, *, ready: Callable[[], bool], slack_over_http: bool = True) -> None:
+    def __init__(self, app: App, *, ready: Callable[[], str | None], slack_over_http: bool = True) -> None:
+        """``ready`` answers why the bot cannot serve now, or None when it can."""
         self._app = app
         self._ready = ready
         # In Socket Mode requests are not signed, so this server must not accept them: health and metrics only.
@@ -81,8 +82,9 @@ class WebApp:
                 return self._reply(start_response, 405, b"", "text/plain")
             return self._slack(environ, start_response)
         if path in ("/healthz", "/readyz") and method == "GET":
-            ok = self._ready()
-            body = json.dumps({"status": "ok" if ok else "database unreachable"}).encode()
+            problem = self._ready()
+            ok = problem is None
+            body = json.dumps({"status": problem or "ok"}).encode()
             return self._reply(start_response, 200 if ok else 503, body, "application/json")
         if path == "/livez" and method == "GET":
             return self._reply(start_response, 200, b'{"status":"ok"}', "application/json")

@@ -41,8 +41,7 @@ from bot.observability import request_id
 
 log = logging.getLogger(__name__)
 
-# The work process runs under SCHED_IDLE (Linux), and at nice 19 where that policy is missing. Both give way to
-# the serving process; only SCHED_IDLE does it at once when an ack wakes up (see _lower_priority). Measured with
+# The work process's click work runs under SCHED_IDLE (Linux) at nice 19 (see _lower_priority). Measured with
 # bench/run.py at c=50: click p99 ÷ floor 1.58 at nice 19 alone, 1.27 with SCHED_IDLE; nice 5 was worse still.
 WORK_NICE = 19
 _PR_SET_PDEATHSIG = 1
@@ -64,7 +63,7 @@ class WorkChannel:
         self._thread.start()
 
     def forward(self, body: dict[str, Any]) -> None:
-        self._put(("payload", (body, request_id.get())))
+        self._put(("payload", (slim(body), request_id.get())))
 
     def wake(self) -> None:
         """Timers changed here: the clock runs in the work process."""
@@ -92,6 +91,25 @@ class WorkChannel:
             self._conn.close()
 
 
+def slim(body: dict[str, Any]) -> dict[str, Any]:
+    """The payload without the blocks of its message that no action came from.
+
+    A click carries the whole message it was made on (~14 KB for a phase of the checklist), and the handlers read
+    only the clicked element's block from it. Cut down to that, a burst of clicks fits in the pipe: the serving
+    process's feeder never blocks and wakes on it while the work process, which yields to the acks, is not reading.
+    """
+    message, actions = body.get("message"), body.get("actions")
+    if (
+        not isinstance(message, dict)
+        or not isinstance(message.get("blocks"), list)
+        or not isinstance(actions, list)
+    ):
+        return body
+    clicked = {a.get("block_id") for a in actions if isinstance(a, dict)}
+    kept = [b for b in message["blocks"] if isinstance(b, dict) and b.get("block_id") in clicked]
+    return {**body, "message": {**message, "blocks": kept}}
+
+
 class WorkProcess:
     """Starts and supervises the work process from the serving process."""
 
@@ -100,14 +118,18 @@ class WorkProcess:
         self._leader = leader
         self.channel: WorkChannel | None = None
         self._proc: Any = None
+        self._ready: Any = None
         self._stopping = False
 
     def start(self, on_exit: Callable[[int], None]) -> WorkChannel:
         """Fork now, while this process has no threads; call ``on_exit(code)`` if it dies unasked."""
         context = multiprocessing.get_context("fork")
         reader, writer = context.Pipe(duplex=False)
+        self._ready = context.Event()
         self._proc = context.Process(
-            target=_work_main, args=(self._settings, reader, writer, self._leader), name="release-bot-work"
+            target=_work_main,
+            args=(self._settings, reader, writer, self._leader, self._ready),
+            name="release-bot-work",
         )
         self._proc.start()
         reader.close()
@@ -130,8 +152,9 @@ class WorkProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+    def ready(self) -> bool:
+        """Started, working, and still alive: the serving process is only ready with it."""
+        return self._ready is not None and self._ready.is_set() and self._proc.is_alive()
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Close the pipe and wait for the work process to finish what it holds."""
@@ -178,12 +201,17 @@ def _widen(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _lower_priority() -> None:
-    # SCHED_IDLE: a waking ack preempts this process at once; a nice value alone only weighs the shares, and the
-    # serving process then waits up to a scheduler slice each time it wakes. Threads started later inherit both.
-    os.nice(WORK_NICE)
+def _lower_priority(thread_id: int = 0) -> None:
+    """SCHED_IDLE and nice 19 for one thread (0: the calling one); threads it starts later inherit both.
+
+    Under SCHED_IDLE a waking ack preempts the thread at once, where a nice value alone only weighs the shares and
+    the serving process waits up to a scheduler slice each time it wakes. Only the payloads' work and the redraws
+    get it: the clock, the metric watch and the outbox keep normal priority, so a busy machine may delay a redraw
+    but not a reminder or a page."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread_id, WORK_NICE)  # per thread on Linux
     with contextlib.suppress(AttributeError, OSError):  # not Linux
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(thread_id, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _die_with_parent() -> None:
@@ -202,14 +230,17 @@ def _forget_metrics(pid: int) -> None:
 
 
 def _work_main(
-    settings: Settings, reader: Connection, writer: Connection, leader: SqliteLeader | PostgresLeader
+    settings: Settings,
+    reader: Connection,
+    writer: Connection,
+    leader: SqliteLeader | PostgresLeader,
+    ready: Any,
 ) -> None:
     writer.close()  # only the serving process writes: its exit is our end of input
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the serving process decides when this one stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _lower_priority()
 
     from slack_bolt import BoltRequest
 
@@ -221,6 +252,12 @@ def _work_main(
     except ReleaseBotError as e:
         log.error("the work process cannot start: %s", e.user_message)
         raise SystemExit(2) from None
+    # After start_background, whose clock and leader threads keep normal priority: this thread dispatches the
+    # payloads and starts the work pool's threads, and the sync thread redraws.
+    _lower_priority()
+    if bot.sync.thread_id is not None:
+        _lower_priority(bot.sync.thread_id)
+    ready.set()
     log.info("work process %s ready", os.getpid())
     try:
         while True:

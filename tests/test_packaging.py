@@ -99,7 +99,7 @@ def _wsgi_get(path: str) -> tuple[str, bytes]:
     from bot.web import WebApp
 
     # Health and metrics never reach Bolt, so no App is needed to answer them.
-    web = WebApp(None, ready=lambda: True)  # type: ignore[arg-type]
+    web = WebApp(None, ready=lambda: None)  # type: ignore[arg-type]
     status: list[str] = []
     environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(b"")}
     body = b"".join(web(environ, lambda s, _headers: status.append(s)))
@@ -287,7 +287,7 @@ def test_deployment_is_locked_down_and_sized() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
     assert container["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "160Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
     }
     labels = deployment["spec"]["template"]["metadata"]["labels"]

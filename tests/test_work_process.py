@@ -38,6 +38,14 @@ def _nice(pid: int) -> int:
     return int(fields[16])
 
 
+def _policies(pid: int) -> list[int]:
+    """Scheduling policy of each thread (0 normal, 5 SCHED_IDLE), the main thread first."""
+    tids = sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir())
+    tids.remove(pid)
+    stats = [Path(f"/proc/{pid}/task/{tid}/stat").read_text() for tid in [pid, *tids]]
+    return [int(stat.rsplit(")", 1)[1].split()[38]) for stat in stats]
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -73,6 +81,10 @@ def test_clicks_are_acked_here_and_applied_by_the_low_priority_work_process(
         assert bot.proc is not None
         [work] = _children(bot.proc.pid)
         assert _nice(work) == 19 and _nice(bot.proc.pid) == 0
+        # Its payload work gives way to the acks; its clock (timers, metric watch, pages) does not.
+        policies = _policies(work)
+        assert policies[0] == 5 and 0 in policies[1:]
+        assert set(_policies(bot.proc.pid)) == {0}
         with httpx.Client(timeout=10) as http:
             alice = _start_release(bot, fake_slack, http)
             key = CHECKLIST_KEYS[0]
@@ -147,3 +159,23 @@ def test_work_process_false_runs_one_process(tmp_path: Path, fake_slack: FakeSla
             fake_slack.wait_for(lambda: ticked(item_message(fake_slack, key), key), timeout=10)
     finally:
         assert bot.terminate() == 0
+
+
+def test_a_forwarded_click_keeps_only_the_block_it_came_from() -> None:
+    from bot.work_process import slim
+
+    blocks = [
+        {"type": "section", "block_id": f"b{i}", "text": {"type": "mrkdwn", "text": "x" * 300}}
+        for i in range(40)
+    ]
+    body = {
+        "type": "block_actions",
+        "actions": [{"block_id": "b7", "action_id": "release-toggle"}],
+        "message": {"ts": "1.2", "blocks": blocks},
+        "container": {"channel_id": "C1", "message_ts": "1.2"},
+    }
+    slimmed = slim(body)
+    assert slimmed["message"] == {"ts": "1.2", "blocks": [blocks[7]]}
+    assert slimmed["container"] == body["container"] and len(body["message"]["blocks"]) == 40  # a copy
+    command = {"command": "/release", "text": "start v1.0.0"}
+    assert slim(command) is command

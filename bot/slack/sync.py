@@ -75,6 +75,11 @@ class MessageSync:
         self._thread = threading.Thread(target=self._run, name="message-sync", daemon=True)
         self._thread.start()
 
+    @property
+    def thread_id(self) -> int | None:
+        """The worker thread's OS id, once started."""
+        return self._thread.native_id if self._thread is not None else None
+
     def stop(self, timeout: float = 5.0) -> None:
         with self._cv:
             self._stopping = True
