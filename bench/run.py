@@ -1,7 +1,7 @@
 """Benchmark the real ``release-bot serve`` against the Bolt floor, over loopback, in one command.
 
-    /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~4 min
-    /work/venv/bin/python bench/run.py --quick    # smaller counts, < 1 min
+    /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~12 min
+    /work/venv/bin/python bench/run.py --quick    # smaller counts, about a minute
     /work/venv/bin/python bench/run.py --engines sqlite --no-detection
 
 See bench/README.md for what is measured and how to read the table.
