@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~12 min
     /work/venv/bin/python bench/run.py --quick    # smaller counts, about a minute
-    /work/venv/bin/python bench/run.py --engines sqlite --no-detection
+    /work/venv/bin/python bench/run.py --engines sqlite --detection 2
 
 See bench/README.md for what is measured and how to read the table.
 """
