@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -42,6 +41,9 @@ from bot.slack.sync import MessageSync
 from bot.watch_setup import install as install_watch
 from bot.watch_setup import make_parts as make_watch_parts
 from bot.web import WebApp
+
+if TYPE_CHECKING:
+    from bot.work_process import WorkChannel
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class Bot:
     managers: Managers
     extras: dict[str, Any] = field(default_factory=dict)
     work_pool: ThreadPoolExecutor | None = None  # listeners' deferred work: clicks, starts, advances
+    hand_off: WorkChannel | None = None  # set in the serving process of a two-process ``serve``
 
     def database_ready(self) -> bool:
         try:
@@ -96,6 +99,8 @@ class Bot:
             return False
 
     def not_ready(self) -> str | None:
+        if self.hand_off is not None and not self.hand_off.ready():
+            return "work process not running"
         return None if self.database_ready() else "database unreachable"
 
     def start_background(self) -> None:
@@ -145,14 +150,15 @@ def build(
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
     home_interval_s: float = 10.0,
     leader: SqliteLeader | PostgresLeader | None = None,
-    forward: Callable[[dict[str, Any]], None] | None = None,
+    hand_off: WorkChannel | None = None,
     answer_in_listener: bool = False,
     work_pool: ThreadPoolExecutor | None = None,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
-    ``forward`` and ``answer_in_listener`` split the bot over two processes (see ``bot.work_process``): the
-    serving side forwards deferred work, and the work side re-dispatches what it was forwarded.
+    ``hand_off`` and ``answer_in_listener`` split the bot over two processes (see ``bot.work_process``): the
+    serving side hands deferred work, redraws and timer changes to the work side, which re-dispatches the payloads
+    it is handed.
     """
     clock = clock or SystemClock()
     checklist_path = Path(settings.checklist_path)
@@ -191,7 +197,7 @@ def build(
         gateway=gateway, lang=settings.language, managers=settings.release_managers, figures=watch.figures
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
-    lifecycle.on_timers_changed = clockwork.wake
+    lifecycle.on_timers_changed = hand_off.wake if hand_off is not None else clockwork.wake
 
     def post_missing() -> None:
         publisher_ref[0].post_missing()
@@ -263,10 +269,12 @@ def build(
         client,
         ctx,
         extra=listeners,
-        forward=forward,
+        forward=hand_off.forward if hand_off is not None else None,
         answer_in_listener=answer_in_listener,
         work=work_pool,
     )
+    if hand_off is not None:
+        sync.relay_to(hand_off.mark_dirty)
     bot = Bot(
         settings,
         engine,
@@ -284,6 +292,7 @@ def build(
     )
     bot.web = WebApp(app, ready=bot.not_ready, slack_over_http=not settings.socket_mode)
     bot.work_pool = work_pool
+    bot.hand_off = hand_off
     recover_rollbacks = recovery_job(rollback_ctx)
     clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))
     bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}

@@ -41,7 +41,6 @@ def _serve(settings: Settings) -> int:
     from bot.db.migrate import upgrade_if_needed
     from bot.leader import SqliteLeader, make_leader
     from bot.observability import configure_logging
-    from bot.web import WebApp
     from bot.work_process import WorkProcess
 
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
@@ -66,16 +65,7 @@ def _serve(settings: Settings) -> int:
             leader.acquire()
         work = WorkProcess(settings, leader)
         channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
-        bot = build(settings, forward=channel.forward)
-        bot.lifecycle.on_timers_changed = channel.wake
-        bot.sync.relay_to(channel.mark_dirty)
-        working = work.ready
-        bot.web = WebApp(
-            bot.app,
-            ready=lambda: bot.not_ready() if working() else "work process not running",
-            slack_over_http=not settings.socket_mode,
-        )
-        gc.freeze()
+        bot = build(settings, hand_off=channel)
         log.info("serving; work process %s", work.pid)
     else:
         # One process: hand the GIL over sooner (default 5 ms), so acks wait less behind the background work.

@@ -53,10 +53,13 @@ T = TypeVar("T")
 
 
 class WorkChannel:
-    """The serving side of the pipe. ``forward`` and ``wake`` never block the caller: a feeder thread writes."""
+    """The serving side of the pipe. ``forward`` and ``wake`` never block the caller: a feeder thread writes.
 
-    def __init__(self, conn: Connection) -> None:
+    ``ready`` says whether the work process is up and working."""
+
+    def __init__(self, conn: Connection, ready: Callable[[], bool]) -> None:
         self._conn = conn
+        self.ready = ready
         # Pickled at once: while the work process is busy the queue holds bytes, ~5x smaller than the payload dicts.
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._feed, name="work-feed", daemon=True)
@@ -134,7 +137,7 @@ class WorkProcess:
         self._proc.start()
         reader.close()
         _widen(writer)
-        self.channel = WorkChannel(writer)
+        self.channel = WorkChannel(writer, self.ready)
 
         def watch() -> None:
             self._proc.join()
@@ -156,20 +159,19 @@ class WorkProcess:
         """Started, working, and still alive: the serving process is only ready with it."""
         return self._ready is not None and self._ready.is_set() and self._proc.is_alive()
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = 30.0) -> None:
         """Close the pipe and wait for the work process to finish what it holds."""
         self._stopping = True
         if self.channel is not None:
             self.channel.close(timeout)
         if self._proc is None:
-            return None
+            return
         self._proc.join(timeout)
         if self._proc.is_alive():
             log.error("the work process did not finish within %.0f s; killing it", timeout)
             self._proc.kill()
             self._proc.join(5)
         _forget_metrics(self._proc.pid)
-        return int(self._proc.exitcode or 0)
 
 
 class BoundedPool(ThreadPoolExecutor):

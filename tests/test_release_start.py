@@ -143,6 +143,8 @@ def test_second_start_links_to_the_existing_release(running: RunningBot) -> None
     alice = running.user()
     alice.command("start v1.4.0")
     header = wait_for_release(running.fake, 1)[0]
+    # The header is in Slack a moment before its ts is stored; only then can the answer link to it.
+    running.fake.wait_for(lambda: running.services.find(CHANNEL, "v1.4.0").release.thread_ts)
     alice.command("start v1.4.0", response_name="second")
     reply = running.fake.wait_for(lambda: running.fake.responses("second"))[-1]
     assert "already in progress" in reply["text"]

@@ -78,9 +78,9 @@ def create_app(
     ctx: SlackContext,
     extra: Callable[[App, Guard], None] = lambda _app, _guard: None,
     *,
+    work: ThreadPoolExecutor,
     forward: Callable[[dict[str, Any]], None] | None = None,
     answer_in_listener: bool = False,
-    work: ThreadPoolExecutor | None = None,
 ) -> App:
     """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
     app = App(
@@ -96,7 +96,7 @@ def create_app(
     guard = Guard(
         lambda error, body, respond: answer_error(error, body, respond, ctx),
         lambda error, body: user_text(error, body, ctx.lang),
-        work or new_work_pool(),
+        work,
         forward,
     )
     register(app, ctx, guard)
