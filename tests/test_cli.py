@@ -168,3 +168,34 @@ def test_messages_slack_never_got_are_posted_once_it_answers_again(running: Runn
     assert running.bot.publisher.post_missing() == pages
     assert running.bot.publisher.post_missing() == 0
     assert len(release_messages(running.fake)) == 1 + 2 * pages
+
+
+def test_the_repair_sweep_leaves_alone_a_release_still_being_posted(
+    db_url: str, fake_slack: FakeSlack
+) -> None:
+    # Paced posts: the release's messages trickle out after its header, as behind a burst of starts.
+    rb = start_bot(
+        make_settings(db_url, fake_slack), fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.6)
+    )
+    try:
+        rb.user().command("start v1.4.0")
+        pages = len(rb.services.checklist.flow_phases)
+        engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+
+        def header_recorded() -> bool:
+            with engine.connect() as conn:
+                return conn.scalar(sa.select(ReleaseRow.thread_ts)) is not None
+
+        fake_slack.wait_for(header_recorded)
+        # A publish that waited in the queue begins long after the release was started: its age alone must not
+        # make the sweep post the messages its publisher is about to post.
+        with engine.begin() as conn:
+            conn.execute(sa.update(ReleaseRow).values(started_at=datetime.now(UTC) - timedelta(minutes=10)))
+        engine.dispose()
+        assert len(release_messages(fake_slack)) < 1 + pages  # still posting
+        assert rb.bot.publisher.post_missing() == 0
+        wait_for_release(fake_slack, 1 + pages)
+        assert rb.bot.publisher.post_missing() == 0
+        assert len(release_messages(fake_slack)) == 1 + pages
+    finally:
+        rb.stop()

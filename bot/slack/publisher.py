@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ class Publisher:
         self.sync = sync
         self._executor = executor
         self.lang = lang
+        # Releases whose publish is queued or running here. The repair sweep keeps off them: a publish queued
+        # behind a burst of starts begins long after the release started, and both would post its messages.
+        self._publishing: set[int] = set()
+        self._publishing_lock = threading.Lock()
 
     def render(self, message_id: int) -> Rendered | None:
         message, view = self._services.message_view(message_id)
@@ -77,11 +82,22 @@ class Publisher:
 
     def publish_release(self, view: ReleaseView, origin: Origin) -> Future[Any]:
         # The task keeps the id, not the view: a burst of starts queues hundreds of them behind the post pacing.
+        with self._publishing_lock:
+            self._publishing.add(view.release.id)
         return self.submit(
             self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
         )
 
     def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
+        try:
+            self._publish_release_now(release_id, checklist, channel, origin)
+        finally:
+            with self._publishing_lock:
+                self._publishing.discard(release_id)
+
+    def _publish_release_now(
+        self, release_id: int, checklist: Checklist, channel: str, origin: Origin
+    ) -> None:
         view = self._services.add_messages(release_id, blocks.message_slots(checklist), channel)
         channel = view.release.channel_id
         header = view.message("header")
@@ -153,6 +169,9 @@ class Publisher:
         """Post messages a Slack outage (or a shutdown) kept from being posted; the leader runs this periodically."""
         posted = 0
         for release_id, message_id in self._services.unposted():
+            with self._publishing_lock:
+                if release_id in self._publishing:
+                    continue  # its own publisher posts it
             view = self._services.view(release_id)
             if self.post_message(view, message_id):
                 posted += 1
