@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.observability import ACK_LATENCY, release_id, request_id
+from bot.slack.form_body import bolt_request
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class WebApp:
         token_rel = release_id.set(None)
         try:
             try:
-                request = BoltRequest(body=raw, query=environ.get("QUERY_STRING", ""), headers=headers)
+                request = bolt_request(raw, environ.get("QUERY_STRING", ""), headers)
             except (ValueError, json.JSONDecodeError, AttributeError, TypeError):
                 # Malformed JSON in a payload: Slack never sends it, so say so instead of failing with a 500.
                 return self._reply(start_response, 400, b"malformed payload", "text/plain")

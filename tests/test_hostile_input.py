@@ -202,3 +202,30 @@ def test_actions_on_ended_releases_are_refused(running: RunningBot) -> None:
     assert reply
     assert not running.services.find(CHANNEL, "v1.4.0").checked.get(key)
     assert SECRET not in json.dumps(running.fake.responses())
+
+
+def test_a_click_changed_after_signing_is_refused(running: RunningBot) -> None:
+    running.user().command("start v1.4.0")
+    wait_for_release(running.fake, 2)
+    key = "pre_deploy.checks.tests_pass"
+    message = item_message(running.fake, key)
+    sent: list[tuple[str, dict[str, str]]] = []
+    real_post = running.http.post
+
+    def capture(url: str, *, content: str, headers: dict[str, str]) -> object:
+        sent.append((content, headers))
+        return real_post(url, content=content, headers=headers)
+
+    running.http.post = capture  # type: ignore[method-assign]
+    try:
+        running.user().click_item(CHANNEL, message, key)
+    finally:
+        running.http.post = real_post  # type: ignore[method-assign]
+    body, headers = sent[0]
+    audit = _audit_count(running)
+    forged = body.replace("U061F7AUR", "U0MALLORY")  # someone else's click, under alice's signature
+    assert forged != body
+    response = running.http.post(f"{running.url}/slack/events", content=forged, headers=headers)
+    assert response.status_code == 401
+    time.sleep(0.3)
+    assert _audit_count(running) == audit
