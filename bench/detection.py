@@ -33,8 +33,9 @@ from bot.db.engine import make_session_factory  # noqa: E402
 from bot.db.uow import SqlUnitOfWork  # noqa: E402
 from bot.domain.records import Actor  # noqa: E402
 from bot.domain.release import StepKind  # noqa: E402
+from bot.services import ReleaseView  # noqa: E402
 from bot.slack.gateway import ChannelPacer  # noqa: E402
-from tests.conftest import SEED_CHECKLIST, make_settings, start_bot  # noqa: E402
+from tests.conftest import SEED_CHECKLIST, RunningBot, make_settings, start_bot  # noqa: E402
 from tests.fakes.pagerduty_api import FakePagerDuty  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from tests.fakes.tls import make_tls_files  # noqa: E402
@@ -87,10 +88,10 @@ def main() -> None:
         )
         pager = PagerDutyPager(routing_key=KEY, events_url=pd.url, verify=str(tls.ca_path))
         # Defaults otherwise: the watch interval comes from the checklist (15 s), the outbox's is 2 s.
-        rb, server = start_bot(settings, slack, pacer=ChannelPacer(0.0), pager=pager)
-        print(f"prometheus scrape {args.scrape}s; waiting for a full 1m rate window…", flush=True)
-        harness.wait_for_samples(prom, service="backend", scrapes=max(5, 75 // args.scrape))
+        rb = start_bot(settings, slack, pacer=ChannelPacer(0.0), pager=pager)
         try:
+            print(f"prometheus scrape {args.scrape}s; waiting for a full 1m rate window…", flush=True)
+            harness.wait_for_samples(prom, service="backend", scrapes=max(5, 75 // args.scrape))
             for run in range(args.runs):
                 results.append(one_run(rb, exporter, pd, slack, run, args.error_ratio))
                 print(
@@ -99,9 +100,7 @@ def main() -> None:
                     flush=True,
                 )
         finally:
-            server.stop()
-            rb.http.close()
-            rb.bot.stop()
+            rb.stop()
             pager.close()
             prom.stop()
             exporter.stop()
@@ -156,11 +155,12 @@ def one_run(rb, exporter: Exporter, pd: FakePagerDuty, slack: FakeSlack, run: in
     return first_bad - switched, paged - switched, pinged - switched
 
 
-def _find(rb, version):  # type: ignore[no-untyped-def]
+def _find(rb: RunningBot, version: str) -> ReleaseView | None:
     try:
-        return rb.services.find(CHANNEL, version)
+        view: ReleaseView = rb.services.find(CHANNEL, version)
     except Exception:
         return None
+    return view
 
 
 def _samples(rb, rid: int) -> int:  # type: ignore[no-untyped-def]

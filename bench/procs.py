@@ -210,7 +210,7 @@ class ScratchPostgres:
         import psycopg
 
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def __enter__(self) -> ScratchPostgres:
         self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')

@@ -236,7 +236,10 @@ def _remove_sqlite(db_path: Path) -> None:
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
 
 
-def run_detection(runs: int, timeout_s: float = 420) -> dict[str, Any]:
+def run_detection(runs: int) -> dict[str, Any]:
+    # A minute and a quarter for Prometheus's first rate window, then up to ~2 min a run (its breach, the page,
+    # and 70 s for the window to forget the errors).
+    timeout_s = 120 + 150 * runs
     script = ROOT / "bench" / "detection.py"
     if not script.exists():
         return {"status": "not run: bench/detection.py does not exist yet"}

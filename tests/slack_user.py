@@ -25,6 +25,7 @@ def signed_headers(
 ) -> dict[str, str]:
     stamp = str(int(time.time()) if ts is None else ts)
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    assert signature is not None  # None only without a secret
     return {
         "content-type": content_type or "application/x-www-form-urlencoded",
         "x-slack-request-timestamp": stamp,
