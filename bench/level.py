@@ -1,0 +1,81 @@
+"""One click level, bot against floor, for many rounds: each round's p99 and the pooled ratio.
+
+    /work/venv/bin/python -m bench.level                       # SQLite, c=50, 8 rounds of 200 clicks
+    /work/venv/bin/python -m bench.level --engine postgres --concurrency 10 --rounds 12
+
+The full bench pools three rounds a level. At c=50 a round lasts ~0.2 s, and a stall of the machine inside one
+moves the pooled p99 of either side; many rounds of one level show whether a ratio is the code or the stall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.driver import LevelResult, click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
+from bench.fake_proc import FakeSlackProcess  # noqa: E402
+from bench.procs import ScratchPostgres, bot_argv, floor_argv, spawn  # noqa: E402
+from bench.run import RESULTS_DIR, bot_env, floor_env, migrate  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--clicks", type=int, default=200, help="clicks a round")
+    args = parser.parse_args(argv)
+    log_dir = RESULTS_DIR / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    fake = FakeSlackProcess().start()
+    with contextlib.ExitStack() as stack:
+        stack.callback(fake.stop)
+        if args.engine == "postgres":
+            url = stack.enter_context(ScratchPostgres()).url
+        else:
+            db = log_dir / f"level-{int(time.time())}.db"
+            url = f"sqlite:///{db}"
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                stack.callback(Path(f"{db}{suffix}").unlink, missing_ok=True)
+        migrate(url)
+        bot = spawn(f"bot-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
+        stack.callback(bot.stop)
+        floor = spawn("floor", floor_argv(), floor_env(fake, False), log_dir)
+        stack.callback(floor.stop)
+        setup = start_bodies(fake, 16, "level-warm")
+        drive(bot.url, setup, 1)
+        channels = [f"C0B{parse_qs(b)['channel_id'][0][3:]}" for b in setup]
+        bot_parts: list[LevelResult] = []
+        floor_parts: list[LevelResult] = []
+        for n in range(args.rounds):
+            fake.wait_quiet(2.5, 90)
+            bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
+            bot_parts.append(drive(bot.url, bodies, args.concurrency))
+            fake.wait_quiet(2.5, 60)
+            floor_parts.append(drive(floor.url, bodies, args.concurrency))
+            b, f = bot_parts[-1], floor_parts[-1]
+            print(
+                f"round {n + 1}: bot p50 {b.p50_ms:.1f} p99 {b.p99_ms:.1f} ms, floor p50 {f.p50_ms:.1f} "
+                f"p99 {f.p99_ms:.1f} ms, p99 ratio {b.p99_ms / f.p99_ms:.2f}",
+                flush=True,
+            )
+        b, f = pooled(bot_parts), pooled(floor_parts)
+        print(
+            f"pooled over {args.rounds} rounds, {args.engine}, c={args.concurrency}: bot p99 {b.p99_ms:.1f} ms, "
+            f"floor p99 {f.p99_ms:.1f} ms, ratio {b.p99_ms / f.p99_ms:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
