@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(floor.stop)
         setup = start_bodies(fake, 16, "level-warm")
         drive(bot.url, setup, 1)
+        drive(floor.url, start_bodies(fake, 16, "level-floor-warm"), 1)
         channels = [f"C0B{parse_qs(b)['channel_id'][0][3:]}" for b in setup]
         bot_parts: list[LevelResult] = []
         floor_parts: list[LevelResult] = []
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             fake.wait_quiet(2.5, 90)
             bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
             bot_parts.append(drive(bot.url, bodies, args.concurrency))
-            fake.wait_quiet(2.5, 60)
+            # The bot's work follows its acks: the floor's burst waits until the redraws are over, as in run.py.
+            fake.wait_quiet(2.5, 60, since=time.monotonic())
             floor_parts.append(drive(floor.url, bodies, args.concurrency))
             b, f = bot_parts[-1], floor_parts[-1]
             print(

@@ -79,6 +79,47 @@ def test_escapes_decode_as_url_decoding_does() -> None:
         assert decode_payload(raw) == json.loads(text) == parse_body(raw, FORM["content-type"])
 
 
+def test_any_body_either_decodes_as_bolt_decodes_or_is_left_to_bolt() -> None:
+    # Raw bodies as anything might send them: lowercase and invalid hex, stray "%", "=", "&", line breaks,
+    # control characters and partial UTF-8, inside and around a JSON string.
+    rng = random.Random(11)
+    pieces = [
+        "a",
+        " ",
+        "+",
+        "%",
+        "%2",
+        "%2c",
+        "%2C",
+        "%zz",
+        "%0a",
+        "%0D",
+        "%E2%82",
+        "%AC",
+        "%ff",
+        "%00",
+        "=",
+        "&",
+    ]
+    pieces += ["\r", "\n", "\t", "\x7f", "_", "%22", "%5C"]
+    fast = 0
+    for _ in range(30_000):
+        inner = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        raw = "payload=%7B%22k%22%3A%22" + inner + "%22%7D"
+        try:
+            expected: object = parse_body(raw, FORM["content-type"])
+        except ValueError:
+            expected = ValueError
+        try:
+            got: object = decode_payload(raw)
+        except ValueError:
+            got = ValueError
+        if got is not None:
+            fast += 1
+            assert got == expected, raw
+    assert fast > 5_000  # the fast path was really exercised
+
+
 @pytest.mark.parametrize(
     "raw",
     [

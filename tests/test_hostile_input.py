@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import RunningBot
 from tests.slack_user import SECRET, TEAM, signed_headers
-from tests.test_release_start import CHANNEL, item_message, release_messages, wait_for_release
+from tests.test_release_start import CHANNEL, item_message, release_messages, ticked, wait_for_release
 
 
 def _command_body(text: str, channel_name: str = "releases") -> str:
@@ -222,6 +222,8 @@ def test_a_click_changed_after_signing_is_refused(running: RunningBot) -> None:
     finally:
         running.http.post = real_post  # type: ignore[method-assign]
     body, headers = sent[0]
+    # The real click is applied after its ack: count the trail once Slack shows it ticked.
+    running.fake.wait_for(lambda: ticked(item_message(running.fake, key), key))
     audit = _audit_count(running)
     forged = body.replace("U061F7AUR", "U0MALLORY")  # someone else's click, under alice's signature
     assert forged != body

@@ -84,9 +84,14 @@ class Publisher:
         # The task keeps the id, not the view: a burst of starts queues hundreds of them behind the post pacing.
         with self._publishing_lock:
             self._publishing.add(view.release.id)
-        return self.submit(
-            self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
-        )
+        try:
+            return self.submit(
+                self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
+            )
+        except BaseException:
+            with self._publishing_lock:
+                self._publishing.discard(view.release.id)
+            raise
 
     def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
         try:
@@ -173,6 +178,8 @@ class Publisher:
                 if release_id in self._publishing:
                     continue  # its own publisher posts it
             view = self._services.view(release_id)
+            if any(m.id == message_id and m.ts is not None for m in view.messages):
+                continue  # posted since the list was read (e.g. its publisher finished meanwhile)
             if self.post_message(view, message_id):
                 posted += 1
             else:
