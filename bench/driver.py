@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -74,6 +75,11 @@ def click_targets(messages: dict[str, list[dict[str, Any]]], count: int) -> list
             if keys:
                 per_message.append([Target(channel, message, k) for k in keys])
     return [t for group in itertools.zip_longest(*per_message) for t in group if t is not None][:count]
+
+
+def channel_of(body: str) -> str:
+    """The channel a ``/release start`` body was sent from (its release's channel)."""
+    return parse_qs(body)["channel_id"][0]
 
 
 def click_bodies(fake: Any, targets: Sequence[Target]) -> list[str]:

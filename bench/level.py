@@ -14,16 +14,23 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.driver import LevelResult, click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
+from bench.driver import (  # noqa: E402
+    LevelResult,
+    channel_of,
+    click_bodies,
+    click_targets,
+    drive,
+    pooled,
+    start_bodies,
+)
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.procs import ScratchPostgres, bot_argv, floor_argv, spawn  # noqa: E402
-from bench.run import RESULTS_DIR, bot_env, floor_env, migrate  # noqa: E402
+from bench.procs import bot_argv, floor_argv, spawn  # noqa: E402
+from bench.run import RESULTS_DIR, bot_env, floor_env, scratch_database  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,14 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeSlackProcess().start()
     with contextlib.ExitStack() as stack:
         stack.callback(fake.stop)
-        if args.engine == "postgres":
-            url = stack.enter_context(ScratchPostgres()).url
-        else:
-            db = log_dir / f"level-{int(time.time())}.db"
-            url = f"sqlite:///{db}"
-            for suffix in ("", "-wal", "-shm", ".lock"):
-                stack.callback(Path(f"{db}{suffix}").unlink, missing_ok=True)
-        migrate(url)
+        url = scratch_database(args.engine, log_dir, stack)
         bot = spawn(f"bot-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
         stack.callback(bot.stop)
         floor = spawn("floor", floor_argv(), floor_env(fake, False), log_dir)
@@ -55,19 +55,24 @@ def main(argv: list[str] | None = None) -> int:
         setup = start_bodies(fake, 16, "level-warm")
         drive(bot.url, setup, 1)
         drive(floor.url, start_bodies(fake, 16, "level-floor-warm"), 1)
-        channels = [f"C0B{parse_qs(b)['channel_id'][0][3:]}" for b in setup]
+        channels = [channel_of(b) for b in setup]
         bot_parts: list[LevelResult] = []
         floor_parts: list[LevelResult] = []
-        for n in range(args.rounds):
+        # Round 0 is not counted: the first clicks after start-up run cold code on both sides (run.py's c=1 level
+        # does that before its c=50 one).
+        for n in range(args.rounds + 1):
             fake.wait_quiet(2.5, 90)
             bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
-            bot_parts.append(drive(bot.url, bodies, args.concurrency))
+            b = drive(bot.url, bodies, args.concurrency)
             # The bot's work follows its acks: the floor's burst waits until the redraws are over, as in run.py.
             fake.wait_quiet(2.5, 60, since=time.monotonic())
-            floor_parts.append(drive(floor.url, bodies, args.concurrency))
-            b, f = bot_parts[-1], floor_parts[-1]
+            f = drive(floor.url, bodies, args.concurrency)
+            if n == 0:
+                continue
+            bot_parts.append(b)
+            floor_parts.append(f)
             print(
-                f"round {n + 1}: bot p50 {b.p50_ms:.1f} p99 {b.p99_ms:.1f} ms, floor p50 {f.p50_ms:.1f} "
+                f"round {n}: bot p50 {b.p50_ms:.1f} p99 {b.p99_ms:.1f} ms, floor p50 {f.p50_ms:.1f} "
                 f"p99 {f.p99_ms:.1f} ms, p99 ratio {b.p99_ms / f.p99_ms:.2f}",
                 flush=True,
             )

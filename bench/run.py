@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.driver import click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
+from bench.driver import channel_of, click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
 from bench.procs import (  # noqa: E402
     RssSampler,
@@ -126,7 +126,7 @@ def measure(
         setup = start_bodies(fake, plan.warmup, f"{bot.name}-warm")
         drive(bot.url, setup, 1)
         drive(floor.url, start_bodies(fake, plan.warmup, "floor-warm"), 1)
-        channels = [f"C0B{_channel_no(b)}" for b in setup]
+        channels = [channel_of(b) for b in setup]
         # Clicks first: the starts leave a backlog of paced posts that would blur the calls-per-click count.
         out_bot["click"], out_floor["click"] = {}, {}
         for c in CONCURRENCY:
@@ -181,12 +181,6 @@ def _brief(row: dict[str, Any]) -> str:
     return f"p50 {row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, {row['per_s']}/s{cpu}{calls}{failed}"
 
 
-def _channel_no(body: str) -> str:
-    from urllib.parse import parse_qs
-
-    return parse_qs(body)["channel_id"][0][3:]
-
-
 def migrate(database_url: str) -> None:
     """Apply migrations first, as a deployment's migrate Job does: start-up time and memory are then the
     steady state of a replica (a replica that finds the schema current never loads Alembic)."""
@@ -217,13 +211,7 @@ def run_engine(
     """The bot on one engine and a floor beside it: (bot figures, floor figures)."""
     say(f"bot on {engine}, and the floor (minimal Bolt app) beside it")
     with contextlib.ExitStack() as stack:
-        if engine == "sqlite":
-            db_path = log_dir / f"bench-{int(time.time())}.db"
-            url = f"sqlite:///{db_path}"
-            stack.callback(_remove_sqlite, db_path)
-        else:
-            url = stack.enter_context(ScratchPostgres()).url
-        migrate(url)
+        url = scratch_database(engine, log_dir, stack)
         bot = spawn(f"bot-{engine}", bot_argv(tuned), bot_env(url, fake, extra), log_dir)
         stack.callback(bot.stop)
         floor = spawn(f"floor-{engine}", floor_argv(), floor_env(fake, tuned), log_dir)
@@ -231,9 +219,17 @@ def run_engine(
         return measure(bot, floor, fake, plan)
 
 
-def _remove_sqlite(db_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+def scratch_database(engine: str, log_dir: Path, stack: contextlib.ExitStack) -> str:
+    """A fresh, migrated database on ``engine`` for one server, removed when ``stack`` closes; its URL."""
+    if engine == "sqlite":
+        db_path = log_dir / f"bench-{engine}-{time.time_ns()}.db"
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            stack.callback(Path(f"{db_path}{suffix}").unlink, missing_ok=True)
+        url = f"sqlite:///{db_path}"
+    else:
+        url = stack.enter_context(ScratchPostgres()).url
+    migrate(url)
+    return url
 
 
 def run_detection(runs: int) -> dict[str, Any]:
