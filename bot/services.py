@@ -26,6 +26,11 @@ from bot.ports import Clock
 
 UowFactory = Callable[[], SqlUnitOfWork]
 
+# How long a claim to post a message holds. The rows of a release are claimed when reserved and each is claimed
+# again just before its post, so this must outlast a whole publish (~15 s of paced posts; minutes if Slack is
+# slow) and one post (a 10 s timeout, one retry, a rate-limit wait). A lapsed claim belonged to a dead process.
+POST_CLAIM_LEASE = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class ReleaseView:
@@ -172,10 +177,28 @@ class Services:
             return current
 
     def unposted(self) -> list[tuple[int, int]]:
-        """(release id, message id) of messages Slack never got, oldest first."""
-        settle = self._clock.now() - timedelta(minutes=2)
+        """(release id, message id) of messages Slack never got and nobody is posting, oldest first."""
         with self._read() as uow:
-            return [(m.release_id, m.id) for m in uow.messages.unposted(settle)]
+            lapsed = self._clock.now() - POST_CLAIM_LEASE
+            return [(m.release_id, m.id) for m in uow.messages.unposted(lapsed)]
+
+    def claim_post(self, message_id: int, owner: str) -> bool:
+        """Whether ``owner`` may post this message now (and holds it for another lease if so).
+
+        It touches the one row: a click's transaction locks the release, then its messages, so a claim that
+        locked several messages could deadlock with one on Postgres.
+        """
+        now = self._clock.now()
+        with self._uow() as uow:
+            claimed = uow.messages.claim(message_id, owner, now, now - POST_CLAIM_LEASE)
+            uow.commit()
+            return claimed
+
+    def drop_post_claim(self, message_id: int, owner: str) -> None:
+        """Slack would not take the post: leave the message to the repair sweep."""
+        with self._uow() as uow:
+            uow.messages.drop_claim(message_id, owner)
+            uow.commit()
 
     def out_of_sync(self) -> list[int]:
         with self._read() as uow:
@@ -268,11 +291,14 @@ class Services:
             uow.commit()
             return self.view_in(uow, record.id)
 
-    def add_messages(self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str) -> ReleaseView:
-        """Reserve the message rows a release is drawn in, before posting them."""
+    def add_messages(
+        self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str, *, posting_by: str
+    ) -> ReleaseView:
+        """Reserve the message rows a release is drawn in, claimed by ``posting_by``, who posts them next."""
+        now = self._clock.now()
         with self._uow() as uow:
             for kind, page in slots:
-                uow.messages.add(release_id, kind, page, channel_id)
+                uow.messages.add(release_id, kind, page, channel_id, posting_by=posting_by, at=now)
             uow.commit()
             return self.view_in(uow, release_id)
 

@@ -170,14 +170,16 @@ def test_messages_slack_never_got_are_posted_once_it_answers_again(running: Runn
     assert len(release_messages(running.fake)) == 1 + 2 * pages
 
 
-def test_the_repair_sweep_leaves_alone_a_release_still_being_posted(
-    db_url: str, fake_slack: FakeSlack
-) -> None:
+def test_no_repair_sweep_posts_a_release_still_being_posted(db_url: str, fake_slack: FakeSlack) -> None:
     # Paced posts: the release's messages trickle out after its header, as behind a burst of starts.
     rb = start_bot(
         make_settings(db_url, fake_slack), fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.6)
     )
+    sweepers = [rb]
     try:
+        if not db_url.startswith("sqlite"):  # SQLite runs one process; replicas share a Postgres database
+            # A second replica, whose leader runs the sweep: it shares nothing in memory with rb.
+            sweepers.append(start_bot(make_settings(db_url, fake_slack), fake_slack, pacer=ChannelPacer(0.0)))
         rb.user().command("start v1.4.0")
         pages = len(rb.services.checklist.flow_phases)
         engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
@@ -188,14 +190,52 @@ def test_the_repair_sweep_leaves_alone_a_release_still_being_posted(
 
         fake_slack.wait_for(header_recorded)
         # A publish that waited in the queue begins long after the release was started: its age alone must not
-        # make the sweep post the messages its publisher is about to post.
+        # make a sweep post the messages their publisher is about to post.
         with engine.begin() as conn:
             conn.execute(sa.update(ReleaseRow).values(started_at=datetime.now(UTC) - timedelta(minutes=10)))
         engine.dispose()
         assert len(release_messages(fake_slack)) < 1 + pages  # still posting
-        assert rb.bot.publisher.post_missing() == 0
+        for sweeper in sweepers:
+            assert sweeper.bot.publisher.post_missing() == 0
         wait_for_release(fake_slack, 1 + pages)
-        assert rb.bot.publisher.post_missing() == 0
+        assert sweepers[-1].bot.publisher.post_missing() == 0
         assert len(release_messages(fake_slack)) == 1 + pages
     finally:
-        rb.stop()
+        for running_bot in reversed(sweepers):
+            running_bot.stop()
+
+
+def test_messages_claimed_by_a_replica_that_died_are_posted_once_the_claim_lapses(
+    running: RunningBot, db_url: str
+) -> None:
+    running.user().command("start v1.4.0")
+    pages = len(running.services.checklist.flow_phases)
+    wait_for_release(running.fake, 1 + pages)
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+
+    def claimed_by(owner: str, minutes_ago: float) -> None:
+        """As if a replica had reserved the checklist messages and stopped before posting them."""
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(MessageRow)
+                .where(MessageRow.kind == "checklist")
+                .values(
+                    ts=None,
+                    synced_rev=0,
+                    posting_by=owner,
+                    posting_since=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+                )
+            )
+
+    try:
+        claimed_by("replica-b:7:alive", 1)
+        assert running.bot.publisher.post_missing() == 0  # a live claim: its owner posts them
+        claimed_by("replica-b:7:dead", 6)
+        assert running.bot.publisher.post_missing() == pages
+        assert running.bot.publisher.post_missing() == 0
+        assert len(release_messages(running.fake)) == 1 + 2 * pages
+        with engine.connect() as conn:
+            left = conn.execute(sa.select(MessageRow.posting_by, MessageRow.posting_since)).all()
+        assert set(left) == {(None, None)}  # posted messages hold no claim
+    finally:
+        engine.dispose()

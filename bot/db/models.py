@@ -134,6 +134,10 @@ class MessageRow(Base):
     content_rev: Mapped[int] = mapped_column(Integer, default=1)  # bumped with every change it shows
     synced_rev: Mapped[int] = mapped_column(Integer, default=0)  # the rev Slack last accepted
     synced_at: Mapped[datetime | None]
+    # Who is posting it, since when: replicas claim a message before posting it, and a claim older than the
+    # lease is taken to belong to a process that died mid-post (see Services.claim_post).
+    posting_by: Mapped[str | None] = mapped_column(String(64))
+    posting_since: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("release_id", "kind", "page"), Index(None, "channel_id", "ts"))
 

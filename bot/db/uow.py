@@ -11,7 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.models import AuditEventRow, ItemStateRow, MessageRow, ReleaseRow, TimerRow
@@ -225,9 +225,18 @@ class Messages:
     def __init__(self, session: Session) -> None:
         self._s = session
 
-    def add(self, release_id: int, kind: str, page: int, channel_id: str) -> MessageRecord:
+    def add(
+        self, release_id: int, kind: str, page: int, channel_id: str, *, posting_by: str, at: datetime
+    ) -> MessageRecord:
         row = MessageRow(
-            release_id=release_id, kind=kind, page=page, channel_id=channel_id, content_rev=1, synced_rev=0
+            release_id=release_id,
+            kind=kind,
+            page=page,
+            channel_id=channel_id,
+            content_rev=1,
+            synced_rev=0,
+            posting_by=posting_by,
+            posting_since=at,
         )
         self._s.add(row)
         self._s.flush()
@@ -247,7 +256,35 @@ class Messages:
         self._s.execute(
             update(MessageRow)
             .where(MessageRow.id == message_id)
-            .values(ts=ts, synced_rev=synced_rev, synced_at=at)
+            .values(ts=ts, synced_rev=synced_rev, synced_at=at, posting_by=None, posting_since=None)
+        )
+
+    def claim(self, message_id: int, owner: str, at: datetime, lapsed_before: datetime) -> bool:
+        """Take the right to post an unposted message: it is unclaimed, already ``owner``'s, or its claim lapsed.
+
+        One conditional UPDATE, so the database decides between two replicas: on Postgres the second waits for
+        the first's row lock and re-reads the row, on SQLite writers take turns.
+        """
+        claimed = self._s.execute(
+            update(MessageRow)
+            .where(
+                MessageRow.id == message_id,
+                MessageRow.ts.is_(None),
+                or_(
+                    MessageRow.posting_by.is_(None),
+                    MessageRow.posting_by == owner,
+                    MessageRow.posting_since < lapsed_before,
+                ),
+            )
+            .values(posting_by=owner, posting_since=at)
+        )
+        return bool(getattr(claimed, "rowcount", 0))
+
+    def drop_claim(self, message_id: int, owner: str) -> None:
+        self._s.execute(
+            update(MessageRow)
+            .where(MessageRow.id == message_id, MessageRow.posting_by == owner)
+            .values(posting_by=None, posting_since=None)
         )
 
     def bump(self, message_ids: Iterable[int]) -> None:
@@ -275,10 +312,10 @@ class Messages:
             .values(synced_rev=rev, synced_at=at)
         )
 
-    def unposted(self, started_before: datetime, limit: int = 50) -> list[MessageRecord]:
+    def unposted(self, lapsed_before: datetime, limit: int = 50) -> list[MessageRecord]:
         """Messages reserved for a release whose header is in Slack, but which were never posted themselves.
 
-        Only releases started before ``started_before``: younger ones are still being posted by their publisher.
+        Only messages nobody is posting: unclaimed, or claimed before ``lapsed_before`` by a process that died.
         """
         stmt = (
             select(MessageRow)
@@ -286,7 +323,7 @@ class Messages:
             .where(
                 MessageRow.ts.is_(None),
                 ReleaseRow.thread_ts.is_not(None),
-                ReleaseRow.started_at < started_before,
+                or_(MessageRow.posting_by.is_(None), MessageRow.posting_since < lapsed_before),
             )
             .order_by(MessageRow.id)
             .limit(limit)

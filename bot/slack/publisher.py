@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import socket
+import uuid
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from bot.domain.checklist import Checklist
@@ -18,6 +21,12 @@ from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.sync import MessageSync, Rendered
 
 log = logging.getLogger(__name__)
+
+
+class Posted(Enum):
+    POSTED = "posted"
+    TAKEN = "taken"  # another process holds the claim, or posted it first
+    FAILED = "failed"  # Slack would not take it
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,8 @@ class Publisher:
         self.sync = sync
         self._executor = executor
         self.lang = lang
-        # Releases whose publish is queued or running here. The repair sweep keeps off them: a publish queued
-        # behind a burst of starts begins long after the release started, and both would post its messages.
-        self._publishing: set[int] = set()
-        self._publishing_lock = threading.Lock()
+        # Names this process in message claims (Services.claim_post): replicas share the database, not memory.
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def render(self, message_id: int) -> Rendered | None:
         message, view = self._services.message_view(message_id)
@@ -82,28 +89,16 @@ class Publisher:
 
     def publish_release(self, view: ReleaseView, origin: Origin) -> Future[Any]:
         # The task keeps the id, not the view: a burst of starts queues hundreds of them behind the post pacing.
-        with self._publishing_lock:
-            self._publishing.add(view.release.id)
-        try:
-            return self.submit(
-                self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
-            )
-        except BaseException:
-            with self._publishing_lock:
-                self._publishing.discard(view.release.id)
-            raise
+        return self.submit(
+            self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
+        )
+
+    def reserve(self, release_id: int, slots: list[tuple[str, int]], channel: str) -> ReleaseView:
+        """Add a release's message rows, claimed by this process, which posts them next (``post_message``)."""
+        return self._services.add_messages(release_id, slots, channel, posting_by=self.owner)
 
     def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
-        try:
-            self._publish_release_now(release_id, checklist, channel, origin)
-        finally:
-            with self._publishing_lock:
-                self._publishing.discard(release_id)
-
-    def _publish_release_now(
-        self, release_id: int, checklist: Checklist, channel: str, origin: Origin
-    ) -> None:
-        view = self._services.add_messages(release_id, blocks.message_slots(checklist), channel)
+        view = self.reserve(release_id, blocks.message_slots(checklist), channel)
         channel = view.release.channel_id
         header = view.message("header")
         assert header is not None
@@ -138,8 +133,12 @@ class Publisher:
                 continue
             self.post_message(view, message.id)
 
-    def post_message(self, view: ReleaseView, message_id: int) -> bool:
-        """Post one reserved message of a release; on failure it stays unposted for the sweep to retry."""
+    def post_message(self, view: ReleaseView, message_id: int) -> Posted:
+        """Post one reserved message of a release, unless another process has claimed it or posted it.
+
+        On failure the claim is dropped and the message stays unposted for the repair sweep to retry."""
+        if not self._services.claim_post(message_id, self.owner):
+            return Posted.TAKEN
         message = next(m for m in view.messages if m.id == message_id)
         text, rendered = blocks.render_message(view, message, self.lang)
         thread_ts = view.release.thread_ts if message.kind == "followup" else None
@@ -147,9 +146,10 @@ class Publisher:
             ts = self.gateway.post(view.release.channel_id, text, rendered, thread_ts=thread_ts)
         except ChatError as e:
             log.warning("posting message %s of release %s failed: %s", message_id, view.release.id, e.code)
-            return False
+            self._services.drop_post_claim(message_id, self.owner)
+            return Posted.FAILED
         self._services.message_posted(message.id, ts, message.content_rev)
-        return True
+        return Posted.POSTED
 
     # --- thread replies ---------------------------------------------------------------------------------
 
@@ -174,16 +174,12 @@ class Publisher:
         """Post messages a Slack outage (or a shutdown) kept from being posted; the leader runs this periodically."""
         posted = 0
         for release_id, message_id in self._services.unposted():
-            with self._publishing_lock:
-                if release_id in self._publishing:
-                    continue  # its own publisher posts it
-            view = self._services.view(release_id)
-            if any(m.id == message_id and m.ts is not None for m in view.messages):
-                continue  # posted since the list was read (e.g. its publisher finished meanwhile)
-            if self.post_message(view, message_id):
+            outcome = self.post_message(self._services.view(release_id), message_id)
+            if outcome is Posted.POSTED:
                 posted += 1
-            else:
+            elif outcome is Posted.FAILED:
                 break  # Slack still refuses: try again on the next round, in order
+            # TAKEN: claimed or posted by someone else since the list was read
         return posted
 
     def resync_release(self, release_id: int) -> tuple[int, int]:
@@ -194,8 +190,8 @@ class Publisher:
             if message.ts is None:
                 if message.kind == "header":
                     continue
-                self.post_message(view, message.id)
-                posted += 1
+                if self.post_message(view, message.id) is Posted.POSTED:
+                    posted += 1
                 continue
             rendered = self.render(message.id)
             if rendered is not None:

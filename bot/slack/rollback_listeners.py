@@ -285,7 +285,7 @@ def post_followup(ctx: RollbackContext, view: ReleaseView) -> None:
     if view.checklist.followup_phase is None or view.message("followup") is not None:
         return
     pages = len(blocks.checklist_pages(view.checklist, "followup"))
-    view = ctx.slack.services.add_messages(
+    view = ctx.slack.publisher.reserve(
         view.release.id, [("followup", n) for n in range(pages)], view.release.channel_id
     )
     for message in view.messages:
