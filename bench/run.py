@@ -48,14 +48,18 @@ HTTP_THREADS = 16  # the bot's default HTTP_THREADS; the floor gets the same ser
 @dataclass(frozen=True)
 class Plan:
     starts: int  # /release start requests per concurrency level (for the bot, and as many for the floor)
-    clicks: int  # clicks per concurrency level
-    rounds: int  # each level is split into this many bot-then-floor burst pairs
+    rounds: int  # each start level is split into this many floor-then-bot burst pairs
+    clicks: int  # clicks per round of a click level
+    click_rounds: tuple[int, ...]  # bot-then-floor burst pairs at each click level, in CONCURRENCY's order
     quiet_s: float  # no Slack call for this long = the bot has gone quiet
     warmup: int  # releases started before measuring; their checkboxes are what gets clicked
 
 
-FULL = Plan(starts=300, clicks=600, rounds=3, quiet_s=2.5, warmup=16)
-QUICK = Plan(starts=40, clicks=80, rounds=1, quiet_s=1.5, warmup=2)
+# c=50 gets more rounds. A round of 200 clicks at c=50 lasts ~0.25 s and a stall of the VM inside it delays up to
+# 50 round trips at once, a twelfth of three rounds' samples: the p99 of three rounds says whether a stall fell
+# in the bot's bursts or the floor's. Over eight rounds each side meets several, and the ratio measures the code.
+FULL = Plan(starts=300, rounds=3, clicks=200, click_rounds=(3, 3, 8), quiet_s=2.5, warmup=28)
+QUICK = Plan(starts=40, rounds=1, clicks=80, click_rounds=(1, 1, 1), quiet_s=1.5, warmup=2)
 
 
 def bot_env(database_url: str, fake: FakeSlackProcess, extra: dict[str, str]) -> dict[str, str]:
@@ -129,13 +133,13 @@ def measure(
         channels = [channel_of(b) for b in setup]
         # Clicks first: the starts leave a backlog of paced posts that would blur the calls-per-click count.
         out_bot["click"], out_floor["click"] = {}, {}
-        for c in CONCURRENCY:
+        for c, rounds in zip(CONCURRENCY, plan.click_rounds, strict=True):
             quiet("next")
-            targets = click_targets(fake.messages(channels), plan.clicks)
-            if len(targets) < plan.clicks:
+            targets = click_targets(fake.messages(channels), plan.clicks * rounds)
+            if len(targets) < plan.clicks * rounds:
                 raise RuntimeError(f"only {len(targets)} checkbox items were posted; see {bot.log_path}")
             bot_burst, floor_burst, calls = Burst(bot, c), Burst(floor, c), Counter[str]()
-            for part in _chunks(click_bodies(fake, targets), plan.rounds):
+            for part in _chunks(click_bodies(fake, targets), rounds):
                 quiet("bot")
                 before = fake.count()
                 bot_burst.run(part)
