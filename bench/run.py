@@ -58,7 +58,7 @@ class Plan:
 # c=50 gets more rounds. A round of 200 clicks at c=50 lasts ~0.25 s and a stall of the VM inside it delays up to
 # 50 round trips at once, a twelfth of three rounds' samples: the p99 of three rounds says whether a stall fell
 # in the bot's bursts or the floor's. Over eight rounds each side meets several, and the ratio measures the code.
-FULL = Plan(starts=300, rounds=3, clicks=200, click_rounds=(3, 3, 8), quiet_s=2.5, warmup=28)
+FULL = Plan(starts=300, rounds=3, clicks=200, click_rounds=(3, 3, 8), quiet_s=2.5, warmup=42)
 QUICK = Plan(starts=40, rounds=1, clicks=80, click_rounds=(1, 1, 1), quiet_s=1.5, warmup=2)
 
 
@@ -131,6 +131,9 @@ def measure(
         drive(bot.url, setup, 1)
         drive(floor.url, start_bodies(fake, plan.warmup, "floor-warm"), 1)
         channels = [channel_of(b) for b in setup]
+        # The warm-up releases' posts are paced per channel and go out ~8 at a time: over a minute of them.
+        if not fake.wait_quiet(plan.quiet_s, 300):
+            say("  warning: the warm-up releases were still being posted when the clicks began")
         # Clicks first: the starts leave a backlog of paced posts that would blur the calls-per-click count.
         out_bot["click"], out_floor["click"] = {}, {}
         for c, rounds in zip(CONCURRENCY, plan.click_rounds, strict=True):
