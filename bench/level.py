@@ -1,4 +1,4 @@
-"""One click level, bot against floor, for many rounds: each round's p99 and the pooled ratio.
+"""One level, bot against floor, for many rounds: each round's p99 and the pooled ratio.
 
     /work/venv/bin/python -m bench.level                       # SQLite, c=50, 8 rounds of 200 clicks
     /work/venv/bin/python -m bench.level --engine postgres --concurrency 10 --rounds 12
@@ -40,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--clicks", type=int, default=200, help="clicks a round")
+    parser.add_argument("--clicks", type=int, default=200, help="requests a round")
+    parser.add_argument(
+        "--request",
+        choices=("click", "start"),
+        default="click",
+        help="start: /release start bursts, the floor's first, each on the backlog of paced posts the ones "
+        "before left (as in run.py)",
+    )
     args = parser.parse_args(argv)
     log_dir = RESULTS_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -61,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         # Round 0 is not counted: the first clicks after start-up run cold code on both sides (run.py's c=1 level
         # does that before its c=50 one).
         for n in range(args.rounds + 1):
-            fake.wait_quiet(2.5, 90)
-            bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
-            b = drive(bot.url, bodies, args.concurrency)
-            # The bot's work follows its acks: the floor's burst waits until the redraws are over, as in run.py.
-            fake.wait_quiet(2.5, 60, since=time.monotonic())
-            f = drive(floor.url, bodies, args.concurrency)
+            if args.request == "start":
+                fake.wait_quiet(2.5, 30)
+                f = drive(floor.url, start_bodies(fake, args.clicks, f"floor-{n}"), args.concurrency)
+                b = drive(bot.url, start_bodies(fake, args.clicks, f"bot-{n}"), args.concurrency)
+            else:
+                fake.wait_quiet(2.5, 90)
+                bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
+                b = drive(bot.url, bodies, args.concurrency)
+                # The bot's work follows its acks: the floor's burst waits for the redraws to end, as in run.py.
+                fake.wait_quiet(2.5, 60, since=time.monotonic())
+                f = drive(floor.url, bodies, args.concurrency)
             if n == 0:
                 continue
             bot_parts.append(b)
@@ -78,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         b, f = pooled(bot_parts), pooled(floor_parts)
         print(
-            f"pooled over {args.rounds} rounds, {args.engine}, c={args.concurrency}: bot p99 {b.p99_ms:.1f} ms, "
+            f"pooled over {args.rounds} rounds, {args.request}, {args.engine}, c={args.concurrency}: "
+            f"bot p99 {b.p99_ms:.1f} ms, "
             f"floor p99 {f.p99_ms:.1f} ms, ratio {b.p99_ms / f.p99_ms:.2f}"
         )
     return 0

@@ -47,19 +47,31 @@ HTTP_THREADS = 16  # the bot's default HTTP_THREADS; the floor gets the same ser
 
 @dataclass(frozen=True)
 class Plan:
-    starts: int  # /release start requests per concurrency level (for the bot, and as many for the floor)
-    rounds: int  # each start level is split into this many floor-then-bot burst pairs
-    clicks: int  # clicks per round of a click level
+    clicks: int  # clicks a round
     click_rounds: tuple[int, ...]  # bot-then-floor burst pairs at each click level, in CONCURRENCY's order
+    starts: tuple[
+        int, ...
+    ]  # /release start requests a round at each level (for the bot, and as many for the floor)
+    start_rounds: tuple[int, ...]  # floor-then-bot burst pairs at each start level
     quiet_s: float  # no Slack call for this long = the bot has gone quiet
     warmup: int  # releases started before measuring; their checkboxes are what gets clicked
 
 
-# c=50 gets more rounds. A round of 200 clicks at c=50 lasts ~0.25 s and a stall of the VM inside it delays up to
-# 50 round trips at once, a twelfth of three rounds' samples: the p99 of three rounds says whether a stall fell
-# in the bot's bursts or the floor's. Over eight rounds each side meets several, and the ratio measures the code.
-FULL = Plan(starts=300, rounds=3, clicks=200, click_rounds=(3, 3, 8), quiet_s=2.5, warmup=42)
-QUICK = Plan(starts=40, rounds=1, clicks=80, click_rounds=(1, 1, 1), quiet_s=1.5, warmup=2)
+# c=10 and c=50 get eight rounds. A round there lasts 0.1-0.3 s, and a stall of the VM inside it delays up to c
+# round trips at once: with three rounds, whether the p99 of a side held a stall was chance (single rounds of one
+# level ranged from 0.63x to 1.40x the floor). Over eight rounds each side meets several. c=50 starts go 50 a
+# round, so that 400 starts, not 800, add to the backlog of paced posts the later rounds run on.
+FULL = Plan(
+    clicks=200,
+    click_rounds=(3, 8, 8),
+    starts=(100, 40, 50),
+    start_rounds=(3, 8, 8),
+    quiet_s=2.5,
+    warmup=42,
+)
+QUICK = Plan(
+    clicks=80, click_rounds=(1, 1, 1), starts=(40, 40, 40), start_rounds=(1, 1, 1), quiet_s=1.5, warmup=2
+)
 
 
 def bot_env(database_url: str, fake: FakeSlackProcess, extra: dict[str, str]) -> dict[str, str]:
@@ -116,8 +128,8 @@ def _idle(server: Server) -> dict[str, Any]:
 def measure(
     bot: Server, floor: Server, fake: FakeSlackProcess, plan: Plan
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every level against the bot and the floor, interleaved: each level is ``plan.rounds`` pairs of a bot
-    burst and a floor burst of the same requests, each begun on a quiet machine. Noise from the machine (CPU
+    """Every level against the bot and the floor, interleaved: each level is a few rounds (``plan``), each a
+    pair of a bot burst and a floor burst of the same requests, each begun on a quiet machine. Noise from the machine (CPU
     steal on a shared VM comes and goes by the minute) then falls on both alike; percentiles pool the rounds."""
     time.sleep(0.5)  # let start-up allocations settle before calling it idle
     out_bot, out_floor = _idle(bot), _idle(floor)
@@ -159,14 +171,13 @@ def measure(
             out_floor["click"][str(c)] = floor_burst.result()
             say(f"  click c={c}: bot {_brief(row)}; floor {_brief(out_floor['click'][str(c)])}")
         out_bot["start"], out_floor["start"] = {}, {}
-        for c in CONCURRENCY:
+        for c, n, rounds in zip(CONCURRENCY, plan.starts, plan.start_rounds, strict=True):
             bot_burst, floor_burst = Burst(bot, c), Burst(floor, c)
             on_quiet = True
-            for _ in range(plan.rounds):
-                n = plan.starts // plan.rounds
-                # Each start leaves ~14 s of paced posts per release behind it, so waiting for silence would take
-                # minutes: the floor goes first, after at most 30 s of waiting, and the bot's burst follows it.
-                on_quiet &= fake.wait_quiet(plan.quiet_s, 30)
+            for _ in range(rounds):
+                # Each start leaves ~14 s of paced posts behind it, 8 releases at a time: waiting for silence
+                # would take many minutes. The floor goes first, after at most 15 s, and the bot's burst follows.
+                on_quiet &= fake.wait_quiet(plan.quiet_s, 15)
                 floor_burst.run(start_bodies(fake, n, f"floor-c{c}"))
                 bot_burst.run(start_bodies(fake, n, f"{bot.name}-c{c}"))
             out_floor["start"][str(c)] = floor_burst.result() | {"began_quiet": on_quiet}
