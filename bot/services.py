@@ -182,6 +182,11 @@ class Services:
             lapsed = self._clock.now() - POST_CLAIM_LEASE
             return [(m.release_id, m.id) for m in uow.messages.unposted(lapsed)]
 
+    def unpublished(self) -> list[int]:
+        """Releases whose publish a dead process left undone, oldest first (see Releases.unpublished)."""
+        with self._read() as uow:
+            return uow.releases.unpublished(self._clock.now() - POST_CLAIM_LEASE)
+
     def claim_post(self, message_id: int, owner: str) -> bool:
         """Whether ``owner`` may post this message now (and holds it for another lease if so).
 
@@ -293,14 +298,20 @@ class Services:
 
     def add_messages(
         self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str, *, posting_by: str
-    ) -> ReleaseView:
-        """Reserve the message rows a release is drawn in, claimed by ``posting_by``, who posts them next."""
+    ) -> ReleaseView | None:
+        """Reserve the message rows a release is drawn in, claimed by ``posting_by``, who posts them next.
+
+        None when they were reserved already: another publish of the release got there first.
+        """
         now = self._clock.now()
-        with self._uow() as uow:
-            for kind, page in slots:
-                uow.messages.add(release_id, kind, page, channel_id, posting_by=posting_by, at=now)
-            uow.commit()
-            return self.view_in(uow, release_id)
+        try:
+            with self._uow() as uow:
+                for kind, page in slots:
+                    uow.messages.add(release_id, kind, page, channel_id, posting_by=posting_by, at=now)
+                uow.commit()
+                return self.view_in(uow, release_id)
+        except IntegrityError:
+            return None
 
     def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> None:
         with self._uow() as uow:

@@ -14,7 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from bot.db.models import MessageRow, ReleaseRow
+from bot.domain.records import Actor
+from bot.slack import blocks
 from bot.slack.gateway import ChannelPacer
+from bot.slack.publisher import Origin, Posted
 from tests.conftest import FAST_CHECKLIST, SEED_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import BOT_TOKEN, SECRET
@@ -237,5 +240,62 @@ def test_messages_claimed_by_a_replica_that_died_are_posted_once_the_claim_lapse
         with engine.connect() as conn:
             left = conn.execute(sa.select(MessageRow.posting_by, MessageRow.posting_since)).all()
         assert set(left) == {(None, None)}  # posted messages hold no claim
+
+        # This process's own publish, so slow that its reservation lapsed: the sweep here took a message over and
+        # is posting it. When the publish reaches that message, it must not post it as well.
+        publisher = running.bot.publisher
+        publish_token = publisher.claim_token()
+        claimed_by(publish_token, 6)
+        view = running.services.view(running.services.recent(CHANNEL, 1)[0].id)
+        first = next(m.id for m in view.messages if m.kind == "checklist")
+        assert running.services.claim_post(first, publisher.claim_token())  # the sweep's attempt
+        before = len(release_messages(running.fake))
+        assert publisher.post_message(view, first, publish_token) is Posted.TAKEN
+        assert publisher.post_message(view, first) is Posted.TAKEN  # a resync, say
+        assert len(release_messages(running.fake)) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_release_whose_process_died_before_posting_it_is_published_by_the_sweep(
+    running: RunningBot, db_url: str
+) -> None:
+    services, publisher = running.services, running.bot.publisher
+    pages = len(services.checklist.flow_phases)
+    alice = Actor("U061F7AUR", "alice")
+    # Recorded, but its publish was lost with its process: one died before reserving the messages, one after.
+    lost = services.start_release(channel_id=CHANNEL, version="v1.4.0", actor=alice)
+    reserved = services.start_release(channel_id=CHANNEL, version="v1.4.1", actor=alice)
+    reserved_view = publisher.reserve(reserved.release.id, blocks.message_slots(reserved.checklist), CHANNEL)
+    assert reserved_view is not None
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+
+    def age(minutes: float) -> None:
+        since = datetime.now(UTC) - timedelta(minutes=minutes)
+        with engine.begin() as conn:
+            conn.execute(sa.update(ReleaseRow).values(started_at=since))
+            conn.execute(sa.update(MessageRow).values(posting_since=since))
+
+    try:
+        age(1)  # as young as a publish still running somewhere
+        assert publisher.post_missing() == 0
+        assert release_messages(running.fake) == []
+        age(6)
+        running.fake.go_down(mode="503")
+        assert publisher.post_missing() == 0  # Slack down: both kept for the next round
+        running.fake.come_back()
+        assert publisher.post_missing() == 2 * (1 + pages)
+        assert publisher.post_missing() == 0
+        messages = release_messages(running.fake)
+        assert len(messages) == 2 * (1 + pages)
+        text = "\n".join(render_text(m["blocks"]) for m in messages)
+        assert "v1.4.0" in text and "v1.4.1" in text
+        # The lost publish, had it only waited in a queue, finds the work done and posts nothing.
+        publisher.publish_release(lost, Origin(alice.id, CHANNEL, None, None)).result(timeout=10)
+        assert len(release_messages(running.fake)) == 2 * (1 + pages)
+        # Both are live checklists: a click is recorded and redrawn.
+        key = services.checklist.flow_phases[0].items[0].key
+        running.user().click_item(CHANNEL, item_message(running.fake, key), key)
+        running.fake.wait_for(lambda: ticked(item_message(running.fake, key), key))
     finally:
         engine.dispose()

@@ -53,7 +53,8 @@ def reserve(replica: Replica, owner: str) -> list[int]:
 def test_a_claim_holds_against_others_until_it_lapses(replicas: tuple[Replica, Replica, FakeClock]) -> None:
     a, b, clock = replicas
     header, *pages = reserve(a, "a")
-    assert a.services.unposted() == []  # reserved by a live process: not the sweep's
+    a.services.message_posted(header, "1700000000.000100", 1, thread=True)
+    assert a.services.unposted() == []  # in a thread, but reserved by a live publish: not the sweep's
     assert not b.services.claim_post(pages[0], "b")
     assert a.services.claim_post(pages[0], "a")
     clock.advance(POST_CLAIM_LEASE.total_seconds() - 1)
@@ -62,8 +63,6 @@ def test_a_claim_holds_against_others_until_it_lapses(replicas: tuple[Replica, R
     clock.advance(2)
     assert not b.services.claim_post(pages[0], "b")
     # a died: its claims lapsed, and the sweep may take them over (pages[0] once its renewed claim lapses too).
-    assert [m for _, m in b.services.unposted()] == []  # the header was never posted: no thread to post in
-    b.services.message_posted(header, "1700000000.000100", 1, thread=True)
     assert [m for _, m in b.services.unposted()] == pages[1:]
     clock.advance(POST_CLAIM_LEASE.total_seconds())
     assert [m for _, m in b.services.unposted()] == pages
@@ -105,3 +104,12 @@ def test_of_two_replicas_claiming_at_once_exactly_one_wins(
     for thread in threads:
         thread.join()
     assert sorted(wins["a"] + wins["b"]) == sorted(ids)
+
+
+def test_a_header_not_in_slack_keeps_its_release_from_the_sweep(
+    replicas: tuple[Replica, Replica, FakeClock],
+) -> None:
+    a, b, clock = replicas
+    reserve(a, "a")
+    clock.advance(POST_CLAIM_LEASE.total_seconds() + 1)
+    assert b.services.unposted() == []  # no thread to post the checklist in

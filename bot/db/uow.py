@@ -100,6 +100,32 @@ class Releases:
         ).first()
         return _release(row) if row else None
 
+    def unpublished(self, lapsed_before: datetime, limit: int = 20) -> list[int]:
+        """Active releases started before ``lapsed_before`` whose header never reached Slack, and whose header
+        nobody is posting: the process that meant to publish them died (or its queue held them that long)."""
+        live_header = (
+            select(MessageRow.id)
+            .where(
+                MessageRow.release_id == ReleaseRow.id,
+                MessageRow.kind == "header",
+                MessageRow.posting_by.is_not(None),
+                MessageRow.posting_since >= lapsed_before,
+            )
+            .exists()
+        )
+        stmt = (
+            select(ReleaseRow.id)
+            .where(
+                ReleaseRow.status == ReleaseStatus.ACTIVE.value,
+                ReleaseRow.thread_ts.is_(None),
+                ReleaseRow.started_at < lapsed_before,
+                ~live_header,
+            )
+            .order_by(ReleaseRow.id)
+            .limit(limit)
+        )
+        return list(self._s.scalars(stmt))
+
     def latest(self, version: str, *, channel_id: str | None = None) -> ReleaseRecord | None:
         """The most recent release of a version: the active one first, else the newest."""
         stmt = select(ReleaseRow).where(ReleaseRow.version == version)

@@ -56,8 +56,7 @@ class Publisher:
         self.sync = sync
         self._executor = executor
         self.lang = lang
-        # Names this process in message claims (Services.claim_post): replicas share the database, not memory.
-        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._process = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
     def render(self, message_id: int) -> Rendered | None:
         message, view = self._services.message_view(message_id)
@@ -93,12 +92,47 @@ class Publisher:
             self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
         )
 
-    def reserve(self, release_id: int, slots: list[tuple[str, int]], channel: str) -> ReleaseView:
-        """Add a release's message rows, claimed by this process, which posts them next (``post_message``)."""
-        return self._services.add_messages(release_id, slots, channel, posting_by=self.owner)
+    def claim_token(self) -> str:
+        """Names one posting attempt in message claims (Services.claim_post).
+
+        One per publish, not one per process: the sweep in this process must not pass a claim that this
+        process's slow publish still means to use."""
+        return f"{self._process}:{uuid.uuid4().hex[:12]}"
+
+    def reserve(
+        self, release_id: int, slots: list[tuple[str, int]], channel: str
+    ) -> tuple[ReleaseView, str] | None:
+        """Add a release's message rows, claimed for the caller, who posts them next with the token returned.
+
+        None when another publish reserved them first."""
+        token = self.claim_token()
+        view = self._services.add_messages(release_id, slots, channel, posting_by=token)
+        return None if view is None else (view, token)
 
     def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
-        view = self.reserve(release_id, blocks.message_slots(checklist), channel)
+        reserved = self.reserve(release_id, blocks.message_slots(checklist), channel)
+        if reserved is None:
+            return  # this publish waited in the queue past the lease, and the repair sweep published it
+        self._post_release(*reserved, origin)
+
+    def republish(self, release_id: int) -> int | None:
+        """Publish a release a dead process left without a header in Slack: the number of messages posted, or
+        None when Slack would not take the header for now."""
+        view = self._services.view(release_id)
+        header = view.message("header")
+        if header is None:  # it died before reserving them
+            reserved = self.reserve(release_id, blocks.message_slots(view.checklist), view.release.channel_id)
+            if reserved is None:
+                return 0
+            return self._post_release(*reserved, None)
+        token = self.claim_token()
+        if not self._services.claim_post(header.id, token):
+            return 0
+        return self._post_release(view, token, None)
+
+    def _post_release(self, view: ReleaseView, token: str, origin: Origin | None) -> int | None:
+        """Post the header, whose claim ``token`` holds, then the rest in order; answer ``origin`` (who started
+        it) if given. The number of messages posted; None when, for the sweep, Slack would not take it yet."""
         channel = view.release.channel_id
         header = view.message("header")
         assert header is not None
@@ -106,6 +140,10 @@ class Publisher:
         try:
             ts = self.gateway.post(channel, text, rendered)
         except ChatError as e:
+            if origin is None and e.retryable:
+                for message in view.messages:  # the sweep's next round tries again
+                    self._services.drop_post_claim(message.id, token)
+                return None
             # Nothing was posted, so nothing is kept: the person gets told why and can simply retry.
             self._services.discard_release(view.release.id)
             key = (
@@ -113,10 +151,15 @@ class Publisher:
                 if e.code in ("not_in_channel", "channel_not_found", "is_archived")
                 else "post_failed"
             )
-            self.gateway.respond(origin.response_url, t(self.lang, key, channel=channel, code=e.code))
-            return
+            if origin is None:
+                log.warning(
+                    "release %s could not be posted in %s (%s): discarded", view.release.id, channel, e.code
+                )
+            else:
+                self.gateway.respond(origin.response_url, t(self.lang, key, channel=channel, code=e.code))
+            return 0
         self._services.message_posted(header.id, ts, header.content_rev, thread=True)
-        if origin.channel_id != channel:
+        if origin is not None and origin.channel_id != channel:
             link = permalink(origin.team_domain, channel, ts)
             self.gateway.respond(
                 origin.response_url,
@@ -128,26 +171,33 @@ class Publisher:
                     link=link,
                 ),
             )
+        posted = 1
         for message in view.messages:
-            if message.kind == "header":
-                continue
-            self.post_message(view, message.id)
+            if message.kind != "header" and self.post_message(view, message.id, token) is Posted.POSTED:
+                posted += 1
+        return posted
 
-    def post_message(self, view: ReleaseView, message_id: int) -> Posted:
-        """Post one reserved message of a release, unless another process has claimed it or posted it.
+    def post_message(self, view: ReleaseView, message_id: int, token: str | None = None) -> Posted:
+        """Post one reserved message of a release, unless someone else holds its claim or has posted it.
 
-        On failure the claim is dropped and the message stays unposted for the repair sweep to retry."""
-        if not self._services.claim_post(message_id, self.owner):
+        ``token`` is the claim ``reserve`` took; without one this is a new attempt (the sweep, a resync). When the
+        post fails, the claim is dropped and the message stays unposted for the repair sweep to retry.
+        """
+        token = token or self.claim_token()
+        if not self._services.claim_post(message_id, token):
             return Posted.TAKEN
         message = next(m for m in view.messages if m.id == message_id)
-        text, rendered = blocks.render_message(view, message, self.lang)
         thread_ts = view.release.thread_ts if message.kind == "followup" else None
         try:
+            text, rendered = blocks.render_message(view, message, self.lang)
             ts = self.gateway.post(view.release.channel_id, text, rendered, thread_ts=thread_ts)
         except ChatError as e:
             log.warning("posting message %s of release %s failed: %s", message_id, view.release.id, e.code)
-            self._services.drop_post_claim(message_id, self.owner)
+            self._services.drop_post_claim(message_id, token)
             return Posted.FAILED
+        except Exception:
+            self._services.drop_post_claim(message_id, token)
+            raise
         self._services.message_posted(message.id, ts, message.content_rev)
         return Posted.POSTED
 
@@ -171,8 +221,15 @@ class Publisher:
     # --- repair -----------------------------------------------------------------------------------------
 
     def post_missing(self) -> int:
-        """Post messages a Slack outage (or a shutdown) kept from being posted; the leader runs this periodically."""
+        """Post what a Slack outage or a dead process kept from being posted; the leader runs this periodically.
+
+        First releases that never got their header into Slack, then single messages, oldest first."""
         posted = 0
+        for release_id in self._services.unpublished():
+            done = self.republish(release_id)
+            if done is None:
+                return posted  # Slack still refuses: try again on the next round, in order
+            posted += done
         for release_id, message_id in self._services.unposted():
             outcome = self.post_message(self._services.view(release_id), message_id)
             if outcome is Posted.POSTED:
@@ -188,8 +245,8 @@ class Publisher:
         updated = posted = 0
         for message in view.messages:
             if message.ts is None:
-                if message.kind == "header":
-                    continue
+                if message.kind == "header" or view.release.thread_ts is None:
+                    continue  # no header in Slack yet: its publish is still running, or failed and was undone
                 if self.post_message(view, message.id) is Posted.POSTED:
                     posted += 1
                 continue

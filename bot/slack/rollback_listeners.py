@@ -285,12 +285,15 @@ def post_followup(ctx: RollbackContext, view: ReleaseView) -> None:
     if view.checklist.followup_phase is None or view.message("followup") is not None:
         return
     pages = len(blocks.checklist_pages(view.checklist, "followup"))
-    view = ctx.slack.publisher.reserve(
+    reserved = ctx.slack.publisher.reserve(
         view.release.id, [("followup", n) for n in range(pages)], view.release.channel_id
     )
+    if reserved is None:
+        return  # another process is posting it
+    view, token = reserved
     for message in view.messages:
         if message.kind == "followup":
-            ctx.slack.publisher.post_message(view, message.id)
+            ctx.slack.publisher.post_message(view, message.id, token)
 
 
 def post_report(ctx: RollbackContext, release_id: int) -> None:
