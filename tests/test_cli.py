@@ -17,7 +17,7 @@ from bot.db.models import MessageRow, ReleaseRow
 from bot.domain.records import Actor
 from bot.slack import blocks
 from bot.slack.gateway import ChannelPacer
-from bot.slack.publisher import Origin, Posted
+from bot.slack.publisher import Claim, Origin, Posted
 from tests.conftest import FAST_CHECKLIST, SEED_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import BOT_TOKEN, SECRET
@@ -250,7 +250,7 @@ def test_messages_claimed_by_a_replica_that_died_are_posted_once_the_claim_lapse
         first = next(m.id for m in view.messages if m.kind == "checklist")
         assert running.services.claim_post(first, publisher.claim_token())  # the sweep's attempt
         before = len(release_messages(running.fake))
-        assert publisher.post_message(view, first, publish_token) is Posted.TAKEN
+        assert publisher.post_message(view, first, Claim(publish_token)) is Posted.TAKEN
         assert publisher.post_message(view, first) is Posted.TAKEN  # a resync, say
         assert len(release_messages(running.fake)) == before
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -15,12 +16,21 @@ from bot.domain.checklist import Checklist
 from bot.errors import ChatError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
-from bot.services import ReleaseView, Services
+from bot.services import POST_CLAIM_LEASE, ReleaseView, Services
 from bot.slack import blocks
 from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.sync import MessageSync, Rendered
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to post messages: ``token`` names the attempt in the rows, which nobody else can take over
+    before ``held_until`` (``time.monotonic()``); after that each post claims its row again first."""
+
+    token: str
+    held_until: float = 0.0
 
 
 class Posted(Enum):
@@ -101,13 +111,16 @@ class Publisher:
 
     def reserve(
         self, release_id: int, slots: list[tuple[str, int]], channel: str
-    ) -> tuple[ReleaseView, str] | None:
-        """Add a release's message rows, claimed for the caller, who posts them next with the token returned.
+    ) -> tuple[ReleaseView, Claim] | None:
+        """Add a release's message rows, claimed for the caller, who posts them next with the claim returned.
 
         None when another publish reserved them first."""
         token = self.claim_token()
         view = self._services.add_messages(release_id, slots, channel, posting_by=token)
-        return None if view is None else (view, token)
+        if view is None:
+            return None
+        # Half the lease: margin for the clocks of other replicas, which judge the lease by their own.
+        return view, Claim(token, time.monotonic() + POST_CLAIM_LEASE.total_seconds() / 2)
 
     def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
         reserved = self.reserve(release_id, blocks.message_slots(checklist), channel)
@@ -125,13 +138,13 @@ class Publisher:
             if reserved is None:
                 return 0
             return self._post_release(*reserved, None)
-        token = self.claim_token()
-        if not self._services.claim_post(header.id, token):
+        claim = Claim(self.claim_token())
+        if not self._services.claim_post(header.id, claim.token):
             return 0
-        return self._post_release(view, token, None)
+        return self._post_release(view, claim, None)
 
-    def _post_release(self, view: ReleaseView, token: str, origin: Origin | None) -> int | None:
-        """Post the header, whose claim ``token`` holds, then the rest in order; answer ``origin`` (who started
+    def _post_release(self, view: ReleaseView, claim: Claim, origin: Origin | None) -> int | None:
+        """Post the header, which ``claim`` holds, then the rest in order; answer ``origin`` (who started
         it) if given. The number of messages posted; None when, for the sweep, Slack would not take it yet."""
         channel = view.release.channel_id
         header = view.message("header")
@@ -142,7 +155,7 @@ class Publisher:
         except ChatError as e:
             if origin is None and e.retryable:
                 for message in view.messages:  # the sweep's next round tries again
-                    self._services.drop_post_claim(message.id, token)
+                    self._services.drop_post_claim(message.id, claim.token)
                 return None
             # Nothing was posted, so nothing is kept: the person gets told why and can simply retry.
             self._services.discard_release(view.release.id)
@@ -173,18 +186,20 @@ class Publisher:
             )
         posted = 1
         for message in view.messages:
-            if message.kind != "header" and self.post_message(view, message.id, token) is Posted.POSTED:
+            if message.kind != "header" and self.post_message(view, message.id, claim) is Posted.POSTED:
                 posted += 1
         return posted
 
-    def post_message(self, view: ReleaseView, message_id: int, token: str | None = None) -> Posted:
+    def post_message(self, view: ReleaseView, message_id: int, claim: Claim | None = None) -> Posted:
         """Post one reserved message of a release, unless someone else holds its claim or has posted it.
 
-        ``token`` is the claim ``reserve`` took; without one this is a new attempt (the sweep, a resync). When the
+        ``claim`` is the one ``reserve`` took; without one this is a new attempt (the sweep, a resync). When the
         post fails, the claim is dropped and the message stays unposted for the repair sweep to retry.
         """
-        token = token or self.claim_token()
-        if not self._services.claim_post(message_id, token):
+        claim = claim or Claim(self.claim_token())
+        token = claim.token
+        # A reservation this young cannot have been taken over: claiming again would be a write per post for nothing.
+        if time.monotonic() >= claim.held_until and not self._services.claim_post(message_id, token):
             return Posted.TAKEN
         message = next(m for m in view.messages if m.id == message_id)
         thread_ts = view.release.thread_ts if message.kind == "followup" else None

@@ -290,10 +290,10 @@ def post_followup(ctx: RollbackContext, view: ReleaseView) -> None:
     )
     if reserved is None:
         return  # another process is posting it
-    view, token = reserved
+    view, claim = reserved
     for message in view.messages:
         if message.kind == "followup":
-            ctx.slack.publisher.post_message(view, message.id, token)
+            ctx.slack.publisher.post_message(view, message.id, claim)
 
 
 def post_report(ctx: RollbackContext, release_id: int) -> None:
