@@ -46,7 +46,7 @@ def make_wsgi(app: App) -> Callable[[dict[str, Any], Callable[..., Any]], Iterab
     slack = SlackRequestHandler(app)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        if environ.get("PATH_INFO") in ("/healthz", "/livez"):
             body = json.dumps({"status": "ok"}).encode()
             start_response(
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
