@@ -26,9 +26,9 @@ from bot.ports import Clock
 
 UowFactory = Callable[[], SqlUnitOfWork]
 
-# How long a claim to post a message holds. The rows of a release are claimed when reserved and each is claimed
-# again just before its post, so this must outlast a whole publish (~15 s of paced posts; minutes if Slack is
-# slow) and one post (a 10 s timeout, one retry, a rate-limit wait). A lapsed claim belonged to a dead process.
+# How long a claim to post a message holds. The rows of a release are claimed when reserved, and a publish that
+# runs past half this claims each row again before its post, so this must outlast one post (a 10 s timeout, one
+# retry, a rate-limit wait) with room for clock skew between replicas. A lapsed claim belonged to a dead process.
 POST_CLAIM_LEASE = timedelta(minutes=5)
 
 
@@ -199,10 +199,10 @@ class Services:
             uow.commit()
             return claimed
 
-    def drop_post_claim(self, message_id: int, owner: str) -> None:
-        """Slack would not take the post: leave the message to the repair sweep."""
+    def drop_post_claims(self, message_ids: Sequence[int], owner: str) -> None:
+        """Slack would not take the post: leave the messages to the repair sweep."""
         with self._uow() as uow:
-            uow.messages.drop_claim(message_id, owner)
+            uow.messages.drop_claims(message_ids, owner)
             uow.commit()
 
     def out_of_sync(self) -> list[int]:

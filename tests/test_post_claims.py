@@ -77,9 +77,9 @@ def test_a_dropped_claim_goes_back_to_the_sweep(replicas: tuple[Replica, Replica
     header, first, *_ = reserve(a, "a")
     a.services.message_posted(header, "1700000000.000100", 1, thread=True)
     assert a.services.claim_post(first, "a")
-    a.services.drop_post_claim(first, "b")  # only the owner can drop it
+    a.services.drop_post_claims([first], "b")  # only the owner can drop it
     assert first not in [m for _, m in b.services.unposted()]
-    a.services.drop_post_claim(first, "a")  # Slack refused the post
+    a.services.drop_post_claims([first], "a")  # Slack refused the post
     assert first in [m for _, m in b.services.unposted()]
 
 

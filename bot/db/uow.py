@@ -306,10 +306,10 @@ class Messages:
         )
         return bool(getattr(claimed, "rowcount", 0))
 
-    def drop_claim(self, message_id: int, owner: str) -> None:
+    def drop_claims(self, message_ids: Sequence[int], owner: str) -> None:
         self._s.execute(
             update(MessageRow)
-            .where(MessageRow.id == message_id, MessageRow.posting_by == owner)
+            .where(MessageRow.id.in_(message_ids), MessageRow.posting_by == owner)
             .values(posting_by=None, posting_since=None)
         )
 

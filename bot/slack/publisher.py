@@ -154,21 +154,21 @@ class Publisher:
             ts = self.gateway.post(channel, text, rendered)
         except ChatError as e:
             if origin is None and e.retryable:
-                for message in view.messages:  # the sweep's next round tries again
-                    self._services.drop_post_claim(message.id, claim.token)
+                # The sweep's next round tries again.
+                self._services.drop_post_claims([m.id for m in view.messages], claim.token)
                 return None
             # Nothing was posted, so nothing is kept: the person gets told why and can simply retry.
             self._services.discard_release(view.release.id)
-            key = (
-                "not_in_channel"
-                if e.code in ("not_in_channel", "channel_not_found", "is_archived")
-                else "post_failed"
-            )
             if origin is None:
                 log.warning(
                     "release %s could not be posted in %s (%s): discarded", view.release.id, channel, e.code
                 )
             else:
+                key = (
+                    "not_in_channel"
+                    if e.code in ("not_in_channel", "channel_not_found", "is_archived")
+                    else "post_failed"
+                )
                 self.gateway.respond(origin.response_url, t(self.lang, key, channel=channel, code=e.code))
             return 0
         self._services.message_posted(header.id, ts, header.content_rev, thread=True)
@@ -208,10 +208,10 @@ class Publisher:
             ts = self.gateway.post(view.release.channel_id, text, rendered, thread_ts=thread_ts)
         except ChatError as e:
             log.warning("posting message %s of release %s failed: %s", message_id, view.release.id, e.code)
-            self._services.drop_post_claim(message_id, token)
+            self._services.drop_post_claims([message_id], token)
             return Posted.FAILED
         except Exception:
-            self._services.drop_post_claim(message_id, token)
+            self._services.drop_post_claims([message_id], token)
             raise
         self._services.message_posted(message.id, ts, message.content_rev)
         return Posted.POSTED
