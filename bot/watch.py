@@ -103,7 +103,7 @@ class MetricWatch:
     def tick(self) -> None:
         """One pass over every release the watch has not closed yet."""
         with self._uow() as uow:
-            ids = set(uow.watch.releases.open_ids()) | {r.id for r in uow.releases.active()}
+            ids = set(uow.watch.releases.open_ids()) | set(uow.releases.active_ids())
         for release_id in sorted(ids):
             try:
                 self.tick_release(release_id)

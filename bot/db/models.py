@@ -71,7 +71,9 @@ class ReleaseRow(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     service: Mapped[str] = mapped_column(String(64))
     checklist_name: Mapped[str] = mapped_column(String(64))
-    checklist_source: Mapped[str] = mapped_column(Text)  # the YAML the release started with
+    # The YAML the release started with, ~10 KB: deferred, so that listing releases does not carry it along.
+    # Services parses it once per release and process (Services.checklist_of).
+    checklist_source: Mapped[str] = mapped_column(Text, deferred=True)
     status: Mapped[str] = mapped_column(String(16))
     step: Mapped[str] = mapped_column(String(64))
     step_started_at: Mapped[datetime]

@@ -92,7 +92,10 @@ class Releases:
         return row
 
     def checklist_source(self, release_id: int) -> str:
-        return self._row(release_id).checklist_source
+        source = self._s.scalar(select(ReleaseRow.checklist_source).where(ReleaseRow.id == release_id))
+        if source is None:
+            raise NotFound("release_not_found")
+        return source
 
     def find_active(self, channel_id: str, version: str) -> ReleaseRecord | None:
         row = self._s.scalars(
@@ -142,11 +145,15 @@ class Releases:
         stmt = stmt.order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
         return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
 
-    def active(self) -> list[ReleaseRecord]:
+    def active(self, *, limit: int | None = None) -> list[ReleaseRecord]:
         stmt = (
             select(ReleaseRow).where(ReleaseRow.status == ReleaseStatus.ACTIVE.value).order_by(ReleaseRow.id)
         )
-        return [_release(r) for r in self._s.scalars(stmt)]
+        return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
+
+    def active_ids(self) -> list[int]:
+        stmt = select(ReleaseRow.id).where(ReleaseRow.status == ReleaseStatus.ACTIVE.value)
+        return list(self._s.scalars(stmt.order_by(ReleaseRow.id)))
 
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(update(ReleaseRow).where(ReleaseRow.id == release_id).values(**values))

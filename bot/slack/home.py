@@ -181,7 +181,7 @@ class HomeReader:
 
     def read(self) -> HomeData:
         with self._uow() as uow:
-            active_records = uow.releases.active()[: MAX_ACTIVE + 1]
+            active_records = uow.releases.active(limit=MAX_ACTIVE + 1)
             watch = getattr(uow, "watch", None)  # the incidents repository, where the metric watch is built
             active = tuple(
                 (
