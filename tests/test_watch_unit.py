@@ -3,6 +3,7 @@ that fails on command, and a real database (SQLite and Postgres) behind the real
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,20 +11,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.checklist_file import load_checklist
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
 from bot.db.uow import SqlUnitOfWork
-from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, OutboxStatus
+from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, OutboxStatus, WatchRef
 from bot.domain.records import Actor
-from bot.domain.release import ReleaseStatus
+from bot.domain.release import ReleaseStatus, StepKind
 from bot.errors import Conflict, PagerError
 from bot.incidents import IncidentDesk
 from bot.outbox import PagerOutbox
 from bot.ports import ChangeEvent, PageEvent, Reading
 from bot.services import ReleaseView, Services
-from bot.watch import GateFigures, MetricWatch
+from bot.watch import GateFigures, MetricWatch, needs_tick
 from tests.conftest import FAST_CHECKLIST
 
 ALICE = Actor("U061F7AUR", "alice")
@@ -367,3 +370,66 @@ def test_declared_incident_pages_once_and_release_end_resolves(world: World) -> 
     changes = [e.summary for e in world.pager.sent if isinstance(e, ChangeEvent)]
     assert changes == ["backend v1.4.0: canary started at 10%", "backend v1.4.0: release finished"]
     assert world.incidents()[0].status is IncidentStatus.RESOLVED
+
+
+def test_needs_tick_reconciles_what_moved_or_ended_and_samples_only_watched_steps() -> None:
+    def ref(
+        status: str = "active", step: str = "pre-deploy", announced: str | None = "pre-deploy"
+    ) -> WatchRef:
+        return WatchRef(1, "fast", status, step, announced, closed=False)
+
+    assert needs_tick(ref(announced=None), StepKind.CHECKLIST)  # never seen: its watch row is made
+    assert needs_tick(ref(step="staging"), StepKind.DEPLOY)  # moved: the step is announced
+    assert not needs_tick(ref(), StepKind.CHECKLIST)  # idle
+    assert needs_tick(ref(step="canary-10", announced="canary-10"), StepKind.CANARY)
+    assert needs_tick(ref(step="watch", announced="watch"), StepKind.WATCH)
+    assert needs_tick(ref(status="finished"), None)  # ended, not closed: resolve and close
+    assert not needs_tick(WatchRef(1, "fast", "finished", "finished", "watch", closed=True), None)
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_a_tick_costs_the_same_with_five_or_twenty_five_idle_releases(world: World) -> None:
+    channels = (f"C0IDLE{i:03d}" for i in range(100))
+
+    def start(n: int) -> list[int]:
+        return [
+            world.services.start_release(channel_id=next(channels), version="v1.4.0", actor=ALICE).release.id
+            for _ in range(n)
+        ]
+
+    idle = start(5)
+    world.sample()  # first sight of each: its watch row
+    with world.uow() as uow:  # type: ignore[operator]
+        assert {r.release_id for r in uow.watch.releases.refs()} == {world.release_id, *idle}
+    with statements() as five:
+        world.sample()
+    idle += start(20)
+    world.sample()
+    sampled_before = len(world.metrics.queries)
+    with statements() as twenty_five:
+        world.sample()
+    assert len(twenty_five) == len(five)
+    assert len(world.metrics.queries) > sampled_before  # the canary release is still sampled
+    # An idle release that moves is announced, and one that ends is closed, on the next tick.
+    with world.uow() as uow:  # type: ignore[operator]
+        uow.releases.update(idle[0], step="canary-10", step_started_at=world.clock.now())
+        uow.releases.end(idle[1], ReleaseStatus.ABORTED, world.clock.now())
+        uow.commit()
+    world.sample()
+    with world.uow() as uow:  # type: ignore[operator]
+        assert uow.watch.releases.get_or_create(idle[0], world.clock.now()).announced_step == "canary-10"
+        assert uow.watch.releases.get_or_create(idle[1], world.clock.now()).closed_at is not None
+        assert idle[1] not in {r.release_id for r in uow.watch.releases.refs()}

@@ -151,10 +151,6 @@ class Releases:
         )
         return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
 
-    def active_ids(self) -> list[int]:
-        stmt = select(ReleaseRow.id).where(ReleaseRow.status == ReleaseStatus.ACTIVE.value)
-        return list(self._s.scalars(stmt.order_by(ReleaseRow.id)))
-
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(update(ReleaseRow).where(ReleaseRow.id == release_id).values(**values))
 

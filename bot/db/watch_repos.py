@@ -6,11 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db.models import IncidentRow, MetricSampleRow, PagerOutboxRow, ReleaseWatchRow, WatchStateRow
+from bot.db.models import (
+    IncidentRow,
+    MetricSampleRow,
+    PagerOutboxRow,
+    ReleaseRow,
+    ReleaseWatchRow,
+    WatchStateRow,
+)
 from bot.domain.incident import (
     PING_CLAIM,
     IncidentRecord,
@@ -18,7 +25,9 @@ from bot.domain.incident import (
     OutboxRecord,
     OutboxStatus,
     SampleRecord,
+    WatchRef,
 )
+from bot.domain.release import ReleaseStatus
 from bot.errors import NotFound
 
 
@@ -82,9 +91,30 @@ class ReleaseWatches:
         assert row is not None
         return row
 
-    def open_ids(self) -> list[int]:
-        stmt = select(ReleaseWatchRow.release_id).where(ReleaseWatchRow.closed_at.is_(None))
-        return list(self._s.scalars(stmt.order_by(ReleaseWatchRow.release_id)))
+    def refs(self) -> list[WatchRef]:
+        """Every release the watch may still have work on: the active ones, and ended ones it has not closed."""
+        stmt = (
+            select(
+                ReleaseRow.id,
+                ReleaseRow.checklist_name,
+                ReleaseRow.status,
+                ReleaseRow.step,
+                ReleaseWatchRow.announced_step,
+                ReleaseWatchRow.closed_at,
+            )
+            .outerjoin(ReleaseWatchRow, ReleaseWatchRow.release_id == ReleaseRow.id)
+            .where(
+                or_(
+                    ReleaseRow.status == ReleaseStatus.ACTIVE.value,
+                    ReleaseWatchRow.release_id.is_not(None) & ReleaseWatchRow.closed_at.is_(None),
+                )
+            )
+            .order_by(ReleaseRow.id)
+        )
+        return [
+            WatchRef(rid, name, status, step, announced, closed_at is not None)
+            for rid, name, status, step, announced, closed_at in self._s.execute(stmt)
+        ]
 
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(

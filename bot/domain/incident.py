@@ -94,3 +94,15 @@ class SampleRecord:
     value: float | None
     verdict: str
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WatchRef:
+    """Where the watch left a release, read for all releases at once so that a tick skips the idle ones."""
+
+    release_id: int
+    checklist_name: str
+    status: str
+    step: str
+    announced_step: str | None  # None: the watch has not seen the release yet
+    closed: bool
