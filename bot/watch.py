@@ -48,9 +48,11 @@ _RATE_WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)\]")
 
 
 def needs_tick(ref: WatchRef, step_kind: StepKind | None) -> bool:
-    """Whether ``MetricWatch.tick_release`` would do anything for a release: reconcile it or sample it."""
+    """Whether ``MetricWatch.tick_release`` would do anything for a release: reconcile it or sample it.
+
+    An ended release among the refs is one the watch has not closed yet (``ReleaseWatches.refs``)."""
     if ref.status != ReleaseStatus.ACTIVE.value:
-        return not ref.closed
+        return True
     return ref.announced_step != ref.step or step_kind in WATCHED_STEPS
 
 

@@ -376,7 +376,7 @@ def test_needs_tick_reconciles_what_moved_or_ended_and_samples_only_watched_step
     def ref(
         status: str = "active", step: str = "pre-deploy", announced: str | None = "pre-deploy"
     ) -> WatchRef:
-        return WatchRef(1, "fast", status, step, announced, closed=False)
+        return WatchRef(1, "fast", status, step, announced)
 
     assert needs_tick(ref(announced=None), StepKind.CHECKLIST)  # never seen: its watch row is made
     assert needs_tick(ref(step="staging"), StepKind.DEPLOY)  # moved: the step is announced
@@ -384,7 +384,6 @@ def test_needs_tick_reconciles_what_moved_or_ended_and_samples_only_watched_step
     assert needs_tick(ref(step="canary-10", announced="canary-10"), StepKind.CANARY)
     assert needs_tick(ref(step="watch", announced="watch"), StepKind.WATCH)
     assert needs_tick(ref(status="finished"), None)  # ended, not closed: resolve and close
-    assert not needs_tick(WatchRef(1, "fast", "finished", "finished", "watch", closed=True), None)
 
 
 @contextlib.contextmanager

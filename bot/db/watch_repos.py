@@ -100,7 +100,6 @@ class ReleaseWatches:
                 ReleaseRow.status,
                 ReleaseRow.step,
                 ReleaseWatchRow.announced_step,
-                ReleaseWatchRow.closed_at,
             )
             .outerjoin(ReleaseWatchRow, ReleaseWatchRow.release_id == ReleaseRow.id)
             .where(
@@ -111,10 +110,7 @@ class ReleaseWatches:
             )
             .order_by(ReleaseRow.id)
         )
-        return [
-            WatchRef(rid, name, status, step, announced, closed_at is not None)
-            for rid, name, status, step, announced, closed_at in self._s.execute(stmt)
-        ]
+        return [WatchRef(*row) for row in self._s.execute(stmt)]
 
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(

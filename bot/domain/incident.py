@@ -105,4 +105,3 @@ class WatchRef:
     status: str
     step: str
     announced_step: str | None  # None: the watch has not seen the release yet
-    closed: bool
