@@ -37,6 +37,7 @@ def serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    from bot.ack_gate import AckGate
     from bot.bootstrap import build
     from bot.db.migrate import upgrade_if_needed
     from bot.leader import SqliteLeader, make_leader
@@ -56,6 +57,7 @@ def _serve(settings: Settings) -> int:
         stop.set()
 
     work: WorkProcess | None = None
+    gate: AckGate | None = None
     # Start-up objects live as long as the process: the collector need not walk them again, and a forked work
     # process that never touches them keeps sharing their pages with this one.
     gc.freeze()
@@ -63,7 +65,8 @@ def _serve(settings: Settings) -> int:
         leader = make_leader(settings.database_url)
         if isinstance(leader, SqliteLeader):
             leader.acquire()
-        work = WorkProcess(settings, leader)
+        gate = AckGate()  # before the fork: the work process reads the count this process keeps
+        work = WorkProcess(settings, leader, gate)
         channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
         bot = build(settings, hand_off=channel)
         log.info("serving; work process %s", work.pid)
@@ -81,7 +84,8 @@ def _serve(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     # The HTTP server runs in both modes: in Socket Mode it serves only /healthz, /livez and /metrics.
-    server = make_http_server(settings.host, settings.port, bot.web, settings.http_threads)
+    web = gate.track(bot.web) if gate is not None else bot.web
+    server = make_http_server(settings.host, settings.port, web, settings.http_threads)
     server.shutdown_timeout = 10
     server.prepare()
     log.info("listening on %s:%s", settings.host, server.bind_addr[1])

@@ -10,7 +10,8 @@ So the serving process verifies, parses and acks, and hands each verified payloa
 deferred to a forked work process. The work process re-dispatches the payload through its own Bolt app, as
 Socket Mode delivers payloads (already verified, no HTTP), and that app's listeners run the work there. The work
 process also runs the clock, the metric watch, the outbox and the leader election, at a lower CPU priority: the
-acks are the only work with a deadline.
+acks are the only work with a deadline. Its low-priority transactions also wait while acks are in flight
+(``bot.ack_gate``), so that the database's share of the work does not compete with them either.
 
 The two are one unit: the work process dies with the serving process (``PR_SET_PDEATHSIG``), and the serving
 process stops when the work process dies, so the orchestrator restarts both. On SIGTERM the serving process stops
@@ -34,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from bot.ack_gate import AckGate
 from bot.config import Settings
 from bot.errors import ReleaseBotError
 from bot.leader import PostgresLeader, SqliteLeader
@@ -116,9 +118,10 @@ def slim(body: dict[str, Any]) -> dict[str, Any]:
 class WorkProcess:
     """Starts and supervises the work process from the serving process."""
 
-    def __init__(self, settings: Settings, leader: SqliteLeader | PostgresLeader) -> None:
+    def __init__(self, settings: Settings, leader: SqliteLeader | PostgresLeader, gate: AckGate) -> None:
         self._settings = settings
         self._leader = leader
+        self._gate = gate
         self.channel: WorkChannel | None = None
         self._proc: Any = None
         self._ready: Any = None
@@ -131,7 +134,7 @@ class WorkProcess:
         self._ready = context.Event()
         self._proc = context.Process(
             target=_work_main,
-            args=(self._settings, reader, writer, self._leader, self._ready),
+            args=(self._settings, reader, writer, self._leader, self._ready, self._gate),
             name="release-bot-work",
         )
         self._proc.start()
@@ -237,6 +240,7 @@ def _work_main(
     writer: Connection,
     leader: SqliteLeader | PostgresLeader,
     ready: Any,
+    gate: AckGate,
 ) -> None:
     writer.close()  # only the serving process writes: its exit is our end of input
     _die_with_parent()
@@ -250,6 +254,7 @@ def _work_main(
 
     try:
         bot = build(settings, leader=leader, answer_in_listener=True, work_pool=BoundedPool(3, 6))
+        gate.hold_low_priority_transactions(bot.engine)  # before any of the engine's threads start
         bot.start_background()
     except ReleaseBotError as e:
         log.error("the work process cannot start: %s", e.user_message)
