@@ -32,6 +32,7 @@ from bot.observability import WORK_HELD
 # enough that the work behind a burst is late by a fraction of a second, not by the burst's length.
 HOLD_CAP_S = 0.1
 POLL_S = 0.002
+SLACK_PATH = "/slack/events"  # bot.web routes Slack's requests here; health and metrics are not acks
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -60,11 +61,11 @@ class AckGate:
             with self._lock:
                 self._count.value -= 1
 
-    def track(self, app: WsgiApp, paths: frozenset[str] = frozenset({"/slack/events"})) -> WsgiApp:
+    def track(self, app: WsgiApp) -> WsgiApp:
         """``app`` with its Slack requests counted while they are answered (the body is built by then)."""
 
         def counted(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") not in paths:
+            if environ.get("PATH_INFO") != SLACK_PATH:
                 return app(environ, start_response)
             with self.answering():
                 return app(environ, start_response)
@@ -72,14 +73,17 @@ class AckGate:
         return counted
 
     def hold(self, cap: float = HOLD_CAP_S, poll: float = POLL_S) -> float:
-        """Wait while requests are in flight, for at most ``cap`` seconds; return how long it waited."""
+        """Wait while requests are in flight, for at most ``cap`` seconds; return how long it waited (also counted
+        in ``releasebot_work_held_seconds_total``)."""
         if self._count.value <= 0:
             return 0.0
         began = time.monotonic()
         deadline = began + cap
         while self._count.value > 0 and time.monotonic() < deadline:
             time.sleep(poll)
-        return time.monotonic() - began
+        waited = time.monotonic() - began
+        WORK_HELD.inc(waited)
+        return waited
 
     def hold_low_priority_transactions(self, engine: Engine, cap: float = HOLD_CAP_S) -> None:
         """Make every connection that a SCHED_IDLE thread takes from ``engine`` wait for the acks first.
@@ -88,7 +92,7 @@ class AckGate:
 
         def on_connect(_conn: Any) -> None:
             if self._count.value > 0 and _low_priority():
-                WORK_HELD.inc(self.hold(cap))
+                self.hold(cap)
 
         # A session takes a connection for each transaction, before it begins: SQLite's begin hook
         # (bot.db.engine) takes the write lock, and a held transaction must not hold it. (``insert=True`` on the

@@ -138,9 +138,8 @@ class WebApp:
         content_type = environ.get("CONTENT_TYPE", "")
         headers["content-type"] = content_type
         kind = request_kind(raw, content_type)
-        token_req = request_id.set(
-            f"{random.getrandbits(48):012x}"
-        )  # log correlation, not a secret: no urandom
+        # For log correlation, not a secret: getrandbits needs no syscall, where uuid4 reads urandom per request.
+        token_req = request_id.set(f"{random.getrandbits(48):012x}")
         token_rel = release_id.set(None)
         try:
             try:

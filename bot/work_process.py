@@ -39,7 +39,7 @@ from bot.ack_gate import AckGate
 from bot.config import Settings
 from bot.errors import ReleaseBotError
 from bot.leader import PostgresLeader, SqliteLeader
-from bot.observability import WORK_HELD, request_id
+from bot.observability import request_id
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def _work_main(
                 continue
             body, rid = data
             # Dispatching runs Bolt's middleware and the listener's parsing here: CPU the acks in flight need more.
-            WORK_HELD.inc(gate.hold())
+            gate.hold()
             token = request_id.set(rid)
             try:
                 bot.app.dispatch(BoltRequest(body=body, mode="socket_mode"))

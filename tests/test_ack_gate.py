@@ -75,11 +75,17 @@ def _begin_in_thread(engine: Any, idle: bool, began: list[str]) -> threading.Thr
     return thread
 
 
+def _gated(tmp_path: Path, cap: float) -> tuple[Any, AckGate]:
+    """The bot's own SQLite engine (its begin hook takes the write lock), gated as the work process gates it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    gate = AckGate()
+    gate.hold_low_priority_transactions(engine, cap=cap)
+    return engine, gate
+
+
 @needs_sched_idle
 def test_a_low_priority_transaction_begins_only_after_the_requests_in_flight_end(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    gate = AckGate()
-    gate.hold_low_priority_transactions(engine, cap=30.0)
+    engine, gate = _gated(tmp_path, cap=30.0)
     order: list[str] = []
     with gate.answering():
         thread = _begin_in_thread(engine, idle=True, began=order)
@@ -91,36 +97,27 @@ def test_a_low_priority_transaction_begins_only_after_the_requests_in_flight_end
 
 @needs_sched_idle
 def test_the_hold_is_capped_so_a_steady_stream_of_requests_cannot_stop_the_work(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    gate = AckGate()
-    gate.hold_low_priority_transactions(engine, cap=0.05)
+    engine, gate = _gated(tmp_path, cap=0.05)
     began: list[str] = []
     with gate.answering():
-        thread = _begin_in_thread(engine, idle=True, began=began)
-        thread.join(10)
+        _begin_in_thread(engine, idle=True, began=began).join(10)
         assert began == ["transaction"]  # while the request is still in flight
 
 
 def test_normal_priority_threads_are_never_held(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    gate = AckGate()
-    gate.hold_low_priority_transactions(engine, cap=30.0)
+    engine, gate = _gated(tmp_path, cap=30.0)
     began: list[str] = []
     with gate.answering():
-        thread = _begin_in_thread(engine, idle=False, began=began)
-        thread.join(10)
+        _begin_in_thread(engine, idle=False, began=began).join(10)
         assert began == ["transaction"]
 
 
 @needs_sched_idle
 def test_a_held_transaction_does_not_hold_sqlite_s_write_lock(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'gate.db'}"
-    engine = make_engine(url)  # its own begin hook takes the write lock (BEGIN IMMEDIATE)
-    with engine.begin() as conn:
+    engine, gate = _gated(tmp_path, cap=30.0)
+    with engine.begin() as conn:  # this thread is not low priority: not held
         conn.execute(text("create table t (n integer)"))
-    gate = AckGate()
-    gate.hold_low_priority_transactions(engine, cap=30.0)
-    other = create_engine(url, connect_args={"timeout": 0.5})
+    other = create_engine(engine.url, connect_args={"timeout": 0.5})
     order: list[str] = []
     with gate.answering():
         thread = _begin_in_thread(engine, idle=True, began=order)
