@@ -33,8 +33,8 @@ from bot.db.engine import make_session_factory  # noqa: E402
 from bot.db.uow import SqlUnitOfWork  # noqa: E402
 from bot.domain.records import Actor  # noqa: E402
 from bot.domain.release import StepKind  # noqa: E402
-from bot.services import ReleaseView  # noqa: E402
 from bot.slack.gateway import ChannelPacer  # noqa: E402
+from bot.usecases.releases import ReleaseView  # noqa: E402
 from tests.conftest import SEED_CHECKLIST, RunningBot, make_settings, start_bot  # noqa: E402
 from tests.fakes.pagerduty_api import FakePagerDuty  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402

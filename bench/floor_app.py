@@ -66,7 +66,7 @@ def main() -> None:
         os.environ["SLACK_SIGNING_SECRET"], os.environ["SLACK_BOT_TOKEN"], os.environ["SLACK_API_URL"]
     )
     # The same HTTP server, built the same way, as release-bot serve: only the app differs.
-    from bot.server import make_http_server
+    from bot.runtime.server import make_http_server
 
     server = make_http_server(
         os.environ.get("HOST", "127.0.0.1"),

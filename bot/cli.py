@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.errors import ReleaseBotError
-from bot.i18n import t
+from bot.i18n.core import t
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,18 +54,18 @@ def _run(args: argparse.Namespace) -> int:
     from bot.config import load_settings
 
     if args.command == "checklist":
-        from bot.checklist_file import load_checklist
-        from bot.checklist_summary import summarize
+        from bot.checklist.loading import load_checklist
+        from bot.checklist.summary import summarize
 
         print(summarize(load_checklist(args.file)))
         return 0
     if args.command == "playground":
-        from bot.playground import main as playground
+        from bot.playground.shell import main as playground
 
         return playground()
     settings = load_settings(os.environ)
     if args.command == "serve":
-        from bot.server import serve
+        from bot.runtime.server import serve
 
         return serve(settings)
     if args.command == "db":
@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "export":
         return _export(settings.database_url, args.version, args.format, settings)
     if args.command == "resync":
-        from bot.server import resync
+        from bot.runtime.server import resync
 
         return resync(settings, args.version)
     return 2
@@ -87,8 +87,8 @@ def _export(database_url: str, version: str, fmt: str, settings: object) -> int:
     from bot.db.engine import make_engine, make_session_factory
     from bot.db.uow import SqlUnitOfWork
     from bot.ports import SystemClock
-    from bot.reports import audit_rows, markdown_report
-    from bot.services import Services
+    from bot.usecases.releases import Services
+    from bot.usecases.reports import audit_rows, markdown_report
 
     engine = make_engine(database_url)
     factory = make_session_factory(engine)

@@ -33,9 +33,9 @@ JUDGE_VERDICTS = Counter("releasebot_judge_verdicts_total", "Metric watch verdic
 PAGES_SENT = Counter("releasebot_pages_sent_total", "PagerDuty events delivered", ["action"])
 WORK_HELD = Counter(
     "releasebot_work_held_seconds_total",
-    "Time the work process's low-priority transactions waited for Slack requests in flight (bot.ack_gate)",
+    "Time the work process's low-priority transactions waited for Slack requests in flight (bot.runtime.ack_gate)",
 )
-# With a work process (see bot.work_process) both processes report; the live maximum is the bot's figure.
+# With a work process (see bot.runtime.work_process) both processes report; the live maximum is the bot's figure.
 OUTBOX_DEPTH = Gauge(
     "releasebot_outbox_depth", "PagerDuty events waiting in the outbox", multiprocess_mode="livemax"
 )

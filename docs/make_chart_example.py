@@ -1,4 +1,4 @@
-"""Draw docs/chart-example.png with the bot's own chart code (``bot.charts.render_png``).
+"""Draw docs/chart-example.png with the bot's own chart code (``bot.slack.charts.render_png``).
 
 The figures are a made-up canary stage: error rate and p95 rise after the 10 % stage starts until the error rate
 crosses the rollback threshold. Run: ``python docs/make_chart_example.py``.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.charts import ChartData, render_png
+from bot.slack.charts import ChartData, render_png
 
 OUT = Path(__file__).resolve().parent / "chart-example.png"
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.bootstrap import Bot, build
 from bot.config import Settings, load_settings
 from bot.db.migrate import upgrade
-from bot.server import make_http_server
+from bot.runtime.bootstrap import Bot, build
+from bot.runtime.server import make_http_server
 from bot.slack.gateway import ChannelPacer
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_user import BOT_TOKEN, SECRET, SlackUser

@@ -1,4 +1,4 @@
-"""The work process's low-priority transactions wait while the serving process answers Slack (bot.ack_gate)."""
+"""The work process's low-priority transactions wait while the serving process answers Slack (bot.runtime.ack_gate)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.ack_gate import AckGate
 from bot.db.engine import make_engine
+from bot.runtime.ack_gate import AckGate
 
 needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.charts import ChartData, render_png
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.incident import SampleRecord
+from bot.slack.charts import ChartData, render_png
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack

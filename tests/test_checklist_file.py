@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.checklist_file import default_checklist_path, load_checklist, load_checklist_text
-from bot.checklist_summary import summarize
+from bot.checklist.loading import default_checklist_path, load_checklist, load_checklist_text
+from bot.checklist.summary import summarize
 from bot.domain.checklist import Checklist, CriterionKind, PhaseKind, TickRole
 from bot.errors import ChecklistError
 

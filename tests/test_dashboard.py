@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.domain.records import Actor, ReleaseRecord
 from bot.domain.release import plan_steps
-from bot.services import ReleaseView
 from bot.slack.gateway import ChannelPacer
 from bot.slack.home import MAX_BLOCKS, MAX_BYTES, HomeData, render_home
+from bot.usecases.releases import ReleaseView
 from tests.conftest import FAST_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import TEAM, SlackUser

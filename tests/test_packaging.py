@@ -96,7 +96,7 @@ def _final_stage() -> list[tuple[str, str]]:
 
 
 def _wsgi_get(path: str) -> tuple[str, bytes]:
-    from bot.web import WebApp
+    from bot.runtime.web import WebApp
 
     # Health and metrics never reach Bolt, so no App is needed to answer them.
     web = WebApp(None, ready=lambda: None)  # type: ignore[arg-type]

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.records import Actor
-from bot.services import POST_CLAIM_LEASE, Services
+from bot.usecases.releases import POST_CLAIM_LEASE, Services
 from tests.conftest import FAST_CHECKLIST
 from tests.test_watch_unit import FakeClock
 

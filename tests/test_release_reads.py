@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import event
 
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.records import Actor
 from bot.errors import NotFound
-from bot.services import Services
+from bot.usecases.releases import Services
 from tests.conftest import FAST_CHECKLIST
 from tests.test_watch_unit import FakeClock
 

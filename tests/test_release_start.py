@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import SEED_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text

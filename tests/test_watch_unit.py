@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.migrate import upgrade
 from bot.db.uow import SqlUnitOfWork
@@ -22,11 +22,11 @@ from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, Outbox
 from bot.domain.records import Actor
 from bot.domain.release import ReleaseStatus, StepKind
 from bot.errors import Conflict, PagerError
-from bot.incidents import IncidentDesk
-from bot.outbox import PagerOutbox
 from bot.ports import ChangeEvent, PageEvent, Reading
-from bot.services import ReleaseView, Services
-from bot.watch import GateFigures, MetricWatch, needs_tick
+from bot.usecases.incidents import IncidentDesk
+from bot.usecases.outbox import PagerOutbox
+from bot.usecases.releases import ReleaseView, Services
+from bot.usecases.watch import GateFigures, MetricWatch, needs_tick
 from tests.conftest import FAST_CHECKLIST
 
 ALICE = Actor("U061F7AUR", "alice")

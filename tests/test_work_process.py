@@ -1,4 +1,4 @@
-"""``release-bot serve`` answers Slack in one process and does the work in a forked second one (bot.work_process).
+"""``release-bot serve`` answers Slack in one process and does the work in a forked second one (bot.runtime.work_process).
 
 These run the real ``serve`` as a subprocess: the split exists only there (in-process test bots run one process).
 """
@@ -162,7 +162,7 @@ def test_work_process_false_runs_one_process(tmp_path: Path, fake_slack: FakeSla
 
 
 def test_a_forwarded_click_keeps_only_the_block_it_came_from() -> None:
-    from bot.work_process import slim
+    from bot.runtime.work_process import slim
 
     blocks = [
         {"type": "section", "block_id": f"b{i}", "text": {"type": "mrkdwn", "text": "x" * 300}}

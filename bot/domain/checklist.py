@@ -1,6 +1,6 @@
 """The checklist template: what a team's release process is, as plain immutable data.
 
-A checklist is loaded from a YAML file (``bot.checklist_file``) and never changes during a release: the release
+A checklist is loaded from a YAML file (``bot.checklist.loading``) and never changes during a release: the release
 stores the snapshot it started with, so editing the file never rewrites history. Items are addressed by stable
 keys (``phase.section.item``); their wording can change freely.
 

@@ -14,9 +14,9 @@ from typing import Any
 from bot.domain.checklist import Checklist, CriterionKind, Phase, PhaseKind
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
-from bot.i18n import t
-from bot.services import ReleaseView
+from bot.i18n.core import t
 from bot.slack.ids import ActionId, block_id, declare_action_id
+from bot.usecases.releases import ReleaseView
 
 Block = dict[str, Any]
 MAX_TEXT = 3000

@@ -13,17 +13,17 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
-from bot.charts import ChartData, render_png
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.errors import ChatError
-from bot.i18n import t
-from bot.incidents import AlertSink
-from bot.lifecycle import DueTimer
+from bot.i18n.core import t
 from bot.ports import Clock
-from bot.services import ReleaseView, Services, UowFactory
 from bot.slack.blocks import step_label
+from bot.slack.charts import ChartData, render_png
 from bot.slack.gateway import SlackGateway
+from bot.usecases.incidents import AlertSink
+from bot.usecases.lifecycle import DueTimer
+from bot.usecases.releases import ReleaseView, Services, UowFactory
 
 log = logging.getLogger(__name__)
 ERROR_RATE, P95 = "error_rate", "p95"

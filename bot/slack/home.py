@@ -19,17 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import bot.i18n_dashboard  # noqa: F401  (registers the words in the catalog)
+import bot.i18n.dashboard  # noqa: F401  (registers the words in the catalog)
 from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.domain.release import progress
-from bot.i18n import t
-from bot.lifecycle import Transition
+from bot.i18n.core import t
 from bot.ports import Clock
-from bot.release_summary import fmt_duration
-from bot.services import ReleaseView, Services, UowFactory
 from bot.slack.blocks import Block, _progress_bar, clip, escape, slack_date, step_label
 from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.ids import ActionId
+from bot.usecases.lifecycle import Transition
+from bot.usecases.releases import ReleaseView, Services, UowFactory
+from bot.usecases.summaries import fmt_duration
 
 log = logging.getLogger(__name__)
 MAX_BLOCKS = 100

@@ -11,14 +11,14 @@ from slack_bolt import Ack, App, Respond
 
 from bot.domain.records import Actor
 from bot.errors import GateNotMet, PermissionDenied, UsageError
-from bot.i18n import t
-from bot.lifecycle import Advanced, Lifecycle
+from bot.i18n.core import t
 from bot.observability import release_id as release_ctx
 from bot.ports import HealthChecker
-from bot.services import ReleaseView
 from bot.slack import notices, parsing
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.listeners import Guard, SlackContext
+from bot.usecases.lifecycle import Advanced, Lifecycle
+from bot.usecases.releases import ReleaseView
 
 
 @dataclass(frozen=True)

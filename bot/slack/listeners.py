@@ -18,13 +18,13 @@ from slack_bolt import Ack, App, Respond
 
 from bot.config import Settings
 from bot.errors import UsageError
-from bot.i18n import t
+from bot.i18n.core import t
 from bot.observability import release_id as release_ctx
-from bot.services import Services, ToggleItems
 from bot.slack import blocks, parsing
 from bot.slack.gateway import permalink
 from bot.slack.ids import ActionId
 from bot.slack.publisher import Origin, Publisher
+from bot.usecases.releases import Services, ToggleItems
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
         release_ctx.set(cmd.release_id)
         guard.defer(body, respond, apply_toggle, ctx, cmd)
 
-    # app_home_opened is answered by bot.dashboard_setup (the App Home tab).
+    # app_home_opened is answered by bot.runtime.dashboard_wiring (the App Home tab).
 
 
 def start_release(ctx: SlackContext, cmd: parsing.Command) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 from bot.domain.records import Actor
 from bot.domain.release import validate_version
 from bot.errors import PermissionDenied, UsageError
-from bot.services import ToggleItems
 from bot.slack.ids import parse_block_id
+from bot.usecases.releases import ToggleItems
 
 MAX_COMMAND_TEXT = 2000
 SUBCOMMANDS = ("start", "status", "list", "help", "abort", "incident", "rollback", "unlock", "report")

@@ -14,12 +14,12 @@ from typing import Any
 
 from bot.domain.checklist import Checklist
 from bot.errors import ChatError
-from bot.i18n import t
+from bot.i18n.core import t
 from bot.observability import release_id as release_ctx
-from bot.services import POST_CLAIM_LEASE, ReleaseView, Services
 from bot.slack import blocks
 from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.sync import MessageSync, Rendered
+from bot.usecases.releases import POST_CLAIM_LEASE, ReleaseView, Services
 
 log = logging.getLogger(__name__)
 

@@ -9,20 +9,20 @@ from datetime import datetime
 
 from slack_bolt import Ack
 
-import bot.i18n_dashboard  # noqa: F401  (registers the words in the catalog)
+import bot.i18n.dashboard  # noqa: F401  (registers the words in the catalog)
 from bot.domain.records import AuditEvent
 from bot.domain.release import ReleaseStatus
 from bot.errors import ChatError
-from bot.i18n import t
-from bot.lifecycle import Transition
+from bot.i18n.core import t
 from bot.ports import Clock
-from bot.release_summary import Summary, fmt_duration, incident_title, summarize
-from bot.reports import markdown_report
-from bot.services import ReleaseView, Services, UowFactory
 from bot.slack.blocks import Block, clip, escape, slack_date
 from bot.slack.notices import section
 from bot.slack.parsing import Command
 from bot.slack.publisher import Publisher
+from bot.usecases.lifecycle import Transition
+from bot.usecases.releases import ReleaseView, Services, UowFactory
+from bot.usecases.reports import markdown_report
+from bot.usecases.summaries import Summary, fmt_duration, incident_title, summarize
 
 log = logging.getLogger(__name__)
 REPORTED = (ReleaseStatus.FINISHED, ReleaseStatus.ROLLED_BACK)

@@ -10,12 +10,12 @@ import json
 from typing import Any
 
 from bot.domain.rollbacks import RollbackRecord
-from bot.i18n import t
+from bot.i18n.core import t
 from bot.ports import Revision, RollbackPlan
-from bot.services import ReleaseView
 from bot.slack.blocks import Block, clip, escape
 from bot.slack.ids import CallbackId
 from bot.slack.notices import section
+from bot.usecases.releases import ReleaseView
 
 Message = tuple[str, list[Block]]
 REASON = "reason"

@@ -17,16 +17,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-import bot.i18n_rollback  # noqa: F401  (adds the rollback strings to the catalog)
+import bot.i18n.rollback  # noqa: F401  (adds the rollback strings to the catalog)
 from bot.domain.records import Actor
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
 from bot.errors import PermissionDenied
-from bot.i18n import t
-from bot.lifecycle import Lifecycle
+from bot.i18n.core import t
 from bot.observability import release_id as release_ctx
 from bot.ports import RolloutStatus
-from bot.rollback import Outcome, RollbackService
-from bot.services import ReleaseView
 from bot.slack import blocks, notices, parsing
 from bot.slack import rollback_blocks as rb
 from bot.slack.app import user_text
@@ -34,6 +31,9 @@ from bot.slack.blocks import escape
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.notices import section
+from bot.usecases.lifecycle import Lifecycle
+from bot.usecases.releases import ReleaseView
+from bot.usecases.rollback import Outcome, RollbackService
 
 log = logging.getLogger(__name__)
 

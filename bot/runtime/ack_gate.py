@@ -1,6 +1,6 @@
 """Acks first: the work process holds its low-priority transactions while the serving process answers Slack.
 
-The work process's payload and redraw threads run under SCHED_IDLE (see ``bot.work_process``), so its own code
+The work process's payload and redraw threads run under SCHED_IDLE (see ``bot.runtime.work_process``), so its own code
 yields to an ack at once. The statements it sends do not: when Postgres shares the machine, its backends run them
 at normal priority beside the acks. ``bench.level`` (starts, Postgres, c=10) measured the bot's p99 at 1.18-1.45x
 the floor's, and 1.02-1.09x with those backends moved to SCHED_IDLE by hand: one start costs ~33 statements, and
@@ -32,7 +32,7 @@ from bot.observability import WORK_HELD
 # enough that the work behind a burst is late by a fraction of a second, not by the burst's length.
 HOLD_CAP_S = 0.1
 POLL_S = 0.002
-SLACK_PATH = "/slack/events"  # bot.web routes Slack's requests here; health and metrics are not acks
+SLACK_PATH = "/slack/events"  # bot.runtime.web routes Slack's requests here; health and metrics are not acks
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -20,7 +20,7 @@ from bot.domain.records import BOT
 from bot.errors import PagerError
 from bot.observability import OUTBOX_DEPTH, PAGES_SENT
 from bot.ports import ChangeEvent, Clock, PageEvent, Pager
-from bot.services import UowFactory
+from bot.usecases.releases import UowFactory
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import ChatError
-from bot.lifecycle import STAGE_WAIT, WATCH_END, DueTimer, Lifecycle
 from bot.observability import TIMER_LATENESS, TIMERS_FIRED
 from bot.slack import notices
 from bot.slack.gateway import SlackGateway
+from bot.usecases.lifecycle import STAGE_WAIT, WATCH_END, DueTimer, Lifecycle
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Use cases that move a release along: advance (with gates and overrides), abort, finish, health checks,
 and the persisted timers that remind people when a canary wait or the post-deploy watch is over.
 
-Like ``bot.services`` it knows nothing of Slack; it must not import slack_bolt, slack_sdk, kubernetes or httpx.
+Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import slack_bolt, slack_sdk, kubernetes or httpx.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bot.domain.records import Actor, TimerRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
 from bot.errors import InvalidTransition, Locked, PermissionDenied
 from bot.ports import Clock, HealthResult
-from bot.services import ReleaseView, Services, UowFactory
+from bot.usecases.releases import ReleaseView, Services, UowFactory
 
 log = logging.getLogger(__name__)
 STAGE_WAIT = "stage_wait"

@@ -1,4 +1,4 @@
-"""Wiring of the App Home, the release report and the charts; called by ``bot.bootstrap.build``."""
+"""Wiring of the App Home, the release report and the charts; called by ``bot.runtime.bootstrap.build``."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.incidents import IncidentDesk
-from bot.lifecycle import Lifecycle
 from bot.ports import Clock
-from bot.scheduling import TimerPoster
-from bot.services import Services, UowFactory
+from bot.runtime.clockwork import TimerPoster
 from bot.slack.chart_posts import ChartingAlerts, ChartPoster
 from bot.slack.home import HomePublisher, HomeReader
 from bot.slack.ids import ActionId
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.report_posts import ReportPoster
+from bot.usecases.incidents import IncidentDesk
+from bot.usecases.lifecycle import Lifecycle
+from bot.usecases.releases import Services, UowFactory
 
 
 @dataclass

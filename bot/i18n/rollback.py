@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.i18n import CATALOG
+from bot.i18n.core import CATALOG
 
 CATALOG.update(
     {
-        # --- refusals and errors (keys raised by bot.rollback / bot.services) ---
+        # --- refusals and errors (keys raised by bot.usecases.rollback / bot.usecases.releases) ---
         "rollback_in_progress": {
             "en": "A rollback of `{target}` is already in progress (confirmed by {who}, now {status}). "
             "Nothing new was started.",

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
-    from bot.checklist_file import load_checklist
+    from bot.checklist.loading import load_checklist
 
     settings.require_slack()
     load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
@@ -37,12 +37,12 @@ def serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from bot.ack_gate import AckGate
-    from bot.bootstrap import build
     from bot.db.migrate import upgrade_if_needed
-    from bot.leader import SqliteLeader, make_leader
     from bot.observability import configure_logging
-    from bot.work_process import WorkProcess
+    from bot.runtime.ack_gate import AckGate
+    from bot.runtime.bootstrap import build
+    from bot.runtime.leader import SqliteLeader, make_leader
+    from bot.runtime.work_process import WorkProcess
 
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     try:
@@ -141,7 +141,7 @@ def make_http_server(host: str, port: int, app: object, threads: int) -> Any:
 
 def resync(settings: Settings, version: str) -> int:
     """Re-render a release's messages from the database and push them to Slack."""
-    from bot.bootstrap import build
+    from bot.runtime.bootstrap import build
 
     settings.require_slack()
     bot = build(settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.i18n import CATALOG
+from bot.i18n.core import CATALOG
 
 CATALOG.update(
     {

@@ -24,12 +24,12 @@ from urllib.parse import quote
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import playground_payloads as payloads
-from bot.playground_payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
-from bot.playground_render import Control, render_blocks
-from bot.playground_slack import Event, Message, SlackStandIn
+from bot.playground import payloads
+from bot.playground.fake_slack import Event, Message, SlackStandIn
+from bot.playground.payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
+from bot.playground.render import Control, render_blocks
 
-PLAYGROUND_CHECKLIST = Path(__file__).resolve().parent.parent / "checklists" / "playground.yaml"
+PLAYGROUND_CHECKLIST = Path(__file__).resolve().parents[2] / "checklists" / "playground.yaml"
 QUIET_S = 0.6  # the bot is done answering once Slack has heard nothing from it for this long
 START_S = 1.5  # an action that reaches Slack at all does so within this
 SETTLE_MAX_S = 10.0
@@ -68,9 +68,9 @@ class Playground:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from bot.bootstrap import build
         from bot.config import load_settings
         from bot.db.migrate import upgrade
+        from bot.runtime.bootstrap import build
         from bot.slack.gateway import ChannelPacer
 
         self.slack.start()

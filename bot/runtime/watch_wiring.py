@@ -1,4 +1,4 @@
-"""Wiring of the metric watch, incidents and the PagerDuty outbox; called by ``bot.bootstrap.build``."""
+"""Wiring of the metric watch, incidents and the PagerDuty outbox; called by ``bot.runtime.bootstrap.build``."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.prometheus import PrometheusMetrics
 from bot.config import Settings
 from bot.domain.checklist import Checklist
-from bot.incidents import IncidentDesk
-from bot.lifecycle import Lifecycle, Transition
-from bot.outbox import PagerOutbox
 from bot.ports import Clock, Metrics, Pager
-from bot.scheduling import Clockwork
-from bot.services import Services, UowFactory
+from bot.runtime.clockwork import Clockwork
 from bot.slack.alerts import SlackAlerts
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.watch_listeners import WatchContext, register_watch
-from bot.watch import GateFigures, MetricWatch
+from bot.usecases.incidents import IncidentDesk
+from bot.usecases.lifecycle import Lifecycle, Transition
+from bot.usecases.outbox import PagerOutbox
+from bot.usecases.releases import Services, UowFactory
+from bot.usecases.watch import GateFigures, MetricWatch
 
 log = logging.getLogger(__name__)
 DEFAULT_SAMPLE_S = 15.0

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import bot.i18n_watch  # noqa: F401  (registers the watch's words in the catalog)
+import bot.i18n.watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.domain.analysis import Explanation
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.domain.records import BOT
-from bot.i18n import t
-from bot.services import ReleaseView
+from bot.i18n.core import t
+from bot.usecases.releases import ReleaseView
 
 
 def fmt_rate(value: float | None, lang: str) -> str:

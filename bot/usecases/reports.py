@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.records import AuditEvent, ReleaseRecord
-from bot.release_summary import fmt_duration, incident_title, summarize
-from bot.services import ReleaseView
+from bot.usecases.releases import ReleaseView
+from bot.usecases.summaries import fmt_duration, incident_title, summarize
 
 
 def _iso(at: datetime) -> str:

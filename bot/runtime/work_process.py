@@ -11,7 +11,7 @@ deferred to a forked work process. The work process re-dispatches the payload th
 Socket Mode delivers payloads (already verified, no HTTP), and that app's listeners run the work there. The work
 process also runs the clock, the metric watch, the outbox and the leader election, at a lower CPU priority: the
 acks are the only work with a deadline. Its low-priority transactions also wait while acks are in flight
-(``bot.ack_gate``), so that the database's share of the work does not compete with them either.
+(``bot.runtime.ack_gate``), so that the database's share of the work does not compete with them either.
 
 The two are one unit: the work process dies with the serving process (``PR_SET_PDEATHSIG``), and the serving
 process stops when the work process dies, so the orchestrator restarts both. On SIGTERM the serving process stops
@@ -35,11 +35,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from bot.ack_gate import AckGate
 from bot.config import Settings
 from bot.errors import ReleaseBotError
-from bot.leader import PostgresLeader, SqliteLeader
 from bot.observability import request_id
+from bot.runtime.ack_gate import AckGate
+from bot.runtime.leader import PostgresLeader, SqliteLeader
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _work_main(
 
     from slack_bolt import BoltRequest
 
-    from bot.bootstrap import build
+    from bot.runtime.bootstrap import build
 
     try:
         bot = build(settings, leader=leader, answer_in_listener=True, work_pool=BoundedPool(3, 6))

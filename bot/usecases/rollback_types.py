@@ -10,7 +10,7 @@ from bot.domain.checklist import Checklist, PhaseKind, RollbackTarget
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus, ServiceLock
 from bot.errors import NotFound
 from bot.ports import Deployer, HealthResult, RollbackPlan, RolloutStatus, UndoResult
-from bot.services import ReleaseView
+from bot.usecases.releases import ReleaseView
 
 
 class LazyDeployer:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.checklist_file import load_checklist_text
+from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
 from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow

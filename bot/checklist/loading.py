@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bot.checklist_schema import (
+from bot.checklist.schema import (
     MAX_FILE_BYTES,
     MAX_FULL_ITEM_KEY,
     MAX_REPORTED,
@@ -45,7 +45,7 @@ from bot.errors import ChecklistError
 
 def default_checklist_path() -> Path:
     """Return the checklist shipped with the project (the Docker image copies checklists/ beside bot/)."""
-    return Path(__file__).resolve().parent.parent / "checklists" / "deployment.yaml"
+    return Path(__file__).resolve().parents[2] / "checklists" / "deployment.yaml"
 
 
 def load_checklist(path: str | Path) -> Checklist:

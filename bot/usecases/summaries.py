@@ -1,7 +1,7 @@
 """The release summary: how long each step and phase took, who did what, overrides, incidents and checklist
 completion, computed only from the audit trail and the release as stored.
 
-Pure: no Slack, no database. The Markdown report (``bot.reports``), the thread summary and the App Home all
+Pure: no Slack, no database. The Markdown report (``bot.usecases.reports``), the thread summary and the App Home all
 read it.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.domain.records import AuditEvent
 from bot.domain.release import progress
-from bot.services import ReleaseView
+from bot.usecases.releases import ReleaseView
 
 _ENDINGS = ("release_finished", "release_aborted", "release_rolled_back")
 _VERBS = {

@@ -18,18 +18,18 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import Engine, text
 
 from bot.adapters.health import HttpHealthChecker
-from bot.checklist_file import load_checklist
+from bot.checklist.loading import load_checklist
 from bot.config import Settings
-from bot.dashboard_setup import install as install_dashboard
-from bot.dashboard_setup import make_dashboard
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
-from bot.leader import PostgresLeader, SqliteLeader, make_leader
-from bot.lifecycle import Lifecycle
 from bot.ports import Clock, Deployer, HealthChecker, Metrics, Pager, SystemClock
-from bot.rollback import LazyDeployer, RollbackService
-from bot.scheduling import Clockwork, TimerPoster, worker_name
-from bot.services import Services
+from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
+from bot.runtime.dashboard_wiring import install as install_dashboard
+from bot.runtime.dashboard_wiring import make_dashboard
+from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
+from bot.runtime.watch_wiring import install as install_watch
+from bot.runtime.watch_wiring import make_parts as make_watch_parts
+from bot.runtime.web import WebApp
 from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
 from bot.slack.gateway import ChannelPacer, SlackGateway
@@ -38,12 +38,12 @@ from bot.slack.listeners import Guard, SlackContext
 from bot.slack.publisher import Publisher
 from bot.slack.rollback_listeners import RollbackContext, recovery_job, register_rollback
 from bot.slack.sync import MessageSync
-from bot.watch_setup import install as install_watch
-from bot.watch_setup import make_parts as make_watch_parts
-from bot.web import WebApp
+from bot.usecases.lifecycle import Lifecycle
+from bot.usecases.releases import Services
+from bot.usecases.rollback import LazyDeployer, RollbackService
 
 if TYPE_CHECKING:
-    from bot.work_process import WorkChannel
+    from bot.runtime.work_process import WorkChannel
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def build(
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
-    ``hand_off`` and ``answer_in_listener`` split the bot over two processes (see ``bot.work_process``): the
+    ``hand_off`` and ``answer_in_listener`` split the bot over two processes (see ``bot.runtime.work_process``): the
     serving side hands deferred work, redraws and timer changes to the work side, which re-dispatches the payloads
     it is handed.
     """

@@ -1,5 +1,5 @@
 """The checklist file's shape: strict pydantic models and the notations they accept (durations, percentages,
-latencies, keys). ``bot.checklist_file`` loads files with them; ``checklists/README.md`` documents them.
+latencies, keys). ``bot.checklist.loading`` loads files with them; ``checklists/README.md`` documents them.
 """
 
 from __future__ import annotations

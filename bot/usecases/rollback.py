@@ -1,7 +1,7 @@
 """Rolling production back: plan, request (permission, then the intent under a database lock), execute
 (``kubectl rollout undo`` + ``rollout status``), then health check, "rolled back", and the service lock.
 
-Like ``bot.services`` it knows nothing of Slack; it must not import slack_bolt, slack_sdk, kubernetes or httpx.
+Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import slack_bolt, slack_sdk, kubernetes or httpx.
 The Kubernetes work goes through the ``Deployer`` port; ``LazyDeployer`` builds the real one on first use.
 
 Safety rules kept here:
@@ -25,11 +25,17 @@ from bot.domain.records import BOT, Actor
 from bot.domain.release import ReleaseStatus
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus, ServiceLock
 from bot.errors import Conflict, InvalidTransition, NotFound, ReleaseBotError
-from bot.lifecycle import Lifecycle
 from bot.ports import Clock, Deployer, HealthChecker, HealthResult, RollbackPlan, RolloutStatus
-from bot.reports import incident_report
-from bot.rollback_types import Interrupted, LazyDeployer, Outcome, production_environment, rollback_target
-from bot.services import ReleaseView, Services, UowFactory
+from bot.usecases.lifecycle import Lifecycle
+from bot.usecases.releases import ReleaseView, Services, UowFactory
+from bot.usecases.reports import incident_report
+from bot.usecases.rollback_types import (
+    Interrupted,
+    LazyDeployer,
+    Outcome,
+    production_environment,
+    rollback_target,
+)
 
 __all__ = [
     "Interrupted",
