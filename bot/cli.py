@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.errors import ReleaseBotError
-from bot.i18n.core import t
+from bot.i18n import t
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         print("database is up to date")
         return 0
     if args.command == "export":
-        return _export(settings.database_url, args.version, args.format, settings)
+        return _export(settings.database_url, args.version, args.format)
     if args.command == "resync":
         from bot.runtime.server import resync
 
@@ -83,17 +83,11 @@ def _run(args: argparse.Namespace) -> int:
     return 2
 
 
-def _export(database_url: str, version: str, fmt: str, settings: object) -> int:
-    from bot.db.engine import make_engine, make_session_factory
-    from bot.db.uow import SqlUnitOfWork
-    from bot.ports import SystemClock
-    from bot.usecases.releases import Services
+def _export(database_url: str, version: str, fmt: str) -> int:
+    from bot.runtime.bootstrap import reading
     from bot.usecases.reports import audit_rows, markdown_report
 
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    services = Services.readonly(uow=lambda: SqlUnitOfWork(factory), clock=SystemClock())
-    try:
+    with reading(database_url) as services:
         record, events = services.audit_trail(version)
         rows = audit_rows(record, events)
         if fmt == "json":
@@ -115,6 +109,4 @@ def _export(database_url: str, version: str, fmt: str, settings: object) -> int:
         else:
             view = services.view(record.id)
             print(markdown_report(view, events))
-    finally:
-        engine.dispose()
     return 0

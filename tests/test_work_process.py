@@ -162,7 +162,7 @@ def test_work_process_false_runs_one_process(tmp_path: Path, fake_slack: FakeSla
 
 
 def test_a_forwarded_click_keeps_only_the_block_it_came_from() -> None:
-    from bot.runtime.work_process import slim
+    from bot.runtime.hand_off import slim
 
     blocks = [
         {"type": "section", "block_id": f"b{i}", "text": {"type": "mrkdwn", "text": "x" * 300}}

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.models import AuditEventRow, ItemStateRow, MessageRow, ReleaseRow, TimerRow
@@ -443,6 +444,13 @@ class Timers:
         return _timer(row)
 
 
+class DuplicateKey(Exception):
+    """A write broke a unique constraint: someone else wrote the same key first.
+
+    Raised in place of the driver's ``IntegrityError`` when it leaves a unit of work, so that use cases can tell a
+    lost race from a failure without importing SQLAlchemy."""
+
+
 class SqlUnitOfWork:
     """One transaction and the repositories that share it."""
 
@@ -466,6 +474,8 @@ class SqlUnitOfWork:
     ) -> None:
         self.session.rollback()  # a no-op after commit()
         self.session.close()
+        if isinstance(exc, IntegrityError):
+            raise DuplicateKey(str(exc.orig)) from exc
 
     def commit(self) -> None:
         self.session.commit()

@@ -1,150 +1,146 @@
-"""The metric watch's and incidents' words, Korean (default) and English, added to the one message catalog."""
+"""The metric watch's and the incidents' words, in Korean (the default) and English."""
 
 from __future__ import annotations
 
-from bot.i18n.core import CATALOG
-
-CATALOG.update(
-    {
-        # --- the channel ping ---
-        "alert_title": {
-            "en": ":rotating_light: <!here> *{version}: {title}* — on-call has been paged.",
-            "ko": ":rotating_light: <!here> *{version}: {title}* — 온콜을 호출했습니다.",
-        },
-        "alert_fallback": {
-            "en": "<!here> {version}: {title}. On-call has been paged.",
-            "ko": "<!here> {version}: {title}. 온콜을 호출했습니다.",
-        },
-        "alert_contacts": {"en": "Contacts: {who}", "ko": "비상 연락처: {who}"},
-        "alert_value_rate": {
-            "en": "*Error rate* {value} — threshold {threshold}",
-            "ko": "*에러율* {value} — 기준 {threshold}",
-        },
-        "alert_value_latency": {
-            "en": "*p95 latency* {value} ({times}× baseline) — threshold {threshold}× baseline = {limit}",
-            "ko": "*P95 응답 시간* {value} (기준선의 {times}배) — 기준 기준선의 {threshold}배 = {limit}",
-        },
-        "alert_baseline": {"en": "*Baseline p95* {value}", "ko": "*기준선 P95* {value}"},
-        "alert_no_baseline": {"en": "*Baseline p95* not recorded", "ko": "*기준선 P95* 기록 없음"},
-        "alert_window": {
-            "en": "*Window* {window} rate · {count} breaches in a row (needs {required}) since {since}",
-            "ko": "*윈도* {window} rate · {since}부터 연속 {count}회 초과 (기준 {required}회)",
-        },
-        "alert_trend": {
-            "en": "*Recent trend* {trend} ({direction})",
-            "ko": "*최근 추이* {trend} ({direction})",
-        },
-        "alert_stage": {"en": "*Stage* {stage}", "ko": "*단계* {stage}"},
-        "alert_declared": {
-            "en": "*Declared by* {who}: _{reason}_",
-            "ko": "*선언자* {who}: _{reason}_",
-        },
-        "alert_thread": {"en": "<{link}|Release thread>", "ko": "<{link}|릴리스 스레드>"},
-        "direction_rising": {"en": "rising", "ko": "상승 중"},
-        "direction_falling": {"en": "falling", "ko": "하락 중"},
-        "direction_steady": {"en": "steady", "ko": "유지"},
-        "direction_unknown": {"en": "too few figures", "ko": "데이터 부족"},
-        "no_figure": {"en": "no data", "ko": "데이터 없음"},
-        "btn_ack_incident": {"en": "Acknowledge", "ko": "확인 (Ack)"},
-        "btn_dismiss_incident": {"en": "Not a problem, keep watching", "ko": "문제 아님, 계속 감시"},
-        "incident_acknowledged": {
-            "en": ":eyes: Acknowledged by {who}; PagerDuty is told.",
-            "ko": ":eyes: {who} 님이 확인했습니다. PagerDuty에도 반영합니다.",
-        },
-        "incident_dismissed": {
-            "en": ":ok_hand: {who} marked this not a problem; the page is resolved and I keep watching.",
-            "ko": ":ok_hand: {who} 님이 문제 아님으로 표시했습니다. 호출을 해제하고 계속 감시합니다.",
-        },
-        "incident_resolved": {
-            "en": ":white_check_mark: Resolved: the release is {status}. PagerDuty is told.",
-            "ko": ":white_check_mark: 해결됨: 릴리스가 {status} 상태입니다. PagerDuty에도 반영합니다.",
-        },
-        "incident_already_open": {
-            "en": "That is already declared for {version} and on-call is paged: {link}",
-            "ko": "{version}에 이미 선언되어 온콜이 호출되었습니다: {link}",
-        },
-        "incident_not_found": {
-            "en": "I can't find that incident.",
-            "ko": "해당 인시던트를 찾을 수 없습니다.",
-        },
-        "incident_declaring": {
-            "en": "Declaring an incident on {version}…",
-            "ko": "{version} 인시던트를 선언합니다…",
-        },
-        "declared_title": {"en": "Incident declared", "ko": "인시던트 선언"},
-        "modal_incident_title": {"en": "Declare an incident", "ko": "인시던트 선언"},
-        "modal_incident_prompt": {
-            "en": "{title}: what is happening? On-call is paged with your words.",
-            "ko": "{title}: 무슨 일이 일어나고 있나요? 입력한 내용으로 온콜을 호출합니다.",
-        },
-        # --- thread notes ---
-        "dry_run_fired": {
-            "en": ":test_tube: Dry run: *{title}* would have paged now (nobody was paged).",
-            "ko": ":test_tube: 드라이런: *{title}* 기준이 충족되어 호출했을 상황입니다 (호출하지 않음).",
-        },
-        "watch_blind": {
-            "en": ":see_no_evil: I am blind: {count} samples in a row without data. The gate cannot pass on "
-            "its own: check the dashboards and decide.",
-            "ko": ":see_no_evil: 메트릭을 볼 수 없습니다: 연속 {count}회 데이터 없음. 게이트는 자동으로 통과하지 "
-            "않습니다. 대시보드를 확인하고 결정해 주세요.",
-        },
-        "watch_blind_line": {"en": "• {title}: {reason}", "ko": "• {title}: {reason}"},
-        "watch_data_back": {
-            "en": ":eyes: Metrics are back ({titles}); I am watching again.",
-            "ko": ":eyes: 메트릭이 다시 들어옵니다 ({titles}). 감시를 재개합니다.",
-        },
-        "baseline_recorded": {
-            "en": ":straight_ruler: Normal p95 for this release: {value} ({source}). "
-            "The latency criterion fires at {threshold}× that.",
-            "ko": ":straight_ruler: 이번 릴리스의 정상 P95: {value} ({source}). 응답 시간 기준은 그 {threshold}배입니다.",
-        },
-        "baseline_source_measured": {
-            "en": "p95 over the {window} before canary start",
-            "ko": "카나리 시작 직전 {window} 동안의 P95",
-        },
-        "baseline_source_fixed": {"en": "fixed in the checklist", "ko": "체크리스트에 지정된 값"},
-        "baseline_missing": {
-            "en": ":warning: No baseline p95 ({reason}). The latency criterion reports *no data* for this "
-            "release instead of passing: watch latency yourselves, or set metrics.baseline_p95 in the checklist.",
-            "ko": ":warning: 기준선 P95가 없습니다 ({reason}). 이번 릴리스의 응답 시간 기준은 통과가 아닌 *데이터 없음*"
-            "으로 표시됩니다. 응답 시간을 직접 확인하거나 체크리스트에 metrics.baseline_p95를 지정하세요.",
-        },
-        # --- gate figures in the stage reminder ---
-        "gate_figures": {
-            "en": "{mark} Latest figures: error rate {error} · p95 {p95} ({when})",
-            "ko": "{mark} 최근 수치: 에러율 {error} · P95 {p95} ({when})",
-        },
-        "gate_undecided": {
-            "en": ":grey_question: *Undecided: no data* ({reasons}). The gate does not pass on its own: "
-            "check the dashboards and decide.",
-            "ko": ":grey_question: *판단 불가: 데이터 없음* ({reasons}). 게이트는 자동으로 통과하지 않습니다. "
-            "대시보드를 확인하고 결정해 주세요.",
-        },
-        "gate_no_samples": {"en": "no samples yet", "ko": "아직 샘플 없음"},
-        # --- PagerDuty ---
-        "pd_summary_metric": {
-            "en": "{service} {version}: {title} — {value} (threshold {threshold})",
-            "ko": "{service} {version}: {title} — {value} (기준 {threshold})",
-        },
-        "pd_summary_declared": {
-            "en": "{service} {version}: {title} — declared by {who}: {reason}",
-            "ko": "{service} {version}: {title} — {who} 님이 선언: {reason}",
-        },
-        "pd_change_canary_start": {
-            "en": "{service} {version}: canary started at {pct}%",
-            "ko": "{service} {version}: 카나리 {pct}% 시작",
-        },
-        "pd_change_stage": {
-            "en": "{service} {version}: canary at {pct}%",
-            "ko": "{service} {version}: 카나리 {pct}%",
-        },
-        "pd_change_watch": {
-            "en": "{service} {version}: post-deploy watch started",
-            "ko": "{service} {version}: 배포 후 모니터링 시작",
-        },
-        "pd_change_ended": {
-            "en": "{service} {version}: release {status}",
-            "ko": "{service} {version}: 릴리스 {status}",
-        },
-    }
-)
+WORDS: dict[str, dict[str, str]] = {
+    # --- the channel ping ---
+    "alert_title": {
+        "en": ":rotating_light: <!here> *{version}: {title}* — on-call has been paged.",
+        "ko": ":rotating_light: <!here> *{version}: {title}* — 온콜을 호출했습니다.",
+    },
+    "alert_fallback": {
+        "en": "<!here> {version}: {title}. On-call has been paged.",
+        "ko": "<!here> {version}: {title}. 온콜을 호출했습니다.",
+    },
+    "alert_contacts": {"en": "Contacts: {who}", "ko": "비상 연락처: {who}"},
+    "alert_value_rate": {
+        "en": "*Error rate* {value} — threshold {threshold}",
+        "ko": "*에러율* {value} — 기준 {threshold}",
+    },
+    "alert_value_latency": {
+        "en": "*p95 latency* {value} ({times}× baseline) — threshold {threshold}× baseline = {limit}",
+        "ko": "*P95 응답 시간* {value} (기준선의 {times}배) — 기준 기준선의 {threshold}배 = {limit}",
+    },
+    "alert_baseline": {"en": "*Baseline p95* {value}", "ko": "*기준선 P95* {value}"},
+    "alert_no_baseline": {"en": "*Baseline p95* not recorded", "ko": "*기준선 P95* 기록 없음"},
+    "alert_window": {
+        "en": "*Window* {window} rate · {count} breaches in a row (needs {required}) since {since}",
+        "ko": "*윈도* {window} rate · {since}부터 연속 {count}회 초과 (기준 {required}회)",
+    },
+    "alert_trend": {
+        "en": "*Recent trend* {trend} ({direction})",
+        "ko": "*최근 추이* {trend} ({direction})",
+    },
+    "alert_stage": {"en": "*Stage* {stage}", "ko": "*단계* {stage}"},
+    "alert_declared": {
+        "en": "*Declared by* {who}: _{reason}_",
+        "ko": "*선언자* {who}: _{reason}_",
+    },
+    "alert_thread": {"en": "<{link}|Release thread>", "ko": "<{link}|릴리스 스레드>"},
+    "direction_rising": {"en": "rising", "ko": "상승 중"},
+    "direction_falling": {"en": "falling", "ko": "하락 중"},
+    "direction_steady": {"en": "steady", "ko": "유지"},
+    "direction_unknown": {"en": "too few figures", "ko": "데이터 부족"},
+    "no_figure": {"en": "no data", "ko": "데이터 없음"},
+    "btn_ack_incident": {"en": "Acknowledge", "ko": "확인 (Ack)"},
+    "btn_dismiss_incident": {"en": "Not a problem, keep watching", "ko": "문제 아님, 계속 감시"},
+    "incident_acknowledged": {
+        "en": ":eyes: Acknowledged by {who}; PagerDuty is told.",
+        "ko": ":eyes: {who} 님이 확인했습니다. PagerDuty에도 반영합니다.",
+    },
+    "incident_dismissed": {
+        "en": ":ok_hand: {who} marked this not a problem; the page is resolved and I keep watching.",
+        "ko": ":ok_hand: {who} 님이 문제 아님으로 표시했습니다. 호출을 해제하고 계속 감시합니다.",
+    },
+    "incident_resolved": {
+        "en": ":white_check_mark: Resolved: the release is {status}. PagerDuty is told.",
+        "ko": ":white_check_mark: 해결됨: 릴리스가 {status} 상태입니다. PagerDuty에도 반영합니다.",
+    },
+    "incident_already_open": {
+        "en": "That is already declared for {version} and on-call is paged: {link}",
+        "ko": "{version}에 이미 선언되어 온콜이 호출되었습니다: {link}",
+    },
+    "incident_not_found": {
+        "en": "I can't find that incident.",
+        "ko": "해당 인시던트를 찾을 수 없습니다.",
+    },
+    "incident_declaring": {
+        "en": "Declaring an incident on {version}…",
+        "ko": "{version} 인시던트를 선언합니다…",
+    },
+    "declared_title": {"en": "Incident declared", "ko": "인시던트 선언"},
+    "modal_incident_title": {"en": "Declare an incident", "ko": "인시던트 선언"},
+    "modal_incident_prompt": {
+        "en": "{title}: what is happening? On-call is paged with your words.",
+        "ko": "{title}: 무슨 일이 일어나고 있나요? 입력한 내용으로 온콜을 호출합니다.",
+    },
+    # --- thread notes ---
+    "dry_run_fired": {
+        "en": ":test_tube: Dry run: *{title}* would have paged now (nobody was paged).",
+        "ko": ":test_tube: 드라이런: *{title}* 기준이 충족되어 호출했을 상황입니다 (호출하지 않음).",
+    },
+    "watch_blind": {
+        "en": ":see_no_evil: I am blind: {count} samples in a row without data. The gate cannot pass on "
+        "its own: check the dashboards and decide.",
+        "ko": ":see_no_evil: 메트릭을 볼 수 없습니다: 연속 {count}회 데이터 없음. 게이트는 자동으로 통과하지 "
+        "않습니다. 대시보드를 확인하고 결정해 주세요.",
+    },
+    "watch_blind_line": {"en": "• {title}: {reason}", "ko": "• {title}: {reason}"},
+    "watch_data_back": {
+        "en": ":eyes: Metrics are back ({titles}); I am watching again.",
+        "ko": ":eyes: 메트릭이 다시 들어옵니다 ({titles}). 감시를 재개합니다.",
+    },
+    "baseline_recorded": {
+        "en": ":straight_ruler: Normal p95 for this release: {value} ({source}). "
+        "The latency criterion fires at {threshold}× that.",
+        "ko": ":straight_ruler: 이번 릴리스의 정상 P95: {value} ({source}). 응답 시간 기준은 그 {threshold}배입니다.",
+    },
+    "baseline_source_measured": {
+        "en": "p95 over the {window} before canary start",
+        "ko": "카나리 시작 직전 {window} 동안의 P95",
+    },
+    "baseline_source_fixed": {"en": "fixed in the checklist", "ko": "체크리스트에 지정된 값"},
+    "baseline_missing": {
+        "en": ":warning: No baseline p95 ({reason}). The latency criterion reports *no data* for this "
+        "release instead of passing: watch latency yourselves, or set metrics.baseline_p95 in the checklist.",
+        "ko": ":warning: 기준선 P95가 없습니다 ({reason}). 이번 릴리스의 응답 시간 기준은 통과가 아닌 *데이터 없음*"
+        "으로 표시됩니다. 응답 시간을 직접 확인하거나 체크리스트에 metrics.baseline_p95를 지정하세요.",
+    },
+    # --- gate figures in the stage reminder ---
+    "gate_figures": {
+        "en": "{mark} Latest figures: error rate {error} · p95 {p95} ({when})",
+        "ko": "{mark} 최근 수치: 에러율 {error} · P95 {p95} ({when})",
+    },
+    "gate_undecided": {
+        "en": ":grey_question: *Undecided: no data* ({reasons}). The gate does not pass on its own: "
+        "check the dashboards and decide.",
+        "ko": ":grey_question: *판단 불가: 데이터 없음* ({reasons}). 게이트는 자동으로 통과하지 않습니다. "
+        "대시보드를 확인하고 결정해 주세요.",
+    },
+    "gate_no_samples": {"en": "no samples yet", "ko": "아직 샘플 없음"},
+    # --- PagerDuty ---
+    "pd_summary_metric": {
+        "en": "{service} {version}: {title} — {value} (threshold {threshold})",
+        "ko": "{service} {version}: {title} — {value} (기준 {threshold})",
+    },
+    "pd_summary_declared": {
+        "en": "{service} {version}: {title} — declared by {who}: {reason}",
+        "ko": "{service} {version}: {title} — {who} 님이 선언: {reason}",
+    },
+    "pd_change_canary_start": {
+        "en": "{service} {version}: canary started at {pct}%",
+        "ko": "{service} {version}: 카나리 {pct}% 시작",
+    },
+    "pd_change_stage": {
+        "en": "{service} {version}: canary at {pct}%",
+        "ko": "{service} {version}: 카나리 {pct}%",
+    },
+    "pd_change_watch": {
+        "en": "{service} {version}: post-deploy watch started",
+        "ko": "{service} {version}: 배포 후 모니터링 시작",
+    },
+    "pd_change_ended": {
+        "en": "{service} {version}: release {status}",
+        "ko": "{service} {version}: 릴리스 {status}",
+    },
+}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +45,7 @@ from bot.usecases.releases import Services
 from bot.usecases.rollback import LazyDeployer, RollbackService
 
 if TYPE_CHECKING:
-    from bot.runtime.work_process import WorkChannel
+    from bot.runtime.hand_off import WorkChannel
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,17 @@ class Bot:
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.engine.dispose()
+
+
+@contextmanager
+def reading(database_url: str) -> Iterator[Services]:
+    """Services that read stored releases (``release-bot export``): no Slack, no checklist file, no timers."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    try:
+        yield Services.readonly(uow=lambda: SqlUnitOfWork(factory), clock=SystemClock())
+    finally:
+        engine.dispose()
 
 
 def build(

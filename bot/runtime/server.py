@@ -66,7 +66,7 @@ def _serve(settings: Settings) -> int:
         if isinstance(leader, SqliteLeader):
             leader.acquire()
         gate = AckGate()  # before the fork: the work process reads the count this process keeps
-        work = WorkProcess(settings, leader, gate)
+        work = WorkProcess(settings, leader, gate, build)
         channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
         bot = build(settings, hand_off=channel)
         log.info("serving; work process %s", work.pid)

@@ -27,7 +27,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 import threading
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from bot.config import Settings
 from bot.errors import ReleaseBotError
 from bot.observability import request_id
 from bot.runtime.ack_gate import AckGate
+from bot.runtime.hand_off import WorkChannel
 from bot.runtime.leader import PostgresLeader, SqliteLeader
 
 log = logging.getLogger(__name__)
@@ -50,76 +50,22 @@ _PR_SET_PDEATHSIG = 1
 _F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
 
-Message = tuple[str, Any]
 T = TypeVar("T")
-
-
-class WorkChannel:
-    """The serving side of the pipe. ``forward`` and ``wake`` never block the caller: a feeder thread writes.
-
-    ``ready`` says whether the work process is up and working."""
-
-    def __init__(self, conn: Connection, ready: Callable[[], bool]) -> None:
-        self._conn = conn
-        self.ready = ready
-        # Pickled at once: while the work process is busy the queue holds bytes, ~5x smaller than the payload dicts.
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._feed, name="work-feed", daemon=True)
-        self._thread.start()
-
-    def forward(self, body: dict[str, Any]) -> None:
-        self._put(("payload", (slim(body), request_id.get())))
-
-    def wake(self) -> None:
-        """Timers changed here: the clock runs in the work process."""
-        self._put(("wake", None))
-
-    def mark_dirty(self, message_ids: list[int]) -> None:
-        """Messages to redraw: the work process draws them all, so that no message is drawn twice."""
-        self._put(("dirty", message_ids))
-
-    def _put(self, message: Message) -> None:
-        self._queue.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def close(self, timeout: float) -> None:
-        """Send what is queued, then close the pipe: the work process drains and exits."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _feed(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                self._conn.send_bytes(item)
-        except OSError:
-            log.error("the work process stopped reading; work handed to it since is lost")
-        finally:
-            self._conn.close()
-
-
-def slim(body: dict[str, Any]) -> dict[str, Any]:
-    """The payload without the blocks of its message that no action came from.
-
-    A click carries the whole message it was made on (~14 KB for a phase of the checklist), and the handlers read
-    only the clicked element's block from it. Cut down to that, a burst of clicks fits in the pipe: the serving
-    process's feeder never blocks and wakes on it while the work process, which yields to the acks, is not reading.
-    """
-    message, actions = body.get("message"), body.get("actions")
-    if (
-        not isinstance(message, dict)
-        or not isinstance(message.get("blocks"), list)
-        or not isinstance(actions, list)
-    ):
-        return body
-    clicked = {a.get("block_id") for a in actions if isinstance(a, dict)}
-    kept = [b for b in message["blocks"] if isinstance(b, dict) and b.get("block_id") in clicked]
-    return {**body, "message": {**message, "blocks": kept}}
 
 
 class WorkProcess:
     """Starts and supervises the work process from the serving process."""
 
-    def __init__(self, settings: Settings, leader: SqliteLeader | PostgresLeader, gate: AckGate) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        leader: SqliteLeader | PostgresLeader,
+        gate: AckGate,
+        build: Callable[..., Any],
+    ) -> None:
+        """``build`` is the composition root's ``build``, passed in so that this module does not import it."""
         self._settings = settings
+        self._build = build
         self._leader = leader
         self._gate = gate
         self.channel: WorkChannel | None = None
@@ -134,7 +80,7 @@ class WorkProcess:
         self._ready = context.Event()
         self._proc = context.Process(
             target=_work_main,
-            args=(self._settings, reader, writer, self._leader, self._ready, self._gate),
+            args=(self._settings, reader, writer, self._leader, self._ready, self._gate, self._build),
             name="release-bot-work",
         )
         self._proc.start()
@@ -241,6 +187,7 @@ def _work_main(
     leader: SqliteLeader | PostgresLeader,
     ready: Any,
     gate: AckGate,
+    build: Callable[..., Any],
 ) -> None:
     writer.close()  # only the serving process writes: its exit is our end of input
     _die_with_parent()
@@ -249,8 +196,6 @@ def _work_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     from slack_bolt import BoltRequest
-
-    from bot.runtime.bootstrap import build
 
     try:
         bot = build(settings, leader=leader, answer_in_listener=True, work_pool=BoundedPool(3, 6))

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import bot.i18n.watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import PING_CLAIM, IncidentRecord, IncidentStatus
 from bot.domain.records import BOT
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.slack.blocks import Block, escape, slack_date, step_label
 from bot.slack.ids import ActionId
 from bot.slack.notices import button, section

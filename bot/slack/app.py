@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.errors import IntegrationError, UserError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.slack.gateway import permalink
 from bot.slack.listeners import Guard, SlackContext, register, register_fallbacks
 

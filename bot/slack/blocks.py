@@ -14,7 +14,7 @@ from typing import Any
 from bot.domain.checklist import Checklist, CriterionKind, Phase, PhaseKind
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.slack.ids import ActionId, block_id, declare_action_id
 from bot.usecases.releases import ReleaseView
 

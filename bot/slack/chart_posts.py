@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.errors import ChatError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import Clock
 from bot.slack.blocks import step_label
 from bot.slack.charts import ChartData, render_png

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import bot.i18n.dashboard  # noqa: F401  (registers the words in the catalog)
 from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.domain.release import progress
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import Clock
 from bot.slack.blocks import Block, _progress_bar, clip, escape, slack_date, step_label
 from bot.slack.gateway import SlackGateway, permalink

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.domain.records import Actor
 from bot.errors import GateNotMet, PermissionDenied, UsageError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.ports import HealthChecker
 from bot.slack import notices, parsing

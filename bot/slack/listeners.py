@@ -18,7 +18,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.config import Settings
 from bot.errors import UsageError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.slack import blocks, parsing
 from bot.slack.gateway import permalink

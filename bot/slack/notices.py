@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.domain.checklist import Checklist
 from bot.domain.release import FINISHED_STEP, StepKind, next_step_key
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import HealthResult
 from bot.slack.blocks import Block, advance_label, clip, escape, step_label
 from bot.slack.ids import ActionId, CallbackId

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.checklist import Checklist
 from bot.errors import ChatError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.slack import blocks
 from bot.slack.gateway import SlackGateway, permalink

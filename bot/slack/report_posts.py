@@ -9,11 +9,10 @@ from datetime import datetime
 
 from slack_bolt import Ack
 
-import bot.i18n.dashboard  # noqa: F401  (registers the words in the catalog)
 from bot.domain.records import AuditEvent
 from bot.domain.release import ReleaseStatus
 from bot.errors import ChatError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import Clock
 from bot.slack.blocks import Block, clip, escape, slack_date
 from bot.slack.notices import section

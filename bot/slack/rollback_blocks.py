@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from bot.domain.rollbacks import RollbackRecord
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import Revision, RollbackPlan
 from bot.slack.blocks import Block, clip, escape
 from bot.slack.ids import CallbackId

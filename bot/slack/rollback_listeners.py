@@ -17,11 +17,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-import bot.i18n.rollback  # noqa: F401  (adds the rollback strings to the catalog)
 from bot.domain.records import Actor
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
 from bot.errors import PermissionDenied
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.ports import RolloutStatus
 from bot.slack import blocks, notices, parsing

@@ -10,11 +10,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-import bot.i18n.watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.domain.incident import DECLARED
 from bot.domain.records import Actor
 from bot.errors import PermissionDenied, UsageError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.slack import notices, parsing
 from bot.slack.ids import DECLARE_INCIDENT_RE, ActionId, CallbackId

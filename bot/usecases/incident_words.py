@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import bot.i18n.watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.domain.analysis import Explanation
 from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.domain.records import BOT
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.usecases.releases import ReleaseView
 
 

@@ -22,7 +22,7 @@ from bot.domain.incident import DECLARED, PING_CLAIM, IncidentRecord, IncidentSt
 from bot.domain.records import BOT, Actor
 from bot.domain.release import StepKind
 from bot.errors import ChatError, Conflict, InvalidTransition
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.ports import Clock
 from bot.usecases.incident_words import change_body, thread_link, trigger_body
 from bot.usecases.releases import ReleaseView, Services, UowFactory

@@ -11,11 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
-from bot.db.uow import SqlUnitOfWork
+from bot.db.uow import DuplicateKey, SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.checklist import Checklist
 from bot.domain.incident import SampleRecord
@@ -247,7 +245,7 @@ class Services:
         version = flow.validate_version(version)
         try:
             return self._start(channel_id, version, actor)
-        except IntegrityError:
+        except DuplicateKey:
             # Two starts raced (Postgres lets both read "none active"): the unique active key decided.
             with self._read() as uow:
                 existing = uow.releases.find_active(channel_id, version)
@@ -310,7 +308,7 @@ class Services:
                     uow.messages.add(release_id, kind, page, channel_id, posting_by=posting_by, at=now)
                 uow.commit()
                 return self.view_in(uow, release_id)
-        except IntegrityError:
+        except DuplicateKey:
             return None
 
     def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import bot.i18n.watch  # noqa: F401  (registers the watch's words in the catalog)
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.analysis import (
     Action,
@@ -34,7 +33,7 @@ from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
 from bot.errors import ChatError, GateNotMet, MetricsError
-from bot.i18n.core import t
+from bot.i18n import t
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
 from bot.usecases.incident_words import fmt_ms, fmt_rate, why_details

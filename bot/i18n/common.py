@@ -1,14 +1,8 @@
-"""The bot's own words in Korean (the team's language, the default) and English.
-
-Checklist text is shown as the file writes it; only what the bot adds comes from here. ``t(lang, key, **params)``
-returns the text for a key, or the key itself when it is not a catalog key (plain text passes through).
-"""
+"""Words of the commands, the checklist messages and the errors, in Korean (the default) and English."""
 
 from __future__ import annotations
 
-from typing import Any
-
-CATALOG: dict[str, dict[str, str]] = {
+WORDS: dict[str, dict[str, str]] = {
     # --- usage and errors ---
     "usage": {
         "en": (
@@ -278,17 +272,3 @@ CATALOG: dict[str, dict[str, str]] = {
         "ko": "• <{link}|{version}> — {status}, {step}, 시작 {when}",
     },
 }
-
-
-class _Params(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "?"  # a missing placeholder must never turn an error message into a crash
-
-
-def t(lang: str, key: str, **params: Any) -> str:
-    """Translate a catalog key; a string that is not a key is returned as it is."""
-    entry = CATALOG.get(key)
-    if entry is None:
-        return key
-    text = entry.get(lang) or entry["en"]
-    return text.format_map(_Params(params))
