@@ -166,7 +166,9 @@ def test_the_root_of_bot_holds_only_the_modules_every_layer_reads() -> None:
     assert not loose, f"modules at the root of bot/: {sorted(loose)}; put each in the folder of its layer"
 
 
-@pytest.mark.parametrize("folder", sorted(p for p in BOT.iterdir() if p.is_dir() and p.name != "__pycache__"))
+@pytest.mark.parametrize(
+    "folder", sorted(p for p in BOT.iterdir() if p.is_dir() and p.name != "__pycache__"), ids=lambda p: p.name
+)
 def test_every_folder_says_what_lives_there_and_what_it_may_import(folder: Path) -> None:
     assert folder.name in MAY_IMPORT, f"bot/{folder.name}/ is not a layer of this test's table"
     doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text(encoding="utf-8")))
