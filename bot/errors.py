@@ -20,10 +20,13 @@ ReleaseBotError                   base; carries user_message
     ├── DeployerError             Kubernetes API error or timeout
     ├── PagerError                PagerDuty rejected the event or stayed unreachable
     ├── MetricsError              Prometheus unreachable or answered with an error envelope
+    ├── GitHubError               GitHub unreachable, rate-limited, or refused the credentials
     └── ChatError                 Slack Web API call failed; ``code`` is Slack's error string
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class ReleaseBotError(Exception):
@@ -107,6 +110,20 @@ class PagerError(IntegrationError):
 
 class MetricsError(IntegrationError):
     """Prometheus was unreachable, timed out, or answered with an error envelope."""
+
+
+class GitHubError(IntegrationError):
+    """GitHub did not answer, answered with an error, or asked us to slow down.
+
+    ``kind`` is ``unreachable``, ``rate_limited``, ``auth`` (credentials refused or missing a permission) or
+    ``error``; ``retry_at`` is when GitHub said it would take requests again (rate limits)."""
+
+    def __init__(
+        self, user_message: str, *, kind: str, retry_at: datetime | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        self.kind = kind
+        self.retry_at = retry_at
 
 
 class ChatError(IntegrationError):

@@ -155,3 +155,120 @@ class HealthChecker(Protocol):
     """Checks an environment's health URL."""
 
     def check(self, url: str) -> HealthResult: ...
+
+
+# --- GitHub (the code host the evidence comes from) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A check run (GitHub Actions job, app check) or a commit status, reduced to what the judgement needs.
+
+    ``conclusion`` is GitHub's word once ``status`` is ``completed`` (success, failure, neutral, skipped,
+    cancelled, timed_out, action_required, stale); for a commit status it is its state (success, failure,
+    error, pending)."""
+
+    name: str
+    status: str  # queued | in_progress | completed (commit statuses: completed unless pending)
+    conclusion: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A git tag and the commit it points at."""
+
+    name: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``git log base..head``: its commits and the files they changed.
+
+    GitHub lists at most 300 files of a comparison: ``files_complete`` is False when it may have cut the list."""
+
+    base: str
+    head: str
+    commits: tuple[str, ...]  # SHAs, oldest first
+    files: tuple[str, ...]
+    total_commits: int
+    files_complete: bool
+    url: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A merged pull request."""
+
+    number: int
+    title: str
+    url: str
+    author: str
+    merge_commit_sha: str | None
+    merged_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Review:
+    """One review of a pull request, in GitHub's order (oldest first)."""
+
+    user: str
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+
+
+@dataclass(frozen=True)
+class ReleaseNotes:
+    """A published GitHub release of a tag."""
+
+    tag: str
+    name: str
+    body: str
+    url: str
+    draft: bool
+    prerelease: bool
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """The latest status of the latest deployment of a commit to an environment."""
+
+    environment: str
+    state: str  # success | failure | error | inactive | in_progress | queued | pending
+    url: str | None
+    created_at: datetime | None
+
+
+class CodeHost(Protocol):
+    """Reads one repository on GitHub. Read-only; every method may raise ``GitHubError``.
+
+    ``html_url`` builds links people can open (``commit/<sha>``, ``compare/<a>...<b>``)."""
+
+    @property
+    def repository(self) -> str: ...
+
+    def html_url(self, path: str) -> str: ...
+
+    def tag_commit(self, tag: str) -> str | None: ...
+
+    def check_runs(self, sha: str) -> tuple[CheckRun, ...]: ...
+
+    def statuses(self, sha: str) -> tuple[CheckRun, ...]: ...
+
+    def tags(self) -> tuple[TagRef, ...]: ...
+
+    def compare(self, base: str, head: str) -> Comparison: ...
+
+    def merged_pulls(self, since: datetime) -> tuple[PullRequest, ...]: ...
+
+    def reviews(self, number: int) -> tuple[Review, ...]: ...
+
+    def file_text(self, path: str, ref: str) -> str | None: ...
+
+    def last_commit_of(self, path: str, ref: str) -> str | None: ...
+
+    def commit_date(self, sha: str) -> datetime | None: ...
+
+    def release(self, tag: str) -> ReleaseNotes | None: ...
+
+    def deployment(self, sha: str, environment: str) -> DeploymentState | None: ...

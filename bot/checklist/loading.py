@@ -16,10 +16,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.checklist.schema import (
+    EVIDENCE_FIELDS,
+    MAX_EVIDENCE,
     MAX_FILE_BYTES,
     MAX_FULL_ITEM_KEY,
     MAX_REPORTED,
     ChecklistModel,
+    EvidenceModel,
+    ItemModel,
     SectionModel,
     _percent,
     _ratio,
@@ -40,6 +44,7 @@ from bot.domain.checklist import (
     RollbackTarget,
     Section,
 )
+from bot.domain.evidence import EvidenceSource, EvidenceSpec
 from bot.errors import ChecklistError
 
 
@@ -200,6 +205,7 @@ def _check(m: ChecklistModel) -> _Problems:
             for k, item in enumerate(section.items):
                 full, path = f"{phase.key}.{section.key}.{item.key}", f"{at}.sections[{j}].items[{k}].key"
                 keys["items"].append((path, full))
+                _check_evidence(m, phase.environment, item, f"{at}.sections[{j}].items[{k}].evidence", problems)
                 if len(full) > MAX_FULL_ITEM_KEY:
                     problems.add(
                         path,
@@ -219,6 +225,67 @@ def _check(m: ChecklistModel) -> _Problems:
     problems += _duplicates(keys["sections"]) + _duplicates(keys["items"])
     _check_release_parts(m, set(first_of), problems)
     return problems
+
+
+def _check_evidence(
+    m: ChecklistModel, phase_env: str | None, item: ItemModel, at: str, problems: _Problems
+) -> None:
+    if len(item.evidence) > MAX_EVIDENCE:
+        problems.add(at, f"at most {MAX_EVIDENCE} evidence sources per item, got {len(item.evidence)}")
+    env_keys = {e.key for e in m.environments}
+    for n, ev in enumerate(item.evidence):
+        here = f"{at}[{n}]"
+        allowed = EVIDENCE_FIELDS[ev.source]
+        for name in ev.model_fields_set - {"source"} - set(allowed):
+            takes = ", ".join(allowed) or "nothing else"
+            problems.add(f"{here}.{name}", f"{ev.source} takes no {name} (it takes: {takes})")
+        match ev.source:
+            case EvidenceSource.GITHUB_FILE:
+                if ev.path is None:
+                    problems.add(here, "github.file_changed needs a path (e.g. CHANGELOG.md)")
+                elif ev.path.startswith("/") or ".." in ev.path.split("/"):
+                    problems.add(f"{here}.path", f"write the path from the repository root, got {ev.path!r}")
+                if ev.changed is False and not ev.contains_version:
+                    problems.add(here, "set changed or contains_version (or both): there is nothing to check")
+            case EvidenceSource.GITHUB_DEPLOYMENT:
+                if ev.environment is None:
+                    problems.add(here, "github.deployment needs the GitHub environment name (e.g. staging)")
+            case EvidenceSource.PROMETHEUS:
+                if ev.query is None:
+                    problems.add(here, "prometheus evidence needs a query")
+                if ev.min is None and ev.max is None:
+                    problems.add(here, "prometheus evidence needs a bound: min, max or both")
+                elif ev.min is not None and ev.max is not None and ev.min > ev.max:
+                    problems.add(here, f"min ({ev.min:g}) is above max ({ev.max:g}): no value could pass")
+            case EvidenceSource.HTTP:
+                if ev.url is not None and ev.environment is not None:
+                    problems.add(here, "give url or environment, not both")
+                elif ev.environment is not None and ev.environment not in env_keys:
+                    known = ", ".join(sorted(env_keys)) or "none defined"
+                    problems.add(f"{here}.environment", f"unknown environment {ev.environment!r} (known: {known})")
+                elif ev.url is None and ev.environment is None and phase_env is None:
+                    problems.add(here, "http evidence needs a url or environment (this phase has no environment)")
+            case _:
+                pass
+
+
+def _evidence(m: ChecklistModel, phase_env: str | None, ev: EvidenceModel) -> EvidenceSpec:
+    url = ev.url
+    if ev.source is EvidenceSource.HTTP and url is None:
+        env_key = ev.environment or phase_env
+        url = next((e.health_url for e in m.environments if e.key == env_key), None)
+    return EvidenceSpec(
+        source=ev.source,
+        checks=tuple(ev.checks or ()),
+        path=ev.path,
+        changed=ev.changed if ev.changed is not None else ev.source is EvidenceSource.GITHUB_FILE,
+        contains_version=bool(ev.contains_version),
+        environment=ev.environment,
+        url=url,
+        query=ev.query,
+        min=ev.min,
+        max=ev.max,
+    )
 
 
 def _check_release_parts(m: ChecklistModel, kinds: set[PhaseKind], problems: _Problems) -> None:
@@ -255,9 +322,12 @@ def _check_release_parts(m: ChecklistModel, kinds: set[PhaseKind], problems: _Pr
 
 
 def _build(m: ChecklistModel, source: str) -> Checklist:
-    def section(phase_key: str, s: SectionModel) -> Section:
+    def section(phase_key: str, env: str | None, s: SectionModel) -> Section:
         key = f"{phase_key}.{s.key}"
-        return Section(key, s.title, tuple(Item(f"{key}.{i.key}", i.text) for i in s.items), s.procedure)
+        items = tuple(
+            Item(f"{key}.{i.key}", i.text, tuple(_evidence(m, env, ev) for ev in i.evidence)) for i in s.items
+        )
+        return Section(key, s.title, items, s.procedure)
 
     rollback, metrics = m.rollback, m.metrics
     return Checklist(
@@ -269,7 +339,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
                 p.key,
                 p.title,
                 p.kind,
-                tuple(section(p.key, s) for s in p.sections),
+                tuple(section(p.key, p.environment, s) for s in p.sections),
                 p.environment,
                 p.tick_role,
             )
@@ -292,5 +362,6 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
             if metrics
             else None
         ),
+        tag_pattern=m.tag_pattern,
         source=source,
     )

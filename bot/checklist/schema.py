@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 from bot.domain.checklist import (
     CriterionKind,
@@ -19,6 +19,7 @@ from bot.domain.checklist import (
     TickRole,
     parse_duration,
 )
+from bot.domain.evidence import EvidenceSource
 
 MAX_FULL_ITEM_KEY = 150  # the full key travels as a Slack option value, which Slack caps at 150 characters
 MAX_ITEM_TEXT = 75  # Slack refuses checkbox option text longer than 75 characters
@@ -26,6 +27,7 @@ MAX_TITLE = 150  # titles become header blocks, capped at 150
 MAX_PROCEDURE = 2500  # a procedure is shown in one section block (3000) with its heading and code fence
 MAX_FILE_BYTES = 1_000_000
 MAX_REPORTED = 20  # beyond this, more lines only bury the first mistake
+MAX_EVIDENCE = 5  # sources per item: each is shown on the item's line in Slack
 
 _KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
@@ -115,9 +117,49 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _bound(value: Any) -> float:
+    """A Prometheus bound: a plain number (queries return unitless values) or a percentage ("80%" is 0.8)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return _measure("percentage", {"%": (1, 100)}, '"80%"')(value)
+    raise ValueError(f"invalid bound {value!r}: write a number (0.8, 200) or a percentage (\"80%\")")
+
+
+def _one_or_many(value: Any) -> Any:
+    # One source may be written as a mapping; several as a list of them.
+    return [value] if isinstance(value, dict) else value
+
+
+class EvidenceModel(_Model):
+    source: Annotated[EvidenceSource, Lax]
+    checks: list[Annotated[str, PlainValidator(_text(200))]] | None = None
+    path: Annotated[str, PlainValidator(_text(500))] | None = None
+    changed: bool | None = None
+    contains_version: bool | None = None
+    environment: Annotated[str, PlainValidator(_text(255))] | None = None
+    url: Annotated[str, PlainValidator(_http_url)] | None = None
+    query: Annotated[str, PlainValidator(_text(4000))] | None = None
+    min: Annotated[float, PlainValidator(_bound)] | None = None
+    max: Annotated[float, PlainValidator(_bound)] | None = None
+
+
+# The fields each source takes (beyond `source`); the loader refuses the others by name.
+EVIDENCE_FIELDS: dict[EvidenceSource, tuple[str, ...]] = {
+    EvidenceSource.GITHUB_CHECKS: ("checks",),
+    EvidenceSource.GITHUB_PULLS: (),
+    EvidenceSource.GITHUB_FILE: ("path", "changed", "contains_version"),
+    EvidenceSource.GITHUB_RELEASE: (),
+    EvidenceSource.GITHUB_DEPLOYMENT: ("environment",),
+    EvidenceSource.PROMETHEUS: ("query", "min", "max"),
+    EvidenceSource.HTTP: ("url", "environment"),
+}
+
+
 class ItemModel(_Model):
     key: Key
     text: Annotated[str, PlainValidator(_text(MAX_ITEM_TEXT))]
+    evidence: Annotated[list[EvidenceModel], BeforeValidator(_one_or_many)] = []
 
 
 class SectionModel(_Model):
@@ -202,6 +244,7 @@ class ChecklistModel(_Model):
     rollback: RollbackModel | None = None
     metrics: MetricsModel | None = None
     contacts: list[ContactModel] = []
+    tag_pattern: Annotated[str, PlainValidator(_text(100))] = "v*"
 
 
 class _StrictLoader(yaml.SafeLoader):

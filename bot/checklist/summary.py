@@ -72,6 +72,11 @@ def summarize(checklist: Checklist) -> str:
             f"{m.consecutive_breaches} breaches in a row, warn after {m.no_data_warning_after} empty "
             f"samples, p95 baseline {baseline}"
         )
+    evidence = c.evidence_items
+    if evidence:
+        lines.append(f"Evidence ({_count(len(evidence), 'item')}; release tags {c.tag_pattern}):")
+        for item in evidence:
+            lines.append(f"  {item.key}: " + "; ".join(spec.describe() for spec in item.evidence))
     lines += [
         f"Contact {x.role}: "
         + ("paged via PagerDuty" if x.via == "pagerduty" else f"{x.mention or '-'} on Slack")

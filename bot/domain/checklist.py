@@ -9,9 +9,12 @@ Imports only the standard library.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+
+from bot.domain.evidence import EvidenceSpec
 
 
 class PhaseKind(StrEnum):
@@ -41,10 +44,14 @@ class CriterionKind(StrEnum):
 
 @dataclass(frozen=True)
 class Item:
-    """One thing to check. ``key`` is unique within the checklist and never shown."""
+    """One thing to check. ``key`` is unique within the checklist and never shown.
+
+    ``evidence`` names the sources that can prove it (all of them must); empty for an item people tick on trust.
+    """
 
     key: str
     text: str
+    evidence: tuple[EvidenceSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,7 @@ class Checklist:
     post_deploy_watch: timedelta | None = None
     contacts: tuple[Contact, ...] = ()
     metrics: MetricsSpec | None = None
+    tag_pattern: str = "v*"  # which pushed tags start a release (a glob over the tag name)
     source: str = field(default="", compare=False)
 
     def phase(self, key: str) -> Phase:
@@ -199,6 +207,21 @@ class Checklist:
             if any(item.key == item_key for item in phase.items):
                 return phase
         raise KeyError(item_key)
+
+    @property
+    def evidence_items(self) -> tuple[Item, ...]:
+        return tuple(item for phase in self.phases for item in phase.items if item.evidence)
+
+    def tag_for(self, version: str) -> str:
+        """The git tag of a version: the version itself, behind the pattern's folder if it has one."""
+        folder, slash, _name = self.tag_pattern.rpartition("/")
+        return f"{folder}{slash}{version}"
+
+    def version_of_tag(self, tag: str) -> str | None:
+        """The version a pushed tag releases, or None when the tag does not match the pattern."""
+        if not fnmatch.fnmatchcase(tag, self.tag_pattern):
+            return None
+        return tag.rpartition("/")[2]
 
     def item(self, item_key: str) -> Item:
         for phase in self.phases:
