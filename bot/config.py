@@ -6,10 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.errors import ConfigError
 
 _ID_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
+_LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 LANGUAGES = ("ko", "en")
 
@@ -46,6 +50,22 @@ class Settings:
     health_timeout_s: float = 5.0
     rollout_timeout_s: float = 600.0
     usergroup_cache_s: float = 300.0
+    github_repository: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_token: str = _secret_field()
+    github_app_id: str = ""
+    github_app_private_key: str = _secret_field()
+    github_app_installation_id: int | None = None
+    github_webhook_secret: str = _secret_field()
+    github_users: tuple[tuple[str, str], ...] = ()  # (GitHub login, lower-case) -> Slack user id
+    evidence: str = "auto"  # auto: on when GitHub is configured | on | off
+
+    @property
+    def evidence_on(self) -> bool:
+        return self.evidence == "on" or (self.evidence == "auto" and self.github_repository is not None)
+
+    def slack_user_of(self, login: str) -> str | None:
+        return dict(self.github_users).get(login.lower())
 
     @property
     def socket_mode(self) -> bool:
@@ -58,6 +78,9 @@ class Settings:
             self.slack_signing_secret,
             self.slack_app_token,
             self.pagerduty_routing_key,
+            self.github_token,
+            self.github_app_private_key,
+            self.github_webhook_secret,
         )
         return tuple(v for v in values if v)
 
@@ -119,6 +142,63 @@ def _url(env: Mapping[str, str], name: str, default: str | None, *, https_only: 
     if not raw.startswith(schemes):
         raise ConfigError(f"{name} is invalid: expected a URL starting with {' or '.join(schemes)}")
     return raw
+
+
+def _github(env: Mapping[str, str], channel: str | None) -> dict[str, Any]:
+    """The GitHub settings: a repository and a way in (a fine-grained token or an app), all or nothing."""
+    repository = env.get("GITHUB_REPOSITORY", "").strip() or None
+    token = env.get("GITHUB_TOKEN", "").strip()
+    app_id = env.get("GITHUB_APP_ID", "").strip()
+    key = env.get("GITHUB_APP_PRIVATE_KEY", "").strip()
+    key_file = env.get("GITHUB_APP_PRIVATE_KEY_FILE", "").strip()
+    secret = env.get("GITHUB_WEBHOOK_SECRET", "").strip()
+    if key_file and not key:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(f"GITHUB_APP_PRIVATE_KEY_FILE is invalid: cannot read it ({e.strerror})") from None
+    if repository is not None and not _REPO_RE.match(repository):
+        raise ConfigError(f"GITHUB_REPOSITORY is invalid: {repository!r}; write it as owner/name")
+    if repository is None and (token or app_id or secret):
+        raise ConfigError("GITHUB_REPOSITORY is not set: the GitHub settings need the repository (owner/name)")
+    if repository is not None:
+        if token and app_id:
+            raise ConfigError("GITHUB_TOKEN and GITHUB_APP_ID are both set: use one way to sign in to GitHub")
+        if not token and not app_id:
+            raise ConfigError("GITHUB_REPOSITORY needs GITHUB_TOKEN (a fine-grained token) or GITHUB_APP_ID")
+        if app_id and not app_id.isdigit() and not app_id.startswith("Iv"):
+            raise ConfigError("GITHUB_APP_ID is invalid: give the app's numeric id or its client id (Iv…)")
+        if app_id and "PRIVATE KEY" not in key:
+            raise ConfigError(
+                "GITHUB_APP_PRIVATE_KEY is not set: give the app's private key (PEM), or GITHUB_APP_PRIVATE_KEY_FILE"
+            )
+    if secret and channel is None:
+        raise ConfigError("GITHUB_WEBHOOK_SECRET needs RELEASE_CHANNEL: a pushed tag starts its release there")
+    if secret and len(secret) < 16:
+        raise ConfigError("GITHUB_WEBHOOK_SECRET is too short: use at least 16 random characters")
+    users = []
+    for pair in (p for p in re.split(r"[,\s]+", env.get("GITHUB_USERS", "").strip()) if p):
+        login, _, user = pair.partition("=")
+        if not _LOGIN_RE.match(login) or not _USER_RE.match(user):
+            raise ConfigError(f"GITHUB_USERS is invalid: {pair!r}; write login=U0123ABCD, separated by commas")
+        users.append((login.lower(), user))
+    installation = env.get("GITHUB_APP_INSTALLATION_ID", "").strip()
+    if installation and not installation.isdigit():
+        raise ConfigError(f"GITHUB_APP_INSTALLATION_ID is invalid: {installation!r} is not a number")
+    evidence = env.get("EVIDENCE", "auto").strip().lower() or "auto"
+    if evidence not in ("auto", "on", "off"):
+        raise ConfigError(f"EVIDENCE is invalid: {evidence!r}; use auto, on or off")
+    return {
+        "github_repository": repository,
+        "github_api_url": _url(env, "GITHUB_API_URL", "https://api.github.com") or "",
+        "github_token": token,
+        "github_app_id": app_id,
+        "github_app_private_key": key,
+        "github_app_installation_id": int(installation) if installation else None,
+        "github_webhook_secret": secret,
+        "github_users": tuple(users),
+        "evidence": evidence,
+    }
 
 
 def _default_checklist() -> str:
@@ -189,4 +269,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         health_timeout_s=_float(env, "HEALTH_CHECK_TIMEOUT", 5.0),
         rollout_timeout_s=_float(env, "ROLLOUT_TIMEOUT", 600.0),
         usergroup_cache_s=_float(env, "USERGROUP_CACHE_SECONDS", 300.0),
+        **_github(env, channel),
     )

@@ -300,3 +300,27 @@ class PagerOutboxRow(Base):
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+
+class EvidenceResultRow(Base):
+    """The latest evaluation of one evidence item of a release: what each source said (``EvidencePart``)."""
+
+    __tablename__ = "evidence_results"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(150), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # proven | failed | unknown
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    evaluated_at: Mapped[datetime]
+
+
+class GitHubDeliveryRow(Base):
+    """A GitHub webhook delivery the bot acted on. GitHub redelivers with the same GUID: the key makes a
+    redelivery a no-op, for as long as rows are kept (GitHub redelivers up to 3 days back)."""
+
+    __tablename__ = "github_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(48))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime]

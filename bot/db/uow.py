@@ -15,9 +15,18 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db.models import AuditEventRow, ItemStateRow, MessageRow, ReleaseRow, TimerRow
+from bot.db.models import (
+    AuditEventRow,
+    EvidenceResultRow,
+    GitHubDeliveryRow,
+    ItemStateRow,
+    MessageRow,
+    ReleaseRow,
+    TimerRow,
+)
 from bot.db.rollback_repos import Rollbacks, ServiceLocks
 from bot.db.watch_repos import WatchRepositories
+from bot.domain.evidence import EvidencePart, EvidenceResult, EvidenceStatus
 from bot.domain.records import (
     Actor,
     AuditEvent,
@@ -159,7 +168,7 @@ class Releases:
         self.update(release_id, status=status.value, active_key=None, ended_at=at, last_activity_at=at)
 
     def delete(self, release_id: int) -> None:
-        for model in (AuditEventRow, ItemStateRow, MessageRow, TimerRow):
+        for model in (AuditEventRow, ItemStateRow, MessageRow, TimerRow, EvidenceResultRow):
             self._s.execute(delete(model).where(model.release_id == release_id))
         self._s.execute(delete(ReleaseRow).where(ReleaseRow.id == release_id))
 
@@ -444,6 +453,65 @@ class Timers:
         return _timer(row)
 
 
+class Evidence:
+    """The latest evidence result of each item of a release."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def for_release(self, release_id: int) -> dict[str, EvidenceResult]:
+        rows = self._s.scalars(select(EvidenceResultRow).where(EvidenceResultRow.release_id == release_id))
+        return {r.item_key: _evidence(r) for r in rows}
+
+    def get(self, release_id: int, item_key: str) -> EvidenceResult | None:
+        row = self._s.get(EvidenceResultRow, (release_id, item_key))
+        return _evidence(row) if row is not None else None
+
+    def put(self, release_id: int, result: EvidenceResult) -> None:
+        parts = [p.to_dict() for p in result.parts]
+        row = self._s.get(EvidenceResultRow, (release_id, result.item_key))
+        if row is None:
+            self._s.add(
+                EvidenceResultRow(
+                    release_id=release_id,
+                    item_key=result.item_key,
+                    status=result.status.value,
+                    parts=parts,
+                    evaluated_at=result.at,
+                )
+            )
+        else:
+            row.status, row.parts, row.evaluated_at = result.status.value, parts, result.at
+        self._s.flush()
+
+
+def _evidence(row: EvidenceResultRow) -> EvidenceResult:
+    return EvidenceResult(
+        row.item_key,
+        EvidenceStatus(row.status),
+        tuple(EvidencePart.from_dict(p) for p in row.parts or []),
+        row.evaluated_at,
+    )
+
+
+class Deliveries:
+    """GitHub webhook deliveries already acted on, by their GUID."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def seen(self, delivery_id: str) -> bool:
+        return self._s.get(GitHubDeliveryRow, delivery_id) is not None
+
+    def record(self, delivery_id: str, event: str, at: datetime, release_id: int | None = None) -> None:
+        """Record a delivery in the caller's transaction; a second record of the same GUID breaks the key
+        (``DuplicateKey`` when the unit of work ends), so that two deliveries racing act once."""
+        self._s.add(
+            GitHubDeliveryRow(delivery_id=delivery_id, event=event, release_id=release_id, received_at=at)
+        )
+        self._s.flush()
+
+
 class DuplicateKey(Exception):
     """A write broke a unique constraint: someone else wrote the same key first.
 
@@ -467,6 +535,8 @@ class SqlUnitOfWork:
         self.rollbacks = Rollbacks(self.session)
         self.locks = ServiceLocks(self.session)
         self.watch = WatchRepositories(self.session)
+        self.evidence = Evidence(self.session)
+        self.deliveries = Deliveries(self.session)
         return self
 
     def __exit__(

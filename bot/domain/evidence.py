@@ -17,6 +17,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The audit action of a failing item ticked by a manager with a reason.
+OVERRIDE_ACTION = "evidence_overridden"
+
 
 class EvidenceSource(StrEnum):
     """Where evidence comes from; the value is how the checklist file names it."""

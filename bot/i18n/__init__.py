@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import common, dashboard, rollback, watch
+from bot.i18n import common, dashboard, evidence, rollback, watch
 
 
 def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -25,7 +25,9 @@ def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return merged
 
 
-CATALOG: dict[str, dict[str, str]] = _merge(common.WORDS, watch.WORDS, rollback.WORDS, dashboard.WORDS)
+CATALOG: dict[str, dict[str, str]] = _merge(
+    common.WORDS, watch.WORDS, rollback.WORDS, dashboard.WORDS, evidence.WORDS
+)
 
 
 class _Params(dict[str, Any]):

@@ -24,7 +24,7 @@ from bot.checklist.loading import load_checklist
 from bot.config import Settings
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
-from bot.ports import Clock, Deployer, HealthChecker, Metrics, Pager, SystemClock
+from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
 from bot.runtime.dashboard_wiring import install as install_dashboard
 from bot.runtime.dashboard_wiring import make_dashboard
@@ -34,12 +34,14 @@ from bot.runtime.watch_wiring import make_parts as make_watch_parts
 from bot.runtime.web import WebApp
 from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
+from bot.slack.evidence_listeners import EvidenceContext, register_evidence
 from bot.slack.gateway import ChannelPacer, SlackGateway
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.publisher import Publisher
 from bot.slack.rollback_listeners import RollbackContext, recovery_job, register_rollback
 from bot.slack.sync import MessageSync
+from bot.usecases.evidence import EvidenceService, EvidenceSources
 from bot.usecases.lifecycle import Lifecycle
 from bot.usecases.releases import Services
 from bot.usecases.rollback import LazyDeployer, RollbackService
@@ -55,6 +57,22 @@ def _kube_deployer(settings: Settings) -> Deployer:
     from bot.adapters.kube import KubeDeployer
 
     return KubeDeployer.from_environment(settings.kubeconfig)
+
+
+def make_github(settings: Settings) -> CodeHost | None:
+    """The repository the evidence is read from, or None when GitHub is not configured."""
+    if settings.github_repository is None:
+        return None
+    from bot.adapters.github import GitHubRepo
+
+    return GitHubRepo(
+        settings.github_repository,
+        api_url=settings.github_api_url,
+        token=settings.github_token,
+        app_id=settings.github_app_id,
+        private_key=settings.github_app_private_key,
+        installation_id=settings.github_app_installation_id,
+    )
 
 
 def make_web_client(settings: Settings) -> WebClient:
@@ -125,6 +143,9 @@ class Bot:
         """Finish the clicks and starts in hand, stop the clock (no new work), drain Slack work, close the database."""
         if self.work_pool is not None:
             self.work_pool.shutdown(wait=True, cancel_futures=False)
+        evidence = self.extras.get("evidence")
+        if evidence is not None:  # an evaluation in flight finishes; queued ones are dropped
+            evidence.executor.shutdown(wait=True, cancel_futures=True)
         self.clockwork.stop()
         self.leader.stop()
         self.sync.stop()
@@ -166,6 +187,7 @@ def build(
     hand_off: WorkChannel | None = None,
     answer_in_listener: bool = False,
     work_pool: ThreadPoolExecutor | None = None,
+    github: CodeHost | None = None,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
@@ -189,6 +211,7 @@ def build(
         checklist_source=checklist_path.read_text(encoding="utf-8"),
         is_manager=managers.is_manager,
         read_uow=lambda: SqlUnitOfWork(read_factory),
+        evidence_on=settings.evidence_on,
     )
     lifecycle = Lifecycle(
         uow=lambda: SqlUnitOfWork(session_factory),
@@ -247,6 +270,18 @@ def build(
         stale_after_s=rollback_stale_s,
     )
     rollback_ctx = RollbackContext(ctx, lifecycle, rollbacks)
+    evidence = EvidenceService(
+        uow=lambda: SqlUnitOfWork(session_factory),
+        clock=clock,
+        services=services,
+        sources=EvidenceSources(
+            github=github or make_github(settings), metrics=watch.metrics, health=lifecycle_ctx.health
+        ),
+        is_manager=managers.is_manager,
+    )
+    evidence_ctx = EvidenceContext(ctx, evidence, ThreadPoolExecutor(1, thread_name_prefix="evidence"))
+    ctx.on_started.append(evidence_ctx.start_hook)
+    lifecycle.hooks.append(evidence_ctx.on_transition)
 
     register_watch = install_watch(
         watch,
@@ -275,6 +310,7 @@ def build(
         register_rollback(app, rollback_ctx, guard)
         register_watch(app, guard)
         register_dashboard(app, guard)
+        register_evidence(app, evidence_ctx, guard)
 
     work_pool = work_pool or new_work_pool()
     app = create_app(
@@ -311,4 +347,5 @@ def build(
     bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}
     bot.extras["watch"] = watch
     bot.extras["dashboard"] = dashboard
+    bot.extras["evidence"] = evidence_ctx
     return bot

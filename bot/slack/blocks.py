@@ -15,6 +15,7 @@ from bot.domain.checklist import Checklist, CriterionKind, Phase, PhaseKind
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
 from bot.i18n import t
+from bot.slack import evidence_blocks
 from bot.slack.ids import ActionId, block_id, declare_action_id
 from bot.usecases.releases import ReleaseView
 
@@ -89,7 +90,8 @@ def layout_pages(phases: Sequence[Phase]) -> list[list[Entry]]:
                 text = section.procedure
                 push(Entry("procedure", phase.key, section.key, text), min(len(text), MAX_TEXT))
             for item in section.items:
-                push(Entry("item", phase.key, item.key, item.text), len(item.text) + TICKER_RESERVE)
+                reserve = TICKER_RESERVE + evidence_blocks.EVIDENCE_RESERVE * len(item.evidence)
+                push(Entry("item", phase.key, item.key, item.text), len(item.text) + reserve)
     if page:
         pages.append(page)
     return pages
@@ -170,11 +172,17 @@ def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: boo
     state = view.items.get(entry.key)
     checked = bool(state and state.checked)
     text = escape(entry.text)
+    evidence = evidence_blocks.item_lines(view, entry.key, lang)
+    if evidence:
+        text += "\n" + evidence
     if checked and state is not None:
         who = state.actor.mention
         text += "\n:white_check_mark: " + t(lang, "ticked_by", who=who, when=slack_date(state.at))
     block: Block = {"type": "section", "block_id": bid, "text": _mrkdwn(text)}
     if ended:
+        return block
+    if evidence_blocks.needs_override(view, entry.key):
+        block["accessory"] = evidence_blocks.override_button(view, entry.key, lang)
         return block
     option = {"text": _plain(t(lang, "item_done")), "value": entry.key}
     accessory: Block = {"type": "checkboxes", "action_id": ActionId.TOGGLE_ITEM.value, "options": [option]}
@@ -299,6 +307,11 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             "elements": [_mrkdwn(t(lang, "progress_line", parts=parts))],
         }
     )
+    evidence_line = evidence_blocks.header_line(view, lang)
+    if evidence_line is not None:
+        blocks.append(
+            {"type": "context", "block_id": block_id("he", rel, mid, rev), "elements": [_mrkdwn(evidence_line)]}
+        )
     for n, event in enumerate(view.overrides[-3:]):
         gates = ", ".join(t(lang, f"gate_{g}") for g in event.details.get("gates", []))
         note = t(
@@ -354,6 +367,9 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
                 "style": "danger",
             }
         )
+    recheck = evidence_blocks.recheck_button(view, lang)
+    if recheck is not None:
+        elements.append(recheck)
     elements.append(
         {
             "type": "button",

@@ -17,6 +17,8 @@ class ActionId(StrEnum):
     DISMISS_INCIDENT = "incident-dismiss"
     OVERRIDE = "gate-override"
     OPEN_THREAD = "open-thread"
+    EVIDENCE_RECHECK = "evidence-recheck"
+    EVIDENCE_OVERRIDE = "evidence-override"
 
 
 class CallbackId(StrEnum):
@@ -24,6 +26,7 @@ class CallbackId(StrEnum):
     OVERRIDE = "override-modal"
     ROLLBACK = "rollback-modal"
     INCIDENT = "incident-modal"
+    EVIDENCE_OVERRIDE = "evidence-override-modal"
 
 
 _BLOCK_RE = re.compile(

@@ -36,6 +36,8 @@ class SlackContext:
     publisher: Publisher
     # Subcommands other listener modules add (abort, incident, rollback, ...): name → handler(cmd, ack).
     commands: dict[str, Callable[[parsing.Command, Ack], None]] = field(default_factory=dict)
+    # Called with the id of each release started here, once its publishing is queued (the evidence check).
+    on_started: list[Callable[[int], None]] = field(default_factory=list)
 
     @property
     def lang(self) -> str:
@@ -172,6 +174,8 @@ def start_release(ctx: SlackContext, cmd: parsing.Command) -> None:
     release_ctx.set(view.release.id)
     origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
     ctx.publisher.publish_release(view, origin)
+    for hook in ctx.on_started:
+        hook(view.release.id)
 
 
 def apply_toggle(ctx: SlackContext, cmd: ToggleItems) -> None:

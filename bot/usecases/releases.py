@@ -16,6 +16,7 @@ from bot.db.sample_reads import samples_between
 from bot.db.uow import DuplicateKey, SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.checklist import Checklist
+from bot.domain.evidence import OVERRIDE_ACTION, EvidenceResult, EvidenceStatus
 from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
@@ -41,6 +42,10 @@ class ReleaseView:
     messages: tuple[MessageRecord, ...]
     overrides: tuple[AuditEvent, ...] = ()
     next_timer: TimerRecord | None = None
+    # Read only for checklists with evidence items: the latest result and the manager's override of each item.
+    evidence: dict[str, EvidenceResult] = field(default_factory=dict)
+    item_overrides: dict[str, AuditEvent] = field(default_factory=dict)
+    evidence_on: bool = False  # the bot evaluates evidence (GitHub configured): show the re-check button
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -106,6 +111,7 @@ class Services:
         checklist_source: str,
         is_manager: Callable[[str], bool] = lambda _user: True,
         read_uow: UowFactory | None = None,
+        evidence_on: bool = False,
     ) -> None:
         self._uow = uow
         # Reads use their own units of work: on SQLite they take no write lock (see bot.db.engine).
@@ -115,6 +121,7 @@ class Services:
         self.checklist = checklist
         self._checklist_source = checklist_source
         self._is_manager = is_manager
+        self.evidence_on = evidence_on
 
     @classmethod
     def readonly(cls, *, uow: UowFactory, clock: Clock) -> Services:
@@ -140,7 +147,15 @@ class Services:
     def view_in(self, uow: SqlUnitOfWork, release_id: int) -> ReleaseView:
         record = uow.releases.get(release_id)
         checklist = self.checklist_of(uow, release_id, record.checklist_name)
-        overrides = tuple(uow.audit.for_release(release_id, actions=("gate_overridden",)))
+        evidence: dict[str, EvidenceResult] = {}
+        item_overrides: dict[str, AuditEvent] = {}
+        if checklist.evidence_items:
+            evidence = uow.evidence.for_release(release_id)
+            events = uow.audit.for_release(release_id, actions=("gate_overridden", OVERRIDE_ACTION))
+            overrides = tuple(e for e in events if e.action == "gate_overridden")
+            item_overrides = {e.item_key: e for e in events if e.action == OVERRIDE_ACTION and e.item_key}
+        else:
+            overrides = tuple(uow.audit.for_release(release_id, actions=("gate_overridden",)))
         pending = uow.timers.pending(release_id)
         return ReleaseView(
             release=record,
@@ -150,6 +165,9 @@ class Services:
             messages=tuple(uow.messages.for_release(release_id)),
             overrides=overrides,
             next_timer=pending[0] if pending else None,
+            evidence=evidence,
+            item_overrides=item_overrides,
+            evidence_on=self.evidence_on,
         )
 
     def view(self, release_id: int) -> ReleaseView:
@@ -359,6 +377,8 @@ class Services:
                     self._refuse(uow, record.id, cmd.actor, now, "tick", item_key)
                     uow.commit()
                     raise PermissionDenied("permission_denied", params={"what": "tick"})
+                if checked and checklist.item(item_key).evidence:
+                    self._refuse_failing(uow, record.id, item_key, checklist)
                 if uow.items.set(record.id, item_key, checked, cmd.actor, now):
                     uow.audit.append(
                         record.id,
@@ -380,6 +400,16 @@ class Services:
                 uow.messages.bump(dirty)
             uow.commit()
             return ToggleResult(tuple(changed), tuple(dirty))
+
+    @staticmethod
+    def _refuse_failing(uow: SqlUnitOfWork, release_id: int, item_key: str, checklist: Checklist) -> None:
+        """An item whose evidence fails is ticked only through an override, with a reason."""
+        result = uow.evidence.get(release_id, item_key)
+        if result is None or result.status is not EvidenceStatus.FAILED:
+            return
+        if any(e.item_key == item_key for e in uow.audit.for_release(release_id, actions=(OVERRIDE_ACTION,))):
+            return
+        raise InvalidTransition("evidence_failing", params={"item": checklist.item(item_key).text})
 
     def _refuse(
         self, uow: SqlUnitOfWork, release_id: int, actor: Actor, now: datetime, what: str, item: str | None
