@@ -9,6 +9,7 @@ from typing import Any
 from bot.domain.evidence import EvidencePart, EvidenceStatus
 from bot.i18n import t
 from bot.slack.ids import ActionId
+from bot.usecases.evidence import part_words
 from bot.usecases.releases import ReleaseView
 
 Block = dict[str, Any]
@@ -26,21 +27,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _date(epoch: int, *, plain: bool) -> str:
-    at = datetime.fromtimestamp(epoch, UTC)
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return fallback if plain else f"<!date^{epoch}^{{time}}|{fallback}>"
+def _date(epoch: int) -> str:
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{time}}|{fallback}>"
 
 
 def part_text(part: EvidencePart, lang: str, *, plain: bool = False) -> str:
-    """What one source found, in words; ``plain`` for Markdown reports (no Slack markup)."""
-    params = {k: (v if plain else _escape(str(v))) for k, v in part.params.items()}
-    if "retry_at" in part.params:
-        params["retry_at"] = _date(int(part.params["retry_at"]), plain=plain)
-    text = t(lang, part.key, **params)
-    if part.status is EvidenceStatus.UNKNOWN:
-        text = f"{t(lang, 'ev_cannot_tell')}: {text}"
-    return text
+    """What one source found, in words; ``plain`` for places without Slack markup (a modal's text)."""
+    if plain:
+        return part_words(part, lang)
+    return part_words(part, lang, date=_date, escape=_escape)
 
 
 def _link(part: EvidencePart) -> str:

@@ -71,9 +71,9 @@ class EvidenceContext:
 
         return self.executor.submit(run)
 
-    def start_hook(self, release_id: int) -> None:
-        """A release was started: evaluate its first phase once it is queued for posting."""
-        self.soon(release_id)
+    def start_hook(self, release_id: int, published: Future[Any]) -> None:
+        """A release was started: evaluate its first phase once its messages are in Slack, to redraw them."""
+        published.add_done_callback(lambda _done: self.soon(release_id))
 
     def on_transition(self, transition: Transition) -> None:
         """A move into a new phase evaluates that phase's evidence: a deploy is proven after it happened."""

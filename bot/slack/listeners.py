@@ -10,7 +10,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +36,8 @@ class SlackContext:
     publisher: Publisher
     # Subcommands other listener modules add (abort, incident, rollback, ...): name → handler(cmd, ack).
     commands: dict[str, Callable[[parsing.Command, Ack], None]] = field(default_factory=dict)
-    # Called with the id of each release started here, once its publishing is queued (the evidence check).
-    on_started: list[Callable[[int], None]] = field(default_factory=list)
+    # Called with each release started here and its publishing, which runs in the background (the evidence check).
+    on_started: list[Callable[[int, Future[Any]], None]] = field(default_factory=list)
 
     @property
     def lang(self) -> str:
@@ -173,9 +173,9 @@ def start_release(ctx: SlackContext, cmd: parsing.Command) -> None:
     view = ctx.services.start_release(channel_id=channel, version=cmd.version, actor=cmd.actor)
     release_ctx.set(view.release.id)
     origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
-    ctx.publisher.publish_release(view, origin)
+    published = ctx.publisher.publish_release(view, origin)
     for hook in ctx.on_started:
-        hook(view.release.id)
+        hook(view.release.id, published)
 
 
 def apply_toggle(ctx: SlackContext, cmd: ToggleItems) -> None:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.checklist import Checklist, Item
@@ -33,6 +34,7 @@ from bot.domain.evidence import (
 from bot.domain.records import BOT, Actor, AuditEvent
 from bot.domain.release import ReleaseStatus, step_index
 from bot.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, UsageError
+from bot.i18n import t
 from bot.ports import Clock, CodeHost, HealthChecker, Metrics
 from bot.usecases.evidence_judge import RepoLook, judge_github, judge_http, judge_metric
 from bot.usecases.releases import ReleaseView, Services, UowFactory
@@ -277,6 +279,27 @@ class EvidenceService:
             uow.messages.bump_release(release_id, ["header", "checklist"])
             uow.commit()
             return self._services.view_in(uow, release_id)
+
+
+def _plain_date(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def part_words(
+    part: EvidencePart,
+    lang: str,
+    *,
+    date: Callable[[int], str] = _plain_date,
+    escape: Callable[[str], str] = lambda text: text,
+) -> str:
+    """What one source found, in words: its message with parameters (``date`` shows the rate limit's reset)."""
+    params: dict[str, Any] = {k: escape(str(v)) for k, v in part.params.items()}
+    if "retry_at" in part.params:
+        params["retry_at"] = date(int(part.params["retry_at"]))
+    text = t(lang, part.key, **params)
+    if part.status is EvidenceStatus.UNKNOWN:
+        text = f"{t(lang, 'ev_cannot_tell')}: {text}"
+    return text
 
 
 def _summary(result: EvidenceResult) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.domain.evidence import EvidenceStatus
 from bot.domain.records import AuditEvent, ReleaseRecord
+from bot.usecases.evidence import part_words
 from bot.usecases.releases import ReleaseView
 from bot.usecases.summaries import fmt_duration, incident_title, summarize
 
@@ -79,6 +81,47 @@ def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime 
     return lines
 
 
+def evidence_markdown(view: ReleaseView) -> list[str]:
+    """Which ticks a source proved, which a manager gave despite the evidence, and which people gave on trust."""
+    if not view.checklist.evidence_items:
+        return []
+
+    def found(key: str) -> str:
+        result = view.evidence.get(key)
+        part = result.headline() if result is not None else None
+        if part is None:
+            return "not evaluated"
+        link = f" ({part.link})" if part.link else ""
+        return _cell(part_words(part, "en")) + link
+
+    proven, overridden, trusted, open_ = [], [], [], []
+    for phase in view.checklist.flow_phases:
+        for item in phase.items:
+            state = view.items.get(item.key)
+            ticked = bool(state and state.checked)
+            result = view.evidence.get(item.key)
+            if item.key in view.item_overrides and ticked:
+                event = view.item_overrides[item.key]
+                reason = _cell(str(event.details.get("reason", "")))
+                overridden.append(f"- {item.text}: {event.actor.name}, \"{reason}\"; evidence: {found(item.key)}")
+            elif ticked and state is not None and state.actor.id == "bot":
+                proven.append(f"- {item.text}: {found(item.key)}")
+            elif ticked and state is not None:
+                why = f"evidence: {found(item.key)}" if item.evidence else "no evidence source"
+                trusted.append(f"- {item.text}: {state.actor.name} ({why})")
+            elif item.evidence and result is not None and result.status is not EvidenceStatus.PROVEN:
+                open_.append(f"- {item.text}: {found(item.key)}")
+    lines = ["", "## Evidence", ""]
+    for title, entries in (
+        ("Proven (ticked by the bot from its evidence)", proven),
+        ("Ticked despite the evidence", overridden),
+        ("Taken on trust (ticked by people)", trusted),
+        ("Not proven and not ticked", open_),
+    ):
+        lines += [f"### {title}", "", *(entries or ["- none"]), ""]
+    return lines[:-1]
+
+
 def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> str:
     """A Markdown report: the release, durations, people, overrides, incidents, checklist and timeline."""
     record = view.release
@@ -98,6 +141,7 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime |
             continue
         done = sum(1 for i in items if view.checked.get(i.key))
         lines.append(f"- {phase.title}: {done}/{len(items)}")
+    lines += evidence_markdown(view)
     lines += summary_markdown(view, events, now)
     lines += ["", "## Timeline", "", "| time (UTC) | who | what |", "|---|---|---|"]
     for e in sorted(events, key=lambda e: (e.at, e.id)):
