@@ -14,9 +14,9 @@ from tests.conftest import RunningBot
 from tests.evidence_support import (
     CHANNEL,
     click_override,
+    is_ticked,
     item_block,
     item_text,
-    is_ticked,
     ready_repo,
     start_evidence_bot,
 )
@@ -104,7 +104,7 @@ def test_a_failing_check_keeps_its_item_unticked_until_a_recheck_sees_it_pass(
 
     # A tick forged from a stale copy of the message (before the evidence arrived) is refused.
     stale = next(m for m in release_messages(bot.fake) if _has_checkbox(m, BACKUP))
-    stale_block, element = find_item(stale, BACKUP)
+    stale_block, _element = find_item(stale, BACKUP)
     forged = json.loads(json.dumps(stale))
     for b in forged["blocks"]:
         if b.get("block_id") == stale_block["block_id"]:
@@ -131,8 +131,8 @@ def _has_checkbox(message: dict, key: str) -> bool:
 def test_a_manager_may_tick_a_failing_item_with_a_reason_and_the_report_says_so(
     bot: RunningBot, github: FakeGitHub
 ) -> None:
-    repo, sha = ready_repo(github)
-    github.repos["hallyulatino/backend"].releases.clear()  # nobody wrote the release notes
+    repo, _sha = ready_repo(github)
+    repo.releases.clear()  # nobody wrote the release notes
     bot.user().command("start v1.4.0")
     wait_evaluated(bot.fake, NOTES, ":x:")
     assert "no published GitHub release for v1.4.0" in item_text(bot.fake, NOTES)
