@@ -28,6 +28,7 @@ from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, 
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
 from bot.runtime.dashboard_wiring import install as install_dashboard
 from bot.runtime.dashboard_wiring import make_dashboard
+from bot.runtime.github_webhook import GitHubWebhook
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
@@ -36,6 +37,7 @@ from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
 from bot.slack.evidence_listeners import EvidenceContext, register_evidence
 from bot.slack.gateway import ChannelPacer, SlackGateway
+from bot.slack.github_hooks import GitHubHooks, handle_soon
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.publisher import Publisher
@@ -109,6 +111,14 @@ class Bot:
     extras: dict[str, Any] = field(default_factory=dict)
     work_pool: ThreadPoolExecutor | None = None  # listeners' deferred work: clicks, starts, advances
     hand_off: WorkChannel | None = None  # set in the serving process of a two-process ``serve``
+
+    def github_delivery(self, event: str, delivery: str, payload: dict[str, Any]) -> None:
+        """Act on a verified GitHub delivery off the request thread (here, or in the work process)."""
+        if self.hand_off is not None:
+            self.hand_off.github(event, delivery, payload)
+            return
+        hooks: GitHubHooks = self.extras["github_hooks"]
+        handle_soon(hooks, self.work_pool or self.executor, event, delivery, payload)
 
     def database_ready(self) -> bool:
         try:
@@ -339,7 +349,13 @@ def build(
         leader,
         managers,
     )
-    bot.web = WebApp(app, ready=bot.not_ready, slack_over_http=not settings.socket_mode)
+    webhook = GitHubWebhook(settings.github_webhook_secret, bot.github_delivery)
+    bot.web = WebApp(
+        app,
+        ready=bot.not_ready,
+        slack_over_http=not settings.socket_mode,
+        github=webhook if settings.github_webhook_secret else None,
+    )
     bot.work_pool = work_pool
     bot.hand_off = hand_off
     recover_rollbacks = recovery_job(rollback_ctx)
@@ -348,4 +364,5 @@ def build(
     bot.extras["watch"] = watch
     bot.extras["dashboard"] = dashboard
     bot.extras["evidence"] = evidence_ctx
+    bot.extras["github_hooks"] = GitHubHooks(ctx, evidence_ctx, settings)
     return bot

@@ -37,6 +37,10 @@ class WorkChannel:
     def forward(self, body: dict[str, Any]) -> None:
         self._put(("payload", (slim(body), request_id.get())))
 
+    def github(self, event: str, delivery: str, payload: dict[str, Any]) -> None:
+        """A verified GitHub delivery: the work process acts on it."""
+        self._put(("github", (event, delivery, payload, request_id.get())))
+
     def wake(self) -> None:
         """Timers changed here: the clock runs in the work process."""
         self._put(("wake", None))

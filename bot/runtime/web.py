@@ -79,10 +79,19 @@ def _status_line(status: int) -> str:
 class WebApp:
     """A WSGI application routing /slack/events to Bolt, plus /healthz, /readyz and /metrics."""
 
-    def __init__(self, app: App, *, ready: Callable[[], str | None], slack_over_http: bool = True) -> None:
-        """``ready`` answers why the bot cannot serve now, or None when it can."""
+    def __init__(
+        self,
+        app: App,
+        *,
+        ready: Callable[[], str | None],
+        slack_over_http: bool = True,
+        github: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
+    ) -> None:
+        """``ready`` answers why the bot cannot serve now, or None when it can; ``github`` serves the GitHub
+        webhook route when a webhook secret is configured."""
         self._app = app
         self._ready = ready
+        self._github = github
         # In Socket Mode requests are not signed, so this server must not accept them: health and metrics only.
         self._slack_over_http = slack_over_http
 
@@ -93,6 +102,8 @@ class WebApp:
             if method != "POST":
                 return self._reply(start_response, 405, b"", "text/plain")
             return self._slack(environ, start_response)
+        if path == "/github/webhook" and self._github is not None:
+            return self._github(environ, start_response)
         if path in ("/healthz", "/readyz") and method == "GET":
             problem = self._ready()
             ok = problem is None

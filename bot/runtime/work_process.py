@@ -223,6 +223,9 @@ def _work_main(
             if kind == "dirty":
                 bot.sync.mark_dirty(data)
                 continue
+            if kind == "github":
+                bot.github_delivery(*data[:3])
+                continue
             body, rid = data
             # Dispatching runs Bolt's middleware and the listener's parsing here: CPU the acks in flight need more.
             gate.hold()

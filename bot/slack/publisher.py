@@ -96,7 +96,8 @@ class Publisher:
 
     # --- a new release ----------------------------------------------------------------------------------
 
-    def publish_release(self, view: ReleaseView, origin: Origin) -> Future[Any]:
+    def publish_release(self, view: ReleaseView, origin: Origin | None) -> Future[Any]:
+        """Post a new release in the background; ``origin`` is whom to answer (None: nobody, as for a tag push)."""
         # The task keeps the id, not the view: a burst of starts queues hundreds of them behind the post pacing.
         return self.submit(
             self._publish_release, view.release.id, view.checklist, view.release.channel_id, origin
@@ -122,7 +123,9 @@ class Publisher:
         # Half the lease: margin for the clocks of other replicas, which judge the lease by their own.
         return view, Claim(token, time.monotonic() + POST_CLAIM_LEASE.total_seconds() / 2)
 
-    def _publish_release(self, release_id: int, checklist: Checklist, channel: str, origin: Origin) -> None:
+    def _publish_release(
+        self, release_id: int, checklist: Checklist, channel: str, origin: Origin | None
+    ) -> None:
         reserved = self.reserve(release_id, blocks.message_slots(checklist), channel)
         if reserved is None:
             return  # this publish waited in the queue past the lease, and the repair sweep published it

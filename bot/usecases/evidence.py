@@ -111,6 +111,10 @@ class EvidenceService:
     def enabled(self) -> bool:
         return self._services.evidence_on
 
+    @property
+    def github(self) -> CodeHost | None:
+        return self._sources.github
+
     # --- evaluating -------------------------------------------------------------------------------------
 
     @contextmanager

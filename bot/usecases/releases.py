@@ -258,11 +258,16 @@ class Services:
 
     # --- starting --------------------------------------------------------------------------------------
 
-    def start_release(self, *, channel_id: str, version: str, actor: Actor) -> ReleaseView:
-        """Create a release and its message slots; refuse a second active one of the version here."""
+    def start_release(
+        self, *, channel_id: str, version: str, actor: Actor, delivery: tuple[str, str] | None = None
+    ) -> ReleaseView:
+        """Create a release and its message slots; refuse a second active one of the version here.
+
+        ``delivery`` is the (GUID, event) of the GitHub webhook that asked for it: recorded in the same transaction,
+        so that a redelivery finds it and starts nothing (``Conflict("delivery_seen")``)."""
         version = flow.validate_version(version)
         try:
-            return self._start(channel_id, version, actor)
+            return self._start(channel_id, version, actor, delivery)
         except DuplicateKey:
             # Two starts raced (Postgres lets both read "none active"): the unique active key decided.
             with self._read() as uow:
@@ -271,9 +276,13 @@ class Services:
                 raise
             raise _exists(version, existing) from None
 
-    def _start(self, channel_id: str, version: str, actor: Actor) -> ReleaseView:
+    def _start(
+        self, channel_id: str, version: str, actor: Actor, delivery: tuple[str, str] | None
+    ) -> ReleaseView:
         now = self._clock.now()
         with self._uow() as uow:
+            if delivery is not None and uow.deliveries.seen(delivery[0]):
+                raise Conflict("delivery_seen")
             existing = uow.releases.find_active(channel_id, version)
             if existing is not None:
                 raise _exists(version, existing)
@@ -307,10 +316,25 @@ class Services:
                 "release_started",
                 actor,
                 now,
-                details={"version": version, "channel": channel_id, "checklist": checklist.name},
+                details={"version": version, "channel": channel_id, "checklist": checklist.name}
+                | ({"github_delivery": delivery[0]} if delivery else {}),
             )
+            if delivery is not None:
+                uow.deliveries.record(delivery[0], delivery[1], now, record.id)
             uow.commit()
             return self.view_in(uow, record.id)
+
+    def first_delivery(self, delivery_id: str, event: str, release_id: int | None) -> bool:
+        """Record a GitHub delivery acted on; False when it was recorded before (a redelivery)."""
+        try:
+            with self._uow() as uow:
+                if uow.deliveries.seen(delivery_id):
+                    return False
+                uow.deliveries.record(delivery_id, event, self._clock.now(), release_id)
+                uow.commit()
+                return True
+        except DuplicateKey:
+            return False  # the same delivery, handled at once by another replica
 
     def add_messages(
         self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str, *, posting_by: str
