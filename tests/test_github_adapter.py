@@ -34,9 +34,11 @@ def app_key() -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -171,3 +173,12 @@ def test_a_github_that_does_not_answer_is_unreachable() -> None:
 def test_links_point_where_people_open_them() -> None:
     assert html_base("https://api.github.com") == "https://github.com"
     assert html_base("https://ghe.example.com/api/v3/") == "https://ghe.example.com"
+
+
+def test_one_evaluation_of_40_items_stays_within_its_stated_bound_and_a_recheck_costs_no_quota() -> None:
+    from bench.evidence_requests import measure
+
+    (first, recheck), bound = measure()
+    assert first[5] == 40 and recheck[5] == 40  # every item proven both times
+    assert first[1] <= bound
+    assert recheck[3] == 0  # every answer a 304
