@@ -212,3 +212,39 @@ def test_a_staging_deployment_is_told_in_the_thread_and_ticks_its_item(
     bot.fake.wait_for(lambda: len(thread(bot.fake)) >= notes + 1, 5)
     bot.bot.executor.submit(lambda: None).result(5)
     assert len(thread(bot.fake)) == notes + 1
+
+
+@pytest.mark.slow
+def test_under_serve_the_work_process_acts_on_a_verified_push(
+    tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
+) -> None:
+    """The two-process ``serve``: the serving process verifies and answers 202, the work process starts the release."""
+    from tests.evidence_support import checklist_file
+    from tests.proc import BotProcess, bot_env
+
+    _repo, sha = ready_repo(github)
+    env = bot_env(
+        f"sqlite:///{tmp_path / 'bot.db'}",
+        fake_slack.base_url,
+        checklist_file(tmp_path),
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=github.base_url,
+        GITHUB_TOKEN=github.token,
+        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        RELEASE_CHANNEL=CHANNEL,
+    )
+    bot = BotProcess(env, tmp_path / "bot.log").start()
+    try:
+        import httpx
+
+        with httpx.Client(timeout=10) as http:
+            forged = hooks.deliver(
+                http, bot.url, "push", hooks.push_tag(REPO, "v1.4.0", sha), secret="wrong-secret-000"
+            )
+            assert forged.status_code == 401
+            payload = hooks.push_tag(REPO, "v1.4.0", sha)
+            assert hooks.deliver(http, bot.url, "push", payload, secret=WEBHOOK_SECRET).status_code == 202
+        fake_slack.wait_for(lambda: len(release_messages(fake_slack)) >= 4, 20)
+        fake_slack.wait_for(lambda: is_ticked(fake_slack, "pre_deploy.checks.tests_pass"), 20)
+    finally:
+        bot.terminate()
