@@ -82,6 +82,7 @@ def bot_env(database_url: str, fake: FakeSlackProcess, extra: dict[str, str]) ->
         "DATABASE_URL": database_url,
         "RELEASE_BOT_CHECKLIST": str(ROOT / "checklists" / "deployment.yaml"),
         "RELEASE_BOT_LANGUAGE": "en",
+        "RELEASE_MANAGERS": "*",
         "LOG_LEVEL": "WARNING",
         "HTTP_THREADS": str(HTTP_THREADS),
         **extra,

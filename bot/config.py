@@ -14,6 +14,7 @@ _ID_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _USER_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+EVERYONE = "*"
 _CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 LANGUAGES = ("ko", "en")
 
@@ -71,6 +72,16 @@ class Settings:
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
 
+    @property
+    def managers_everyone(self) -> bool:
+        """``RELEASE_MANAGERS=*``: everyone in the channel was let in on purpose."""
+        return self.release_managers == (EVERYONE,)
+
+    @property
+    def manager_ids(self) -> tuple[str, ...]:
+        """The user and user-group ids named in ``RELEASE_MANAGERS`` (none for ``*``)."""
+        return () if self.managers_everyone else self.release_managers
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line or a message."""
         values = (
@@ -95,6 +106,14 @@ class Settings:
                 raise ConfigError("SLACK_APP_TOKEN is invalid: an app-level token starts with xapp-")
         elif not self.slack_signing_secret:
             raise ConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode verifies every request with it")
+
+    def require_managers(self) -> None:
+        """``serve`` is closed by default: someone must say who may start, move and roll back releases."""
+        if not self.release_managers:
+            raise ConfigError(
+                "RELEASE_MANAGERS is not set: name the user ids (U…/W…) or user-group ids (S…) who may start, "
+                "advance, abort and roll back releases, or set it to * to let everyone in the channel do so"
+            )
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -216,7 +235,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(f"RELEASE_CHANNEL is invalid: {channel!r} is not a channel id such as C0123ABCD")
 
     managers = tuple(m for m in re.split(r"[,\s]+", env.get("RELEASE_MANAGERS", "").strip()) if m)
-    for m in managers:
+    if EVERYONE in managers and managers != (EVERYONE,):
+        raise ConfigError("RELEASE_MANAGERS is invalid: * (everyone) cannot be combined with ids")
+    for m in managers if managers != (EVERYONE,) else ():
         if not _ID_RE.match(m):
             raise ConfigError(
                 f"RELEASE_MANAGERS is invalid: {m!r} is not a user id (U…/W…) or user-group id (S…)"

@@ -103,6 +103,8 @@ def make_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
         "DATABASE_URL": db_url,
         "RELEASE_BOT_CHECKLIST": str(FAST_CHECKLIST),
         "RELEASE_BOT_LANGUAGE": "en",
+        # Everyone manages here; tests of who may do what name managers themselves.
+        "RELEASE_MANAGERS": "*",
         "HOST": "127.0.0.1",
         "PORT": "0",
     }

@@ -76,6 +76,7 @@ def bot_env(db_url: str, slack_url: str, checklist: Path, **extra: str) -> dict[
         "DATABASE_URL": db_url,
         "RELEASE_BOT_CHECKLIST": str(checklist),
         "RELEASE_BOT_LANGUAGE": "en",
+        "RELEASE_MANAGERS": "*",
         "LOG_LEVEL": "INFO",
         **extra,
     }

@@ -54,6 +54,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
             {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "RELEASE_MANAGERS": "alice"},
             "RELEASE_MANAGERS",
         ),
+        # Closed by default: nobody named means serve does not start, rather than letting everyone act.
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET}, "RELEASE_MANAGERS is not set"),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "RELEASE_MANAGERS": "*, U0ABCDEF1"},
+            "cannot be combined",
+        ),
         (
             {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "DATABASE_URL": "mysql://x"},
             "DATABASE_URL",

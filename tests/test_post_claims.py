@@ -31,6 +31,7 @@ class Replica:
             clock=clock,
             checklist=load_checklist(FAST_CHECKLIST),
             checklist_source=FAST_CHECKLIST.read_text(encoding="utf-8"),
+            is_manager=lambda _user: True,  # who may start is not what these tests are about
         )
 
 

@@ -38,6 +38,7 @@ class Recorded:
             clock=FakeClock(),
             checklist=load_checklist(FAST_CHECKLIST),
             checklist_source=self.source,
+            is_manager=lambda _user: True,  # who may start is not what these tests are about
         )
 
     def _record(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:

@@ -348,7 +348,7 @@ def test_non_manager_is_refused_and_recorded(rolling: RunningBot, kube: FakeKube
     rolling.fake.wait_for(lambda: len([e for e in audit(rolling) if e.action == "permission_denied"]) >= 2)
     refusals = [e for e in audit(rolling) if e.action == "permission_denied"]
     assert {e.actor.id for e in refusals} == {"U0BOB00002"}
-    assert {e.details["action"] for e in refusals} == {"roll back"}
+    assert {e.details["action"] for e in refusals} == {"roll_back"}
     assert kube.requests_for("patch", "deployments") == []
 
 

@@ -167,6 +167,7 @@ def world_for(
         clock=clock,
         checklist=load_checklist(path),
         checklist_source=path.read_text(encoding="utf-8"),
+        is_manager=lambda user: user == ALICE.id,
     )
     view = services.start_release(channel_id="C0RELEASES", version="v1.4.0", actor=ALICE)
     with uow() as u:

@@ -97,6 +97,21 @@ def next_step_key(steps: tuple[Step, ...], current: str) -> str:
     return steps[i + 1].key if i + 1 < len(steps) else FINISHED_STEP
 
 
+def reached_production(steps: tuple[Step, ...], step_key: str) -> bool:
+    """Whether a release at ``step_key`` has changed production: its first canary stage or anything after it
+    (the post-deploy watch when the checklist has no canary). Before that, production still runs an older release,
+    so rolling it back would undo someone else's work."""
+    first = next((i for i, s in enumerate(steps) if s.kind is StepKind.CANARY), None)
+    if first is None:
+        first = next((i for i, s in enumerate(steps) if s.kind is StepKind.WATCH), None)
+    if first is None:
+        return False
+    try:
+        return step_index(steps, step_key) >= first
+    except InvalidTransition:
+        return False
+
+
 def open_items(checklist: Checklist, phase_key: str, checked: Mapping[str, bool]) -> tuple[str, ...]:
     """Keys of the items of a phase that are not ticked, in checklist order."""
     return tuple(item.key for item in checklist.phase(phase_key).items if not checked.get(item.key))

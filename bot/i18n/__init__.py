@@ -1,7 +1,7 @@
 """The bot's own words, in Korean (the team's language, the default) and English.
 
 Checklist text is shown as the file writes it; only what the bot adds comes from here. Each area keeps its words in
-a module of this package (``common``, ``watch``, ``rollback``, ``dashboard``) as a ``WORDS`` table; this module is
+a module of this package (``common``, ``watch``, ``rollback``, ``dashboard``, ``authz``) as a ``WORDS`` table; this module is
 the one loader that merges them into ``CATALOG``, refusing a key that two areas define. ``t(lang, key, **params)``
 returns the text for a key, or the key itself when it is not a catalog key (plain text passes through).
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import common, dashboard, evidence, rollback, watch
+from bot.i18n import authz, common, dashboard, evidence, rollback, watch
 
 
 def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -26,7 +26,7 @@ def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
 
 
 CATALOG: dict[str, dict[str, str]] = _merge(
-    common.WORDS, watch.WORDS, rollback.WORDS, dashboard.WORDS, evidence.WORDS
+    common.WORDS, watch.WORDS, rollback.WORDS, dashboard.WORDS, evidence.WORDS, authz.WORDS
 )
 
 

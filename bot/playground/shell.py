@@ -82,6 +82,9 @@ class Playground:
             "RELEASE_BOT_CHECKLIST": str(self._checklist),
             "RELEASE_BOT_LANGUAGE": self._lang,
             "RELEASE_CHANNEL": CHANNEL,
+            # You are the release manager here. `serve` refuses to start until RELEASE_MANAGERS names who may
+            # start, advance, abort and roll back (user ids, user groups), or is * for everyone in the channel.
+            "RELEASE_MANAGERS": USER,
         }
         settings = load_settings(env)
         upgrade(settings.database_url)
@@ -92,7 +95,10 @@ class Playground:
         self.print(
             f"release-bot playground · checklist {self._checklist.name} · database {env['DATABASE_URL']}"
         )
-        self.print("You are @you in #releases. Type `help` for commands.\n")
+        self.print(
+            "You are @you in #releases, and its release manager (RELEASE_MANAGERS; see the README's roles)."
+            " Type `help` for commands.\n"
+        )
 
     def stop(self) -> None:
         if self.bot is not None:

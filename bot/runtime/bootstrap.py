@@ -135,10 +135,8 @@ class Bot:
 
     def start_background(self) -> None:
         """Start the message sync, the clock, and the leader election that lets the clock run."""
-        if not self.managers.configured:
-            log.warning(
-                "RELEASE_MANAGERS is not set: everyone in the channel may advance, abort and roll back"
-            )
+        if self.managers.everyone:
+            log.warning("RELEASE_MANAGERS is *: everyone in the channel may start, advance, abort and roll back")
         self.sync.start()
         self.clockwork.start()
         self.leader.start(on_elected=self._elected)
@@ -227,7 +225,6 @@ def build(
         uow=lambda: SqlUnitOfWork(session_factory),
         clock=clock,
         services=services,
-        is_manager=managers.is_manager,
     )
     leader = leader or make_leader(settings.database_url, retry_s=leader_retry_s)
     watch = make_watch_parts(
@@ -240,7 +237,7 @@ def build(
         outbox_backoff_s=outbox_backoff_s,
     )
     poster = TimerPoster(
-        gateway=gateway, lang=settings.language, managers=settings.release_managers, figures=watch.figures
+        gateway=gateway, lang=settings.language, managers=settings.manager_ids, figures=watch.figures
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
     lifecycle.on_timers_changed = hand_off.wake if hand_off is not None else clockwork.wake

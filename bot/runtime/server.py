@@ -27,6 +27,7 @@ def serve(settings: Settings) -> int:
 
     settings.require_slack()
     load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
+    settings.require_managers()  # closed by default: nobody may act until someone is named (or * for everyone)
     metrics_dir = _share_metrics() if settings.work_process else None
     _limit_malloc_arenas()
     try:

@@ -108,7 +108,9 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Mess
     elif status is IncidentStatus.RESOLVED:
         blocks.append(section(t(lang, "incident_resolved", status=t(lang, f"status_{view.release.status}"))))
     if status.live and not view.status.is_terminal:
-        elements = [button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger")]
+        elements = []
+        if view.reached_production:  # before that, production runs an older release: nothing of this one to undo
+            elements.append(button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"))
         if status is IncidentStatus.OPEN:
             elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
         elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))

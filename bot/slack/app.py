@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.errors import IntegrationError, UserError
 from bot.i18n import t
+from bot.slack.blocks import escape_params
 from bot.slack.gateway import permalink
 from bot.slack.listeners import Guard, SlackContext, register, register_fallbacks
 
@@ -32,7 +33,7 @@ def _team_domain(body: dict[str, Any]) -> str | None:
 def user_text(error: Exception, body: dict[str, Any], lang: str) -> str:
     """What the person sees for an error; unknown errors get an id that is also in the log."""
     if isinstance(error, UserError):
-        params = dict(error.params)
+        params = escape_params(error.params)
         if "channel_id" in params:
             params["link"] = permalink(_team_domain(body), str(params["channel_id"]), params.get("thread_ts"))  # type: ignore[arg-type]
         log.info("refused: %s", error.user_message)
@@ -40,7 +41,7 @@ def user_text(error: Exception, body: dict[str, Any], lang: str) -> str:
     error_id = uuid.uuid4().hex[:8]
     if isinstance(error, IntegrationError):
         log.warning("integration error %s: %s", error_id, error, exc_info=error)
-        message = t(lang, error.user_message, **error.params)
+        message = t(lang, error.user_message, **escape_params(error.params))
         return t(lang, "integration_error", message=message, error_id=error_id)
     log.error("unhandled error %s", error_id, exc_info=error)
     return t(lang, "internal_error", error_id=error_id)

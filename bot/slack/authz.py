@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bot.config import EVERYONE
 from bot.errors import ChatError
 from bot.slack.gateway import SlackGateway
 
@@ -14,7 +15,11 @@ log = logging.getLogger(__name__)
 
 
 class Managers:
-    """``RELEASE_MANAGERS``: when empty, everyone may act (and the bot warns at start)."""
+    """``RELEASE_MANAGERS``: the ids named there (users, and members of user groups), or everyone for ``*``.
+
+    Closed by default: with nothing named, nobody is a manager (``serve`` refuses to start that way, so this only
+    matters to tools that build the bot without serving).
+    """
 
     def __init__(
         self,
@@ -24,7 +29,8 @@ class Managers:
         ttl_s: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ids = ids
+        self.everyone = ids == (EVERYONE,)
+        self.ids = () if self.everyone else ids
         self._users = {i for i in ids if not i.startswith("S")}
         self._groups = [i for i in ids if i.startswith("S")]
         self._gateway = gateway
@@ -33,12 +39,8 @@ class Managers:
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.ids)
-
     def is_manager(self, user_id: str) -> bool:
-        if not self.ids or user_id in self._users:
+        if self.everyone or user_id in self._users:
             return True
         return any(user_id in self._members(group) for group in self._groups)
 

@@ -6,7 +6,7 @@ a checklist of any size is split across messages, never truncated or rejected.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,18 @@ TICKER_RESERVE = 140  # the "who · when" line an item gains once ticked
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn reserves."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Parameters of refusals and errors that the bot builds as Slack markup itself (a mention, a permalink).
+MARKUP_PARAMS = frozenset({"who", "link"})
+
+
+def escape_params(params: Mapping[str, object]) -> dict[str, object]:
+    """An error's parameters ready for mrkdwn: every string escaped but the markup the bot made itself.
+
+    Errors carry what people typed (a lock's reason, an unknown subcommand, a malformed version) back to them.
+    """
+    return {k: escape(v) if isinstance(v, str) and k not in MARKUP_PARAMS else v for k, v in params.items()}
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -357,7 +369,9 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
                 "value": f"{rel}:{phase.environment}",
             }
         )
-    if view.checklist.rollback is not None and step.kind in (StepKind.READY, StepKind.CANARY, StepKind.WATCH):
+    # Offered once this release changed production: before that, a rollback would undo an older release's work
+    # (``/release rollback`` still opens it, behind an explicit confirmation of what is undone).
+    if view.checklist.rollback is not None and view.reached_production:
         elements.append(
             {
                 "type": "button",

@@ -18,7 +18,7 @@ from bot.observability import release_id as release_ctx
 from bot.slack import evidence_blocks, notices, parsing
 from bot.slack.app import user_text
 from bot.slack.ids import ActionId, CallbackId
-from bot.slack.lifecycle_listeners import _accept_reason
+from bot.slack.lifecycle_listeners import accept_reason
 from bot.slack.listeners import Guard, SlackContext
 from bot.usecases.evidence import Evaluation, EvidenceService
 from bot.usecases.lifecycle import Transition
@@ -124,17 +124,19 @@ def register_evidence(app: App, ctx: EvidenceContext, guard: Guard) -> None:
                 t(lang, "modal_evidence_title"),
                 t(lang, "modal_evidence_prompt", item=item.text, why=why)[:2000],
                 t(lang, "modal_submit"),
-                {"release": int(rid), "item": item_key, "channel": view.release.channel_id},
+                ctx.slack.seal.seal(
+                    {"release": int(rid), "item": item_key, "channel": view.release.channel_id},
+                    parsing.actor_of(body).id,
+                ),
             ),
         )
 
     @app.view(CallbackId.EVIDENCE_OVERRIDE.value)
     def on_override_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        accepted = _accept_reason(ack, view, lang)
+        accepted = accept_reason(ctx.slack, ack, body, view, ("release", "item", "channel"))
         if accepted is None:
             return
-        reason, meta = accepted
-        actor = parsing.actor_of(body)
+        reason, meta, actor = accepted
         item_key = str(meta.get("item") or "")
 
         try:

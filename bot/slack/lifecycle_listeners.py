@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,8 @@ from bot.slack.ids import ActionId, CallbackId
 from bot.slack.listeners import Guard, SlackContext
 from bot.usecases.lifecycle import Advanced, Lifecycle
 from bot.usecases.releases import ReleaseView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
         ack()
         rid, from_step, to_step = _parts(action.get("value"), 3)
         channel = _release_for_action(ctx, int(rid), body).release.channel_id
+        meta = {"release": int(rid), "from": from_step, "to": to_step, "channel": channel}
         # views.open first: the trigger id expires 3 s after the click.
         gateway.open_view(
             str(body.get("trigger_id", "")),
@@ -110,17 +113,16 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
                 t(lang, "modal_override_title"),
                 t(lang, "modal_override_prompt"),
                 t(lang, "modal_submit"),
-                {"release": int(rid), "from": from_step, "to": to_step, "channel": channel},
+                ctx.slack.seal.seal(meta, parsing.actor_of(body).id),
             ),
         )
 
     @app.view(CallbackId.OVERRIDE.value)
     def on_override_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        accepted = _accept_reason(ack, view, lang)
+        accepted = accept_reason(ctx.slack, ack, body, view, ("release", "from", "to", "channel"))
         if accepted is None:
             return
-        reason, meta = accepted
-        actor = parsing.actor_of(body)
+        reason, meta, actor = accepted
         _run_for_modal(
             ctx,
             meta,
@@ -151,17 +153,16 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
                 t(lang, "modal_abort_title"),
                 t(lang, "modal_abort_prompt"),
                 t(lang, "modal_submit"),
-                {"release": int(rid), "channel": channel},
+                ctx.slack.seal.seal({"release": int(rid), "channel": channel}, parsing.actor_of(body).id),
             ),
         )
 
     @app.view(CallbackId.ABORT.value)
     def on_abort_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        accepted = _accept_reason(ack, view, lang)
+        accepted = accept_reason(ctx.slack, ack, body, view, ("release", "channel"))
         if accepted is None:
             return
-        reason, meta = accepted
-        actor = parsing.actor_of(body)
+        reason, meta, actor = accepted
         _run_for_modal(ctx, meta, actor, lambda: abort_release(ctx, int(meta["release"]), actor, reason))
 
     @app.action(ActionId.HEALTH_CHECK.value)
@@ -206,26 +207,25 @@ def run_health_check(
     ctx.slack.publisher.thread_reply(release_id, text, blocks)
 
 
-def _accept_reason(ack: Ack, view: dict[str, Any], lang: str) -> tuple[str, dict[str, Any]] | None:
-    """Close the modal with its reason and metadata, or keep it open with the field's error when empty."""
-    reason, meta = _reason_and_meta(view)
+def accept_reason(
+    slack: SlackContext, ack: Ack, body: dict[str, Any], view: dict[str, Any], keys: tuple[str, ...]
+) -> tuple[str, dict[str, Any], Actor] | None:
+    """Close the modal with its reason, its verified metadata and who submitted it; or keep it open with the
+    reason field's error: when the reason is empty, or when the metadata is not what the bot sealed for this
+    person (a submission redirected to another release or channel is refused whole)."""
+    actor = parsing.actor_of(body)
+    meta = slack.seal.open(view.get("private_metadata"), actor.id)
+    if meta is None or any(k not in meta for k in keys) or not str(meta["release"]).isdigit():
+        log.warning("refused a %s submission whose metadata the bot did not seal for %s", view.get("callback_id"), actor.id)
+        ack(response_action="errors", errors={"reason": t(slack.lang, "view_forged")})
+        return None
+    values = ((view.get("state") or {}).get("values") or {}).get("reason") or {}
+    reason = str((values.get("reason") or {}).get("value") or "").strip()[:1000]
     if not reason:
-        ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+        ack(response_action="errors", errors={"reason": t(slack.lang, "reason_required")})
         return None
     ack()
-    return reason, meta
-
-
-def _reason_and_meta(view: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    values = ((view.get("state") or {}).get("values") or {}).get("reason") or {}
-    reason = str((values.get("reason") or {}).get("value") or "").strip()
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        meta = {}
-    if not isinstance(meta, dict) or not str(meta.get("release", "")).isdigit():
-        meta = {"release": "0"}
-    return reason[:1000], meta
+    return reason, meta, actor
 
 
 def _run_for_modal(

@@ -24,6 +24,7 @@ from bot.slack import blocks, parsing
 from bot.slack.gateway import permalink
 from bot.slack.ids import ActionId
 from bot.slack.publisher import Origin, Publisher
+from bot.slack.view_meta import ViewSeal
 from bot.usecases.releases import Services, ToggleItems
 
 
@@ -43,9 +44,15 @@ class SlackContext:
     def lang(self) -> str:
         return self.settings.language
 
+    @functools.cached_property
+    def seal(self) -> ViewSeal:
+        """Signs the metadata of the modals the bot opens (bot.slack.view_meta)."""
+        s = self.settings
+        return ViewSeal(s.slack_signing_secret or s.slack_app_token or s.slack_bot_token)
+
 
 def _usage_text(ctx: SlackContext, error: UsageError) -> str:
-    text = t(ctx.lang, error.user_message, **error.params)
+    text = t(ctx.lang, error.user_message, **blocks.escape_params(error.params))
     if error.user_message in ("unknown_subcommand", "bad_payload"):
         text += "\n\n" + t(ctx.lang, "usage")
     return text

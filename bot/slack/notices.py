@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -247,16 +246,16 @@ def gate_refusal(
 
 
 def reason_modal(
-    callback: CallbackId, title: str, prompt: str, submit: str, metadata: dict[str, Any]
+    callback: CallbackId, title: str, prompt: str, submit: str, private_metadata: str
 ) -> dict[str, Any]:
-    """A modal that asks for a reason; private_metadata carries only ids."""
+    """A modal that asks for a reason; ``private_metadata`` is the sealed ids (bot.slack.view_meta)."""
     return {
         "type": "modal",
         "callback_id": callback.value,
         "title": {"type": "plain_text", "text": title[:24]},
         "submit": {"type": "plain_text", "text": submit[:24]},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata)[:3000],
+        "private_metadata": private_metadata,
         "blocks": [
             {
                 "type": "input",

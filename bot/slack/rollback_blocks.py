@@ -6,7 +6,6 @@ private_metadata ≤ 3000; section text ≤ 3000.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot.domain.rollbacks import RollbackRecord
@@ -20,6 +19,7 @@ from bot.usecases.releases import ReleaseView
 Message = tuple[str, list[Block]]
 REASON = "reason"
 REVISION = "revision"
+CONFIRM = "confirm_undo"
 MAX_OPTIONS = 100
 _REPORT_CHUNK = 2700  # leaves room for the intro line and the fences within 3000
 
@@ -33,16 +33,14 @@ def images(revision: Revision | None, fallback: tuple[str, ...] = ()) -> str:
     return ", ".join(f"`{escape(i)}`" for i in shown) or "?"
 
 
-def _modal(
-    external_id: str, lang: str, blocks: list[Block], *, submit: bool, metadata: dict[str, Any]
-) -> Block:
+def _modal(external_id: str, lang: str, blocks: list[Block], *, submit: bool, private_metadata: str) -> Block:
     view: Block = {
         "type": "modal",
         "callback_id": CallbackId.ROLLBACK.value,
         "external_id": external_id,
         "title": _plain(t(lang, "rb_modal_title"), 24),
         "close": _plain(t(lang, "rb_close"), 24),
-        "private_metadata": json.dumps(metadata)[:3000],
+        "private_metadata": private_metadata,
         "blocks": blocks,
     }
     if submit:
@@ -50,16 +48,57 @@ def _modal(
     return view
 
 
-def loading_modal(external_id: str, lang: str, metadata: dict[str, Any]) -> Block:
+def loading_modal(external_id: str, lang: str, private_metadata: str) -> Block:
     """Opened right after the ack (the trigger id lives 3 s); replaced once the plan is read."""
-    return _modal(external_id, lang, [section(t(lang, "rb_loading"))], submit=False, metadata=metadata)
+    return _modal(
+        external_id, lang, [section(t(lang, "rb_loading"))], submit=False, private_metadata=private_metadata
+    )
 
 
-def notice_modal(external_id: str, lang: str, text: str, metadata: dict[str, Any]) -> Block:
+def notice_modal(external_id: str, lang: str, text: str, private_metadata: str) -> Block:
     """A refusal or an error in place of the plan: no submit button, so nothing can be confirmed."""
     return _modal(
-        external_id, lang, [section(t(lang, "rb_refused", text=text))], submit=False, metadata=metadata
+        external_id,
+        lang,
+        [section(t(lang, "rb_refused", text=text))],
+        submit=False,
+        private_metadata=private_metadata,
     )
+
+
+def undo_value(plan: RollbackPlan) -> str:
+    """The confirmation box's value: it names the two revisions, so a box ticked for another plan never matches."""
+    return f"undo:{plan.current.number}:{plan.target.number}"
+
+
+def _outside_blocks(view: ReleaseView, plan: RollbackPlan, lang: str) -> list[Block]:
+    """A release that never reached production: say so, and make the person tick exactly what is undone."""
+    step = view.current_step
+    where = view.checklist.phase(step.phase_key).title if step else view.release.step
+    statement = t(
+        lang,
+        "rb_outside_confirm",
+        from_rev=plan.current.number,
+        from_images=images(plan.current),
+        to_rev=plan.target.number,
+        to_images=images(plan.target),
+    )
+    warning = t(lang, "rb_outside_warning", version=view.release.version, step=escape(where))
+    short = f"{plan.current.number} → {plan.target.number}"
+    label = t(lang, "rb_outside_confirm_label")
+    return [
+        section(f"{warning}\n{statement}"),
+        {
+            "type": "input",
+            "block_id": CONFIRM,
+            "label": _plain(label, 2000),
+            "element": {
+                "type": "checkboxes",
+                "action_id": CONFIRM,
+                "options": [{"text": _plain(f"{label}: {short}", 75), "value": undo_value(plan)}],
+            },
+        },
+    ]
 
 
 def _option(revision: Revision) -> Block:
@@ -68,9 +107,12 @@ def _option(revision: Revision) -> Block:
 
 
 def confirm_modal(
-    external_id: str, view: ReleaseView, plan: RollbackPlan, lang: str, metadata: dict[str, Any]
+    external_id: str, view: ReleaseView, plan: RollbackPlan, lang: str, private_metadata: str
 ) -> Block:
-    """What will happen, exactly; a reason; and the older revisions to pick instead (``--to-revision``)."""
+    """What will happen, exactly; a reason; and the older revisions to pick instead (``--to-revision``).
+
+    For a release that never reached production, no other revision to pick: a box to tick that names the two
+    revisions and their images instead, since what is undone is not this release's doing."""
     lines = [
         t(
             lang,
@@ -85,8 +127,11 @@ def confirm_modal(
     blocks: list[Block] = [section("\n".join(lines))]
     for warning in plan.gitops_warnings:
         blocks.append(section(t(lang, "rb_gitops", warning=escape(warning))))
+    outside = not view.reached_production
+    if outside:
+        blocks += _outside_blocks(view, plan, lang)
     older = [r for r in plan.history if r.number != plan.current.number and r.number > 0][:MAX_OPTIONS]
-    if len(older) > 1:
+    if len(older) > 1 and not outside:
         options = [_option(r) for r in older]
         initial = next(
             (o for o, r in zip(options, older, strict=True) if r.number == plan.target.number), None
@@ -116,21 +161,19 @@ def confirm_modal(
             },
         }
     )
-    return _modal(external_id, lang, blocks, submit=True, metadata=metadata)
+    return _modal(external_id, lang, blocks, submit=True, private_metadata=private_metadata)
 
 
-def submitted(view: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
-    """(reason, picked revision or None, metadata) of a submitted confirmation modal."""
+def submitted(view: dict[str, Any]) -> tuple[str, int | None, set[str]]:
+    """(reason, picked revision or None, ticked confirmation values) of a submitted confirmation modal."""
     values = (view.get("state") or {}).get("values") or {}
     reason = str(((values.get(REASON) or {}).get(REASON) or {}).get("value") or "").strip()[:1000]
     picked = ((values.get(REVISION) or {}).get(REVISION) or {}).get("selected_option") or {}
     raw = str(picked.get("value") or "")
     revision = int(raw) if raw.isdigit() else None
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        meta = {}
-    return reason, revision, meta if isinstance(meta, dict) else {}
+    ticked = ((values.get(CONFIRM) or {}).get(CONFIRM) or {}).get("selected_options") or []
+    confirmed = {str(o.get("value")) for o in ticked if isinstance(o, dict)}
+    return reason, revision, confirmed
 
 
 # --- in the thread -----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.domain.records import Actor
+from bot.domain.roles import Action
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
 from bot.errors import PermissionDenied
 from bot.i18n import t
@@ -26,13 +27,13 @@ from bot.ports import RolloutStatus
 from bot.slack import blocks, notices, parsing
 from bot.slack import rollback_blocks as rb
 from bot.slack.app import user_text
-from bot.slack.blocks import escape
+from bot.slack.blocks import clip, escape
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.notices import section
 from bot.usecases.lifecycle import Lifecycle
 from bot.usecases.releases import ReleaseView
-from bot.usecases.rollback import Outcome, RollbackService
+from bot.usecases.rollback import Outcome, RollbackService, UndoConfirmation
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +90,48 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
 
     @app.view(CallbackId.ROLLBACK.value)
     def on_confirm(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason, revision, meta = rb.submitted(view)
+        actor = parsing.actor_of(body)
+        meta = ctx.slack.seal.open(view.get("private_metadata"), actor.id)
+        if meta is None or not str(meta.get("release", "")).isdigit() or not isinstance(meta.get("channel"), str):
+            log.warning("refused a rollback confirmation whose metadata the bot did not seal for %s", actor.id)
+            ack(response_action="errors", errors={rb.REASON: t(lang, "view_forged")})
+            return
+        reason, revision, ticked = rb.submitted(view)
+        undo = meta.get("undo")
+        confirmed = _confirmation(undo) if isinstance(undo, dict) else None
+        if isinstance(undo, dict) and (confirmed is None or undo.get("value") not in ticked):
+            ack(response_action="errors", errors={rb.CONFIRM: t(lang, "rb_outside_required")})
+            return
         if not reason:
             ack(response_action="errors", errors={rb.REASON: t(lang, "reason_required")})
             return
         ack()
-        release, channel = str(meta.get("release", "")), meta.get("channel")
         expected = meta.get("expected")
-        if not release.isdigit() or not isinstance(channel, str):
-            log.warning("rollback confirmation without usable metadata")
-            return
-        actor = parsing.actor_of(body)
         ctx.slack.publisher.submit(
             run_rollback,
             ctx,
-            int(release),
-            channel,
+            int(meta["release"]),
+            meta["channel"],
             actor,
             reason,
             revision or 0,
             expected if isinstance(expected, int) else None,
             str(view.get("id") or ""),
+            confirmed,
         )
+
+
+def _confirmation(undo: dict[str, Any]) -> UndoConfirmation | None:
+    """The revisions a person ticked to undo, as the bot sealed them into the modal."""
+    try:
+        return UndoConfirmation(
+            from_revision=int(undo["from"]),
+            from_images=tuple(str(i) for i in undo["from_images"]),
+            to_revision=int(undo["to"]),
+            to_images=tuple(str(i) for i in undo["to_images"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # --- the modal ---------------------------------------------------------------------------------------------
@@ -121,7 +142,7 @@ def open_confirmation(
 ) -> None:
     """Open the modal now (the trigger expires in 3 s); the plan fills it in from the background."""
     external_id = f"rollback-{release_id}-{uuid.uuid4().hex[:12]}"
-    meta = {"release": release_id, "channel": channel}
+    meta = ctx.slack.seal.seal({"release": release_id, "channel": channel}, actor.id)
     ctx.slack.publisher.gateway.open_view(trigger_id, rb.loading_modal(external_id, ctx.lang, meta))
     ctx.slack.publisher.submit(fill_confirmation, ctx, external_id, release_id, channel, actor)
 
@@ -137,13 +158,14 @@ def fill_confirmation(
 ) -> None:
     lang = ctx.lang
     meta: dict[str, Any] = {"release": release_id, "channel": channel}
+    sealed = ctx.slack.seal.seal(meta, actor.id)
     try:
         # Non-managers are refused before they see a confirm button (and again on confirm).
-        ctx.lifecycle.require_manager(release_id, actor, "roll back")
+        ctx.lifecycle.require(release_id, actor, Action.ROLL_BACK)
         view, plan = ctx.rollbacks.plan(release_id)
     except Exception as error:
         text = user_text(error, {}, lang)
-        _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, meta))
+        _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, sealed))
         if isinstance(error, PermissionDenied):
             ctx.slack.publisher.gateway.ephemeral(channel, actor.id, text)
         return
@@ -154,9 +176,19 @@ def fill_confirmation(
         text = t(lang, "nothing_to_roll_back", revision=plan.target.number)
     else:
         meta["expected"] = plan.current.number
-        _update_view(ctx, external_id, rb.confirm_modal(external_id, view, plan, lang, meta))
+        if not view.reached_production:
+            # What the person will tick, sealed: the submission can only confirm exactly these revisions.
+            meta["undo"] = {
+                "value": rb.undo_value(plan),
+                "from": plan.current.number,
+                "from_images": [clip(i, 200) for i in plan.current.images[:4]],
+                "to": plan.target.number,
+                "to_images": [clip(i, 200) for i in plan.target.images[:4]],
+            }
+        sealed = ctx.slack.seal.seal(meta, actor.id)
+        _update_view(ctx, external_id, rb.confirm_modal(external_id, view, plan, lang, sealed))
         return
-    _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, meta))
+    _update_view(ctx, external_id, rb.notice_modal(external_id, lang, text, sealed))
 
 
 # --- doing it ----------------------------------------------------------------------------------------------
@@ -244,6 +276,7 @@ def run_rollback(
     to_revision: int,
     expected: int | None,
     action_ts: str,
+    confirmed: UndoConfirmation | None = None,
 ) -> None:
     """Request (permission, intent), then execute with progress, then the follow-up and the report."""
     release_ctx.set(release_id)
@@ -255,6 +288,7 @@ def run_rollback(
             to_revision=to_revision,
             expected_revision=expected,
             action_ts=action_ts or None,
+            confirmed=confirmed,
         )
     except Exception as error:
         tell(ctx, channel, actor, error)

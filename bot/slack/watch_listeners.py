@@ -3,7 +3,6 @@ acknowledge, and "not a problem, keep watching". Each acks first; PagerDuty is o
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.slack import notices, parsing
 from bot.slack.ids import DECLARE_INCIDENT_RE, ActionId, CallbackId
+from bot.slack.lifecycle_listeners import accept_reason
 from bot.slack.listeners import Guard, SlackContext
 from bot.usecases.incidents import IncidentDesk
 
@@ -71,25 +71,20 @@ def register_watch(app: App, ctx: WatchContext, guard: Guard) -> None:
                 t(lang, "modal_incident_title"),
                 t(lang, "modal_incident_prompt", title=criterion.title),
                 t(lang, "modal_submit"),
-                {"release": view.release.id, "criterion": criterion.key, "channel": channel},
+                ctx.slack.seal.seal(
+                    {"release": view.release.id, "criterion": criterion.key, "channel": channel},
+                    parsing.actor_of(body).id,
+                ),
             ),
         )
 
     @app.view(CallbackId.INCIDENT.value)
     def on_declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = ((view.get("state") or {}).get("values") or {}).get("reason") or {}
-        reason = str((values.get("reason") or {}).get("value") or "").strip()[:1000]
-        if not reason:
-            ack(response_action="errors", errors={"reason": t(lang, "reason_required")})
+        accepted = accept_reason(ctx.slack, ack, body, view, ("release", "criterion", "channel"))
+        if accepted is None:
             return
-        ack()
-        actor = parsing.actor_of(body)
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-            release_id, criterion = int(meta["release"]), str(meta["criterion"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("incident modal with unreadable metadata")
-            return
+        reason, meta, actor = accepted
+        release_id, criterion = int(meta["release"]), str(meta["criterion"])
         try:
             declare_and_ping(ctx, release_id, criterion, actor, reason)
         except Exception as error:  # modal submissions have no response_url: answer in the channel, privately

@@ -10,6 +10,7 @@ slack_sdk, httpx or kubernetes.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from bot.domain.checklist import CriterionKind
 from bot.domain.incident import DECLARED, PING_CLAIM, IncidentRecord, IncidentStatus, dedup_key
 from bot.domain.records import BOT, Actor
 from bot.domain.release import StepKind
+from bot.domain.roles import REDECLARE_COOLDOWN, Action
 from bot.errors import ChatError, Conflict, InvalidTransition
 from bot.i18n import t
 from bot.ports import Clock
@@ -140,11 +142,16 @@ class IncidentDesk:
         return Fired(incident.id, rid)
 
     def declare(self, release_id: int, criterion: str, *, actor: Actor, reason: str) -> Fired:
-        """A person declares an incident (a manual criterion, or DECLARED from the command)."""
+        """A person declares an incident (a manual criterion, or DECLARED from the command).
+
+        Open to anyone in the channel, so it is bounded: one live incident per criterion, and after a manager
+        dismissed it, nobody but a manager declares that criterion again until ``REDECLARE_COOLDOWN`` has passed.
+        """
         with self._uow() as uow:
             view = self._services.view_in(uow, release_id)
             if view.status.is_terminal:
                 raise InvalidTransition("release_ended", params={"status": view.release.status})
+            self._check_cooldown(uow, view, criterion, actor)
             title = t(self._lang, "declared_title")
             if criterion != DECLARED:
                 match = next((c for c in view.checklist.criteria if c.key == criterion), None)
@@ -163,6 +170,31 @@ class IncidentDesk:
             uow.commit()
         self.kick()
         return fired
+
+    def _check_cooldown(self, uow: SqlUnitOfWork, view: ReleaseView, criterion: str, actor: Actor) -> None:
+        previous = uow.watch.incidents.by_key(dedup_key(view.release.id, criterion))
+        if previous is None or previous.status is not IncidentStatus.DISMISSED:
+            return
+        until = previous.updated_at + REDECLARE_COOLDOWN
+        if self._clock.now() >= until or self._services.permissions.is_manager(actor.id):
+            return
+        uow.audit.append(
+            view.release.id,
+            "incident_refused",
+            actor,
+            self._clock.now(),
+            details={"criterion": criterion, "why": "dismissed_recently", "dismissed_by": previous.handled_by},
+        )
+        uow.commit()
+        raise Conflict(
+            "incident_recently_dismissed",
+            params={
+                "who": f"<@{previous.handled_by}>" if previous.handled_by else "?",
+                "version": view.release.version,
+                "minutes": int(REDECLARE_COOLDOWN.total_seconds() // 60),
+                "left": max(1, math.ceil((until - self._clock.now()).total_seconds() / 60)),
+            },
+        )
 
     # --- Slack ----------------------------------------------------------------------------------------
 
@@ -228,6 +260,7 @@ class IncidentDesk:
 
     def acknowledge(self, incident_id: int, *, actor: Actor, action_ts: str | None = None) -> IncidentRecord:
         """Acknowledge in our records and queue the PagerDuty acknowledge; a repeat click changes nothing."""
+        self._services.permissions.require(self.get(incident_id).release_id, actor, Action.ACKNOWLEDGE)
         now = self._clock.now()
         with self._uow() as uow:
             incident = uow.watch.incidents.get(incident_id, for_update=True)
@@ -251,6 +284,7 @@ class IncidentDesk:
 
     def dismiss(self, incident_id: int, *, actor: Actor, action_ts: str | None = None) -> IncidentRecord:
         """ "Not a problem, keep watching": resolve the page and re-arm the criterion on fresh evidence."""
+        self._services.permissions.require(self.get(incident_id).release_id, actor, Action.DISMISS)
         now = self._clock.now()
         with self._uow() as uow:
             incident = uow.watch.incidents.get(incident_id, for_update=True)

@@ -15,7 +15,8 @@ from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.records import Actor, TimerRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
-from bot.errors import InvalidTransition, Locked, PermissionDenied
+from bot.domain.roles import Action
+from bot.errors import InvalidTransition, Locked
 from bot.ports import Clock, HealthResult
 from bot.usecases.releases import ReleaseView, Services, UowFactory
 
@@ -73,13 +74,11 @@ class Lifecycle:
         uow: UowFactory,
         clock: Clock,
         services: Services,
-        is_manager: Callable[[str], bool] = lambda _user: True,
         on_timers_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._services = services
-        self._is_manager = is_manager
         self.on_timers_changed = on_timers_changed
         # Called after every committed transition (metric watch, PagerDuty change events, App Home, ...).
         self.hooks: list[TransitionHook] = []
@@ -93,16 +92,9 @@ class Lifecycle:
 
     # --- authorization ----------------------------------------------------------------------------------
 
-    def require_manager(self, release_id: int, actor: Actor, what: str) -> None:
-        """Refuse (and record the refusal) unless the actor is a release manager."""
-        if self._is_manager(actor.id):
-            return
-        with self._uow() as uow:
-            uow.audit.append(
-                release_id, "permission_denied", actor, self._clock.now(), details={"action": what}
-            )
-            uow.commit()
-        raise PermissionDenied("permission_denied", params={"what": what})
+    def require(self, release_id: int, actor: Actor, action: Action) -> None:
+        """Refuse (and record the refusal) unless the actor's role allows the action (bot.domain.roles)."""
+        self._services.permissions.require(release_id, actor, action)
 
     # --- advancing --------------------------------------------------------------------------------------
 
@@ -116,7 +108,7 @@ class Lifecycle:
         override_reason: str | None = None,
     ) -> Advanced:
         """Move a release one step on. Raises GateNotMet (with the open items) unless overridden."""
-        self.require_manager(release_id, actor, "advance")
+        self.require(release_id, actor, Action.OVERRIDE if override_reason else Action.ADVANCE)
         now = self._clock.now()
         with self._uow() as uow:
             record = uow.releases.get(release_id, for_update=True)
@@ -221,7 +213,7 @@ class Lifecycle:
 
     def abort(self, release_id: int, *, actor: Actor, reason: str) -> ReleaseView:
         """End a release as aborted: cancel its timers and mark every message."""
-        self.require_manager(release_id, actor, "abort")
+        self.require(release_id, actor, Action.ABORT)
         now = self._clock.now()
         with self._uow() as uow:
             record = uow.releases.get(release_id, for_update=True)

@@ -20,8 +20,10 @@ from bot.domain.evidence import OVERRIDE_ACTION, EvidenceResult, EvidenceStatus
 from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
+from bot.domain.roles import Action
 from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied
 from bot.ports import Clock
+from bot.usecases.permissions import Permissions, denial
 
 UowFactory = Callable[[], SqlUnitOfWork]
 
@@ -54,6 +56,10 @@ class ReleaseView:
     @property
     def status(self) -> ReleaseStatus:
         return ReleaseStatus(self.release.status)
+
+    @property
+    def reached_production(self) -> bool:
+        return flow.reached_production(self.steps, self.release.step)
 
     @property
     def current_step(self) -> Step | None:
@@ -109,7 +115,7 @@ class Services:
         clock: Clock,
         checklist: Checklist | None,
         checklist_source: str,
-        is_manager: Callable[[str], bool] = lambda _user: True,
+        is_manager: Callable[[str], bool] = lambda _user: False,
         read_uow: UowFactory | None = None,
         evidence_on: bool = False,
     ) -> None:
@@ -120,7 +126,7 @@ class Services:
         self._clock = clock
         self.checklist = checklist
         self._checklist_source = checklist_source
-        self._is_manager = is_manager
+        self.permissions = Permissions(uow=uow, clock=clock, is_manager=is_manager)
         self.evidence_on = evidence_on
 
     @classmethod
@@ -266,6 +272,10 @@ class Services:
         ``delivery`` is the (GUID, event) of the GitHub webhook that asked for it: recorded in the same transaction,
         so that a redelivery finds it and starts nothing (``Conflict("delivery_seen")``)."""
         version = flow.validate_version(version)
+        if delivery is None:
+            # A verified tag push is authorized by the repository (who may push its release tags), not by
+            # RELEASE_MANAGERS; anything asked in Slack is.
+            self.permissions.require(None, actor, Action.START)
         try:
             return self._start(channel_id, version, actor, delivery)
         except DuplicateKey:
@@ -397,10 +407,10 @@ class Services:
                     phase = checklist.item_phase(item_key)
                 except KeyError:
                     raise NotFound("unknown_item") from None
-                if phase.tick_role.value == "release_managers" and not self._is_manager(cmd.actor.id):
-                    self._refuse(uow, record.id, cmd.actor, now, "tick", item_key)
+                if phase.tick_role.value == "release_managers" and not self.permissions.is_manager(cmd.actor.id):
+                    self.permissions.record_refusal(uow, record.id, cmd.actor, Action.TICK, item_key)
                     uow.commit()
-                    raise PermissionDenied("permission_denied", params={"what": "tick"})
+                    raise PermissionDenied(denial(Action.TICK))
                 if checked and checklist.item(item_key).evidence:
                     self._refuse_failing(uow, record.id, item_key, checklist)
                 if uow.items.set(record.id, item_key, checked, cmd.actor, now):
@@ -425,6 +435,7 @@ class Services:
             uow.commit()
             return ToggleResult(tuple(changed), tuple(dirty))
 
+
     @staticmethod
     def _refuse_failing(uow: SqlUnitOfWork, release_id: int, item_key: str, checklist: Checklist) -> None:
         """An item whose evidence fails is ticked only through an override, with a reason."""
@@ -434,8 +445,3 @@ class Services:
         if any(e.item_key == item_key for e in uow.audit.for_release(release_id, actions=(OVERRIDE_ACTION,))):
             return
         raise InvalidTransition("evidence_failing", params={"item": checklist.item(item_key).text})
-
-    def _refuse(
-        self, uow: SqlUnitOfWork, release_id: int, actor: Actor, now: datetime, what: str, item: str | None
-    ) -> None:
-        uow.audit.append(release_id, "permission_denied", actor, now, item_key=item, details={"action": what})

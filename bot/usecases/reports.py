@@ -178,7 +178,8 @@ _FIRED_PREFIXES = ("criterion", "breach", "alert", "incident", "page", "watch_",
 
 def _kind(event: AuditEvent) -> str | None:
     if event.action in _DECIDED or (
-        event.action == "permission_denied" and event.details.get("action") == "roll back"
+        # "roll back" is how refusals were recorded before bot.domain.roles named the actions.
+        event.action == "permission_denied" and event.details.get("action") in ("roll_back", "roll back")
     ):
         return "decided"
     if event.action in _DONE or event.action == "health_check":

@@ -5,7 +5,7 @@ Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import sla
 The Kubernetes work goes through the ``Deployer`` port; ``LazyDeployer`` builds the real one on first use.
 
 Safety rules kept here:
-- the permission check comes first, and refusals are recorded (``Lifecycle.require_manager``);
+- the permission check comes first, and refusals are recorded (``Lifecycle.require``);
 - the intent row is committed before the patch is sent and the outcome after it; ``active_key`` (unique)
   forbids two rollbacks of one deployment at once, across processes;
 - a rollback row is executed at most once: anything not in ``intent`` is never re-run, and a rollback left
@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from bot.domain.records import BOT, Actor
 from bot.domain.release import ReleaseStatus
+from bot.domain.roles import Action
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus, ServiceLock
 from bot.errors import Conflict, InvalidTransition, NotFound, ReleaseBotError
 from bot.ports import Clock, Deployer, HealthChecker, HealthResult, RollbackPlan, RolloutStatus
@@ -33,6 +34,7 @@ from bot.usecases.rollback_types import (
     Interrupted,
     LazyDeployer,
     Outcome,
+    UndoConfirmation,
     production_environment,
     rollback_target,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "LazyDeployer",
     "Outcome",
     "RollbackService",
+    "UndoConfirmation",
     "production_environment",
     "rollback_target",
 ]
@@ -99,13 +102,32 @@ class RollbackService:
         to_revision: int = 0,
         expected_revision: int | None = None,
         action_ts: str | None = None,
+        confirmed: UndoConfirmation | None = None,
     ) -> RollbackRecord:
-        """Check the actor may, then store the intent under the deployment's lock (Conflict if one runs)."""
-        self._lifecycle.require_manager(release_id, actor, "roll back")
+        """Check the actor may, then store the intent under the deployment's lock (Conflict if one runs).
+
+        A release that never reached production did not put there what a rollback undoes: that takes ``confirmed``,
+        the revisions the person saw and agreed to undo, and exactly those are undone (or nothing, if production
+        moved since).
+        """
+        self._lifecycle.require(release_id, actor, Action.ROLL_BACK)
         view = self._services.view(release_id)
         target = rollback_target(view.checklist)
         if view.status is ReleaseStatus.ROLLED_BACK:
             raise InvalidTransition("already_rolled_back", params={"version": view.release.version})
+        outside: dict[str, object] = {}
+        if not view.reached_production:
+            if confirmed is None:
+                step = view.current_step
+                where = view.checklist.phase(step.phase_key).title if step else view.release.step
+                self._lifecycle.record(
+                    release_id, "rollback_refused", actor, {"why": "not_in_production", "reason": reason}
+                )
+                raise InvalidTransition(
+                    "rollback_not_in_production", params={"version": view.release.version, "step": where}
+                )
+            to_revision, expected_revision = confirmed.to_revision, confirmed.from_revision
+            outside = {"outside_production": True, "confirmed_undo": confirmed.as_details()}
         now = self._clock.now()
         try:
             with self._uow() as uow:
@@ -132,6 +154,7 @@ class RollbackService:
                         "to_revision": to_revision,
                         "seen_revision": expected_revision,
                         "reason": reason,
+                        **outside,
                     },
                     slack_action_ts=action_ts,
                 )
@@ -386,7 +409,7 @@ class RollbackService:
             lock = uow.locks.active(service)
         if lock is None:
             raise NotFound("no_lock", params={"service": service})
-        self._lifecycle.require_manager(lock.release_id, actor, "unlock production")
+        self._lifecycle.require(lock.release_id, actor, Action.UNLOCK)
         now = self._clock.now()
         with self._uow() as uow:
             cleared = uow.locks.clear(service, actor=actor, reason=reason, at=now)

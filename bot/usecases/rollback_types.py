@@ -38,6 +38,24 @@ class LazyDeployer:
 
 
 @dataclass(frozen=True)
+class UndoConfirmation:
+    """What someone confirmed undoing when the release never reached production: exactly these revisions."""
+
+    from_revision: int
+    from_images: tuple[str, ...]
+    to_revision: int
+    to_images: tuple[str, ...]
+
+    def as_details(self) -> dict[str, object]:
+        return {
+            "from_revision": self.from_revision,
+            "from_images": list(self.from_images),
+            "to_revision": self.to_revision,
+            "to_images": list(self.to_images),
+        }
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a rollback ended, with what the thread needs to say about it."""
 
