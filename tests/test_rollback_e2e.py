@@ -32,7 +32,7 @@ from tests.conftest import FAST_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.k8s_api import FakeKubeApi, install_backend
 from tests.fakes.k8s_objects import strip_nulls
 from tests.fakes.slack_api import FakeSlack, render_text
-from tests.slack_user import TEAM, SlackUser
+from tests.slack_user import TEAM, SlackUser, buttons
 
 NS = "test-prod"
 CHANNEL = "C0RELEASES"
@@ -115,9 +115,25 @@ def manager(rb: RunningBot) -> SlackUser:
     return rb.user(MANAGER, "mina")
 
 
-def start_release(rb: RunningBot, version: str = "v1.4.0") -> dict[str, Any]:
+def start_release(rb: RunningBot, version: str = "v1.4.0", *, in_production: bool = True) -> dict[str, Any]:
+    """Start a release and (by default) put it in its first canary stage, as a release that changed production.
+
+    The release is moved in the database, not clicked through its checklist: what these tests are about starts
+    once production runs it. The header is redrawn and returned once it offers the rollback.
+    """
     assert manager(rb).command(f"start {version}").status_code == 200
-    return rb.fake.wait_for(lambda: _header(rb.fake, version))
+    header = rb.fake.wait_for(lambda: _header(rb.fake, version))
+    if not in_production:
+        return header
+    rid = rb.services.find(CHANNEL, version).release.id
+    with SqlUnitOfWork(make_session_factory(rb.bot.engine)) as uow:
+        uow.releases.update(rid, step="canary-10")
+        dirty = uow.messages.bump_release(rid, ["header"])
+        uow.commit()
+    rb.bot.publisher.sync.mark_dirty(dirty)
+    return rb.fake.wait_for(
+        lambda: (h := _header(rb.fake, version)) is not None and "release-rollback" in buttons(h) and h
+    )
 
 
 def _header(fake: FakeSlack, version: str) -> dict[str, Any] | None:

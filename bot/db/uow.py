@@ -6,7 +6,7 @@ Repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -148,18 +148,30 @@ class Releases:
         row = self._s.scalars(stmt.limit(1)).first()
         return _release(row) if row else None
 
-    def recent(self, *, channel_id: str | None = None, limit: int = 10) -> list[ReleaseRecord]:
+    def recent(
+        self, *, channel_id: str | None = None, limit: int = 10, channel_ids: Collection[str] | None = None
+    ) -> list[ReleaseRecord]:
         stmt = select(ReleaseRow)
         if channel_id is not None:
             stmt = stmt.where(ReleaseRow.channel_id == channel_id)
+        if channel_ids is not None:
+            stmt = stmt.where(ReleaseRow.channel_id.in_(list(channel_ids)))
         stmt = stmt.order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
         return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
 
-    def active(self, *, limit: int | None = None) -> list[ReleaseRecord]:
+    def active(
+        self, *, limit: int | None = None, channel_ids: Collection[str] | None = None
+    ) -> list[ReleaseRecord]:
         stmt = (
             select(ReleaseRow).where(ReleaseRow.status == ReleaseStatus.ACTIVE.value).order_by(ReleaseRow.id)
         )
+        if channel_ids is not None:
+            stmt = stmt.where(ReleaseRow.channel_id.in_(list(channel_ids)))
         return [_release(r) for r in self._s.scalars(stmt.limit(limit))]
+
+    def channels(self) -> list[str]:
+        """Every channel that has had a release."""
+        return list(self._s.scalars(select(ReleaseRow.channel_id).distinct()))
 
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(update(ReleaseRow).where(ReleaseRow.id == release_id).values(**values))

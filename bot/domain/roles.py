@@ -24,10 +24,11 @@ class Role(StrEnum):
 class Action(StrEnum):
     """Everything a person can do to a release. The value is what a refusal records in the audit trail."""
 
-    START = "start"
+    START = "start"  # asked in Slack; a verified tag push is authorized by the repository instead
     TICK = "tick"
     ADVANCE = "advance"
     OVERRIDE = "override"
+    OVERRIDE_EVIDENCE = "override_evidence"
     ABORT = "abort"
     ROLL_BACK = "roll_back"
     UNLOCK = "unlock"
@@ -43,6 +44,7 @@ ROLES: dict[Action, Role] = {
     Action.TICK: Role.PHASE,
     Action.ADVANCE: Role.MANAGERS,
     Action.OVERRIDE: Role.MANAGERS,
+    Action.OVERRIDE_EVIDENCE: Role.MANAGERS,  # checked by bot.usecases.evidence
     Action.ABORT: Role.MANAGERS,
     Action.ROLL_BACK: Role.MANAGERS,
     Action.UNLOCK: Role.MANAGERS,

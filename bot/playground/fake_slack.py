@@ -188,6 +188,10 @@ class SlackStandIn:
     def _m_usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"users": ["UPLAYER01"]}
 
+    def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        # One person in one channel: you (the App Home shows releases of your channels only).
+        return {"members": ["UPLAYER01"], "response_metadata": {"next_cursor": ""}}
+
     def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = str(p.get("user"))
         return {"user": {"id": user, "name": user.lower(), "real_name": user, "tz": "UTC"}}

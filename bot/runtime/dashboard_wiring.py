@@ -11,6 +11,7 @@ from slack_bolt import Ack, App
 
 from bot.ports import Clock
 from bot.runtime.clockwork import TimerPoster
+from bot.slack.authz import ChannelMembers
 from bot.slack.chart_posts import ChartingAlerts, ChartPoster
 from bot.slack.home import HomePublisher, HomeReader
 from bot.slack.ids import ActionId
@@ -37,6 +38,7 @@ def make_dashboard(
         home=HomePublisher(
             reader=HomeReader(uow=uow, services=services, clock=clock),
             gateway=publisher.gateway,
+            members=ChannelMembers(publisher.gateway, ttl_s=slack.settings.usergroup_cache_s),
             submit=publisher.submit,
             lang=slack.lang,
             min_interval_s=home_interval_s,

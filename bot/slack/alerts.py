@@ -115,7 +115,7 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Mess
             elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
         elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))
         blocks.append({"type": "actions", "elements": elements})
-    return t(lang, "alert_fallback", version=version, title=title), blocks
+    return t(lang, "alert_fallback", version=version, title=escape(title)), blocks
 
 
 class SlackAlerts:

@@ -54,8 +54,12 @@ def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
     return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
 
 
-def _mrkdwn(text: str) -> Block:
-    return {"type": "mrkdwn", "text": clip(text)}
+def _mrkdwn(text: str, *, verbatim: bool = False) -> Block:
+    """A mrkdwn text object; ``verbatim`` for text carrying people's words (see notices.section)."""
+    block: Block = {"type": "mrkdwn", "text": clip(text)}
+    if verbatim:
+        block["verbatim"] = True
+    return block
 
 
 def _plain(text: str, limit: int = 75) -> Block:
@@ -335,7 +339,11 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             reason=escape(str(event.details.get("reason", ""))),
         )
         blocks.append(
-            {"type": "context", "block_id": block_id("ho", rel, mid, rev, n), "elements": [_mrkdwn(note)]}
+            {
+                "type": "context",
+                "block_id": block_id("ho", rel, mid, rev, n),
+                "elements": [_mrkdwn(note, verbatim=True)],
+            }
         )
     if not view.status.is_terminal and step is not None:
         blocks.append(_header_actions(view, step, message, lang))

@@ -182,6 +182,21 @@ class SlackGateway:
         response = self._call("usergroups.users.list", self.client.usergroups_users_list, usergroup=usergroup)
         return [str(u) for u in response.get("users", [])]
 
+    def conversation_members(self, channel: str, *, max_pages: int = 100) -> list[str]:
+        """Every member of a conversation (conversations.members, 200 a page as Slack recommends)."""
+        members: list[str] = []
+        cursor: str | None = None
+        for _page in range(max_pages):
+            kwargs: dict[str, Any] = {"channel": channel, "limit": 200}
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = self._call("conversations.members", self.client.conversations_members, **kwargs)
+            members += [str(u) for u in response.get("members", [])]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return members
+
     def respond(self, response_url: str | None, text: str, *, replace_original: bool = False) -> None:
         """Answer through a payload's response_url; it is not a Web API call and has its own 5-use limit."""
         if not response_url:

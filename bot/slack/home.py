@@ -1,4 +1,5 @@
-"""The App Home tab: active releases (progress, checklist, next reminder, open incidents) and the last ten.
+"""The App Home tab: active releases (progress, checklist, next reminder, open incidents) and the last ten, of
+the channels the viewer is a member of.
 
 Rendering is pure (``render_home``). ``HomePublisher`` keeps it current: it remembers who opened the tab
 recently (bounded, in memory) and re-publishes for them after each release transition, at most once per user
@@ -13,7 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.domain.release import progress
 from bot.i18n import t
 from bot.ports import Clock
+from bot.slack.authz import ChannelMembers
 from bot.slack.blocks import Block, _progress_bar, clip, escape, slack_date, step_label
 from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.ids import ActionId
@@ -49,7 +51,7 @@ class HomeData:
 
 
 def _text(text: str) -> Block:
-    return {"type": "mrkdwn", "text": clip(text)}
+    return {"type": "mrkdwn", "text": clip(text), "verbatim": True}  # incident titles and reasons are people's
 
 
 def _thread_button(view: ReleaseView, domain: str | None, lang: str) -> Block | None:
@@ -137,7 +139,10 @@ def render_home(data: HomeData, lang: str) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": t(lang, "home_title")}},
         {
             "type": "context",
-            "elements": [_text(t(lang, "home_updated", when=slack_date(data.now, "{time}")))],
+            "elements": [
+                _text(t(lang, "home_updated", when=slack_date(data.now, "{time}"))),
+                _text(t(lang, "home_members_only")),
+            ],
         },
         {"type": "header", "text": {"type": "plain_text", "text": t(lang, "home_active")}},
     ]
@@ -178,9 +183,14 @@ class HomeReader:
         self._services = services
         self._clock = clock
 
-    def read(self) -> HomeData:
+    def channels(self) -> list[str]:
         with self._uow() as uow:
-            active_records = uow.releases.active(limit=MAX_ACTIVE + 1)
+            return uow.releases.channels()
+
+    def read(self, channels: Collection[str]) -> HomeData:
+        """What the tab shows of releases in ``channels`` only (the viewer's own)."""
+        with self._uow() as uow:
+            active_records = uow.releases.active(limit=MAX_ACTIVE + 1, channel_ids=channels)
             watch = getattr(uow, "watch", None)  # the incidents repository, where the metric watch is built
             active = tuple(
                 (
@@ -190,7 +200,9 @@ class HomeReader:
                 for r in active_records
             )
             ended = [
-                r for r in uow.releases.recent(limit=RECENT + len(active_records)) if r.status != "active"
+                r
+                for r in uow.releases.recent(limit=RECENT + len(active_records), channel_ids=channels)
+                if r.status != "active"
             ]
             recent = tuple(self._services.view_in(uow, r.id) for r in ended[:RECENT])
         return HomeData(active=active, recent=recent, now=self._clock.now())
@@ -204,6 +216,7 @@ class HomePublisher:
         *,
         reader: HomeReader,
         gateway: SlackGateway,
+        members: ChannelMembers,
         submit: Callable[..., Future[Any]],
         lang: str,
         min_interval_s: float = 10.0,
@@ -213,6 +226,7 @@ class HomePublisher:
     ) -> None:
         self._reader = reader
         self._gateway = gateway
+        self._members = members
         self._submit = submit
         self._lang = lang
         self._interval = min_interval_s
@@ -275,7 +289,9 @@ class HomePublisher:
             # Cleared before reading, so a change committed while we render asks for one more publish.
             self._pending.pop(user_id, None)
             self._next_at[user_id] = self._monotonic() + self._interval
-        view = render_home(self._reader.read(), self._lang)
+        # Only releases of channels the viewer is in: a private channel's releases stay in that channel.
+        visible = [c for c in self._reader.channels() if self._members.is_member(c, user_id)]
+        view = render_home(self._reader.read(visible), self._lang)
         self._gateway.publish_home(user_id, view)
         self.published += 1
 

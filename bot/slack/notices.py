@@ -17,11 +17,13 @@ Message = tuple[str, list[Block]]
 
 
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+    # verbatim: Slack does not turn bare URLs, #names or @here typed into a reason into links or mentions; the
+    # bot's own <@U…>, <!date…> and <url|label> still render (they are explicit markup).
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text), "verbatim": True}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text)}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text), "verbatim": True}]}
 
 
 def button(action: ActionId, label: str, value: str, style: str | None = None) -> Block:

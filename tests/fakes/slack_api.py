@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from .blockkit_limits import render_text
-from .slack_methods import BOT_USER_ID, SlackError, SlackState
+from .slack_methods import BOT_USER_ID, TIER_4_PER_MINUTE, SlackError, SlackState
 
 __all__ = ["BOT_USER_ID", "Call", "FakeSlack", "render_text"]
 
@@ -33,6 +33,7 @@ _JSON_FIELDS = {
     "view": "invalid_arguments",
 }
 _JSON_FIELDS["files"] = "invalid_arguments"
+TIER_4_METHODS = frozenset({"conversations.members"})  # the tiered methods whose allowance the fake counts
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60
 
@@ -178,6 +179,16 @@ class FakeSlack(SlackState):
         self._buckets[channel] = (tokens, now)
         return (1 - tokens) / rate
 
+    def _tier_wait(self, method: str, per_minute: int) -> float:
+        """Seconds until ``method`` may be called again within its per-minute allowance (0: counted, go)."""
+        now = self._clock()
+        recent = [at for at in self._tier_calls.get(method, []) if at > now - 60]
+        if len(recent) >= per_minute:
+            self._tier_calls[method] = recent
+            return recent[0] + 60 - now
+        self._tier_calls[method] = [*recent, now]
+        return 0.0
+
     # ---- recording and assertions ----------------------------------------------------------------------
     def calls(self, method: str | None = None) -> list[Call]:
         """Recorded calls, oldest first, optionally of one method."""
@@ -292,6 +303,10 @@ class FakeSlack(SlackState):
                         raise SlackError(error) from e
             if method == "chat.postMessage":
                 wait = self._post_wait(str(params.get("channel")))
+                if wait > 0:
+                    return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
+            if method in TIER_4_METHODS:
+                wait = self._tier_wait(method, TIER_4_PER_MINUTE)
                 if wait > 0:
                     return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
             handler = getattr(self, "_m_" + method.replace(".", "_"), None)

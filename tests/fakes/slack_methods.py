@@ -6,6 +6,7 @@ the error code the real API uses for that case (reference/slack.md §5, §11). C
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -29,6 +30,8 @@ APP_ID = "A0RELEASE1"
 PERMALINK_HOST = "https://fake.slack.test"
 TS_BASE = 1718040000
 POST_TEXT_MAX = 40_000
+MEMBERS_LIMIT_MAX = 999  # conversations.members: "an integer with a max value of 999"
+TIER_4_PER_MINUTE = 100  # conversations.members is Tier 4: 100+ a minute; over it, 429 with Retry-After
 UPDATE_TEXT_MAX = 4_000
 
 
@@ -85,6 +88,8 @@ class SlackState:
             self._known_channels: set[str] | None = None
             self._not_in_channel: set[str] = set()
             self._usergroups: dict[str, dict[str, Any]] = {}
+            self._members: dict[str, list[str]] = {}
+            self._tier_calls: dict[str, list[float]] = {}
             self._users: dict[str, dict[str, Any]] = {}
             self.revoked_tokens: set[str] = set()
             self.ephemerals: list[dict[str, Any]] = []
@@ -101,6 +106,11 @@ class SlackState:
         """Private channels the bot is not a member of: posting answers ``not_in_channel``."""
         with self._lock:
             self._not_in_channel.update(channels)
+
+    def set_members(self, channel: str, users: Iterable[str]) -> None:
+        """The people in a channel (the bot is always one of them), as conversations.members lists them."""
+        with self._lock:
+            self._members[channel] = list(users)
 
     def set_usergroup(self, group_id: str, users: list[str], *, handle: str | None = None) -> None:
         with self._lock:
@@ -474,6 +484,29 @@ class SlackState:
                     public["metadata"] = m["metadata"]
                 out.append(public)
         return {"messages": out, "has_more": False}
+
+    def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Paginated user ids of a channel. A private channel the bot is not in does not exist for it."""
+        channel = self._channel(p, member=False)
+        if channel in self._not_in_channel and channel[0] == "G":
+            raise SlackError("channel_not_found")
+        if channel[0] == "D":
+            raise SlackError("method_not_supported_for_channel_type")
+        raw_limit = str(p.get("limit") or "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MEMBERS_LIMIT_MAX:
+            raise SlackError("invalid_limit")
+        members = [BOT_USER_ID, *self._members.get(channel, [])]
+        start = 0
+        if p.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(p["cursor"]), validate=True).decode().removeprefix("offset:"))
+            except ValueError:
+                raise SlackError("invalid_cursor") from None
+            if not 0 < start < len(members):
+                raise SlackError("invalid_cursor")
+        end = start + int(raw_limit)
+        cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(members) else ""
+        return {"members": members[start:end], "response_metadata": {"next_cursor": cursor}}
 
     def _m_conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p, member=False)

@@ -1,0 +1,266 @@
+"""Who may do what, end to end: the roles table, starting, the incident declare–dismiss loop, modals that cannot be
+redirected, the App Home by channel membership, and people's words never turning into mentions or links.
+
+Each reproduces an attack that worked before: signed HTTP into the real bot, the fake Slack on the other side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.db.engine import make_session_factory
+from bot.db.uow import SqlUnitOfWork
+from bot.domain.roles import ROLES, Action, Role
+from bot.slack.gateway import ChannelPacer
+from bot.slack.view_meta import ViewSeal
+from tests.conftest import ROOT, RunningBot, make_settings, start_bot
+from tests.fakes.slack_api import FakeSlack, render_text
+from tests.slack_user import SECRET, SlackUser, signed_headers, submit_view
+from tests.test_lifecycle import CHANNEL, start
+from tests.test_release_start import release_messages, wait_for_release
+
+MANAGER, DEPUTY, OUTSIDER = "U0MANAGER1", "U0DEPUTY01", "U0OUTSIDER"
+OTHER_CHANNEL = "C0OTHERCHN"
+
+
+class MovableClock:
+    """The wall clock, plus however far a test has moved it on (for cool-downs of minutes)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def guarded(db_url: str, fake_slack: FakeSlack, clock: MovableClock) -> Iterator[RunningBot]:
+    """A bot whose release managers are two named people; everyone else is only in the channel."""
+    settings = make_settings(db_url, fake_slack, release_managers=(MANAGER, DEPUTY))
+    rb = start_bot(
+        settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0), clock=clock, home_interval_s=0.2
+    )
+    try:
+        yield rb
+    finally:
+        rb.stop()
+
+
+def uow_of(rb: RunningBot) -> SqlUnitOfWork:
+    return SqlUnitOfWork(make_session_factory(rb.bot.engine))
+
+
+def answers(fake: FakeSlack) -> list[str]:
+    return [str(r.get("text", "")) for r in fake.responses()] + [str(e["text"]) for e in fake.ephemerals]
+
+
+# --- the table ----------------------------------------------------------------------------------------------
+
+
+def test_the_readme_states_every_action_and_its_role_as_the_code_does() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    words = {
+        "release managers": Role.MANAGERS,
+        "anyone in the channel": Role.CHANNEL,
+        "the phase's `tick_role`": Role.PHASE,
+    }
+    stated: dict[Action, Role] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        found = re.search(r"`(\w+)`", cells[0]) if len(cells) >= 2 else None
+        if found is None or found.group(1) not in {a.value for a in Action}:
+            continue
+        stated[Action(found.group(1))] = next(r for w, r in words.items() if cells[1].startswith(w))
+    assert stated == ROLES
+
+
+# --- starting ----------------------------------------------------------------------------------------------
+
+
+def test_someone_outside_release_managers_cannot_start_a_release(guarded: RunningBot) -> None:
+    outsider = guarded.user(OUTSIDER, "otto")
+    assert outsider.command("start v1.4.0").status_code == 200
+    guarded.fake.wait_for(lambda: any("Only release managers may start" in a for a in answers(guarded.fake)))
+    time.sleep(0.5)  # a release wrongly started would have been posted by now
+    assert guarded.services.recent(CHANNEL) == []
+    assert not release_messages(guarded.fake)
+
+    start(guarded, guarded.user(MANAGER, "mia"))
+    assert guarded.services.find(CHANNEL, "v1.4.0").release.started_by.id == MANAGER
+
+
+# --- incidents ---------------------------------------------------------------------------------------------
+
+
+def _pings(fake: FakeSlack) -> list[dict[str, Any]]:
+    return [m for m in release_messages(fake) if "<!here>" in m.get("text", "")]
+
+
+def _outbox(rb: RunningBot, rid: int) -> list[str]:
+    with uow_of(rb) as uow:
+        return [r.action for r in uow.watch.outbox.all(rid)]
+
+
+def test_a_declare_dismiss_loop_pages_once_and_only_managers_silence_it(
+    guarded: RunningBot, clock: MovableClock
+) -> None:
+    fake = guarded.fake
+    mia, otto = guarded.user(MANAGER, "mia"), guarded.user(OUTSIDER, "otto")
+    start(guarded, mia)
+    rid = guarded.services.find(CHANNEL, "v1.4.0").release.id
+
+    # Anyone in the channel may raise the alarm: one trigger, one @here.
+    otto.command("incident v1.4.0 checkout is down")
+    ping = fake.wait_for(lambda: _pings(fake) and _pings(fake)[0])
+    fake.wait_for(lambda: _outbox(guarded, rid) == ["trigger"])
+
+    # Before: three dismiss clicks and three declarations paged 4 times and pinged @here 4 times.
+    for n in range(3):
+        otto.click_button(CHANNEL, ping, "incident-dismiss")
+        otto.command("incident v1.4.0 still down", response_name=f"again-{n}")
+    otto.click_button(CHANNEL, ping, "incident-ack")
+    fake.wait_for(lambda: sum("Only release managers may dismiss" in a for a in answers(fake)) == 3)
+    fake.wait_for(lambda: sum("Only release managers may acknowledge" in a for a in answers(fake)) == 1)
+    fake.wait_for(lambda: all(fake.responses(f"again-{n}") for n in range(3)))
+    assert all("already declared" in fake.responses(f"again-{n}")[0]["text"] for n in range(3))
+    time.sleep(0.5)
+    assert _outbox(guarded, rid) == ["trigger"]
+    assert len(_pings(fake)) == 1
+    with uow_of(guarded) as uow:
+        refused = [e.details["action"] for e in uow.audit.for_release(rid) if e.action == "permission_denied"]
+    assert sorted(refused) == ["acknowledge", "dismiss", "dismiss", "dismiss"]
+
+    # A manager dismisses it: one resolve. Right after, the channel cannot page again for the same criterion...
+    mia.click_button(CHANNEL, ping, "incident-dismiss")
+    fake.wait_for(lambda: _outbox(guarded, rid) == ["trigger", "resolve"])
+    otto.command("incident v1.4.0 down again", response_name="cooling")
+    answer = fake.wait_for(lambda: fake.responses("cooling"))[0]["text"]
+    assert "dismissed this incident" in answer and "only release managers may declare it again" in answer
+    assert _outbox(guarded, rid) == ["trigger", "resolve"] and len(_pings(fake)) == 1
+
+    # ...until the cool-down is over (or a manager declares it).
+    clock.advance(11 * 60)
+    otto.command("incident v1.4.0 down again, for real")
+    fake.wait_for(lambda: _outbox(guarded, rid) == ["trigger", "resolve", "trigger"])
+    fake.wait_for(lambda: len(_pings(fake)) == 2)
+
+
+# --- modals ------------------------------------------------------------------------------------------------
+
+
+def _abort_modal(rb: RunningBot, user: SlackUser, channel: str) -> dict[str, Any]:
+    before = len(rb.fake.calls("views.open"))
+    header = rb.fake.wait_for(lambda: release_messages(rb.fake, channel) and release_messages(rb.fake, channel)[0])
+    user.click_button(channel, header, "release-abort")
+    call = rb.fake.wait_for(lambda: rb.fake.calls("views.open")[before:] and rb.fake.calls("views.open")[-1])
+    return dict(call.params["view"])
+
+
+def _refused(response: httpx.Response) -> bool:
+    body = response.json() if response.content else {}
+    return body.get("response_action") == "errors"
+
+
+def test_a_modal_submission_cannot_be_redirected_to_another_release(guarded: RunningBot) -> None:
+    mia, dan = guarded.user(MANAGER, "mia"), guarded.user(DEPUTY, "dan")
+    start(guarded, mia)
+    mia.command("start v2.0.0", channel=OTHER_CHANNEL)
+    wait_for_release(guarded.fake, 1 + len(guarded.services.checklist.flow_phases), OTHER_CHANNEL)
+    mine = guarded.services.find(CHANNEL, "v1.4.0").release
+    theirs = guarded.services.find(OTHER_CHANNEL, "v2.0.0").release
+
+    view = _abort_modal(guarded, mia, CHANNEL)
+    # The metadata as it used to be (plain JSON), pointed at the other channel's release.
+    plain = dict(view, private_metadata=json.dumps({"release": theirs.id, "channel": OTHER_CHANNEL}))
+    assert _refused(submit_view(mia, plain, "wrong release"))
+    # The bot's seal with its body edited: the signature no longer matches.
+    signature, _, body = view["private_metadata"].partition(".")
+    edited = body.replace(f'"release":{mine.id}', f'"release":{theirs.id}').replace(CHANNEL, OTHER_CHANNEL)
+    assert edited != body
+    assert _refused(submit_view(mia, dict(view, private_metadata=f"{signature}.{edited}"), "wrong release"))
+    # A seal made with another key (someone who guessed the format, not the secret).
+    forged = ViewSeal("not-the-secret").seal({"release": theirs.id, "channel": OTHER_CHANNEL}, MANAGER)
+    assert _refused(submit_view(mia, dict(view, private_metadata=forged), "wrong release"))
+    # The genuine dialog, submitted by someone it was not opened for (another manager).
+    assert _refused(submit_view(dan, view, "not my dialog"))
+    time.sleep(0.5)
+    assert guarded.services.find(OTHER_CHANNEL, "v2.0.0").release.status == "active"
+    assert guarded.services.find(CHANNEL, "v1.4.0").release.status == "active"
+
+    # The dialog as opened, by the person it was opened for, does what it said.
+    assert not _refused(submit_view(mia, view, "postponed"))
+    guarded.fake.wait_for(lambda: guarded.services.find(CHANNEL, "v1.4.0").release.status == "aborted")
+    assert guarded.services.find(OTHER_CHANNEL, "v2.0.0").release.status == "active"
+    assert ViewSeal(SECRET).open(view["private_metadata"], MANAGER) == {"release": mine.id, "channel": CHANNEL}
+
+
+# --- the App Home --------------------------------------------------------------------------------------------
+
+
+def _open_home(rb: RunningBot, user_id: str) -> None:
+    body = {
+        "token": "legacy",
+        "team_id": "T0ABCDEF1",
+        "api_app_id": "A0RELEASE1",
+        "event": {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"},
+        "type": "event_callback",
+        "event_id": f"Ev{time.monotonic_ns()}",
+        "event_time": int(time.time()),
+    }
+    raw = json.dumps(body)
+    response = rb.http.post(
+        f"{rb.url}/slack/events", content=raw, headers=signed_headers(raw, content_type="application/json")
+    )
+    assert response.status_code == 200
+
+
+def home_of(rb: RunningBot, user_id: str) -> str:
+    """Open the App Home as ``user_id`` and return the tab as it was published for them."""
+
+    def publishes() -> list[Any]:
+        return [c for c in rb.fake.calls("views.publish") if c.params.get("user_id") == user_id]
+
+    before = len(publishes())
+    _open_home(rb, user_id)
+    call = rb.fake.wait_for(lambda: publishes()[before:] and publishes()[-1])
+    return render_text(call.params["view"]["blocks"])
+
+
+def test_the_home_tab_shows_only_releases_of_channels_the_viewer_is_in(guarded: RunningBot) -> None:
+    fake = guarded.fake
+    mia = guarded.user(MANAGER, "mia")
+    fake.set_members(CHANNEL, [MANAGER, OUTSIDER])
+    fake.set_members(OTHER_CHANNEL, [MANAGER])  # say, a private channel for a security fix
+    start(guarded, mia)
+    mia.command("start v9.9.9-security", channel=OTHER_CHANNEL)
+    wait_for_release(fake, 1 + len(guarded.services.checklist.flow_phases), OTHER_CHANNEL)
+
+    outsider_view = home_of(guarded, OUTSIDER)
+    assert "v1.4.0" in outsider_view and "v9.9.9-security" not in outsider_view
+    manager_view = home_of(guarded, MANAGER)
+    assert "v1.4.0" in manager_view and "v9.9.9-security" in manager_view
+    stranger_view = home_of(guarded, "U0STRANGER")
+    assert "v1.4.0" not in stranger_view and "v9.9.9" not in stranger_view
+
+    # Memberships are cached: three viewers and more opens cost one conversations.members per channel.
+    for user in (OUTSIDER, MANAGER, OUTSIDER):
+        home_of(guarded, user)
+    lookups = [c.params["channel"] for c in fake.calls("conversations.members")]
+    assert sorted(lookups) == sorted([CHANNEL, OTHER_CHANNEL])
