@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +19,32 @@ import pytest
 
 from bot.db.engine import make_session_factory
 from bot.db.uow import SqlUnitOfWork
+from bot.domain.records import Actor
 from bot.domain.roles import ROLES, Action, Role
+from bot.errors import InvalidTransition
 from bot.slack.gateway import ChannelPacer
 from bot.slack.view_meta import ViewSeal
 from tests.conftest import ROOT, RunningBot, make_settings, start_bot
+from tests.fakes.k8s_api import FakeKubeApi, install_backend
 from tests.fakes.slack_api import FakeSlack, render_text
-from tests.slack_user import SECRET, SlackUser, signed_headers, submit_view
-from tests.test_lifecycle import CHANNEL, start
+from tests.slack_user import SECRET, TEAM, SlackUser, buttons, signed_headers, submit_view
+from tests.test_lifecycle import CHANNEL, fresh_header, start, step_of
 from tests.test_release_start import release_messages, wait_for_release
+from tests.test_rollback_e2e import (  # noqa: F401 (fixtures, found by name)
+    NS,
+    audit,
+    confirm,
+    health_url,
+    kube,
+    launch,
+    manager,
+    open_modal,
+    progress,
+    rolling,
+    settings_for,
+    start_release,
+    stored,
+)
 
 MANAGER, DEPUTY, OUTSIDER = "U0MANAGER1", "U0DEPUTY01", "U0OUTSIDER"
 OTHER_CHANNEL = "C0OTHERCHN"
@@ -264,3 +283,185 @@ def test_the_home_tab_shows_only_releases_of_channels_the_viewer_is_in(guarded: 
         home_of(guarded, user)
     lookups = [c.params["channel"] for c in fake.calls("conversations.members")]
     assert sorted(lookups) == sorted([CHANNEL, OTHER_CHANNEL])
+
+
+# --- rolling back a release that never reached production ----------------------------------------------------
+
+
+def confirm_ticked(user: SlackUser, view: dict[str, Any], reason: str, ticked: list[str]) -> httpx.Response:
+    """Submit the rollback modal with a reason and the confirmation boxes ticked."""
+    values: dict[str, Any] = {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+    options = [{"text": {"type": "plain_text", "text": v}, "value": v} for v in ticked]
+    values["confirm_undo"] = {"confirm_undo": {"type": "checkboxes", "selected_options": options}}
+    payload = {
+        "type": "view_submission",
+        "team": TEAM,
+        "user": {"id": user.user_id, "username": user.name, "name": user.name, "team_id": TEAM["id"]},
+        "api_app_id": "A0RELEASE1",
+        "trigger_id": f"7234567890777.1234567890.{time.monotonic_ns():x}",
+        "view": {
+            "id": view["id"],
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view.get("private_metadata", ""),
+            "blocks": view["blocks"],
+            "state": {"values": values},
+            "hash": view.get("hash", ""),
+        },
+        "response_urls": [],
+    }
+    return user.interact(payload)
+
+
+def test_rolling_back_a_release_before_production_needs_the_undo_named_and_ticked(
+    rolling: RunningBot,  # noqa: F811 (the fixture of tests/test_rollback_e2e.py)
+    kube: FakeKubeApi,  # noqa: F811
+) -> None:
+    install_backend(kube, namespace=NS)
+    header = start_release(rolling, in_production=False)
+    assert "release-rollback" not in buttons(header)  # not offered in pre-deploy
+    mina = manager(rolling)
+    before = stored(kube)
+
+    modal = open_modal(rolling, mina)
+    text = render_text(modal["blocks"])
+    assert "never reached production" in text
+    assert "revision 3 (`registry.example/backend:v1.4.0`)" in text
+    assert "revision 2 (`registry.example/backend:v1.3.1`)" in text
+    assert not any(b.get("block_id") == "revision" for b in modal["blocks"])  # no other revision to pick
+
+    # As the dialog used to be submitted (a reason only): refused, nothing sent to Kubernetes.
+    refused = confirm(mina, modal, "just in case")
+    assert refused.json()["response_action"] == "errors" and "confirm_undo" in refused.json()["errors"]
+    # A box ticked for some other pair of revisions does not count either.
+    assert confirm_ticked(mina, modal, "just in case", ["undo:3:1"]).json()["response_action"] == "errors"
+    time.sleep(0.5)
+    assert kube.requests_for("patch", "deployments") == [] and stored(kube) == before
+
+    # The service itself refuses a rollback of this release that names nothing, and records it.
+    rid = rolling.services.find(CHANNEL, "v1.4.0").release.id
+    with pytest.raises(InvalidTransition):
+        rolling.bot.extras["rollbacks"].request(rid, actor=Actor(MANAGER, "mina"), reason="no confirmation")
+    assert [e.details["why"] for e in audit(rolling) if e.action == "rollback_refused"] == ["not_in_production"]
+
+    # Ticked as shown: exactly revision 3 → 2 is undone, and the audit trail says what was confirmed.
+    assert confirm_ticked(mina, modal, "bad config shipped by v1.3.2", ["undo:3:2"]).status_code == 200
+    progress(rolling, header, "Rolled back.")
+    assert "registry.example/backend:v1.3.1" in stored(kube)
+    confirmed = next(e for e in audit(rolling) if e.action == "rollback_confirmed")
+    assert confirmed.details["outside_production"] is True
+    assert confirmed.details["confirmed_undo"] == {
+        "from_revision": 3,
+        "from_images": ["registry.example/backend:v1.4.0"],
+        "to_revision": 2,
+        "to_images": ["registry.example/backend:v1.3.1"],
+    }
+
+
+# --- people's words -----------------------------------------------------------------------------------------
+
+EVIL = "<!channel> <https://evil.example|x> &"
+EVIL_SHOWN = "&lt;!channel&gt; &lt;https://evil.example|x&gt; &amp;"
+
+
+def _texts(node: Any, kind: str = "other") -> Iterator[tuple[str, str, Any]]:
+    """(kind, text, owner) of every string Slack would show or parse: mrkdwn and plain_text objects, and the
+    top-level ``text`` (notifications, ephemerals, response_url bodies)."""
+    if isinstance(node, dict):
+        if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
+            yield node["type"], node["text"], node
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str) and node.get("type") not in ("mrkdwn", "plain_text"):
+                yield "top", value, node
+            elif key != "private_metadata":
+                yield from _texts(value, kind)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item, kind)
+
+
+def test_peoples_words_never_become_mentions_or_links_anywhere(
+    settings_for: Any,  # noqa: F811 (the fixture of tests/test_rollback_e2e.py)
+    fake_slack: FakeSlack,
+    kube: FakeKubeApi,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    install_backend(kube, namespace=NS)
+    base = settings_for()
+    checklist = tmp_path / "evil-checklist.yaml"
+    checklist.write_text(
+        Path(base.checklist_path).read_text().replace('title: "Core feature down"', f'title: "{EVIL}"')
+    )
+    rb = launch(settings_for(checklist_path=str(checklist)), fake_slack)
+    acks: list[str] = []
+
+    def say(user: SlackUser, text: str, name: str | None = None) -> None:
+        response = user.command(text, response_name=name)
+        assert response.status_code == 200
+        if response.content:
+            acks.append(str(response.json().get("text", "")))
+
+    try:
+        fake_slack.set_members(CHANNEL, [MANAGER])
+        mina = manager(rb)
+        header = start_release(rb)  # in its first canary stage, with a wait still running
+
+        # An override's reason: refused for the wait, overridden through the dialog.
+        mina.click_button(CHANNEL, header, "release-advance")
+        gate = fake_slack.wait_for(lambda: [r for r in fake_slack.responses() if r.get("blocks")])[-1]
+        before = len(fake_slack.calls("views.open"))
+        mina.click_button(CHANNEL, {"ts": header["ts"], "blocks": gate["blocks"]}, "gate-override")
+        opened = fake_slack.wait_for(lambda: fake_slack.calls("views.open")[before:])
+        submit_view(mina, opened[0].params["view"], EVIL)
+        fake_slack.wait_for(lambda: step_of(rb) == "canary-50")
+
+        # An incident declared by command, and one from the header's button whose criterion title is the text.
+        say(mina, f"incident v1.4.0 {EVIL}")
+        top = fresh_header(rb)
+        before = len(fake_slack.calls("views.open"))
+        mina.click_button(CHANNEL, top, "incident-declare:core_feature_down")
+        opened = fake_slack.wait_for(lambda: fake_slack.calls("views.open")[before:])
+        submit_view(mina, opened[0].params["view"], EVIL)
+        fake_slack.wait_for(lambda: len([m for m in release_messages(fake_slack) if "<!here>" in m["text"]]) == 2)
+        home_of(rb, MANAGER)
+
+        # A rollback's reason, which becomes the production lock's reason.
+        modal = open_modal(rb, mina)
+        confirm(mina, modal, EVIL)
+        progress(rb, header, "Rolled back.")
+        say(mina, "start v1.4.1", "locked")
+        fake_slack.wait_for(lambda: fake_slack.responses("locked"))
+        say(mina, f"unlock {EVIL}", "unlocked")
+        fake_slack.wait_for(lambda: fake_slack.responses("unlocked"))
+
+        # An abort's reason, and words typed where a subcommand or a version belongs.
+        start_release(rb, "v1.5.0", in_production=False)
+        say(mina, f"abort v1.5.0 {EVIL}")
+        fake_slack.wait_for(lambda: rb.services.find(CHANNEL, "v1.5.0").release.status == "aborted")
+        say(mina, EVIL)
+        say(mina, f"start {EVIL}")
+        say(mina, f"status {EVIL}")
+        time.sleep(1.0)  # let the last redraws and thread notes reach Slack
+
+        shown: list[tuple[str, str, str, Any]] = [("ack", "top", a, None) for a in acks]
+        for call in fake_slack.calls():
+            shown += [(call.method, kind, text, owner) for kind, text, owner in _texts(call.params)]
+        for method, kind, text, owner in shown:
+            if kind == "plain_text":
+                assert "&lt;" not in text, (method, text)  # plain text shows entities literally: never escaped
+                continue
+            assert "<!channel>" not in text and "<https://evil.example" not in text, (method, text)
+            for token in re.findall(r"<([^<>]*)>", text):
+                assert "evil.example" not in token and token != "!channel", (method, text)
+            if kind == "mrkdwn" and EVIL_SHOWN in text:
+                assert owner.get("verbatim") is True, (method, text)  # no auto-linking of the bare URL either
+        where = {method for method, _kind, text, _owner in shown if EVIL_SHOWN in text}
+        # Each surface got the words, escaped: thread notes and pings, the header, refusals, the Home tab; and the
+        # acks of a command with them where a subcommand or a version belongs (only its first word is echoed).
+        assert {"chat.postMessage", "chat.update", "response_url", "views.publish"} <= where, where
+        assert len([a for a in acks if "&lt;!channel&gt;" in a]) == 3, acks
+        texts = " ".join(text for _m, _k, text, _o in shown)
+        for seen in ("Gate overridden", "Rolled back.", "unlocked production of *backend*", "was aborted by"):
+            assert seen in texts, seen
+    finally:
+        rb.stop()

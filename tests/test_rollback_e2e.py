@@ -546,7 +546,7 @@ def test_crash_between_intent_and_outcome_is_reported_and_not_retried(
 
 def test_header_shows_roll_back_in_production(rolling: RunningBot, kube: FakeKubeApi) -> None:
     install_backend(kube, namespace=NS)
-    header = start_release(rolling)
+    header = start_release(rolling, in_production=False)
     release_id = rolling.services.find(CHANNEL, "v1.4.0").release.id
     assert "release-rollback" not in json.dumps(header["blocks"])  # not before production
     steps = [s.key for s in rolling.services.view(release_id).steps]
