@@ -42,7 +42,14 @@ from tests.fakes.k8s_objects import (
 )
 from tests.fakes.tls import TlsFiles
 
-__all__ = ["BACKEND_VERSIONS", "FakeKubeApi", "RecordedRequest", "backend_template", "install_backend"]
+__all__ = [
+    "BACKEND_VERSIONS",
+    "FakeKubeApi",
+    "RecordedRequest",
+    "backend_template",
+    "install_backend",
+    "rbac_allows",
+]
 
 RolloutMode = Literal["complete", "stuck", "stall"]
 _COLLECTION = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?$")
@@ -51,6 +58,41 @@ _PATCH_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 )
+
+
+def rbac_allows(
+    role: tuple[str, list[dict[str, Any]]],
+    verb: str,
+    resource: str,
+    namespace: str,
+    name: str | None,
+    query: dict[str, str],
+) -> bool:
+    """Whether a Role (its namespace and rules) grants this request, as Kubernetes' RBAC authorizer decides.
+
+    ``resourceNames`` restrict by the object's name; a list or watch names its object only through the field
+    selector ``metadata.name=NAME`` (kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources),
+    and without one it is refused by a rule that lists names.
+    """
+    role_namespace, rules = role
+    if namespace != role_namespace:
+        return False
+    if name is None:
+        selector = query.get("fieldSelector", "")
+        name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
+        if name is not None and ("," in name or not name):
+            name = None
+    for rule in rules:
+        if "apps" not in rule.get("apiGroups", []) and "*" not in rule.get("apiGroups", []):
+            continue
+        if resource not in rule.get("resources", []) and "*" not in rule.get("resources", []):
+            continue
+        if verb not in rule.get("verbs", []) and "*" not in rule.get("verbs", []):
+            continue
+        names = rule.get("resourceNames")
+        if not names or (name is not None and name in names):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -91,6 +133,8 @@ class FakeKubeApi:
         self.user = DEFAULT_SA_USER
         # (verb, resource) pairs the caller's Role grants; None lets everything through.
         self.allowed: set[tuple[str, str]] | None = None
+        # A Role's rules, authorized as the API server's RBAC does (resourceNames included); None: allow all.
+        self.rbac: tuple[str, list[dict[str, Any]]] | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
@@ -359,6 +403,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")  # authorized like any request; deleting itself is not implemented (405)
+
     def _serve(self, method: str) -> None:
         api = self.server.api
         url = urlsplit(self.path)
@@ -372,6 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
             verb = "discovery"
         elif method == "PATCH":
             verb = "patch"
+        elif method == "DELETE":
+            verb = "delete"
         elif name:
             verb = "get"
         else:
@@ -389,7 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
             doc = discovery(url.path, api.url)
             return self._json(200, doc) if doc else self._json(404, status_body(404, "", url.path))
         ns = m.group(1)
-        if api.allowed is not None and (verb, resource) not in api.allowed:
+        denied = api.allowed is not None and (verb, resource) not in api.allowed
+        if api.rbac is not None and not rbac_allows(api.rbac, verb, resource, ns, name, query):
+            denied = True
+        if denied:
             doc = status_body(403, resource, name or "", verb=verb, user=api.user, namespace=ns)
             return self._json(403, doc)
         fault = api._take_fault(verb, resource)
