@@ -7,7 +7,13 @@
 # /opt/venv. The bot finds its migrations three folders above bot/db/migrate.py and its default checklist two
 # folders above bot/config.py, so a regular wheel install (bot/ alone in site-packages) would lose both.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image by digest: a tag moves, a digest does not. This is the multi-platform index of
+# python:3.11-slim-bookworm (Python 3.11.16 on Debian bookworm, built 2026-08-25) as the Docker Official Images'
+# docker-library/repo-info records it (repos/python/remote/3.11-slim-bookworm.md); no registry is reachable from
+# where this was written, so it was not pulled here. To refresh it (a new Python patch or Debian security fixes):
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
+# (or `crane digest python:3.11-slim-bookworm`), put the digest below, build, and run the tests in the image.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -18,23 +24,21 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /app
 
-# Wheels for every dependency (and the setuptools the editable install builds with) in their own layer, so a
-# code-only change does not download them again. bot/__init__.py comes along because it holds the version.
-COPY pyproject.toml ./
-COPY bot/__init__.py bot/__init__.py
-# The release-bot wheel built here from a stub tree is dropped: the project itself is installed editable below.
-RUN pip wheel --wheel-dir /wheels . "setuptools>=69" wheel \
- && rm -rf /wheels/release_bot-*.whl build release_bot.egg-info
+# Every dependency (and the setuptools the project is built with) exactly as requirements.lock pins it, each file
+# checked against its hash, in its own layer: a code-only change installs nothing again.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes -r requirements.lock
 
 COPY bot/ bot/
 COPY migrations/ migrations/
 COPY alembic.ini ./
 COPY checklists/ checklists/
 
-# --no-index: everything comes from the wheels above, so the final layer is exactly what was resolved there.
+# --no-deps --no-build-isolation: nothing beyond the lock is fetched, not even a build backend.
 # The last line fails the build if the package no longer sits next to migrations/ (see the layout note on top).
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels -e /app \
+COPY pyproject.toml ./
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e /app \
  && /opt/venv/bin/python -m compileall -q /app/bot /app/migrations \
  && /opt/venv/bin/python -c "import sys, bot.db.migrate as m; sys.exit(str(m.ROOT) != '/app' or not (m.ROOT / 'migrations' / 'env.py').is_file())"
 

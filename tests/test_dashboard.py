@@ -106,6 +106,7 @@ def open_home(user: SlackUser) -> int:
 
 def test_opening_home_publishes_it_and_it_follows_the_release(homely: RunningBot) -> None:
     alice = homely.user()
+    homely.fake.set_members(CHANNEL, [alice.user_id])  # the tab lists releases of the viewer's channels
     start(homely, alice)
     assert open_home(alice) == 200
     first = homely.fake.wait_for(lambda: homely.fake.home_views.get(alice.user_id))

@@ -351,7 +351,7 @@ def test_dockerfile_runs_release_bot_as_non_root_with_a_healthcheck() -> None:
     instructions = _dockerfile()
     final = _final_stage()
     words = [w for w, _ in final]
-    assert sum(w == "FROM" for w, _ in instructions) >= 2  # wheels are built in a separate stage
+    assert sum(w == "FROM" for w, _ in instructions) >= 2  # dependencies are installed in a separate stage
     user = [args for w, args in final if w == "USER"][-1]
     assert user.split(":")[0] not in ("root", "0") and user.split(":")[0].isdigit()
     healthcheck = next(args for w, args in final if w == "HEALTHCHECK")
@@ -380,7 +380,15 @@ def test_image_keeps_the_layout_the_bot_locates_files_by() -> None:
     }
     assert {"bot", "migrations", "alembic.ini", "checklists", "pyproject.toml"} <= copied
     runs = " ".join(args for w, args in _dockerfile() if w == "RUN")
-    assert "install --no-index --find-links /wheels -e /app" in runs
+    # Dependencies only from the hashed lock; the project itself with nothing fetched beyond it.
+    assert "install --require-hashes -r requirements.lock" in runs
+    assert "install --no-deps --no-build-isolation -e /app" in runs
+
+
+def test_the_base_image_is_pinned_by_digest() -> None:
+    (base,) = {args for w, args in _dockerfile() if w == "ARG" and args.startswith("PYTHON_IMAGE=")}
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+    assert all(args == "${PYTHON_IMAGE}" or args.startswith("${PYTHON_IMAGE} ") for w, args in _dockerfile() if w == "FROM")
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
