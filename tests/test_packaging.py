@@ -138,6 +138,7 @@ def test_manifest_declares_release_command_home_tab_and_interactivity(manifest: 
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "chat:write.public", "usergroups:read", "files:write"} <= scopes
+    assert {"channels:read", "groups:read"} <= scopes  # conversations.members, for the App Home
 
 
 def test_every_subscribed_event_has_a_listener(manifest: dict[str, Any]) -> None:

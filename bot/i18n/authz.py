@@ -61,11 +61,11 @@ WORDS: dict[str, dict[str, str]] = {
     # --- modals whose metadata was not the bot's ---
     "view_forged": {
         "en": "That dialog was not opened for you by the bot, or was changed on the way. Nothing was changed.",
-        "ko": "봇이 회원님께 연 대화 상자가 아니거나, 중간에 바뀌었습니다. 아무것도 변경되지 않았습니다.",
+        "ko": "이 대화 상자는 봇이 열어 드린 것이 아니거나 도중에 바뀌었습니다. 아무것도 변경되지 않았습니다.",
     },
     # --- the App Home ---
     "home_members_only": {
-        "en": "Releases of channels you are a member of.",
-        "ko": "회원님이 참여한 채널의 릴리스입니다.",
+        "en": "Only releases of channels you are a member of are shown.",
+        "ko": "내가 참여 중인 채널의 릴리스만 표시됩니다.",
     },
 }
