@@ -465,3 +465,13 @@ def test_peoples_words_never_become_mentions_or_links_anywhere(
             assert seen in texts, seen
     finally:
         rb.stop()
+
+
+def test_the_home_tab_fails_closed_when_slack_cannot_say_who_is_in_a_channel(guarded: RunningBot) -> None:
+    fake = guarded.fake
+    fake.set_members(CHANNEL, [MANAGER])
+    start(guarded, guarded.user(MANAGER, "mia"))
+    fake.fail("conversations.members", status=503, times=4)  # the client retries once; both attempts fail
+    assert "v1.4.0" not in home_of(guarded, MANAGER)
+    # Once Slack answers again (and nothing stale was cached), the release shows.
+    fake.wait_for(lambda: "v1.4.0" in home_of(guarded, MANAGER), timeout=5, interval=0.3)
