@@ -132,6 +132,11 @@ def _pings(fake: FakeSlack) -> list[dict[str, Any]]:
     return [m for m in release_messages(fake) if "<!here>" in m.get("text", "")]
 
 
+def _pinged(rb: RunningBot, rid: int) -> int:
+    with uow_of(rb) as uow:
+        return len([e for e in uow.audit.for_release(rid) if e.action == "incident_pinged"])
+
+
 def _outbox(rb: RunningBot, rid: int) -> list[str]:
     with uow_of(rb) as uow:
         return [r.action for r in uow.watch.outbox.all(rid)]
@@ -149,6 +154,7 @@ def test_a_declare_dismiss_loop_pages_once_and_only_managers_silence_it(
     otto.command("incident v1.4.0 checkout is down")
     ping = fake.wait_for(lambda: _pings(fake) and _pings(fake)[0])
     fake.wait_for(lambda: _outbox(guarded, rid) == ["trigger"])
+    fake.wait_for(lambda: _pinged(guarded, rid) == 1)  # the bot knows which message it pinged with
 
     # Before: three dismiss clicks and three declarations paged 4 times and pinged @here 4 times.
     for n in range(3):

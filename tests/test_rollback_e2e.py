@@ -126,8 +126,13 @@ def start_release(rb: RunningBot, version: str = "v1.4.0", *, in_production: boo
     if not in_production:
         return header
     rid = rb.services.find(CHANNEL, version).release.id
-    with SqlUnitOfWork(make_session_factory(rb.bot.engine)) as uow:
+    # Two transactions, each touching one table: the bot may be recording its posts (a message, then its release)
+    # meanwhile, and one transaction locking both in the other order could deadlock with it on Postgres.
+    factory = make_session_factory(rb.bot.engine)
+    with SqlUnitOfWork(factory) as uow:
         uow.releases.update(rid, step="canary-10")
+        uow.commit()
+    with SqlUnitOfWork(factory) as uow:
         dirty = uow.messages.bump_release(rid, ["header"])
         uow.commit()
     rb.bot.publisher.sync.mark_dirty(dirty)
