@@ -28,7 +28,7 @@ WORKDIR /app
 # checked against its hash, in its own layer: a code-only change installs nothing again.
 COPY requirements.lock ./
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --require-hashes -r requirements.lock
+ && /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.lock
 
 COPY bot/ bot/
 COPY migrations/ migrations/
@@ -39,6 +39,7 @@ COPY checklists/ checklists/
 # The last line fails the build if the package no longer sits next to migrations/ (see the layout note on top).
 COPY pyproject.toml ./
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e /app \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/python -m compileall -q /app/bot /app/migrations \
  && /opt/venv/bin/python -c "import sys, bot.db.migrate as m; sys.exit(str(m.ROOT) != '/app' or not (m.ROOT / 'migrations' / 'env.py').is_file())"
 

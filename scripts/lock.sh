@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the hashed lock files from pyproject.toml: run it after changing a dependency or its range, and commit
-# both files. The image (Dockerfile) and CI (.ci/run) install only from them, with pip's --require-hashes:
+# both files. The image (Dockerfile) and CI (.ci/run) install only from them, with pip's --require-hashes and
+# --no-deps (the lock is the whole closure; pip's resolver would otherwise take a dependency's extras, such as
+# githubkit's hishel[async,httpx], for an unpinned requirement), then `pip check`:
 #   requirements.lock      what `release-bot serve` runs on, plus the build backend that installs the project
 #   requirements-dev.lock  the same pins, plus the test and lint tools
 # Universal (any OS and architecture, Python 3.11 and later), with the hashes of every file of each pinned version.

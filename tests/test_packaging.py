@@ -382,7 +382,7 @@ def test_image_keeps_the_layout_the_bot_locates_files_by() -> None:
     assert {"bot", "migrations", "alembic.ini", "checklists", "pyproject.toml"} <= copied
     runs = " ".join(args for w, args in _dockerfile() if w == "RUN")
     # Dependencies only from the hashed lock; the project itself with nothing fetched beyond it.
-    assert "install --require-hashes -r requirements.lock" in runs
+    assert "install --no-deps --require-hashes -r requirements.lock" in runs
     assert "install --no-deps --no-build-isolation -e /app" in runs
 
 
