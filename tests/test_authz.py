@@ -447,7 +447,12 @@ def test_peoples_words_never_become_mentions_or_links_anywhere(
         say(mina, EVIL)
         say(mina, f"start {EVIL}")
         say(mina, f"status {EVIL}")
-        time.sleep(1.0)  # let the last redraws and thread notes reach Slack
+        # Thread notes are posted after the answer: wait for each before reading what Slack received.
+        for note in ("Gate overridden", "unlocked production of *backend*", "was aborted by"):
+            fake_slack.wait_for(
+                lambda note=note: any(note in str(c.params.get("text")) for c in fake_slack.calls("chat.postMessage"))
+            )
+        time.sleep(0.5)  # and for the last redraws of the header
 
         shown: list[tuple[str, str, str, Any]] = [("ack", "top", a, None) for a in acks]
         for call in fake_slack.calls():

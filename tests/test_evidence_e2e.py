@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack.view_meta import ViewSeal
 from tests.conftest import RunningBot
 from tests.evidence_support import (
     CHANNEL,
@@ -22,7 +23,7 @@ from tests.evidence_support import (
 )
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.slack_api import FakeSlack, render_text
-from tests.slack_user import find_item, submit_view
+from tests.slack_user import SECRET, find_item, submit_view
 from tests.test_release_start import export, release_messages
 
 TESTS = "pre_deploy.checks.tests_pass"
@@ -61,7 +62,7 @@ def wait_evaluated(fake: FakeSlack, item_key: str, mark: str = ":white_check_mar
 
 def test_a_started_release_ticks_what_github_proves_with_links(bot: RunningBot, github: FakeGitHub) -> None:
     _repo, sha = ready_repo(github)
-    bot.user().command("start v1.4.0")
+    bot.user("U0MANAGER1", "mia").command("start v1.4.0")  # starting is a manager's
 
     for key in PROVEN_AT_START:
         bot.fake.wait_for(lambda key=key: is_ticked(bot.fake, key), 10)
@@ -93,7 +94,7 @@ def test_a_failing_check_keeps_its_item_unticked_until_a_recheck_sees_it_pass(
     repo, sha = ready_repo(github)
     repo.check(sha, "lint", "failure")
     alice = bot.user()
-    alice.command("start v1.4.0")
+    bot.user("U0MANAGER1", "mia").command("start v1.4.0")  # starting is a manager's
 
     line = wait_evaluated(bot.fake, LINT, ":x:")
     assert "1 of 1 checks failed: lint" in line
@@ -133,7 +134,7 @@ def test_a_manager_may_tick_a_failing_item_with_a_reason_and_the_report_says_so(
 ) -> None:
     repo, _sha = ready_repo(github)
     repo.releases.clear()  # nobody wrote the release notes
-    bot.user().command("start v1.4.0")
+    bot.user("U0MANAGER1", "mia").command("start v1.4.0")  # starting is a manager's
     wait_evaluated(bot.fake, NOTES, ":x:")
     assert "no published GitHub release for v1.4.0" in item_text(bot.fake, NOTES)
 
@@ -144,13 +145,17 @@ def test_a_manager_may_tick_a_failing_item_with_a_reason_and_the_report_says_so(
         lambda: len(bot.fake.calls("views.open")) >= 2 and bot.fake.calls("views.open"), 5
     )
     assert "no published GitHub release" in json.dumps(modal[0].params)
-    view = modal[0].params["view"]
-    view = json.loads(view) if isinstance(view, str) else view
-    submit_view(mallory, view, "notes are in the wiki")
+    views = [c.params["view"] if isinstance(c.params["view"], dict) else json.loads(c.params["view"]) for c in modal]
+    # Each dialog is sealed for the person it was opened for: each submits their own.
+    mine, theirs = (
+        next(v for v in views if ViewSeal(SECRET).open(v["private_metadata"], who.user_id) is not None)
+        for who in (mallory, manager)
+    )
+    submit_view(mallory, mine, "notes are in the wiki")
     bot.fake.wait_for(lambda: bot.fake.calls("chat.postEphemeral"), 5)
     assert not is_ticked(bot.fake, NOTES)
 
-    submit_view(manager, view, "notes are in the wiki this time")
+    submit_view(manager, theirs, "notes are in the wiki this time")
     bot.fake.wait_for(lambda: is_ticked(bot.fake, NOTES), 5)
     text = item_text(bot.fake, NOTES)
     assert "<@U0MANAGER1>" in text and "notes are in the wiki this time" in text
@@ -177,7 +182,7 @@ def test_a_rate_limited_github_shows_cant_tell_and_the_release_goes_on(
     ready_repo(github)
     github.spend_quota()
     alice = bot.user()
-    alice.command("start v1.4.0")
+    bot.user("U0MANAGER1", "mia").command("start v1.4.0")  # starting is a manager's
 
     line = wait_evaluated(bot.fake, TESTS, ":grey_question:")
     assert "Can't tell: GitHub's rate limit is reached; it resets <!date^" in line

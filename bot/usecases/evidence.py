@@ -33,10 +33,12 @@ from bot.domain.evidence import (
 )
 from bot.domain.records import BOT, Actor, AuditEvent
 from bot.domain.release import ReleaseStatus, step_index
+from bot.domain.roles import Action
 from bot.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, UsageError
 from bot.i18n import t
 from bot.ports import Clock, CodeHost, HealthChecker, Metrics
 from bot.usecases.evidence_judge import RepoLook, judge_github, judge_http, judge_metric
+from bot.usecases.permissions import denial
 from bot.usecases.releases import ReleaseView, Services, UowFactory
 
 log = logging.getLogger(__name__)
@@ -250,16 +252,11 @@ class EvidenceService:
             except KeyError:
                 raise NotFound("unknown_item") from None
             if not self._is_manager(actor.id):
-                uow.audit.append(
-                    release_id,
-                    "permission_denied",
-                    actor,
-                    now,
-                    item_key=item_key,
-                    details={"action": "override"},
+                self._services.permissions.record_refusal(
+                    uow, release_id, actor, Action.OVERRIDE_EVIDENCE, item_key
                 )
                 uow.commit()
-                raise PermissionDenied("permission_denied", params={"what": "override"})
+                raise PermissionDenied(denial(Action.OVERRIDE_EVIDENCE))
             result = uow.evidence.get(release_id, item_key)
             evidence = _summary(result) if result is not None else {}
             uow.audit.append(
