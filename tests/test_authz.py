@@ -370,7 +370,7 @@ EVIL = "<!channel> <https://evil.example|x> &"
 EVIL_SHOWN = "&lt;!channel&gt; &lt;https://evil.example|x&gt; &amp;"
 
 
-def _texts(node: Any, kind: str = "other") -> Iterator[tuple[str, str, Any]]:
+def _texts(node: Any) -> Iterator[tuple[str, str, Any]]:
     """(kind, text, owner) of every string Slack would show or parse: mrkdwn and plain_text objects, and the
     top-level ``text`` (notifications, ephemerals, response_url bodies)."""
     if isinstance(node, dict):
@@ -380,10 +380,10 @@ def _texts(node: Any, kind: str = "other") -> Iterator[tuple[str, str, Any]]:
             if key == "text" and isinstance(value, str) and node.get("type") not in ("mrkdwn", "plain_text"):
                 yield "top", value, node
             elif key != "private_metadata":
-                yield from _texts(value, kind)
+                yield from _texts(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _texts(item, kind)
+            yield from _texts(item)
 
 
 def test_peoples_words_never_become_mentions_or_links_anywhere(
