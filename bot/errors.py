@@ -8,6 +8,7 @@ else as a generic message with an error id, logging the traceback.
 ReleaseBotError                   base; carries user_message
 ├── ConfigError                   a setting is missing or invalid (start-up stops with one line)
 ├── ChecklistError                a checklist file is invalid; names the file and the field path
+├── NotLeader                     a leader-only write was refused: this process no longer leads
 ├── UserError                     the user can fix it; shown as-is
 │   ├── UsageError                malformed command or payload
 │   ├── NotFound                  release / item / message does not exist
@@ -47,6 +48,16 @@ class ConfigError(ReleaseBotError):
 
 class ChecklistError(ReleaseBotError):
     """A checklist file cannot be read or does not validate."""
+
+
+class NotLeader(ReleaseBotError):
+    """This process does not hold leadership (any more), so a leader-only write was refused in its transaction.
+
+    Leader-only work stops when it sees this: the current leader does the work instead."""
+
+    def __init__(self, detail: str = "this process no longer leads") -> None:
+        # Background work only: never shown in Slack, so plain words rather than a catalog key.
+        super().__init__("this process no longer leads; the current leader does this work", detail=detail)
 
 
 class UserError(ReleaseBotError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from bot.config import Settings, load_settings
 from bot.db.migrate import upgrade
 from bot.runtime.bootstrap import Bot, build
+from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.server import make_http_server
 from bot.slack.gateway import ChannelPacer
 from tests.fakes.slack_api import FakeSlack
@@ -73,6 +76,22 @@ def reset_postgres() -> None:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+@contextmanager
+def leading(db_url: str) -> Iterator[SqliteLeader | PostgresLeader]:
+    """This test process elected leader on ``db_url`` by the bot's own election, for leader-only use cases that a
+    test runs without a whole bot (their writes are fenced by the term: ``SqlUnitOfWork(..., term=leader.term)``)."""
+    leader = make_leader(db_url)
+    leader.start(on_elected=lambda: None)
+    deadline = time.monotonic() + 15
+    try:
+        while not leader.is_leader():
+            assert time.monotonic() < deadline, "this process was not elected leader"
+            time.sleep(0.02)
+        yield leader
+    finally:
+        leader.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -27,7 +27,7 @@ from bot.usecases.incidents import IncidentDesk
 from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import ReleaseView, Services
 from bot.usecases.watch import GateFigures, MetricWatch, needs_tick
-from tests.conftest import FAST_CHECKLIST
+from tests.conftest import FAST_CHECKLIST, leading
 
 ALICE = Actor("U061F7AUR", "alice")
 GOOD, BAD = Reading(0.004), Reading(0.2)
@@ -158,24 +158,25 @@ def world_for(
     factory = make_session_factory(engine)
     path = checklist_file(tmp_path, dry_run=dry_run)
     clock = FakeClock()
+    with leading(db_url) as leader:  # the watch and the outbox are the leader's
 
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(factory)
+        def uow() -> SqlUnitOfWork:
+            return SqlUnitOfWork(factory, term=leader.term)
 
-    services = Services(
-        uow=uow,
-        clock=clock,
-        checklist=load_checklist(path),
-        checklist_source=path.read_text(encoding="utf-8"),
-        is_manager=lambda user: user == ALICE.id,
-    )
-    view = services.start_release(channel_id="C0RELEASES", version="v1.4.0", actor=ALICE)
-    with uow() as u:
-        u.releases.update(
-            view.release.id, step=step, step_started_at=clock.now(), thread_ts="1700000000.000001"
+        services = Services(
+            uow=uow,
+            clock=clock,
+            checklist=load_checklist(path),
+            checklist_source=path.read_text(encoding="utf-8"),
+            is_manager=lambda user: user == ALICE.id,
         )
-        u.commit()
-    yield make_world(services, clock, ScriptedMetrics(), FakePager(), uow, view.release.id)
+        view = services.start_release(channel_id="C0RELEASES", version="v1.4.0", actor=ALICE)
+        with uow() as u:
+            u.releases.update(
+                view.release.id, step=step, step_started_at=clock.now(), thread_ts="1700000000.000001"
+            )
+            u.commit()
+        yield make_world(services, clock, ScriptedMetrics(), FakePager(), uow, view.release.id)
     engine.dispose()
 
 

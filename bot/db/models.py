@@ -324,3 +324,17 @@ class GitHubDeliveryRow(Base):
     event: Mapped[str] = mapped_column(String(48))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
     received_at: Mapped[datetime]
+
+
+class LeadershipRow(Base):
+    """The one row that says who leads (``bot.domain.leadership``): an epoch raised at every change of leader, and
+    the lease it holds, timed by the database's clock. Leader-only writes check it in their own transaction."""
+
+    __tablename__ = "leadership"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    # NULL while a SQLite process holds it: there the lease is the file lock beside the database.
+    expires_at: Mapped[datetime | None]
+    changed_at: Mapped[datetime | None]

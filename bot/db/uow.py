@@ -6,7 +6,7 @@ Repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.db import leadership
 from bot.db.models import (
     AuditEventRow,
     EvidenceResultRow,
@@ -27,6 +28,7 @@ from bot.db.models import (
 from bot.db.rollback_repos import Rollbacks, ServiceLocks
 from bot.db.watch_repos import WatchRepositories
 from bot.domain.evidence import EvidencePart, EvidenceResult, EvidenceStatus
+from bot.domain.leadership import Term
 from bot.domain.records import (
     Actor,
     AuditEvent,
@@ -36,7 +38,7 @@ from bot.domain.records import (
     TimerRecord,
 )
 from bot.domain.release import ReleaseStatus
-from bot.errors import NotFound
+from bot.errors import NotFound, NotLeader
 
 
 def _release(row: ReleaseRow) -> ReleaseRecord:
@@ -532,10 +534,16 @@ class DuplicateKey(Exception):
 
 
 class SqlUnitOfWork:
-    """One transaction and the repositories that share it."""
+    """One transaction and the repositories that share it.
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    ``term`` answers this process's leadership term while it believes it leads (``bot.runtime.leader``); without
+    one, ``leader_only`` refuses."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], *, term: Callable[[], Term | None] | None = None
+    ) -> None:
         self._factory = session_factory
+        self._term = term
 
     def __enter__(self) -> Self:
         self.session = self._factory()
@@ -558,6 +566,18 @@ class SqlUnitOfWork:
         self.session.close()
         if isinstance(exc, IntegrityError):
             raise DuplicateKey(str(exc.orig)) from exc
+
+    def leader_only(self) -> Term:
+        """Fence a leader-only write: raise ``NotLeader`` unless this process's term still leads.
+
+        Call it first in the transaction: the check holds until the transaction ends (``bot.db.leadership``), so
+        what the transaction writes is accepted only if no other leader can have been elected meanwhile."""
+        term = self._term() if self._term is not None else None
+        if term is None:
+            raise NotLeader("this process does not believe it leads")
+        if not leadership.holds(self.session, term):
+            raise NotLeader(f"epoch {term.epoch} no longer leads")
+        return term
 
     def commit(self) -> None:
         self.session.commit()

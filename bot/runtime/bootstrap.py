@@ -24,11 +24,13 @@ from bot.checklist.loading import load_checklist
 from bot.config import Settings
 from bot.db.engine import make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
+from bot.domain.leadership import LeaseTiming
 from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
 from bot.runtime.dashboard_wiring import install as install_dashboard
 from bot.runtime.dashboard_wiring import make_dashboard
 from bot.runtime.github_webhook import GitHubWebhook
+from bot.runtime.heartbeat import BEAT_S, Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
@@ -111,6 +113,7 @@ class Bot:
     extras: dict[str, Any] = field(default_factory=dict)
     work_pool: ThreadPoolExecutor | None = None  # listeners' deferred work: clicks, starts, advances
     hand_off: WorkChannel | None = None  # set in the serving process of a two-process ``serve``
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)  # beaten by this process's clock once started
 
     def github_delivery(self, event: str, delivery: str, payload: dict[str, Any]) -> None:
         """Act on a verified GitHub delivery off the request thread (here, or in the work process)."""
@@ -131,7 +134,14 @@ class Bot:
     def not_ready(self) -> str | None:
         if self.hand_off is not None and not self.hand_off.ready():
             return "work process not running"
+        stalled = self.not_alive()
+        if stalled is not None:
+            return stalled
         return None if self.database_ready() else "database unreachable"
+
+    def not_alive(self) -> str | None:
+        """Why the work is stuck (``/livez``): the work process's clock, or this process's without one."""
+        return self.hand_off.stalled() if self.hand_off is not None else self.heartbeat.stalled()
 
     def start_background(self) -> None:
         """Start the message sync, the clock, and the leader election that lets the clock run."""
@@ -139,6 +149,8 @@ class Bot:
             log.warning("RELEASE_MANAGERS is *: everyone in the channel may start, advance, abort and roll back")
         self.sync.start()
         self.clockwork.start()
+        self.heartbeat.beat()
+        self.clockwork.every("heartbeat", self.heartbeat.beat, BEAT_S)
         self.leader.start(on_elected=self._elected)
 
     def _elected(self) -> None:
@@ -181,7 +193,7 @@ def build(
     sync_interval_s: float = 1.0,
     health: HealthChecker | None = None,
     sweep_s: float = 5.0,
-    leader_retry_s: float = 2.0,
+    lease: LeaseTiming | None = None,
     deployer: Deployer | None = None,
     rollback_stale_s: float = 60.0,
     rollout_poll_s: float = 2.0,
@@ -192,6 +204,7 @@ def build(
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
     home_interval_s: float = 10.0,
     leader: SqliteLeader | PostgresLeader | None = None,
+    heartbeat: Heartbeat | None = None,
     hand_off: WorkChannel | None = None,
     answer_in_listener: bool = False,
     work_pool: ThreadPoolExecutor | None = None,
@@ -209,11 +222,17 @@ def build(
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     read_factory = make_session_factory(engine, readonly=True)
+    leader = leader or make_leader(settings.database_url, timing=lease)
+
+    def unit_of_work() -> SqlUnitOfWork:
+        # Every write transaction can be fenced as leader-only (SqlUnitOfWork.leader_only) with this term.
+        return SqlUnitOfWork(session_factory, term=leader.term)
+
     client = web_client or make_web_client(settings)
     gateway = SlackGateway(client, pacer=pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
     services = Services(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         clock=clock,
         checklist=checklist,
         checklist_source=checklist_path.read_text(encoding="utf-8"),
@@ -222,14 +241,13 @@ def build(
         evidence_on=settings.evidence_on,
     )
     lifecycle = Lifecycle(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         clock=clock,
         services=services,
     )
-    leader = leader or make_leader(settings.database_url, retry_s=leader_retry_s)
     watch = make_watch_parts(
         settings,
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         clock=clock,
         services=services,
         metrics=metrics,
@@ -264,7 +282,7 @@ def build(
         ctx, lifecycle, health or HttpHealthChecker(timeout_s=settings.health_timeout_s)
     )
     rollbacks = RollbackService(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         clock=clock,
         services=services,
         lifecycle=lifecycle,
@@ -278,7 +296,7 @@ def build(
     )
     rollback_ctx = RollbackContext(ctx, lifecycle, rollbacks)
     evidence = EvidenceService(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         clock=clock,
         services=services,
         sources=EvidenceSources(
@@ -302,7 +320,7 @@ def build(
     )
 
     dashboard = make_dashboard(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=unit_of_work,
         services=services,
         clock=clock,
         slack=ctx,
@@ -350,11 +368,14 @@ def build(
     bot.web = WebApp(
         app,
         ready=bot.not_ready,
+        alive=bot.not_alive,
         slack_over_http=not settings.socket_mode,
         github=webhook if settings.github_webhook_secret else None,
     )
     bot.work_pool = work_pool
     bot.hand_off = hand_off
+    if heartbeat is not None:
+        bot.heartbeat = heartbeat
     recover_rollbacks = recovery_job(rollback_ctx)
     clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))
     bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}

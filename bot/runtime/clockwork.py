@@ -3,7 +3,8 @@
 The ``timers`` table is the truth. APScheduler (in memory only: its SQLAlchemyJobStore pickles function
 references, silently deletes jobs whose function moved, and must not be shared between processes) merely wakes
 this process at the next due time and every few seconds for a sweep. A due timer is claimed with an UPDATE that
-only one process can win, then posted, then marked fired.
+only one process can win, then posted, then marked fired. The claim and the mark are leader-only writes: each checks
+the leadership epoch in its own transaction (``SqlUnitOfWork.leader_only``), so a deposed leader claims nothing more.
 
 A process killed between claim and outcome leaves the timer "firing". At the next start the thread is searched
 for the reminder's marker (message metadata): if Slack has it, the timer is marked fired; if not, it is posted
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.errors import ChatError
+from bot.errors import ChatError, NotLeader
 from bot.observability import TIMER_LATENESS, TIMERS_FIRED
 from bot.slack import notices
 from bot.slack.gateway import SlackGateway
@@ -141,7 +142,11 @@ class Clockwork:
             if self._is_leader():
                 fn()
 
-        self.scheduler.add_job(guarded, "interval", seconds=seconds, id=job_id, replace_existing=True)
+        self.every(job_id, guarded, seconds)
+
+    def every(self, job_id: str, fn: Callable[[], None], seconds: float) -> None:
+        """Periodic work every process runs, leader or not."""
+        self.scheduler.add_job(fn, "interval", seconds=seconds, id=job_id, replace_existing=True)
 
     def wake(self) -> None:
         """Re-arm the one-shot wake-up at the earliest pending due time."""
@@ -157,9 +162,19 @@ class Clockwork:
         if not self._is_leader():
             return
         with self._lock:
-            self._settle(self._lifecycle.interrupted_timers(self._worker))  # our own, left by a Slack outage
-            for due in self._lifecycle.claim_due(self._worker):
-                self._fire(due)
+            try:
+                # Our own, left "firing" by a Slack outage.
+                self._settle(self._lifecycle.interrupted_timers(self._worker))
+                # One claim, then its post: a timer is claimed only just before it is posted, while this process
+                # still leads, so a leader that loses the lease mid-way leaves the rest unclaimed for the next one.
+                while self._is_leader():
+                    won = self._lifecycle.claim_due(self._worker, limit=1)
+                    if not won:
+                        break
+                    self._fire(won[0])
+            except NotLeader as e:
+                log.warning("timers left to the next leader: %s", e)
+                return
         self.wake()
 
     def _fire(self, due: DueTimer) -> None:
@@ -184,11 +199,16 @@ class Clockwork:
         if not self._is_leader():
             return
         with self._lock:
-            self._settle(self._lifecycle.interrupted_timers())
+            try:
+                self._settle(self._lifecycle.interrupted_timers())
+            except NotLeader as e:
+                log.warning("interrupted timers left to the next leader: %s", e)
 
     def _settle(self, interrupted: list[DueTimer]) -> None:
         """Post each interrupted timer unless Slack already has it (found by its marker)."""
         for due in interrupted:
+            if not self._is_leader():
+                raise NotLeader("the lease was not confirmed in time")
             try:
                 ts = self._poster.already_posted(due)
                 if ts is None:

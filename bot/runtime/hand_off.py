@@ -24,11 +24,14 @@ Message = tuple[str, Any]
 class WorkChannel:
     """The serving side of the pipe. ``forward`` and ``wake`` never block the caller: a feeder thread writes.
 
-    ``ready`` says whether the work process is up and working."""
+    ``ready`` says whether the work process is up and working, ``stalled`` why it is stuck (or None)."""
 
-    def __init__(self, conn: Connection, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, conn: Connection, ready: Callable[[], bool], stalled: Callable[[], str | None] = lambda: None
+    ) -> None:
         self._conn = conn
         self.ready = ready
+        self.stalled = stalled
         # Pickled at once: while the work process is busy the queue holds bytes, ~5x smaller than the payload dicts.
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._feed, name="work-feed", daemon=True)

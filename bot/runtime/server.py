@@ -12,13 +12,22 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.errors import ConfigError, ReleaseBotError
 
+if TYPE_CHECKING:
+    from bot.runtime.work_process import WorkProcess
+
 log = logging.getLogger(__name__)
+# SIGTERM to exit, whatever is stuck: inside Kubernetes' 30 s grace period even after the 5 s preStop sleep, and
+# short enough that a rolling upgrade does not wait on a replica cut off from its database.
+SHUTDOWN_S = 9.0
+# Requests in flight get this long to finish: Slack has given up on any that takes longer (3 s).
+HTTP_DRAIN_S = 3
 
 
 def serve(settings: Settings) -> int:
@@ -87,7 +96,7 @@ def _serve(settings: Settings) -> int:
     # The HTTP server runs in both modes: in Socket Mode it serves only /healthz, /livez and /metrics.
     web = gate.track(bot.web) if gate is not None else bot.web
     server = make_http_server(settings.host, settings.port, web, settings.http_threads)
-    server.shutdown_timeout = 10
+    server.shutdown_timeout = HTTP_DRAIN_S
     server.prepare()
     log.info("listening on %s:%s", settings.host, server.bind_addr[1])
     thread = threading.Thread(target=server.serve, name="http", daemon=True)
@@ -100,15 +109,40 @@ def _serve(settings: Settings) -> int:
         handler.connect()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
     stop.wait()
+    deadline = time.monotonic() + SHUTDOWN_S
+    _exit_at(deadline, work)
     if handler is not None:
         handler.close()  # type: ignore[no-untyped-call]
     server.stop()  # stops accepting, then lets in-flight requests finish
-    thread.join(15)
+    thread.join(max(0.0, deadline - time.monotonic()))
     if work is not None:
-        work.stop()  # it drains what it was handed before this process closes the database
+        # It drains what it was handed before this process closes the database; a second is kept for the rest.
+        work.stop(max(0.0, deadline - time.monotonic() - 1.0))
     bot.stop()
     log.info("stopped")
     return exit_code[0]
+
+
+def _exit_at(deadline: float, work: WorkProcess | None) -> None:
+    """End the process at ``deadline`` if a graceful stop has not by then.
+
+    A statement on a database connection that a network cut left silent, a Slack call, a job of the clock: any of
+    them can hold a graceful stop far beyond Kubernetes' grace period, and the orchestrator's SIGKILL would then come
+    with nothing logged. The lease and the outbox make the hard exit safe: the lease lapses and a standby takes over,
+    and nothing recorded is lost (work handed to the work process but not applied yet is; it is logged)."""
+
+    def guard() -> None:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        log.error("shutdown did not finish within %.0f s of the signal: exiting now", SHUTDOWN_S)
+        if work is not None:
+            work.kill()
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=guard, name="shutdown-guard", daemon=True).start()
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

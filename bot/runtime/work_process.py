@@ -15,7 +15,9 @@ acks are the only work with a deadline. Its low-priority transactions also wait 
 
 The two are one unit: the work process dies with the serving process (``PR_SET_PDEATHSIG``), and the serving
 process stops when the work process dies, so the orchestrator restarts both. On SIGTERM the serving process stops
-taking requests, closes the pipe, and waits while the work process finishes what it was handed.
+taking requests, closes the pipe, and waits while the work process finishes what it was handed, for what is left of
+the shutdown budget (``bot.runtime.server.SHUTDOWN_S``); then it kills it. The work process beats a shared heartbeat
+(``bot.runtime.heartbeat``) from its clock, which ``/livez`` reads.
 """
 
 from __future__ import annotations
@@ -28,17 +30,20 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from bot.config import Settings
 from bot.errors import ReleaseBotError
 from bot.observability import request_id
 from bot.runtime.ack_gate import AckGate
 from bot.runtime.hand_off import WorkChannel
+from bot.runtime.heartbeat import Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader
 
 log = logging.getLogger(__name__)
@@ -54,7 +59,13 @@ T = TypeVar("T")
 
 
 class WorkProcess:
-    """Starts and supervises the work process from the serving process."""
+    """Starts and supervises the work process from the serving process.
+
+    One thread, the reaper, waits for the child and reaps it; nothing else calls ``waitpid``. Two waiters would race
+    for the exit status, and the loser could take a child that has exited for one that has not and signal its pid,
+    which by then may name another process. The reaper waits without reaping first (``WNOWAIT``) and reaps holding
+    ``_reaping``, and ``kill`` signals only under that lock before the reap: so the pid it signals is still this
+    child's, at worst as a zombie."""
 
     def __init__(
         self,
@@ -68,59 +79,87 @@ class WorkProcess:
         self._build = build
         self._leader = leader
         self._gate = gate
+        self.heartbeat = Heartbeat()  # before the fork: the work process beats, this process reads
         self.channel: WorkChannel | None = None
-        self._proc: Any = None
+        self.pid: int | None = None
+        self.exitcode: int | None = None
         self._ready: Any = None
+        self._exited = threading.Event()
+        self._reaping = threading.Lock()
         self._stopping = False
 
     def start(self, on_exit: Callable[[int], None]) -> WorkChannel:
         """Fork now, while this process has no threads; call ``on_exit(code)`` if it dies unasked."""
-        context = multiprocessing.get_context("fork")
-        reader, writer = context.Pipe(duplex=False)
-        self._ready = context.Event()
-        self._proc = context.Process(
-            target=_work_main,
-            args=(self._settings, reader, writer, self._leader, self._ready, self._gate, self._build),
-            name="release-bot-work",
-        )
-        self._proc.start()
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        self._ready = multiprocessing.Event()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(
+                self._settings,
+                reader,
+                writer,
+                self._leader,
+                self._ready,
+                self._gate,
+                self._build,
+                self.heartbeat,
+            )
+        self.pid = pid
         reader.close()
         _widen(writer)
-        self.channel = WorkChannel(writer, self.ready)
-
-        def watch() -> None:
-            self._proc.join()
-            if not self._stopping:
-                log.error(
-                    "the work process exited with code %s: stopping, so that both are restarted together",
-                    self._proc.exitcode,
-                )
-                on_exit(1)
-
-        threading.Thread(target=watch, name="work-watch", daemon=True).start()
+        self.channel = WorkChannel(writer, self.ready, self.heartbeat.stalled)
+        threading.Thread(target=self._reap, args=(on_exit,), name="work-reaper", daemon=True).start()
         return self.channel
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+    def _reap(self, on_exit: Callable[[int], None]) -> None:
+        assert self.pid is not None
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(
+                os.P_PID, self.pid, os.WEXITED | os.WNOWAIT
+            )  # exited, and still ours until reaped below
+        with self._reaping:
+            _, status = os.waitpid(self.pid, 0)
+            self.exitcode = os.waitstatus_to_exitcode(status)
+            self._exited.set()
+        if not self._stopping:
+            log.error(
+                "the work process exited with code %s: stopping, so that both are restarted together",
+                self.exitcode,
+            )
+            on_exit(1)
 
     def ready(self) -> bool:
-        """Started, working, and still alive: the serving process is only ready with it."""
-        return self._ready is not None and self._ready.is_set() and self._proc.is_alive()
+        """Started, working, alive and beating: the serving process is only ready with it."""
+        return (
+            self._ready is not None
+            and self._ready.is_set()
+            and not self._exited.is_set()
+            and self.heartbeat.stalled() is None
+        )
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Close the pipe and wait for the work process to finish what it holds."""
+    def kill(self) -> None:
+        """SIGKILL the work process unless it has been reaped (see the class docstring)."""
+        with self._reaping:
+            if self.pid is not None and not self._exited.is_set():
+                os.kill(self.pid, signal.SIGKILL)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Close the pipe and wait for the work process to finish what it holds, killing it after ``timeout``.
+
+        True when it finished by itself."""
         self._stopping = True
+        deadline = time.monotonic() + timeout
         if self.channel is not None:
             self.channel.close(timeout)
-        if self._proc is None:
-            return
-        self._proc.join(timeout)
-        if self._proc.is_alive():
+        if self.pid is None:
+            return True
+        finished = self._exited.wait(max(0.0, deadline - time.monotonic()))
+        if not finished:
             log.error("the work process did not finish within %.0f s; killing it", timeout)
-            self._proc.kill()
-            self._proc.join(5)
-        _forget_metrics(self._proc.pid)
+            self.kill()
+            self._exited.wait(5)
+        _forget_metrics(self.pid)
+        return finished
 
 
 class BoundedPool(ThreadPoolExecutor):
@@ -180,6 +219,23 @@ def _forget_metrics(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def _run_child(*args: Any) -> NoReturn:
+    """The forked child: run the work process and leave with its code, never returning into the parent's code."""
+    code = 1
+    try:
+        _work_main(*args)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        log.exception("the work process failed")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def _work_main(
     settings: Settings,
     reader: Connection,
@@ -188,6 +244,7 @@ def _work_main(
     ready: Any,
     gate: AckGate,
     build: Callable[..., Any],
+    heartbeat: Heartbeat,
 ) -> None:
     writer.close()  # only the serving process writes: its exit is our end of input
     _die_with_parent()
@@ -198,7 +255,9 @@ def _work_main(
     from slack_bolt import BoltRequest
 
     try:
-        bot = build(settings, leader=leader, answer_in_listener=True, work_pool=BoundedPool(3, 6))
+        bot = build(
+            settings, leader=leader, heartbeat=heartbeat, answer_in_listener=True, work_pool=BoundedPool(3, 6)
+        )
         gate.hold_low_priority_transactions(bot.engine)  # before any of the engine's threads start
         bot.start_background()
     except ReleaseBotError as e:

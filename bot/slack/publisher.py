@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from bot.domain.checklist import Checklist
-from bot.errors import ChatError
+from bot.errors import ChatError, NotLeader
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.slack import blocks
@@ -31,6 +31,8 @@ class Claim:
 
     token: str
     held_until: float = 0.0
+    # The repair sweep's: each claim it takes is a leader-only write, fenced by the leadership epoch.
+    leader_only: bool = False
 
 
 class Posted(Enum):
@@ -111,17 +113,19 @@ class Publisher:
         return f"{self._process}:{uuid.uuid4().hex[:12]}"
 
     def reserve(
-        self, release_id: int, slots: list[tuple[str, int]], channel: str
+        self, release_id: int, slots: list[tuple[str, int]], channel: str, *, leader_only: bool = False
     ) -> tuple[ReleaseView, Claim] | None:
         """Add a release's message rows, claimed for the caller, who posts them next with the claim returned.
 
         None when another publish reserved them first."""
         token = self.claim_token()
-        view = self._services.add_messages(release_id, slots, channel, posting_by=token)
+        view = self._services.add_messages(
+            release_id, slots, channel, posting_by=token, leader_only=leader_only
+        )
         if view is None:
             return None
         # Half the lease: margin for the clocks of other replicas, which judge the lease by their own.
-        return view, Claim(token, time.monotonic() + POST_CLAIM_LEASE.total_seconds() / 2)
+        return view, Claim(token, time.monotonic() + POST_CLAIM_LEASE.total_seconds() / 2, leader_only)
 
     def _publish_release(
         self, release_id: int, checklist: Checklist, channel: str, origin: Origin | None
@@ -133,16 +137,17 @@ class Publisher:
 
     def republish(self, release_id: int) -> int | None:
         """Publish a release a dead process left without a header in Slack: the number of messages posted, or
-        None when Slack would not take the header for now."""
+        None when Slack would not take the header for now. The repair sweep's: its claims are leader-only."""
         view = self._services.view(release_id)
         header = view.message("header")
         if header is None:  # it died before reserving them
-            reserved = self.reserve(release_id, blocks.message_slots(view.checklist), view.release.channel_id)
+            slots = blocks.message_slots(view.checklist)
+            reserved = self.reserve(release_id, slots, view.release.channel_id, leader_only=True)
             if reserved is None:
                 return 0
             return self._post_release(*reserved, None)
-        claim = Claim(self.claim_token())
-        if not self._services.claim_post(header.id, claim.token):
+        claim = Claim(self.claim_token(), leader_only=True)
+        if not self._services.claim_post(header.id, claim.token, leader_only=True):
             return 0
         return self._post_release(view, claim, None)
 
@@ -202,7 +207,9 @@ class Publisher:
         claim = claim or Claim(self.claim_token())
         token = claim.token
         # A reservation this young cannot have been taken over: claiming again would be a write per post for nothing.
-        if time.monotonic() >= claim.held_until and not self._services.claim_post(message_id, token):
+        if time.monotonic() >= claim.held_until and not self._services.claim_post(
+            message_id, token, leader_only=claim.leader_only
+        ):
             return Posted.TAKEN
         message = next(m for m in view.messages if m.id == message_id)
         thread_ts = view.release.thread_ts if message.kind == "followup" else None
@@ -241,21 +248,29 @@ class Publisher:
     def post_missing(self) -> int:
         """Post what a Slack outage or a dead process kept from being posted; the leader runs this periodically.
 
-        First releases that never got their header into Slack, then single messages, oldest first."""
-        posted = 0
+        First releases that never got their header into Slack, then single messages, oldest first. Every claim it
+        takes is a leader-only write: once this process no longer leads, the sweep stops where it is."""
+        posted = [0]
+        try:
+            self._sweep(posted)
+        except NotLeader as e:
+            log.warning("repair sweep left to the next leader: %s", e)
+        return posted[0]
+
+    def _sweep(self, posted: list[int]) -> None:
         for release_id in self._services.unpublished():
             done = self.republish(release_id)
             if done is None:
-                return posted  # Slack still refuses: try again on the next round, in order
-            posted += done
+                return  # Slack still refuses: try again on the next round, in order
+            posted[0] += done
         for release_id, message_id in self._services.unposted():
-            outcome = self.post_message(self._services.view(release_id), message_id)
+            claim = Claim(self.claim_token(), leader_only=True)
+            outcome = self.post_message(self._services.view(release_id), message_id, claim)
             if outcome is Posted.POSTED:
-                posted += 1
+                posted[0] += 1
             elif outcome is Posted.FAILED:
                 break  # Slack still refuses: try again on the next round, in order
             # TAKEN: claimed or posted by someone else since the list was read
-        return posted
 
     def resync_release(self, release_id: int) -> tuple[int, int]:
         """Re-render every message of a release now; post the ones Slack never got. Returns (updated, posted)."""

@@ -287,13 +287,16 @@ class Lifecycle:
             return uow.timers.next_due()
 
     def claim_due(self, worker: str, limit: int = 20) -> list[DueTimer]:
-        """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at."""
+        """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at.
+
+        Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
         now = self._clock.now()
         won: list[DueTimer] = []
         with self._uow() as uow:
             due = uow.timers.due(now, limit)
         for timer in due:
             with self._uow() as uow:
+                uow.leader_only()
                 if not uow.timers.claim(timer.id, worker, now):
                     continue
                 uow.commit()
@@ -302,8 +305,10 @@ class Lifecycle:
         return won
 
     def timer_fired(self, timer_id: int, *, posted_ts: str | None, late_s: float) -> None:
+        """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker."""
         now = self._clock.now()
         with self._uow() as uow:
+            uow.leader_only()
             timer = uow.timers.get(timer_id)
             uow.timers.finish(timer_id, now)
             uow.audit.append(

@@ -6,6 +6,10 @@ The rows are the truth. A use case queues an event in the same transaction as th
 back (doubling, capped) and is retried until PagerDuty takes it; one PagerDuty refuses for good (400, a bad
 integration key) is marked failed and audited. Resending after a crash between "sent" and "marked delivered"
 is harmless: every alert event carries the same ``dedup_key``, so PagerDuty appends it to the open alert.
+
+Delivery is leader-only, and each claim and mark is fenced by the leadership epoch in its own transaction: a deposed
+leader's delivery is refused before it sends, and its late mark is refused (the row's claim then lapses and the next
+leader sends the event again, which the dedup key makes harmless).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from bot.domain.incident import OutboxRecord, OutboxStatus
 from bot.domain.records import BOT
-from bot.errors import PagerError
+from bot.errors import NotLeader, PagerError
 from bot.observability import OUTBOX_DEPTH, PAGES_SENT
 from bot.ports import ChangeEvent, Clock, PageEvent, Pager
 from bot.usecases.releases import UowFactory
@@ -92,6 +96,16 @@ class PagerOutbox:
     def _run(self) -> int:
         with self._uow() as uow:
             pending = uow.watch.outbox.pending()
+        try:
+            delivered = self._deliver(pending)
+        except NotLeader as e:
+            log.warning("outbox left to the next leader: %s", e)
+            delivered = 0
+        with self._uow() as uow:
+            OUTBOX_DEPTH.set(uow.watch.outbox.depth())
+        return delivered
+
+    def _deliver(self, pending: list[OutboxRecord]) -> int:
         blocked: set[str] = set()
         delivered = 0
         for row in pending:
@@ -107,12 +121,13 @@ class PagerOutbox:
                 delivered += 1
             elif row.dedup_key is not None:
                 blocked.add(row.dedup_key)
-        with self._uow() as uow:
-            OUTBOX_DEPTH.set(uow.watch.outbox.depth())
         return delivered
 
     def _attempt(self, row: OutboxRecord) -> bool:
+        # Leader-only, like the marks below: the claim is fenced by the leadership epoch in its own transaction and
+        # made just before the send, so a deposed leader sends nothing it claimed after losing the lease.
         with self._uow() as uow:
+            uow.leader_only()
             if not uow.watch.outbox.claim(row.id, row.attempts, self._clock.now() + timedelta(seconds=60)):
                 return False  # another process is on it
             uow.commit()
@@ -129,6 +144,7 @@ class PagerOutbox:
             return self._failed(row, attempts, PagerError("bad outbox row", retryable=False, detail=str(e)))
         now = self._clock.now()
         with self._uow() as uow:
+            uow.leader_only()
             uow.watch.outbox.mark(
                 row.id, status=OutboxStatus.DELIVERED.value, delivered_at=now, last_error=None
             )
@@ -151,6 +167,7 @@ class PagerOutbox:
         now = self._clock.now()
         words = (str(error) or error.user_message)[:500]
         with self._uow() as uow:
+            uow.leader_only()
             if error.retryable:
                 uow.watch.outbox.mark(row.id, next_attempt_at=now + self.backoff(attempts), last_error=words)
             else:

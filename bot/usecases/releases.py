@@ -209,14 +209,17 @@ class Services:
         with self._read() as uow:
             return uow.releases.unpublished(self._clock.now() - POST_CLAIM_LEASE)
 
-    def claim_post(self, message_id: int, owner: str) -> bool:
+    def claim_post(self, message_id: int, owner: str, *, leader_only: bool = False) -> bool:
         """Whether ``owner`` may post this message now (and holds it for another lease if so).
 
         It touches the one row: a click's transaction locks the release, then its messages, so a claim that
-        locked several messages could deadlock with one on Postgres.
+        locked several messages could deadlock with one on Postgres. ``leader_only`` (the repair sweep's claims):
+        fenced by the leadership epoch, ``NotLeader`` once this process no longer leads.
         """
         now = self._clock.now()
         with self._uow() as uow:
+            if leader_only:
+                uow.leader_only()
             claimed = uow.messages.claim(message_id, owner, now, now - POST_CLAIM_LEASE)
             uow.commit()
             return claimed
@@ -347,15 +350,24 @@ class Services:
             return False  # the same delivery, handled at once by another replica
 
     def add_messages(
-        self, release_id: int, slots: Sequence[tuple[str, int]], channel_id: str, *, posting_by: str
+        self,
+        release_id: int,
+        slots: Sequence[tuple[str, int]],
+        channel_id: str,
+        *,
+        posting_by: str,
+        leader_only: bool = False,
     ) -> ReleaseView | None:
         """Reserve the message rows a release is drawn in, claimed by ``posting_by``, who posts them next.
 
-        None when they were reserved already: another publish of the release got there first.
+        None when they were reserved already: another publish of the release got there first. ``leader_only``
+        (the repair sweep): fenced by the leadership epoch, ``NotLeader`` once this process no longer leads.
         """
         now = self._clock.now()
         try:
             with self._uow() as uow:
+                if leader_only:
+                    uow.leader_only()
                 for kind, page in slots:
                     uow.messages.add(release_id, kind, page, channel_id, posting_by=posting_by, at=now)
                 uow.commit()

@@ -1,7 +1,8 @@
 """The metric watch: sample every active release in a canary stage or the post-deploy watch, judge its
 rollback criteria, keep the evidence, and act on what the judge decides (reference/anchors.md §4).
 
-One leader-only job calls ``tick``. Per release and sample: one query per metric, one judgement per metric
+One leader-only job calls ``tick``; its writes are fenced by the leadership epoch (``SqlUnitOfWork.leader_only``), so a
+deposed leader's late sample is refused whole. Per release and sample: one query per metric, one judgement per metric
 criterion, the samples and the criteria's states stored, and the decisions acted on in the same transaction
 (an incident and its PagerDuty trigger are queued with the state that says "fired", so a restart neither
 loses nor repeats a page). Slack is told after the commit.
@@ -32,7 +33,7 @@ from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_d
 from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
-from bot.errors import ChatError, GateNotMet, MetricsError
+from bot.errors import ChatError, GateNotMet, MetricsError, NotLeader
 from bot.i18n import t
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
@@ -123,6 +124,9 @@ class MetricWatch:
         for release_id in due:
             try:
                 self.tick_release(release_id)
+            except NotLeader as e:
+                log.warning("metric watch left to the next leader: %s", e)
+                return
             except Exception:
                 log.exception("metric watch failed for release %s", release_id)
         self._desk.ping_pending()
@@ -191,6 +195,7 @@ class MetricWatch:
         now = self._clock.now()
         rid = view.release.id
         with self._uow() as uow:
+            uow.leader_only()
             uow.releases.update(rid, baseline_p95_s=value)
             uow.watch.releases.update(rid, baseline_status=status)
             uow.audit.append(
@@ -230,6 +235,8 @@ class MetricWatch:
         fired: list[Fired] = []
         outcomes: list[_Outcome] = []
         with self._uow() as uow:
+            # The verdicts, the incidents they open and the pages they queue: accepted only from the leader.
+            uow.leader_only()
             release = uow.releases.get(rid, for_update=True)
             baseline = release.baseline_p95_s
             states = uow.watch.states.load(rid, for_update=True)
