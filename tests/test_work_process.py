@@ -180,3 +180,39 @@ def test_a_forwarded_click_keeps_only_the_block_it_came_from() -> None:
     assert slimmed["container"] == body["container"] and len(body["message"]["blocks"]) == 40  # a copy
     command = {"command": "/release", "text": "start v1.0.0"}
     assert slim(command) is command
+
+
+def test_one_thread_reaps_the_child_and_a_late_kill_signals_nothing() -> None:
+    from bot.runtime.work_process import Child
+
+    for _ in range(50):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(3)
+        codes: list[int] = []
+        child = Child(pid, codes.append)
+        assert child.wait(10) and child.exited
+        assert child.exitcode == 3 and codes == [3]
+        child.kill()  # reaped: the pid may name another process by now, so nothing is sent
+        assert _gone(pid)
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    child = Child(pid)
+    assert not child.wait(0.2)
+    child.kill()
+    assert child.wait(10) and child.exitcode == -signal.SIGKILL
+
+
+def test_clean_stops_never_kill_the_work_process(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    """Each SIGTERM ends both processes cleanly. When two threads reaped the work process, stop() sometimes took
+    an exited child for a live one and "killed" it (3 stops in 11 once; 1 in 12 on this machine)."""
+    db_url = _database("sqlite", tmp_path)
+    env = bot_env(db_url, fake_slack.base_url, FAST_CHECKLIST)
+    for i in range(15):
+        bot = BotProcess(env, tmp_path / f"bot-{i}.log").start()
+        began = time.monotonic()
+        assert bot.terminate() == 0, bot.log()
+        assert "killing it" not in bot.log(), bot.log()
+        assert time.monotonic() - began < 10

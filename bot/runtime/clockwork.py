@@ -57,7 +57,8 @@ class TimerPoster:
     def marker(due: DueTimer) -> str:
         return f"timer:{due.timer.id}"
 
-    def post(self, due: DueTimer) -> str | None:
+    def post(self, due: DueTimer, still: Callable[[], bool] | None = None) -> str | None:
+        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent."""
         view = due.view
         if view.release.thread_ts is None or view.status.is_terminal:
             return None
@@ -81,7 +82,12 @@ class TimerPoster:
             log.warning("unknown timer kind %s", due.timer.kind)
             return None
         ts = self._gateway.post(
-            view.release.channel_id, text, blocks, thread_ts=view.release.thread_ts, marker=self.marker(due)
+            view.release.channel_id,
+            text,
+            blocks,
+            thread_ts=view.release.thread_ts,
+            marker=self.marker(due),
+            still=still,
         )
         for hook in self.after_post:
             try:
@@ -179,7 +185,7 @@ class Clockwork:
 
     def _fire(self, due: DueTimer) -> None:
         try:
-            ts = self._poster.post(due)
+            ts = self._poster.post(due, self._is_leader)
         except ChatError as e:
             if not e.retryable:
                 # The channel is archived or the bot was removed: retrying would only repeat the refusal.
@@ -212,7 +218,7 @@ class Clockwork:
             try:
                 ts = self._poster.already_posted(due)
                 if ts is None:
-                    ts = self._poster.post(due)
+                    ts = self._poster.post(due, self._is_leader)
             except ChatError as e:
                 if e.retryable:
                     log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)

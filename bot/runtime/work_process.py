@@ -58,14 +58,48 @@ PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
 T = TypeVar("T")
 
 
-class WorkProcess:
-    """Starts and supervises the work process from the serving process.
+class Child:
+    """A forked child that exactly one thread, the reaper, waits for and reaps; nothing else calls ``waitpid``.
 
-    One thread, the reaper, waits for the child and reaps it; nothing else calls ``waitpid``. Two waiters would race
-    for the exit status, and the loser could take a child that has exited for one that has not and signal its pid,
-    which by then may name another process. The reaper waits without reaping first (``WNOWAIT``) and reaps holding
-    ``_reaping``, and ``kill`` signals only under that lock before the reap: so the pid it signals is still this
-    child's, at worst as a zombie."""
+    Two waiters race for the exit status: the loser takes a child that has exited for one that has not, and may
+    then signal its pid, which by then can name another process (``serve`` once logged "did not finish; killing it"
+    0.3 s after a clean stop this way). The reaper waits without reaping first (``WNOWAIT``) and reaps holding
+    ``_reaping``; ``kill`` signals only under that lock, before the reap: the pid it signals is still this child's,
+    at worst as a zombie. ``on_exit(exitcode)`` runs on the reaper's thread."""
+
+    def __init__(self, pid: int, on_exit: Callable[[int], None] = lambda _code: None) -> None:
+        self.pid = pid
+        self.exitcode: int | None = None
+        self._exited = threading.Event()
+        self._reaping = threading.Lock()
+        threading.Thread(target=self._reap, args=(on_exit,), name="child-reaper", daemon=True).start()
+
+    def _reap(self, on_exit: Callable[[int], None]) -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)  # it exited, and stays ours until reaped
+        with self._reaping:
+            _, status = os.waitpid(self.pid, 0)
+            self.exitcode = os.waitstatus_to_exitcode(status)
+            self._exited.set()
+        on_exit(self.exitcode)
+
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether it has exited (and been reaped) within ``timeout``."""
+        return self._exited.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL it, unless it has been reaped already."""
+        with self._reaping:
+            if not self._exited.is_set():
+                os.kill(self.pid, signal.SIGKILL)
+
+
+class WorkProcess:
+    """Starts and supervises the work process from the serving process."""
 
     def __init__(
         self,
@@ -81,67 +115,59 @@ class WorkProcess:
         self._gate = gate
         self.heartbeat = Heartbeat()  # before the fork: the work process beats, this process reads
         self.channel: WorkChannel | None = None
-        self.pid: int | None = None
-        self.exitcode: int | None = None
+        self._child: Child | None = None
         self._ready: Any = None
-        self._exited = threading.Event()
-        self._reaping = threading.Lock()
         self._stopping = False
 
     def start(self, on_exit: Callable[[int], None]) -> WorkChannel:
         """Fork now, while this process has no threads; call ``on_exit(code)`` if it dies unasked."""
         reader, writer = multiprocessing.Pipe(duplex=False)
         self._ready = multiprocessing.Event()
+        args = (
+            self._settings,
+            reader,
+            writer,
+            self._leader,
+            self._ready,
+            self._gate,
+            self._build,
+            self.heartbeat,
+        )
         pid = os.fork()
         if pid == 0:
-            _run_child(
-                self._settings,
-                reader,
-                writer,
-                self._leader,
-                self._ready,
-                self._gate,
-                self._build,
-                self.heartbeat,
-            )
-        self.pid = pid
+            _run_child(*args)
+
+        def exited(code: int) -> None:
+            if not self._stopping:
+                log.error(
+                    "the work process exited with code %s: stopping, so that both are restarted together",
+                    code,
+                )
+                on_exit(1)
+
+        self._child = Child(pid, exited)
         reader.close()
         _widen(writer)
         self.channel = WorkChannel(writer, self.ready, self.heartbeat.stalled)
-        threading.Thread(target=self._reap, args=(on_exit,), name="work-reaper", daemon=True).start()
         return self.channel
 
-    def _reap(self, on_exit: Callable[[int], None]) -> None:
-        assert self.pid is not None
-        with contextlib.suppress(ChildProcessError):
-            os.waitid(
-                os.P_PID, self.pid, os.WEXITED | os.WNOWAIT
-            )  # exited, and still ours until reaped below
-        with self._reaping:
-            _, status = os.waitpid(self.pid, 0)
-            self.exitcode = os.waitstatus_to_exitcode(status)
-            self._exited.set()
-        if not self._stopping:
-            log.error(
-                "the work process exited with code %s: stopping, so that both are restarted together",
-                self.exitcode,
-            )
-            on_exit(1)
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
 
     def ready(self) -> bool:
         """Started, working, alive and beating: the serving process is only ready with it."""
         return (
             self._ready is not None
             and self._ready.is_set()
-            and not self._exited.is_set()
+            and self._child is not None
+            and not self._child.exited
             and self.heartbeat.stalled() is None
         )
 
     def kill(self) -> None:
-        """SIGKILL the work process unless it has been reaped (see the class docstring)."""
-        with self._reaping:
-            if self.pid is not None and not self._exited.is_set():
-                os.kill(self.pid, signal.SIGKILL)
+        if self._child is not None:
+            self._child.kill()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Close the pipe and wait for the work process to finish what it holds, killing it after ``timeout``.
@@ -151,14 +177,14 @@ class WorkProcess:
         deadline = time.monotonic() + timeout
         if self.channel is not None:
             self.channel.close(timeout)
-        if self.pid is None:
+        if self._child is None:
             return True
-        finished = self._exited.wait(max(0.0, deadline - time.monotonic()))
+        finished = self._child.wait(max(0.0, deadline - time.monotonic()))
         if not finished:
             log.error("the work process did not finish within %.0f s; killing it", timeout)
-            self.kill()
-            self._exited.wait(5)
-        _forget_metrics(self.pid)
+            self._child.kill()
+            self._child.wait(5)
+        _forget_metrics(self._child.pid)
         return finished
 
 

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from bot.errors import ChatError
+from bot.errors import ChatError, NotLeader
 from bot.observability import SLACK_API_ERRORS, SLACK_CALLS
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,17 @@ class SlackGateway:
         thread_ts: str | None = None,
         broadcast: bool = False,
         marker: str | None = None,
+        still: Callable[[], bool] | None = None,
     ) -> str:
         """Post a message (paced per channel) and return its ts.
 
-        ``marker`` is stored as message metadata so a restarted bot can tell whether this post happened.
+        ``marker`` is stored as message metadata so a restarted bot can tell whether this post happened. ``still``
+        is asked after the pacing wait, just before sending: a leader's post raises ``NotLeader`` instead of
+        going out once the lease was not confirmed in time (the pacing can hold a post for a second or more).
         """
         self._pacer.wait(channel)
+        if still is not None and not still():
+            raise NotLeader("the lease was not confirmed in time to post")
         kwargs: dict[str, Any] = {
             "channel": channel,
             "text": text,
