@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -34,13 +35,17 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.tcp_relay import TcpRelay
 from tests.proc import BotProcess, bot_env
 from tests.slack_user import SlackUser
-from tests.test_release_start import CHANNEL, release_messages
 
-LEADER_MARKER = (
-    b"release-bot leader"  # the application_name of the leadership connection (bot.runtime.leader)
-)
+CHANNEL = "C0RELEASES"
+# The application_name of the leadership connection (bot.runtime.leader.APPLICATION_NAME).
+LEADER_MARKER = b"release-bot leader"
 PROBES = 24
 PROBE_EVERY_S = 0.5
+
+
+def release_messages(fake: FakeSlack) -> list[dict[str, Any]]:
+    """Top-level messages the bot posted in the release channel, oldest first."""
+    return [m for m in fake.messages.get(CHANNEL, []) if m.get("thread_ts") in (None, m["ts"])]
 
 
 def children(pid: int) -> list[int]:

@@ -22,10 +22,11 @@ from bot.db.uow import SqlUnitOfWork
 from bot.domain.leadership import LeaseTiming, Term
 from bot.errors import NotLeader
 from bot.runtime.heartbeat import LIVENESS_S
+from bot.runtime.leader import PostgresLeader
 from tests.conftest import FAST_CHECKLIST, PG_URL, leading, postgres_available, reset_postgres
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.tcp_relay import TcpRelay
-from tests.network_cut import freeze, leader_gauge, run_cut, thaw, upstream_of, via, work_pid
+from tests.network_cut import LEADER_MARKER, freeze, leader_gauge, run_cut, thaw, upstream_of, via, work_pid
 from tests.proc import BotProcess, bot_env
 
 TIMING = LeaseTiming()
@@ -111,6 +112,56 @@ def test_a_takeover_waits_for_the_deposed_leaders_write_in_flight() -> None:
 
 
 # --- a silent network cut between the leader and Postgres ----------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_cut_off_leader_stops_by_its_deadline_and_a_standby_leads_after_the_lease(
+    fake_slack: FakeSlack,
+) -> None:
+    """In this process: the leader's statements go through a relay that black-holes them; its thread hangs in a
+    statement until the watchdog shuts the socket, and it stops believing it leads at its deadline anyway."""
+    _postgres()
+    upgrade(PG_URL)
+    engine = make_engine(PG_URL)
+    factory = make_session_factory(engine)
+    with TcpRelay(upstream_of(PG_URL)) as relay:
+        cut_off, standby = PostgresLeader(via(relay, PG_URL)), PostgresLeader(PG_URL)
+        try:
+            cut_off.start(lambda: None)
+            deadline = time.monotonic() + 10
+            while not cut_off.is_leader():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            old = cut_off.term()
+            standby.start(lambda: None)
+            time.sleep(1.5)
+            assert not standby.is_leader()
+            relay.cut(marker=LEADER_MARKER)
+            cut = time.monotonic()
+            while cut_off.is_leader():
+                time.sleep(0.01)
+            stepped_down = time.monotonic() - cut
+            with SqlUnitOfWork(factory, term=lambda: old) as uow:
+                uow.leader_only()  # not yet replaced: the lease it proved is still running in the database
+            while not standby.is_leader():
+                assert time.monotonic() - cut < TIMING.takeover_bound_s + 1
+                time.sleep(0.01)
+            took_over = time.monotonic() - cut
+            print(
+                f"\nleader stepped down {stepped_down:.2f} s after the cut, standby led after {took_over:.2f} s"
+            )
+            assert stepped_down <= TIMING.step_down_bound_s + 0.1
+            # The standby cannot have been elected before the old leader stopped, and a safety margin later.
+            assert stepped_down + TIMING.safety_s <= took_over <= TIMING.takeover_bound_s
+            with SqlUnitOfWork(factory, term=lambda: old) as uow, pytest.raises(NotLeader):
+                uow.leader_only()
+            began = time.monotonic()
+            cut_off.stop()
+            assert time.monotonic() - began < 3
+        finally:
+            cut_off.stop()
+            standby.stop()
+            engine.dispose()
 
 
 @pytest.mark.slow

@@ -289,14 +289,21 @@ class PostgresLeader:
     # --- the connection --------------------------------------------------------------------------------------
 
     def _execute(self, what: str, statement: Callable[[sa.Connection], Any]) -> tuple[bool, Any]:
-        """Run one lease statement within the statement deadline: (answered, its result)."""
+        """Run one lease statement within the statement deadline: (answered, its result).
+
+        Connecting is bounded by ``connect_timeout``; everything sent on the connection, by the deadline."""
         try:
+            fresh = self._conn is None
             conn = self._connection()
             with self._state:
                 self._statement_fd = _socket_fd(conn)
                 self._statement_deadline = time.monotonic() + self.timing.statement_s
                 self._state.notify_all()
             try:
+                if fresh:
+                    # The server gives up before the client's deadline: a statement it ends holds nothing after.
+                    ms = int(self.timing.statement_s * 1000)
+                    conn.execute(_SERVER_TIMEOUTS, {"statement": str(ms * 4 // 5), "lock": str(ms // 2)})
                 return True, statement(conn)
             finally:
                 with self._state:
@@ -309,15 +316,7 @@ class PostgresLeader:
     def _connection(self) -> sa.Connection:
         if self._conn is None:
             assert self._engine is not None
-            conn = self._engine.connect()
-            try:
-                # The server gives up before the client's deadline, so a statement it could not finish holds nothing.
-                ms = int(self.timing.statement_s * 1000)
-                conn.execute(_SERVER_TIMEOUTS, {"statement": str(ms * 4 // 5), "lock": str(ms // 2)})
-            except Exception:
-                conn.close()
-                raise
-            self._conn = conn
+            self._conn = self._engine.connect()
         return self._conn
 
     def _drop_connection(self) -> None:
