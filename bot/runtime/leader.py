@@ -203,6 +203,8 @@ class PostgresLeader:
         if not answered or term is None:
             return
         with self._state:
+            if self._stop.is_set():
+                return  # elected while stopping (stop gave up waiting for this thread): the lease lapses unused
             self._term = term
             self._valid_until = self.timing.valid_until(sent)
             self._state.notify_all()
