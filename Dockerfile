@@ -3,9 +3,8 @@
 # release-bot image.   docker build -t release-bot:0.1.0 .
 #                      docker run --env-file release-bot.env -p 3000:3000 -v release-bot-data:/data release-bot:0.1.0
 #
-# Layout: /app holds bot/, migrations/, alembic.ini and checklists/ side by side, installed in editable mode into
-# /opt/venv. The bot finds its migrations three folders above bot/db/migrate.py and its default checklist two
-# folders above bot/config.py, so a regular wheel install (bot/ alone in site-packages) would lose both.
+# Layout: /app holds bot/, installed in editable mode into /opt/venv. The default checklist and the migrations are
+# package data inside bot/ (bot/checklist/deployment.yaml, bot/db/migrations/), so nothing else is copied.
 
 # The base image by digest: a tag moves, a digest does not. This is the multi-platform index of
 # python:3.11-slim-bookworm (Python 3.11.16 on Debian bookworm, built 2026-08-25) as the Docker Official Images'
@@ -31,17 +30,14 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.lock
 
 COPY bot/ bot/
-COPY migrations/ migrations/
-COPY alembic.ini ./
-COPY checklists/ checklists/
 
 # --no-deps --no-build-isolation: nothing beyond the lock is fetched, not even a build backend.
-# The last line fails the build if the package no longer sits next to migrations/ (see the layout note on top).
+# The last line fails the build if the package lost its shipped checklist or its migrations.
 COPY pyproject.toml ./
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e /app \
  && /opt/venv/bin/pip check \
- && /opt/venv/bin/python -m compileall -q /app/bot /app/migrations \
- && /opt/venv/bin/python -c "import sys, bot.db.migrate as m; sys.exit(str(m.ROOT) != '/app' or not (m.ROOT / 'migrations' / 'env.py').is_file())"
+ && /opt/venv/bin/python -m compileall -q /app/bot \
+ && /opt/venv/bin/python -c "from bot.db.migrate import head_revision; from bot.checklist.loading import default_checklist_path, load_checklist; head_revision(); load_checklist(default_checklist_path())"
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -4,7 +4,7 @@ trigger and to the Slack ping.
 Not a test: run ``/work/venv/bin/python -m bench.detection [--runs 3] [--error-ratio 0.2] [--scrape 15]``
 from the repository root. It runs the real Prometheus (Debian's binary, see scripts/fetch-prometheus.sh)
 scraping the test exporter every ``--scrape`` seconds (15 s, like a production scrape config), the bot built
-by ``bootstrap.build`` with the SHIPPED checklist (checklists/deployment.yaml: sample every 15 s, 2 consecutive
+by ``bootstrap.build`` with the SHIPPED checklist (bot/checklist/deployment.yaml: sample every 15 s, 2 consecutive
 breaches, 1m rate windows), the fake PagerDuty over HTTPS and the fake Slack, on a throw-away SQLite file.
 
 Each run starts a release, moves it into canary stage 1, lets the watch see healthy samples, then switches the

@@ -80,7 +80,7 @@ def bot_env(database_url: str, fake: FakeSlackProcess, extra: dict[str, str]) ->
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake.base_url,
         "DATABASE_URL": database_url,
-        "RELEASE_BOT_CHECKLIST": str(ROOT / "checklists" / "deployment.yaml"),
+        "RELEASE_BOT_CHECKLIST": str(ROOT / "bot" / "checklist" / "deployment.yaml"),
         "RELEASE_BOT_LANGUAGE": "en",
         "RELEASE_MANAGERS": "*",
         "LOG_LEVEL": "WARNING",

@@ -1,4 +1,4 @@
-"""The ``release-bot`` command line: serve, db upgrade, checklist check, export, resync."""
+"""The ``release-bot`` command line: serve, db upgrade, checklist check/init, export, resync, playground."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     check_sub = check.add_subparsers(dest="checklist_command", required=True)
     check_file = check_sub.add_parser("check", help="validate a checklist file and summarise it")
     check_file.add_argument("file")
+    init = check_sub.add_parser(
+        "init", help="write the shipped checklist (HallyuLatino's process) to FILE, to start your team's own"
+    )
+    init.add_argument("file", nargs="?", default="checklist.yaml", help="where to write it (checklist.yaml)")
+    init.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export = sub.add_parser("export", help="print the audit trail of a release")
     export.add_argument("version")
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
@@ -54,9 +59,15 @@ def _run(args: argparse.Namespace) -> int:
     from bot.config import load_settings
 
     if args.command == "checklist":
-        from bot.checklist.loading import load_checklist
+        from bot.checklist.loading import load_checklist, write_starter
         from bot.checklist.summary import summarize
 
+        if args.checklist_command == "init":
+            written = write_starter(args.file, force=args.force)
+            print(f"wrote {written}: the shipped checklist, to edit into your team's own")
+            print(f"check it with:  release-bot checklist check {written}")
+            print(f"run the bot on it with:  RELEASE_BOT_CHECKLIST={written.resolve()} release-bot serve")
+            return 0
         print(summarize(load_checklist(args.file)))
         return 0
     if args.command == "playground":

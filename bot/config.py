@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -220,8 +221,12 @@ def _github(env: Mapping[str, str], channel: str | None) -> dict[str, Any]:
     }
 
 
+SHIPPED_CHECKLIST = "deployment.yaml"
+
+
 def _default_checklist() -> str:
-    return str(Path(__file__).resolve().parent.parent / "checklists" / "deployment.yaml")
+    """The checklist shipped inside the package (bot/checklist/deployment.yaml), wherever the package is installed."""
+    return str(files("bot.checklist") / SHIPPED_CHECKLIST)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:

@@ -26,7 +26,7 @@ from tests.slack_user import BOT_TOKEN, SECRET, SlackUser
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_CHECKLIST = ROOT / "tests" / "data" / "fast-checklist.yaml"
-SEED_CHECKLIST = ROOT / "checklists" / "deployment.yaml"
+SEED_CHECKLIST = ROOT / "bot" / "checklist" / "deployment.yaml"
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Each test run gets its own database on the server, so parallel runs never drop each other's tables.
 PG_URL = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import subprocess
@@ -18,16 +19,19 @@ from bot.domain.records import Actor
 from bot.slack import blocks
 from bot.slack.gateway import ChannelPacer
 from bot.slack.publisher import Claim, Origin, Posted
-from tests.conftest import FAST_CHECKLIST, SEED_CHECKLIST, RunningBot, make_settings, start_bot
+from tests.conftest import FAST_CHECKLIST, ROOT, SEED_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import BOT_TOKEN, SECRET
 from tests.test_release_start import CHANNEL, export, item_message, release_messages, ticked, wait_for_release
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -111,6 +115,28 @@ def test_checklist_check_summarises_a_good_file_and_names_the_bad_field(tmp_path
     assert bad.returncode == 2
     assert "bad.yaml" in bad.stderr and "canary[0].wait" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_checklist_init_writes_the_shipped_checklist_to_start_a_teams_own(tmp_path: Path) -> None:
+    run = functools.partial(run_cli, cwd=tmp_path)
+    made = run("checklist", "init")
+    assert made.returncode == 0, made.stderr
+    written = tmp_path / "checklist.yaml"
+    assert written.read_bytes() == SEED_CHECKLIST.read_bytes()
+    assert "release-bot checklist check checklist.yaml" in made.stdout
+    assert run("checklist", "check", "checklist.yaml").returncode == 0
+    # Never over a team's edits by accident; a named file, or --force.
+    written.write_text("# ours\n")
+    again = run("checklist", "init")
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert written.read_text() == "# ours\n"
+    assert (
+        run("checklist", "init", "--force").returncode == 0
+        and written.read_bytes() == SEED_CHECKLIST.read_bytes()
+    )
+    nowhere = run("checklist", "init", "missing/team.yaml")
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.strip() == "release-bot: missing/team.yaml: the folder missing does not exist"
 
 
 def test_export_csv_has_one_row_per_event(running: RunningBot, db_url: str) -> None:

@@ -368,28 +368,37 @@ def test_dockerfile_runs_release_bot_as_non_root_with_a_healthcheck() -> None:
     assert not re.search(r"\b(gcc|build-essential|make|git)\b", runs)
 
 
-def test_image_keeps_the_layout_the_bot_locates_files_by() -> None:
-    import bot.db.migrate as migrate
-    from bot.config import _default_checklist
+def test_the_package_carries_its_checklist_and_migrations_into_the_image() -> None:
+    from bot.checklist.loading import default_checklist_path
+    from bot.db.migrate import MIGRATIONS, head_revision
 
-    # What bot/ finds relative to its own package must travel with it into the image.
-    assert migrate.ROOT == ROOT
-    assert (migrate.ROOT / "migrations" / "env.py").is_file() and (migrate.ROOT / "alembic.ini").is_file()
-    assert Path(_default_checklist()).is_file()
+    # Package data, found through the package wherever it is installed: nothing outside bot/ is needed.
+    assert default_checklist_path().is_relative_to(ROOT / "bot") and default_checklist_path().is_file()
+    assert MIGRATIONS.is_relative_to(ROOT / "bot") and (MIGRATIONS / "env.py").is_file()
+    assert head_revision()
+    declared = _pyproject()["tool"]["setuptools"]["package-data"]
+    assert "*.yaml" in declared["bot.checklist"] and "script.py.mako" in declared["bot.db.migrations"]
     copied = {
         args.split()[0].rstrip("/") for w, args in _dockerfile() if w == "COPY" and "--from" not in args
     }
-    assert {"bot", "migrations", "alembic.ini", "checklists", "pyproject.toml"} <= copied
+    assert {"bot", "pyproject.toml"} <= copied
     runs = " ".join(args for w, args in _dockerfile() if w == "RUN")
     # Dependencies only from the hashed lock; the project itself with nothing fetched beyond it.
     assert "install --no-deps --require-hashes -r requirements.lock" in runs
     assert "install --no-deps --no-build-isolation -e /app" in runs
+    assert "load_checklist(default_checklist_path())" in runs and "head_revision()" in runs
 
 
 def test_the_base_image_is_pinned_by_digest() -> None:
     (base,) = {args for w, args in _dockerfile() if w == "ARG" and args.startswith("PYTHON_IMAGE=")}
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
     assert all(args == "${PYTHON_IMAGE}" or args.startswith("${PYTHON_IMAGE} ") for w, args in _dockerfile() if w == "FROM")
+
+
+def _pyproject() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def _glob(pattern: str) -> re.Pattern[str]:

@@ -8,6 +8,7 @@ file and the path of the field, because the person reading it is editing YAML, n
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn, get_args
 
@@ -29,6 +30,7 @@ from bot.checklist.schema import (
     _ratio,
     _StrictLoader,
 )
+from bot.config import SHIPPED_CHECKLIST
 from bot.domain.checklist import (
     CanaryStage,
     Checklist,
@@ -49,8 +51,27 @@ from bot.errors import ChecklistError
 
 
 def default_checklist_path() -> Path:
-    """Return the checklist shipped with the project (the Docker image copies checklists/ beside bot/)."""
-    return Path(__file__).resolve().parents[2] / "checklists" / "deployment.yaml"
+    """The checklist shipped inside the package: the HallyuLatino process, and the start of a team's own."""
+    # pip installs packages as plain folders, so the resource is a real file that can be named in messages.
+    return Path(str(files("bot.checklist") / SHIPPED_CHECKLIST))
+
+
+def write_starter(destination: str | Path, *, force: bool = False) -> Path:
+    """Write the shipped checklist to ``destination`` as the start of a team's own; never overwrite by accident."""
+    path = Path(destination)
+    if path.is_dir():
+        raise ChecklistError(
+            f"{path}: is a directory; name the file to write, e.g. {path / 'checklist.yaml'}"
+        )
+    if path.exists() and not force:
+        raise ChecklistError(f"{path}: already exists; choose another name, or add --force to replace it")
+    if not path.parent.is_dir():
+        raise ChecklistError(f"{path}: the folder {path.parent} does not exist")
+    try:
+        path.write_bytes(default_checklist_path().read_bytes())
+    except OSError as e:
+        raise ChecklistError(f"{path}: cannot write the file ({e.strerror})") from e
+    return path
 
 
 def load_checklist(path: str | Path) -> Checklist:

@@ -1,8 +1,13 @@
-"""Applying Alembic migrations from code (start-up and ``release-bot db upgrade``)."""
+"""Applying Alembic migrations from code (start-up and ``release-bot db upgrade``).
+
+The migrations ship inside the package (``bot/db/migrations``), so an installed wheel migrates from wherever it is
+run; ``alembic.ini`` at the repository root is only for writing new revisions from a checkout.
+"""
 
 from __future__ import annotations
 
 import re
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,14 +16,16 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+# pip installs packages as plain folders, so the package's files are real paths Alembic can load scripts from.
+MIGRATIONS = Path(str(files("bot.db") / "migrations"))
 
 
 def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     # env.py reads the URL from here when given one; '%' is escaped because ini interpolation would eat it.
     config.attributes["database_url"] = database_url
     return config
@@ -58,9 +65,9 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def head_revision() -> str:
-    """The newest revision in migrations/versions, read from the files without importing Alembic."""
+    """The newest revision in bot/db/migrations/versions, read from the files without importing Alembic."""
     revisions: dict[str, str | None] = {}
-    for path in (ROOT / "migrations" / "versions").glob("*.py"):
+    for path in (MIGRATIONS / "versions").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         rev = re.search(r"^revision(?:: str)? = ['\"]([^'\"]+)['\"]", text, re.M)
         down = re.search(r"^down_revision(?:: [^=]+)? = (?:['\"]([^'\"]+)['\"]|None)", text, re.M)
