@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from tests.conftest import RunningBot
+from tests.fakes.slack_api import Call
 from tests.slack_user import SECRET, TEAM, signed_headers
 from tests.test_release_start import CHANNEL, item_message, release_messages, ticked, wait_for_release
 
@@ -28,6 +29,12 @@ def _command_body(text: str, channel_name: str = "releases") -> str:
             "trigger_id": "1.2.3",
         }
     )
+
+
+def _recorded(rb: RunningBot, item_key: str) -> bool:
+    """Whether the bot has recorded the ts of the message holding ``item_key``."""
+    ts = item_message(rb.fake, item_key)["ts"]
+    return any(m.ts == ts for m in rb.services.find(CHANNEL, "v1.4.0").messages)
 
 
 def _audit_count(rb: RunningBot) -> int:
@@ -204,10 +211,52 @@ def test_actions_on_ended_releases_are_refused(running: RunningBot) -> None:
     assert SECRET not in json.dumps(running.fake.responses())
 
 
+def test_a_click_before_the_bot_recorded_its_message_is_applied_not_refused_as_forged(
+    running: RunningBot,
+) -> None:
+    # Slack shows a message as soon as it takes the post; the bot records its ts only once Slack's answer arrives.
+    # A click in between is genuine: hold Slack's answer to the item message's post until the click is settled.
+    key = "pre_deploy.checks.tests_pass"
+    settled: list[str] = []
+
+    def click_first(call: Call) -> bool:
+        message = next(
+            (m for m in release_messages(running.fake) if m["ts"] == call.response.get("ts")), None
+        )
+        if message is None or not any(
+            b.get("accessory", {}).get("type") == "checkboxes" and key in json.dumps(b)
+            for b in message["blocks"]
+        ):
+            return False
+        running.user().click_item(CHANNEL, message, key)
+        settled.append(
+            running.fake.wait_for(
+                lambda: (
+                    "refused"
+                    if any("does not belong" in r.get("text", "") for r in running.fake.responses())
+                    else "applied"
+                    if running.services.find(CHANNEL, "v1.4.0").checked.get(key)
+                    else ""
+                )
+            )
+        )
+        return True
+
+    running.fake.before_answering("chat.postMessage", click_first)
+    running.user().command("start v1.4.0")
+    running.fake.wait_for(lambda: settled)
+    assert settled == ["applied"]
+    # The post was drawn before the click: the message is redrawn once the bot knows where it is.
+    running.fake.wait_for(lambda: ticked(item_message(running.fake, key), key))
+    assert not [r for r in running.fake.responses() if "does not belong" in r.get("text", "")]
+
+
 def test_a_click_changed_after_signing_is_refused(running: RunningBot) -> None:
     running.user().command("start v1.4.0")
-    wait_for_release(running.fake, 2)
     key = "pre_deploy.checks.tests_pass"
+    wait_for_release(running.fake, 2)
+    # Only once the bot has recorded where the message is, so that the click itself is certainly genuine.
+    running.fake.wait_for(lambda: _recorded(running, key))
     message = item_message(running.fake, key)
     sent: list[tuple[str, dict[str, str]]] = []
     real_post = running.http.post

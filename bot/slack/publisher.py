@@ -179,7 +179,8 @@ class Publisher:
                 )
                 self.gateway.respond(origin.response_url, t(self.lang, key, channel=channel, code=e.code))
             return 0
-        self._services.message_posted(header.id, ts, header.content_rev, thread=True)
+        if self._services.message_posted(header.id, ts, header.content_rev, thread=True):
+            self.sync.mark_dirty([header.id])
         if origin is not None and origin.channel_id != channel:
             link = permalink(origin.team_domain, channel, ts)
             self.gateway.respond(
@@ -223,7 +224,8 @@ class Publisher:
         except Exception:
             self._services.drop_post_claims([message_id], token)
             raise
-        self._services.message_posted(message.id, ts, message.content_rev)
+        if self._services.message_posted(message.id, ts, message.content_rev):
+            self.sync.mark_dirty([message.id])  # clicked while it was on its way: draw what it shows now
         return Posted.POSTED
 
     # --- thread replies ---------------------------------------------------------------------------------

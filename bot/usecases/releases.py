@@ -375,13 +375,15 @@ class Services:
         except DuplicateKey:
             return None
 
-    def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> None:
+    def message_posted(self, message_id: int, ts: str, rendered_rev: int, *, thread: bool = False) -> bool:
+        """Record where Slack put a message; True when it changed after it was drawn (a click while posting)."""
         with self._uow() as uow:
             message = uow.messages.get(message_id)
             uow.messages.set_ts(message_id, ts, rendered_rev, self._clock.now())
             if thread:
                 uow.releases.update(message.release_id, thread_ts=ts)
             uow.commit()
+            return message.content_rev > rendered_rev
 
     def discard_release(self, release_id: int) -> None:
         """Remove a release that could not be posted at all, so nothing half-created is left behind."""
@@ -397,10 +399,12 @@ class Services:
         with self._uow() as uow:
             record = uow.releases.get(cmd.release_id, for_update=True)
             message = uow.messages.get(cmd.message_id)
+            # Slack shows a message before the bot hears where it went: until its ts is recorded, a click on it
+            # (signed by Slack, naming this message's own block) cannot be checked against it and is taken.
             if (
                 message.release_id != record.id
                 or message.channel_id != cmd.channel_id
-                or message.ts != cmd.message_ts
+                or (message.ts is not None and message.ts != cmd.message_ts)
             ):
                 raise PermissionDenied("forged_action")
             checklist = self.checklist_of(uow, record.id, record.checklist_name)

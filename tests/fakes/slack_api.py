@@ -189,6 +189,21 @@ class FakeSlack(SlackState):
         self._tier_calls[method] = [*recent, now]
         return 0.0
 
+    def before_answering(self, method: str, hook: Callable[[Call], bool]) -> None:
+        """Run ``hook`` with each answered call of ``method`` after Slack has applied it but before the client hears
+        back, as when Slack's answer is slow to arrive; the hook returns True once it has done its work (it is
+        then removed). It runs outside the fake's lock, so it may make the bot call Slack meanwhile."""
+        with self._lock:
+            self._hooks.append((method, hook))
+
+    def _run_hooks(self, call: Call) -> None:
+        with self._lock:
+            hooks = [h for h in self._hooks if h[0] == call.method]
+        for entry in hooks:
+            if entry[1](call):
+                with self._lock:
+                    self._hooks.remove(entry)
+
     # ---- recording and assertions ----------------------------------------------------------------------
     def calls(self, method: str | None = None) -> list[Call]:
         """Recorded calls, oldest first, optionally of one method."""
@@ -261,7 +276,9 @@ class FakeSlack(SlackState):
             else:
                 params, status, body = {}, 404, {"ok": False, "error": "unknown_path"}
             recorded = body if isinstance(body, dict) else {"ok": status == 200, "body": body}
-            self._calls.append(Call(name, params, self._clock(), status, recorded))
+            call = Call(name, params, self._clock(), status, recorded)
+            self._calls.append(call)
+        self._run_hooks(call)
         payload = body if isinstance(body, str) else json.dumps(body)
         data = payload.encode()
         handler.send_response(status)

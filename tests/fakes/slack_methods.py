@@ -81,6 +81,7 @@ class SlackState:
             self._files: dict[str, FakeFile] = {}
             self._response_urls: dict[str, dict[str, Any]] = {}
             self._faults: list[list[Any]] = []
+            self._hooks: list[tuple[str, Any]] = []
             self._post_rate: tuple[float, int] | None = None
             self._buckets: dict[str, tuple[float, float]] = {}
             self._counter = 0
