@@ -80,10 +80,11 @@ def _run(args: argparse.Namespace) -> int:
 
         return serve(settings)
     if args.command == "db":
-        from bot.db.migrate import upgrade
+        from bot.db.migrate import prepare
+        from bot.db.problems import safe_url
 
-        upgrade(settings.database_url)
-        print("database is up to date")
+        prepare(settings.database_url)
+        print(f"database is up to date: {safe_url(settings.database_url)}")
         return 0
     if args.command == "export":
         return _export(settings.database_url, args.version, args.format)
@@ -95,11 +96,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(database_url: str, version: str, fmt: str) -> int:
+    from bot.db.migrate import require_current
+    from bot.db.problems import no_release
+    from bot.errors import NotFound
     from bot.runtime.bootstrap import reading
     from bot.usecases.reports import audit_rows, markdown_report
 
+    require_current(database_url)
     with reading(database_url) as services:
-        record, events = services.audit_trail(version)
+        try:
+            record, events = services.audit_trail(version)
+        except NotFound as e:
+            raise no_release(version, database_url) from e
         rows = audit_rows(record, events)
         if fmt == "json":
             print(json.dumps(rows, ensure_ascii=False, indent=2))

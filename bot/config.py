@@ -52,6 +52,7 @@ class Settings:
     health_timeout_s: float = 5.0
     rollout_timeout_s: float = 600.0
     usergroup_cache_s: float = 300.0
+    socket_mode_timeout_s: float = 30.0
     github_repository: str | None = None
     github_api_url: str = "https://api.github.com"
     github_token: str = _secret_field()
@@ -96,12 +97,16 @@ class Settings:
         )
         return tuple(v for v in values if v)
 
-    def require_slack(self) -> None:
-        """Check the settings ``serve`` needs; raise ConfigError naming the first missing one."""
+    def require_bot_token(self) -> None:
+        """Check the token every Web API call needs; raise ConfigError naming the problem."""
         if not self.slack_bot_token:
             raise ConfigError("SLACK_BOT_TOKEN is not set: give the bot token (xoxb-…)")
         if not self.slack_bot_token.startswith("xoxb-"):
             raise ConfigError("SLACK_BOT_TOKEN is invalid: a bot token starts with xoxb-")
+
+    def require_slack(self) -> None:
+        """Check the settings ``serve`` needs; raise ConfigError naming the first missing one."""
+        self.require_bot_token()
         if self.slack_app_token:
             if not self.slack_app_token.startswith("xapp-"):
                 raise ConfigError("SLACK_APP_TOKEN is invalid: an app-level token starts with xapp-")
@@ -295,5 +300,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         health_timeout_s=_float(env, "HEALTH_CHECK_TIMEOUT", 5.0),
         rollout_timeout_s=_float(env, "ROLLOUT_TIMEOUT", 600.0),
         usergroup_cache_s=_float(env, "USERGROUP_CACHE_SECONDS", 300.0),
+        socket_mode_timeout_s=_float(env, "SOCKET_MODE_TIMEOUT", 30.0),
         **_github(env, channel),
     )

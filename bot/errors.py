@@ -16,7 +16,8 @@ ReleaseBotError                   base; carries user_message
 │   ├── InvalidTransition         the state machine refuses (e.g. advance a finished release)
 │   ├── GateNotMet                checklist incomplete or wait not over; carries what is open
 │   ├── Conflict                  the same thing already exists or is in progress (release, rollback)
-│   └── Locked                    production is locked after a rollback
+│   ├── Locked                    production is locked after a rollback
+│   └── Unavailable               a part the bot is not set up for here (no cluster): says what to do instead
 └── IntegrationError              an outbound system failed
     ├── DeployerError             Kubernetes API error or timeout
     ├── PagerError                PagerDuty rejected the event or stayed unreachable
@@ -101,6 +102,10 @@ class Conflict(UserError):
 
 class Locked(UserError):
     """Production stages of a service are locked after a rollback."""
+
+
+class Unavailable(UserError):
+    """A part of the bot that is not set up where it runs, such as a cluster for the rollback button."""
 
 
 class IntegrationError(ReleaseBotError):

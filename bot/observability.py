@@ -113,3 +113,5 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str], stream: o
     logging.getLogger("slack_bolt").setLevel(max(logging.INFO, logging.getLevelName(level)))
     # Alembic announces each of its plugins at INFO on every migration run; the migrations themselves still log.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # APScheduler logs two INFO lines each time a job runs (the timer sweep every 5 s): its warnings still show.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))

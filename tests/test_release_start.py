@@ -183,7 +183,7 @@ def test_not_in_channel_explains_how_to_invite_and_leaves_nothing(running: Runni
     running.fake.set_not_in_channel("C0PRIVATE1")
     running.user().command("start v1.4.0", channel="C0PRIVATE1", response_name="private")
     reply = running.fake.wait_for(lambda: running.fake.responses("private"))[-1]
-    assert "/invite @release-bot" in reply["text"]
+    assert "/invite @releasebot" in reply["text"]
     running.fake.wait_for(lambda: running.services.recent("C0PRIVATE1") == [])
     # It can be started again once the bot is invited.
     running.fake._not_in_channel.clear()  # the bot was invited

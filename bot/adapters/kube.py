@@ -20,6 +20,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from bot.adapters.kube_credentials import credentials_source
 from bot.adapters.kube_rollout import (
     PAUSED_MESSAGE,
     gitops_warnings,
@@ -33,7 +34,15 @@ from bot.adapters.kube_rollout import (
     templates_equal,
     undo_patch,
 )
-from bot.errors import ConfigError, Conflict, DeployerError, NotFound, ReleaseBotError, UsageError
+from bot.errors import (
+    ConfigError,
+    Conflict,
+    DeployerError,
+    NotFound,
+    ReleaseBotError,
+    Unavailable,
+    UsageError,
+)
 from bot.ports import Deployer, Revision, RollbackPlan, RolloutStatus, UndoResult
 
 __all__ = [
@@ -71,8 +80,12 @@ class KubeDeployer:
         request_timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
-        """Load credentials: the given kubeconfig, else the pod's service account, else ``$KUBECONFIG``."""
+        """Load credentials: the given kubeconfig, else the pod's service account, else ``$KUBECONFIG``.
+
+        With none of them there is no cluster to roll back: ``Unavailable`` says so and what to do instead."""
         env = os.environ if environ is None else environ
+        if credentials_source(kubeconfig, env) is None:
+            raise Unavailable("no_cluster")
         cfg = client.Configuration()
         try:
             if kubeconfig is None and env.get("KUBERNETES_SERVICE_HOST"):

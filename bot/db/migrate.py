@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from bot.db.problems import database_error, safe_url
+from bot.errors import ConfigError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -80,17 +83,21 @@ def head_revision() -> str:
     return heads[0]
 
 
-def is_current(database_url: str) -> bool:
-    """Whether the database is already at the head revision (no Alembic import needed to know)."""
+def revisions_of(database_url: str) -> list[str] | None:
+    """The revisions the database is at; None when it was never migrated (no alembic_version table)."""
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
-                return False
-            current = [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+                return None
+            return [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
     finally:
         engine.dispose()
-    return current == [head_revision()]
+
+
+def is_current(database_url: str) -> bool:
+    """Whether the database is already at the head revision (no Alembic import needed to know)."""
+    return revisions_of(database_url) == [head_revision()]
 
 
 def upgrade_if_needed(database_url: str) -> bool:
@@ -99,3 +106,41 @@ def upgrade_if_needed(database_url: str) -> bool:
         return False
     upgrade(database_url)
     return True
+
+
+def prepare(database_url: str, *, only_if_needed: bool = False) -> bool:
+    """Migrate for ``serve`` and ``db upgrade``; any failure becomes one ConfigError line that names its cause."""
+    try:
+        if only_if_needed:
+            return upgrade_if_needed(database_url)
+        upgrade(database_url)
+        return True
+    except sa.exc.SQLAlchemyError as e:
+        raise database_error(e, database_url, "migrate the database") from e
+    except Exception as e:
+        if type(e).__name__ == "CommandError":  # Alembic's: a revision it cannot find is a newer bot's
+            raise ConfigError(
+                f"DATABASE_URL ({safe_url(database_url)}): cannot migrate the database: it was migrated by a "
+                f"newer release-bot ({e}; this one knows revisions up to {head_revision()})"
+            ) from e
+        raise
+
+
+def require_current(database_url: str) -> None:
+    """For commands that only read: refuse, in one line, a database that is unreachable, empty or behind."""
+    try:
+        found = revisions_of(database_url)
+    except sa.exc.SQLAlchemyError as e:
+        raise database_error(e, database_url, "open the database") from e
+    where = f"DATABASE_URL ({safe_url(database_url)})"
+    if found is None:
+        raise ConfigError(
+            f"{where}: the database has no release-bot tables: point DATABASE_URL at the bot's database, "
+            "or run `release-bot db upgrade` to create them"
+        )
+    head = head_revision()
+    if found != [head]:
+        raise ConfigError(
+            f"{where}: the database is at revision {', '.join(found) or 'none'}, this release-bot expects {head}: "
+            "run `release-bot db upgrade`"
+        )

@@ -78,12 +78,12 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "not_in_channel": {
         "en": (
-            "I can't post in <#{channel}>: I'm not a member. Invite me with `/invite @release-bot` in that "
+            "I can't post in <#{channel}>: I'm not a member. Invite me with `/invite @releasebot` in that "
             "channel, then run the command again. Nothing was started."
         ),
         "ko": (
             "<#{channel}> 채널에 메시지를 게시할 수 없습니다 (봇이 멤버가 아님). 해당 채널에서 "
-            "`/invite @release-bot`으로 초대한 뒤 다시 실행해 주세요. 릴리스는 시작되지 않았습니다."
+            "`/invite @releasebot`으로 초대한 뒤 다시 실행해 주세요. 릴리스는 시작되지 않았습니다."
         ),
     },
     "post_failed": {

@@ -40,6 +40,7 @@ from bot.slack.authz import Managers
 from bot.slack.evidence_listeners import EvidenceContext, register_evidence
 from bot.slack.gateway import ChannelPacer, SlackGateway
 from bot.slack.github_hooks import GitHubHooks, handle_soon
+from bot.slack.identity import Identity
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.publisher import Publisher
@@ -209,6 +210,7 @@ def build(
     answer_in_listener: bool = False,
     work_pool: ThreadPoolExecutor | None = None,
     github: CodeHost | None = None,
+    identity: Identity | None = None,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
@@ -346,6 +348,7 @@ def build(
         forward=hand_off.forward if hand_off is not None else None,
         answer_in_listener=answer_in_listener,
         work=work_pool,
+        identity=identity,
     )
     if hand_off is not None:
         sync.relay_to(hand_off.mark_dirty)

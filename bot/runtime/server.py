@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -17,7 +18,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
-from bot.errors import ConfigError, ReleaseBotError
+from bot.domain.checklist import Checklist
+from bot.errors import ChatError, ReleaseBotError
 
 if TYPE_CHECKING:
     from bot.runtime.work_process import WorkProcess
@@ -33,32 +35,40 @@ HTTP_DRAIN_S = 3
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
     from bot.checklist.loading import load_checklist
+    from bot.runtime.startup import check_port
 
     settings.require_slack()
-    load_checklist(settings.checklist_path)  # a broken checklist stops start-up before anything is touched
+    # A broken checklist, no managers or a taken port stops start-up before anything is touched or forked.
+    checklist = load_checklist(settings.checklist_path)
     settings.require_managers()  # closed by default: nobody may act until someone is named (or * for everyone)
+    check_port(settings.host, settings.port)
     metrics_dir = _share_metrics() if settings.work_process else None
     _limit_malloc_arenas()
     try:
-        return _serve(settings)
+        return _serve(settings, checklist)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve(settings: Settings) -> int:
-    from bot.db.migrate import upgrade_if_needed
+def _serve(settings: Settings, checklist: Checklist) -> int:
+    from bot.db.migrate import prepare
     from bot.observability import configure_logging
     from bot.runtime.ack_gate import AckGate
     from bot.runtime.bootstrap import build
     from bot.runtime.leader import SqliteLeader, make_leader
+    from bot.runtime.socket_link import quiet_client
+    from bot.runtime.startup import check_app_token, port_error, summary
     from bot.runtime.work_process import WorkProcess
+    from bot.slack.identity import check_token
 
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
-    try:
-        upgrade_if_needed(settings.database_url)
-    except Exception as e:
-        raise ConfigError(f"DATABASE_URL: cannot migrate the database ({type(e).__name__})") from e
+    prepare(settings.database_url, only_if_needed=True)
+    identity = check_token(quiet_client(settings.slack_bot_token, settings.slack_api_url))
+    if settings.socket_mode:
+        check_app_token(settings)
+    log.info("%s", summary(settings, checklist, identity))
+    build_bot = functools.partial(build, identity=identity)
     stop = threading.Event()
     exit_code = [0]
 
@@ -76,14 +86,14 @@ def _serve(settings: Settings) -> int:
         if isinstance(leader, SqliteLeader):
             leader.acquire()
         gate = AckGate()  # before the fork: the work process reads the count this process keeps
-        work = WorkProcess(settings, leader, gate, build)
+        work = WorkProcess(settings, leader, gate, build_bot)
         channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
-        bot = build(settings, hand_off=channel)
+        bot = build_bot(settings, hand_off=channel)
         log.info("serving; work process %s", work.pid)
     else:
         # One process: hand the GIL over sooner (default 5 ms), so acks wait less behind the background work.
         sys.setswitchinterval(0.001)
-        bot = build(settings)
+        bot = build_bot(settings)
         bot.start_background()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -97,22 +107,45 @@ def _serve(settings: Settings) -> int:
     web = gate.track(bot.web) if gate is not None else bot.web
     server = make_http_server(settings.host, settings.port, web, settings.http_threads)
     server.shutdown_timeout = HTTP_DRAIN_S
-    server.prepare()
+    try:
+        server.prepare()
+    except OSError as e:  # taken since check_port looked: nothing was served, so stop what was started
+        if work is not None:
+            work.stop()
+        bot.stop()
+        raise port_error(settings.host, settings.port, e) from None
     log.info("listening on %s:%s", settings.host, server.bind_addr[1])
     thread = threading.Thread(target=server.serve, name="http", daemon=True)
     thread.start()
-    handler = None
+    link = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        handler = SocketModeHandler(bot.app, settings.slack_app_token)
-        handler.connect()  # type: ignore[no-untyped-call]
-        log.info("connected to Slack in Socket Mode")
+        from bot.runtime.socket_link import SocketLink
+
+        handler = SocketModeHandler(
+            bot.app,
+            settings.slack_app_token,
+            web_client=quiet_client(settings.slack_bot_token, settings.slack_api_url),
+            logger=_socket_client_log(),
+        )
+        socket = link = SocketLink(
+            handler,
+            give_up_s=settings.socket_mode_timeout_s,
+            on_down=stop_with,
+        )
+        heartbeat = bot.web.alive  # the work process's heartbeat; the socket's state joins it
+
+        def alive() -> str | None:
+            return heartbeat() or socket.problem()
+
+        bot.web.alive = alive
+        socket.start()
     stop.wait()
     deadline = time.monotonic() + SHUTDOWN_S
     _exit_at(deadline, work)
-    if handler is not None:
-        handler.close()  # type: ignore[no-untyped-call]
+    if link is not None:
+        link.close()
     server.stop()  # stops accepting, then lets in-flight requests finish
     thread.join(max(0.0, deadline - time.monotonic()))
     if work is not None:
@@ -145,6 +178,13 @@ def _exit_at(deadline: float, work: WorkProcess | None) -> None:
     threading.Thread(target=guard, name="shutdown-guard", daemon=True).start()
 
 
+def _socket_client_log() -> logging.Logger:
+    # The Socket Mode client logs each reconnect attempt at INFO; the link says what matters in one line.
+    client_log = logging.getLogger("bot.socket_mode")
+    client_log.setLevel(logging.WARNING)
+    return client_log
+
+
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives each thread that allocates its own malloc arena (up to 8 per core), and Slack payloads are
     large enough to bypass Python's small-object allocator: after bursts the serving process kept ~10 MB more in
@@ -175,17 +215,25 @@ def make_http_server(host: str, port: int, app: object, threads: int) -> Any:
 
 
 def resync(settings: Settings, version: str) -> int:
-    """Re-render a release's messages from the database and push them to Slack."""
+    """Re-render a release's messages from the database and push them to Slack.
+
+    It only calls Slack's Web API, so the bot token is all it needs of Slack (no signing secret, no app token)."""
+    from bot.db.migrate import require_current
+    from bot.db.problems import no_release
+    from bot.errors import NotFound
     from bot.runtime.bootstrap import build
 
-    settings.require_slack()
+    settings.require_bot_token()
+    require_current(settings.database_url)
     bot = build(settings)
     try:
-        record, _ = bot.services.audit_trail(version)
+        try:
+            record, _ = bot.services.audit_trail(version)
+        except NotFound as e:
+            raise no_release(version, settings.database_url) from e
         updated, posted = bot.publisher.resync_release(record.id)
-    except ReleaseBotError as e:
-        print(f"release-bot: {e.user_message}", file=sys.stderr)
-        return 2
+    except ChatError as e:
+        raise ReleaseBotError(f"Slack refused the redraw of {version} ({e.code}); nothing was changed") from e
     finally:
         bot.stop()
     print(f"{version}: {updated} messages updated, {posted} posted")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +22,6 @@ from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import Services, UowFactory
 from bot.usecases.watch import GateFigures, MetricWatch
 
-log = logging.getLogger(__name__)
 DEFAULT_SAMPLE_S = 15.0
 
 
@@ -108,10 +106,7 @@ def install(
             outbox.deliver_due()
 
         clockwork.add_interval("pager-outbox", deliver, outbox_interval_s)
-    else:
-        log.warning("PAGERDUTY_ROUTING_KEY is not set: incidents are queued but nobody is paged")
-    if parts.metrics is None:
-        log.warning("PROMETHEUS_URL is not set: the metric watch is off; stage gates say to check dashboards")
+    # Whether PagerDuty and Prometheus are on is said once, in serve's start-up line (bot.runtime.startup).
     spec = checklist.metrics
     seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
     clockwork.add_interval("metric-watch", parts.watch.tick, seconds)

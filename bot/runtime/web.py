@@ -84,15 +84,16 @@ class WebApp:
         app: App,
         *,
         ready: Callable[[], str | None],
-        alive: Callable[[], str | None] = lambda: None,
         slack_over_http: bool = True,
         github: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
+        alive: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """``ready`` answers why the bot cannot serve now, ``alive`` why it is stuck (restart it), or None when
-        all is well; ``github`` serves the GitHub webhook route when a webhook secret is configured."""
+        """``ready`` answers why the bot cannot serve now, or None when it can; ``alive`` why it is stuck for
+        good (a restart is the cure: Socket Mode without Slack), or None; ``github`` serves the GitHub webhook
+        route when a webhook secret is configured."""
         self._app = app
         self._ready = ready
-        self._alive = alive
+        self.alive = alive
         self._github = github
         # In Socket Mode requests are not signed, so this server must not accept them: health and metrics only.
         self._slack_over_http = slack_over_http
@@ -112,12 +113,9 @@ class WebApp:
             body = json.dumps({"status": problem or "ok"}).encode()
             return self._reply(start_response, 200 if ok else 503, body, "application/json")
         if path == "/livez" and method == "GET":
-            stuck = self._alive()
-            if stuck is not None:
-                return self._reply(
-                    start_response, 503, json.dumps({"status": stuck}).encode(), "application/json"
-                )
-            return self._reply(start_response, 200, b'{"status":"ok"}', "application/json")
+            stuck = self.alive()
+            body = json.dumps({"status": stuck or "ok"}).encode()
+            return self._reply(start_response, 200 if stuck is None else 503, body, "application/json")
         if path == "/metrics" and method == "GET":
             return self._reply(start_response, 200, _metrics_text(), CONTENT_TYPE_LATEST)
         return self._reply(start_response, 404, b"not found", "text/plain")

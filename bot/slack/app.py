@@ -13,10 +13,11 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.errors import IntegrationError, UserError
+from bot.errors import ConfigError, IntegrationError, UserError
 from bot.i18n import t
 from bot.slack.blocks import escape_params
 from bot.slack.gateway import permalink
+from bot.slack.identity import BotAuthorization, Identity
 from bot.slack.listeners import Guard, SlackContext, register, register_fallbacks
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ def user_text(error: Exception, body: dict[str, Any], lang: str) -> str:
         log.info("refused: %s", error.user_message)
         return t(lang, error.user_message, **params)
     error_id = uuid.uuid4().hex[:8]
+    if isinstance(error, ConfigError):
+        # Set-up the bot found wrong only when asked to use it (a broken kubeconfig): one line, no traceback.
+        log.warning("configuration error %s: %s", error_id, error)
+        return t(
+            lang, "integration_error", message=t(lang, error.user_message, **error.params), error_id=error_id
+        )
     if isinstance(error, IntegrationError):
         log.warning("integration error %s: %s", error_id, error, exc_info=error)
         message = t(lang, error.user_message, **escape_params(error.params))
@@ -66,6 +73,26 @@ def answer_error(error: Exception, body: dict[str, Any], respond: Respond | None
             log.warning("could not answer ephemerally")
 
 
+class _DropNotes(logging.Filter):
+    def __init__(self, notes: set[str]) -> None:
+        super().__init__()
+        self._notes = notes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self._notes
+
+
+def _quiet_bolt_construction() -> None:
+    """Bolt warns at every App it builds that the token (read from SLACK_BOT_TOKEN) is unused, which is by design
+    here: the client and BotAuthorization carry it. Once per process and app, those lines were only noise."""
+    from slack_bolt.logger import messages
+
+    bolt = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _DropNotes) for f in bolt.filters):
+        notes = {messages.warning_client_prioritized_and_token_skipped(), messages.warning_token_skipped()}
+        bolt.addFilter(_DropNotes(notes))
+
+
 def new_work_pool() -> ThreadPoolExecutor:
     """Where listeners' deferred work runs (``Guard.defer``)."""
     # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable thread
@@ -82,10 +109,13 @@ def create_app(
     work: ThreadPoolExecutor,
     forward: Callable[[dict[str, Any]], None] | None = None,
     answer_in_listener: bool = False,
+    identity: Identity | None = None,
 ) -> App:
     """Build the Bolt app with its listeners; connects to nothing until a request arrives."""
+    _quiet_bolt_construction()
     app = App(
         client=client,
+        authorize=BotAuthorization(client.token or "", identity),
         signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
         token_verification_enabled=False,
         request_verification_enabled=not settings.socket_mode,

@@ -202,13 +202,41 @@ class SlackGateway:
                 break
         return members
 
-    def respond(self, response_url: str | None, text: str, *, replace_original: bool = False) -> None:
-        """Answer through a payload's response_url; it is not a Web API call and has its own 5-use limit."""
+    def respond(
+        self, response_url: str | None, text: str, *, replace_original: bool = False, retry_for_s: float = 0.0
+    ) -> None:
+        """Answer through a payload's response_url; it is not a Web API call and has its own 5-use limit.
+
+        With ``retry_for_s``, an answer Slack cannot take now is tried again in the background, with backoff, for
+        that long (a response_url stays valid for 30 minutes): the person hears once Slack is back."""
         if not response_url:
             return
+        if self._send_response(response_url, text, replace_original):
+            return
+        if retry_for_s <= 0:
+            log.warning("could not answer through response_url")
+            return
+        log.warning("could not answer through response_url; trying again for %.0f s", retry_for_s)
+        deadline = time.monotonic() + retry_for_s
+
+        def again() -> None:
+            pause = 1.0
+            while time.monotonic() + pause < deadline:
+                time.sleep(pause)
+                if self._send_response(response_url, text, replace_original):
+                    log.info("answered through response_url once Slack was back")
+                    return
+                pause = min(pause * 2, 30.0)
+            log.warning("gave up answering through response_url after %.0f s", retry_for_s)
+
+        threading.Thread(target=again, name="respond-retry", daemon=True).start()
+
+    @staticmethod
+    def _send_response(response_url: str, text: str, replace_original: bool) -> bool:
         try:
-            WebhookClient(url=response_url, timeout=5).send(
+            answer = WebhookClient(url=response_url, timeout=5).send(
                 text=text, response_type="ephemeral", replace_original=replace_original
             )
         except (SlackClientError, OSError):
-            log.warning("could not answer through response_url")
+            return False
+        return bool(answer.status_code < 500)

@@ -22,6 +22,7 @@ from bot.slack.sync import MessageSync, Rendered
 from bot.usecases.releases import POST_CLAIM_LEASE, ReleaseView, Services
 
 log = logging.getLogger(__name__)
+RESPOND_RETRY_S = 25 * 60.0  # within the 30 minutes a response_url stays valid
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,10 @@ class Publisher:
                 log.warning(
                     "release %s could not be posted in %s (%s): discarded", view.release.id, channel, e.code
                 )
+            elif e.code == "unreachable":
+                # The answer too may not get through yet: it is tried again until Slack is back.
+                text = t(self.lang, "slack_unreachable_start", version=view.release.version)
+                self.gateway.respond(origin.response_url, text, retry_for_s=RESPOND_RETRY_S)
             else:
                 key = (
                     "not_in_channel"
