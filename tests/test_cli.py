@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,16 @@ from bot.domain.records import Actor
 from bot.slack import blocks
 from bot.slack.gateway import ChannelPacer
 from bot.slack.publisher import Claim, Origin, Posted
-from tests.conftest import FAST_CHECKLIST, ROOT, SEED_CHECKLIST, RunningBot, make_settings, start_bot
+from tests.conftest import (
+    FAST_CHECKLIST,
+    PG_ADMIN_URL,
+    ROOT,
+    SEED_CHECKLIST,
+    RunningBot,
+    make_settings,
+    postgres_available,
+    start_bot,
+)
 from tests.fakes.slack_api import FakeSlack, render_text
 from tests.slack_user import BOT_TOKEN, SECRET
 from tests.test_release_start import CHANNEL, export, item_message, release_messages, ticked, wait_for_release
@@ -102,6 +112,101 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
     assert "Traceback" not in result.stderr
     for secret in (BOT_TOKEN, SECRET):
         assert secret not in result.stderr
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a command that failed the way a person should see it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_a_taken_port_stops_start_up_with_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
+        line = _one_line(run_cli("serve", env=env))
+    assert (
+        line
+        == f"release-bot: PORT {port} is already in use on 127.0.0.1: stop what listens there, or set PORT to a free port"
+    )
+    assert not (tmp_path / "bot.db").exists()  # refused before the database was touched
+
+
+def _postgres(database: str, **parts: str) -> str:
+    return (
+        sa.engine.make_url(PG_ADMIN_URL).set(database=database, **parts).render_as_string(hide_password=False)
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("sqlite:///{tmp}/no-such-folder/bot.db", "the folder {tmp}/no-such-folder does not exist"),
+        ("sqlite:///{tmp}/not-a-db.db", "{tmp}/not-a-db.db is not a SQLite database file"),
+        pytest.param(
+            "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test",
+            "connection refused: is Postgres running at 127.0.0.1:1?",
+            id="refused",
+        ),
+        pytest.param(
+            "{pg:release_bot_no_such_db}",
+            'the database "release_bot_no_such_db" does not exist on',
+            marks=pytest.mark.postgres,
+            id="database-missing",
+        ),
+        pytest.param(
+            "{pg-user:no_such_role}",
+            'authentication failed: there is no user "no_such_role"',
+            marks=pytest.mark.postgres,
+            id="auth",
+        ),
+    ],
+)
+def test_database_failures_say_which_in_one_line(tmp_path: Path, url: str, cause: str) -> None:
+    if "{pg" in url:
+        reason = postgres_available()
+        if reason is not None:
+            pytest.skip(reason)
+        url = (
+            _postgres("release_bot_no_such_db")
+            if url.startswith("{pg:")
+            else _postgres("test", username="no_such_role")
+        )
+    url, cause = url.format(tmp=tmp_path), cause.format(tmp=tmp_path)
+    (tmp_path / "not-a-db.db").write_text("these are not the tables you are looking for" * 100)
+    for command in (["db", "upgrade"], ["export", "v1.0.0"]):
+        line = _one_line(run_cli(*command, env={"DATABASE_URL": url}))
+        assert line.startswith("release-bot: DATABASE_URL (") and cause in line, line
+        assert "hunter2" not in line
+
+
+def test_commands_that_read_refuse_a_database_never_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    sa.create_engine(url).connect().close()  # an empty SQLite file: there is a database, but not the bot's
+    line = _one_line(run_cli("export", "v1.0.0", env={"DATABASE_URL": url}))
+    assert "the database has no release-bot tables" in line and "release-bot db upgrade" in line
+    line = _one_line(run_cli("resync", "v1.0.0", env={"DATABASE_URL": url, "SLACK_BOT_TOKEN": BOT_TOKEN}))
+    assert "the database has no release-bot tables" in line
+
+
+def test_a_release_the_database_does_not_hold_is_named_in_terminal_words(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    assert run_cli("db", "upgrade", env={"DATABASE_URL": url}).returncode == 0
+    expected = f"release-bot: no release v9.9.9 in the database at {url}"
+    assert _one_line(run_cli("export", "v9.9.9", env={"DATABASE_URL": url})) == expected
+    # resync only calls Slack's Web API: the bot token is all it needs (no signing secret).
+    resync = run_cli("resync", "v9.9.9", env={"DATABASE_URL": url, "SLACK_BOT_TOKEN": BOT_TOKEN})
+    assert _one_line(resync) == expected
 
 
 def test_checklist_check_summarises_a_good_file_and_names_the_bad_field(tmp_path: Path) -> None:

@@ -137,6 +137,29 @@ def test_new_posts_stay_within_one_a_second_per_channel(db_url: str, fake_slack:
         rb.stop()
 
 
+def test_a_start_while_slack_is_unreachable_is_acked_keeps_nothing_and_is_answered_once_slack_is_back(
+    running: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    running.fake.go_down(mode="refuse")
+    reply = running.user().command("start v1.4.0", response_name="start-while-down")
+    # Bolt's authorization once called auth.test here: an HTTP 500 and an "unhandled error".
+    assert reply.status_code == 200
+    assert "Starting v1.4.0" in reply.json()["text"]
+    time.sleep(3.0)  # the header's post and its one retry fail meanwhile
+    running.fake.come_back()
+    answer = running.fake.wait_for(lambda: running.fake.responses("start-while-down"), timeout=15)
+    assert not running.services.recent(None)  # nothing half-made: the release was dropped before the answer
+    assert answer[0]["text"] == (
+        "Slack could not be reached, so v1.4.0 was not started and nothing of it was kept. "
+        "Run the command again once Slack answers."
+    )
+    ours = [r for r in caplog.records if r.name.startswith("bot") and r.levelname == "ERROR"]
+    assert not ours and not any(r.exc_info for r in caplog.records), [r.getMessage() for r in ours]
+    # And once Slack is back, the same command simply works.
+    running.user().command("start v1.4.0")
+    wait_for_release(running.fake, 2)
+
+
 def test_slack_outage_keeps_the_database_true_and_messages_catch_up(running: RunningBot, db_url: str) -> None:
     alice = running.user()
     start(running, alice)

@@ -571,3 +571,23 @@ def test_header_shows_roll_back_in_production(rolling: RunningBot, kube: FakeKub
         lambda: next((v for v in rollback_views(rolling.fake) if v.get("submit")), None)
     )
     assert "revision 2" in render_text(modal["blocks"])
+
+
+def test_the_rollback_button_without_a_cluster_says_so_and_points_to_a_rollback_by_hand(
+    settings_for: Any, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: Any
+) -> None:
+    # No kubeconfig anywhere and not in a pod: the bot has no cluster to roll back.
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rb = launch(settings_for(kubeconfig=None), fake_slack)
+    try:
+        start_release(rb)
+        modal = open_modal(rb, manager(rb))
+    finally:
+        rb.stop()
+    text = html.unescape(render_text(modal["blocks"]))
+    assert "No Kubernetes cluster is configured for this bot" in text
+    assert "record the rollback you did by hand" in text
+    assert "error id" not in text.lower() and modal.get("submit") is None
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
