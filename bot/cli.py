@@ -37,9 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
     resync = sub.add_parser("resync", help="bring a release's Slack messages back in line with the database")
     resync.add_argument("version")
-    sub.add_parser(
+    playground = sub.add_parser(
         "playground",
-        help="try the bot in this terminal: the real bot against a pretend Slack, SQLite, no credentials",
+        help="try the bot in this terminal: the real bot against a simulated Slack, cluster, Prometheus and "
+        "PagerDuty, on a throwaway SQLite file; no credentials",
+    )
+    playground.add_argument(
+        "--checklist", metavar="FILE", help="the checklist to run (default: the shipped deployment.yaml)"
+    )
+    playground.add_argument(
+        "--speed",
+        type=float,
+        default=180.0,
+        help="divide the checklist's waits by this (default 180: 15 minutes pass in 5 seconds; 1 is real time)",
+    )
+    playground.add_argument(
+        "--out", metavar="DIR", help="where to write charts and reports (default: a new temp folder)"
     )
     return parser
 
@@ -73,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "playground":
         from bot.playground.shell import main as playground
 
-        return playground()
+        return playground(checklist=args.checklist, speed=args.speed, out_dir=args.out)
     settings = load_settings(os.environ)
     if args.command == "serve":
         from bot.runtime.server import serve

@@ -41,7 +41,7 @@ trap 'pg "DROP DATABASE IF EXISTS \"$scratch\" WITH (FORCE)" || true; rm -rf "$w
 DATABASE_URL="${admin%/*}/$scratch" "$bot" db upgrade
 
 # A release typed into the playground: the canary, a breach, the page, the rollback and its follow-up.
-"$bot" playground --speed 600 >"$work/playground.out" 2>"$work/playground.err" <<'EOF'
+"$bot" playground --speed 600 --out "$work/files" >"$work/playground.out" 2>"$work/playground.err" <<'EOF'
 /release start v1.2.3
 tick all
 advance
@@ -54,11 +54,11 @@ submit 에러율 급증
 wait rollback
 quit
 EOF
-if grep -q Traceback "$work/playground.err" "$work/playground.out"; then
+if grep -q -e Traceback -e WARNING "$work/playground.err" "$work/playground.out"; then
     cat "$work/playground.err" >&2
     exit 1
 fi
-grep -q "PagerDuty" "$work/playground.out"
-grep -q "deployment.apps/backend rolled back" "$work/playground.out"
+grep -q "📟 PagerDuty trigger" "$work/playground.out"
+grep -q 'deployment "backend" successfully rolled out' "$work/playground.out"
 echo "playground: a release with a page and a rollback, no traceback"
 ls -A "$work/run"

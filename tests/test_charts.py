@@ -125,3 +125,24 @@ def test_a_failing_chart_does_not_stop_the_reminder(
     charting.fake.wait_for(lambda: attempts)  # the chart was tried, after the text went out
     assert "Canary 10%" in attempts[0]
     assert not [f for f in charting.fake.files.values() if f.completed]
+
+
+def test_a_korean_title_never_draws_empty_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite turns warnings into errors: matplotlib warns for each glyph its font lacks.
+    start = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+    data = ChartData(
+        title="v1.4.0 · 카나리 10%",
+        latin_title="v1.4.0 · canary-10",
+        start=start,
+        end=start + timedelta(minutes=2),
+        error_rate=series(start, [0.01, 0.02]),
+        p95_s=series(start, [0.1, 0.12]),
+    )
+    from bot.slack import charts
+
+    monkeypatch.setattr(charts, "_cjk_family", lambda: None)  # a slim image: no font with Hangul
+    assert png_size(render_png(data)) == (1000, 560)
+    # Pretend a font had Hangul: the title is then drawn as it is, and DejaVu Sans has none.
+    monkeypatch.setattr(charts, "_cjk_family", lambda: "DejaVu Sans")
+    with pytest.warns(UserWarning, match="missing from font"):
+        render_png(data)

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.checklist.loading import load_checklist
+from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.domain.records import Actor, ReleaseRecord
 from bot.domain.release import plan_steps
+from bot.i18n import t
+from bot.slack.alerts import render_alert
 from bot.slack.gateway import ChannelPacer
 from bot.slack.home import MAX_BLOCKS, MAX_BYTES, HomeData, render_home
 from bot.usecases.releases import ReleaseView
@@ -72,6 +75,50 @@ def test_home_view_shows_progress_checklist_and_reminder_of_an_active_release() 
     assert "1. Before deploying 0/2" in text
     assert "No reminder pending" in text
     assert "No release has ended yet." in text
+
+
+def _declared(lang: str = "en", status: IncidentStatus = IncidentStatus.OPEN) -> IncidentRecord:
+    return IncidentRecord(
+        id=7,
+        release_id=1,
+        criterion="declared",
+        dedup_key="release:1:declared",
+        status=status,
+        declared_by="U061F7AUR",
+        declared_by_name="alice",
+        reason="checkout is down",
+        value=None,
+        threshold=None,
+        baseline_p95_s=None,
+        stage="canary-10",
+        fire_count=1,
+        channel_id="C0RELEASES",
+        slack_ts="1718040001.000200",
+        details={"kind": "manual", "title": t(lang, "declared_title"), "stage": "canary-10"},
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [("en", "*Incident declared* (open) since"), ("ko", "*인시던트 선언* (미확인)")],
+)
+def test_home_names_an_incident_once_with_its_state_in_the_readers_language(lang: str, line: str) -> None:
+    view = render_home(HomeData(active=((_view(1), (_declared(lang),)),), recent=(), now=T0), lang)
+    text = render_text(view["blocks"])
+    assert line in text
+    assert "Incident *Incident" not in text and "(open)" not in text.replace("(open) since", "")
+
+
+def test_the_incident_ping_says_nobody_was_paged_when_no_pagerduty_is_set_up() -> None:
+    incident = _declared()
+    paged, _ = render_alert(_view(1), incident, "en")
+    unpaged, _ = render_alert(_view(1), incident, "en", paged=False)
+    assert "On-call has been paged" in paged
+    assert unpaged == "<!here> v1.1.0-rc: Incident declared. Nobody was paged (PagerDuty is not set up)."
+    _, blocks = render_alert(_view(1), _declared("ko"), "ko", paged=False)
+    assert "PagerDuty가 설정되어 있지 않아 온콜을 호출하지 않았습니다." in render_text(blocks)
 
 
 @pytest.fixture

@@ -1,13 +1,39 @@
-"""The playground: a whole release typed at ``release-bot playground`` on its standard input."""
+"""The playground: whole releases typed at ``release-bot playground`` on its standard input, run as a newcomer runs
+them, from an empty folder, against the simulated Slack, cluster, Prometheus and PagerDuty."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = """\
+import pytest
+
+from bot.i18n import CATALOG
+from bot.playground.render import plain
+from tests.conftest import FAST_CHECKLIST, ROOT
+
+pytestmark = pytest.mark.slow
+
+ROLLBACK = """\
+/release start v1.2.3
+tick all
+advance
+advance
+advance
+breach errors 7%
+wait page
+home
+rollback
+submit 에러율 급증
+wait rollback
+cluster
+quit
+"""
+
+WHOLE = """\
 help
 /release start v1.2.3
 tick all
@@ -25,34 +51,111 @@ home
 advance
 status
 /release report v1.2.3
+click abc
+wait 1
 quit
 """
 
 
-def test_a_whole_release_typed_into_the_playground(tmp_path: Path) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+def play(script: str, tmp_path: Path, *args: str, lang: str | None = None) -> tuple[str, str, Path]:
+    out = tmp_path / "files"
+    cwd = tmp_path / "here"
+    cwd.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        **({"RELEASE_BOT_LANGUAGE": lang} if lang else {}),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "playground"],
-        input=SCRIPT,
+        [sys.executable, "-m", "bot", "playground", "--out", str(out), *args],
+        input=script,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         env=env,
-        cwd=tmp_path,  # nothing is written to the working directory: the database lives in a temp dir
+        cwd=cwd,
     )
-    out = done.stdout
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Nothing in the working directory (the database lives in a temp dir), no traceback, no warning.
+    assert list(cwd.iterdir()) == []
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+    assert "WARNING" not in done.stderr, done.stderr[-3000:]
+    assert done.stdout.rstrip().endswith("bye")
+    return done.stdout, done.stderr, out
+
+
+def test_the_shipped_checklist_in_korean_with_a_breach_a_page_and_a_rollback(tmp_path: Path) -> None:
+    out, _err, files = play(ROLLBACK, tmp_path)
+    # The shipped checklist, in Korean, its waits compressed by the stated factor.
+    assert "checklist deployment.yaml (HallyuLatino 배포 체크리스트) · language ko" in out
+    assert "Time runs 180× faster here: canary canary-10 15m → 5s, canary canary-50 30m → 10s" in out
+    assert "== 릴리스 v1.2.3 ==" in out and "모든 테스트가 통과하는가?" in out
+    # The metric watch reads the simulated Prometheus; the baseline is recorded.
+    assert "📈 metric watch: Prometheus answered error rate 0." in out
+    assert "이번 릴리스의 정상 P95" in out
+    # The breach: the incident ping with its numbers, and exactly one page.
+    ping = out[out.index("🚨 @here v1.2.3: 에러율이 5% 이상 — 온콜을 호출했습니다.") :]
+    assert re.search(r"에러율 [67]\.\d\d % — 기준 5\.00 %", ping)
+    assert "연속 2회 초과 (기준 2회)" in ping
+    assert len(re.findall(r"📟 PagerDuty trigger: “backend v1\.2\.3: 에러율이 5% 이상", out)) == 1
+    # The confirmation names the revisions, as kubectl rollout undo would move them.
+    assert "현재: 리비전 3 — `registry.hallyulatino.example/backend:v1.2.3`" in out
+    assert "되돌릴 대상: 리비전 2 — `registry.hallyulatino.example/backend:v1.2.2`" in out
+    # The rollout followed to its end, by the real client against the simulated cluster.
+    assert "☸ cluster: deployment.apps/backend patched: rolling out revision 4" in out
+    assert "Waiting for deployment spec update to be observed..." in out
+    assert (
+        'Waiting for deployment "backend" rollout to finish: 1 out of 3 new replicas have been updated...'
+        in out
+    )
+    assert "✔ 롤백 완료." in out and '`deployment "backend" successfully rolled out`' in out
+    assert "📟 PagerDuty resolve:" in out
+    # §5.3 follow-up and the report in the thread.
+    assert "5.3 롤백 후 작업" in out and "팀에 롤백 사실을 알렸는가?" in out
+    assert "📝 릴리스 v1.2.3 보고서" in out and "인시던트 리포트 초안" in out
+    assert (
+        "4         registry.hallyulatino.example/backend:v1.2.2" in out
+    )  # `cluster`: the undo is revision 4
+    # Charts are files you can open, their paths printed.
+    charts = re.findall(r"📊 .* → (\S+\.png)", out)
+    assert charts
+    for chart in charts:
+        assert Path(chart).parent == files and Path(chart).read_bytes().startswith(b"\x89PNG")
+    # The Home tab shows the open incident by its title, with its state in Korean.
+    assert "🚨 에러율이 5% 이상 (미확인)" in out
+
+
+def test_any_checklist_in_english_at_any_speed_a_whole_release_with_its_report_printed(
+    tmp_path: Path,
+) -> None:
+    out, _err, files = play(WHOLE, tmp_path, "--checklist", str(FAST_CHECKLIST), "--speed", "1", lang="en")
+    assert "checklist fast-checklist.yaml (Fast test checklist) · language en" in out
+    assert "Time runs 1× faster here: canary canary-10 2s → 2s" in out
     assert "click N" in out  # help
     assert "(clicking “Start Staging deploy”)" in out
     assert "The wait of this stage is not over" in out  # the early advance is refused like in Slack
-    assert "The 5 s wait of Canary 10% is over." in out
-    assert "The post-deploy watch is over" in out or "watch is over" in out
+    assert "The 2 s wait of Canary 10% is over." in out
     assert "moved the release to Canary 100%" in out
-    # The finish: the header, the announcement and the report summary in the thread.
     assert "is finished" in out
-    assert "Release v1.2.3 report — ✔ finished after" in out
-    assert "📎 Release v1.2.3 report (release-v1.2.3.md," in out
-    assert "┌ App Home" in out and "Canary 100%" in out
-    assert out.rstrip().endswith("bye")
-    assert list(tmp_path.iterdir()) == []
-    assert "Traceback" not in done.stderr
+    # The report file is printed, not only announced, and written where the charts go.
+    assert "📎 Release v1.2.3 report (shared in the thread; written to" in out
+    assert "# Release v1.2.3" in out
+    assert (files / "release-v1.2.3.md").is_file()
+    assert "┌ App Home" in out
+    # Small things: a bad click number explains itself; a quiet wait says so.
+    assert "! click needs the number of a control shown in [brackets], such as `click 4`" in out
+    assert "(1 s passed; nothing new)" in out
+
+
+def test_every_emoji_the_bot_writes_is_drawn_in_the_terminal() -> None:
+    codes = {
+        code
+        for entry in CATALOG.values()
+        for text in entry.values()
+        for code in re.findall(r":[a-z_]+:", text)
+    }
+    for path in (ROOT / "bot" / "slack").glob("*.py"):
+        codes |= {f":{name}:" for name in re.findall(r'":([a-z_]+):"', path.read_text(encoding="utf-8"))}
+    undrawn = sorted(c for c in codes if plain(c, {}) == c)
+    assert not undrawn, undrawn

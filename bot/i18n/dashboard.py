@@ -23,9 +23,13 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "home_no_reminder": {"en": "No reminder pending", "ko": "예정된 알림 없음"},
     "home_incident": {
-        "en": ":rotating_light: Incident *{title}* ({status}) since {when}",
-        "ko": ":rotating_light: 인시던트 *{title}* ({status}) {when}부터",
+        "en": ":rotating_light: *{title}* ({status}) since {when}",
+        "ko": ":rotating_light: *{title}* ({status}) {when}부터",
     },
+    "incident_state_open": {"en": "open", "ko": "미확인"},
+    "incident_state_acknowledged": {"en": "acknowledged", "ko": "확인됨"},
+    "incident_state_dismissed": {"en": "dismissed", "ko": "문제 아님"},
+    "incident_state_resolved": {"en": "resolved", "ko": "해결됨"},
     "home_recent": {"en": "Last {count} releases", "ko": "최근 릴리스 {count}건"},
     "home_none_recent": {"en": "No release has ended yet.", "ko": "끝난 릴리스가 아직 없습니다."},
     "home_recent_line": {

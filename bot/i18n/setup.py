@@ -18,4 +18,15 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "Slack에 연결할 수 없어 {version} 릴리스를 시작하지 못했고, 아무것도 남기지 않았습니다. "
         "Slack이 복구되면 명령을 다시 실행해 주세요.",
     },
+    # The incident ping when no PagerDuty routing key is set: the channel must not believe on-call was paged.
+    "alert_title_unpaged": {
+        "en": ":rotating_light: <!here> *{version}: {title}* — nobody was paged: PagerDuty is not set up for "
+        "this bot.",
+        "ko": ":rotating_light: <!here> *{version}: {title}* — PagerDuty가 설정되어 있지 않아 온콜을 호출하지 "
+        "않았습니다.",
+    },
+    "alert_fallback_unpaged": {
+        "en": "<!here> {version}: {title}. Nobody was paged (PagerDuty is not set up).",
+        "ko": "<!here> {version}: {title}. PagerDuty가 설정되어 있지 않아 온콜을 호출하지 않았습니다.",
+    },
 }

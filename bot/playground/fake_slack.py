@@ -9,6 +9,8 @@ stage prop for trying the bot, not a test double.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import json
 import threading
@@ -36,10 +38,11 @@ class Message:
 class Event:
     """Something the person at the terminal should see: a new or changed message, a modal, a Home tab, a file."""
 
-    kind: str  # posted | updated | ephemeral | modal | home | file
+    kind: str  # posted | updated | ephemeral | modal | home | file | aside (the simulated world: pages, metrics)
     message: Message | None = None
     view: dict[str, Any] | None = None
     file: dict[str, Any] | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -138,7 +141,14 @@ class SlackStandIn:
         return params
 
     def _emit(self, event: Event) -> None:
-        self.ws.events.append(event)
+        # A copy: the message itself changes with later updates, and each event shows it as it was then.
+        self.ws.events.append(dataclasses.replace(event, message=copy.deepcopy(event.message)))
+
+    def aside(self, text: str) -> None:
+        """Something from outside Slack to show among its events, in order (a page, a metric sample)."""
+        with self.lock:
+            self.last_activity = time.monotonic()
+            self._emit(Event("aside", text=text))
 
     # --- chat -----------------------------------------------------------------------------------------
 
@@ -207,6 +217,11 @@ class SlackStandIn:
 
     def _m_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
         view_id = str(p.get("view_id") or "")
+        external_id = p.get("external_id")
+        if external_id:  # the rollback dialog is filled in later, found by the id the bot gave it
+            view_id = next(
+                (v for v, view in self.ws.views.items() if view.get("external_id") == external_id), ""
+            )
         if view_id not in self.ws.views:
             raise LookupError("not_found")
         view = {**dict(p.get("view") or {}), "id": view_id}

@@ -22,6 +22,17 @@ _EMOJI = {
     "hourglass_flowing_sand": "⏳",
     "rocket": "🚀",
     "tada": "🎉",
+    "eyes": "👀",
+    "red_circle": "🔴",
+    "large_green_circle": "🟢",
+    "lock": "🔒",
+    "unlock": "🔓",
+    "test_tube": "🧪",
+    "straight_ruler": "📏",
+    "see_no_evil": "🙈",
+    "ok_hand": "👌",
+    "information_source": "ℹ",
+    "grey_question": "❔",
 }
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
@@ -115,7 +126,16 @@ def render_blocks(
             if shown:
                 add("   ".join(shown))
         elif kind == "input":
-            add(f"  ({_text_of(block.get('label'))}: type `submit <text>`)")
+            element = block.get("element") or {}
+            label = _text_of(block.get("label"))
+            if element.get("type") == "plain_text_input":
+                add(f"  ({label}: type `submit <text>`)")
+            else:
+                options = [_text_of(o.get("text")) for o in element.get("options") or []]
+                chosen = _text_of((element.get("initial_option") or {}).get("text"))
+                add(
+                    f"  ({label}: {' / '.join(options)}{f'; {chosen} unless you pick another' if chosen else ''})"
+                )
     if not lines and fallback:
         add(fallback)
     return lines, controls

@@ -9,14 +9,18 @@ verification, the listeners, the services and the database all run for real. No 
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import json
 import logging
 import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -24,15 +28,23 @@ from urllib.parse import quote
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.checklist.loading import default_checklist_path
+from bot.errors import ConfigError
 from bot.playground import payloads
+from bot.playground.cluster import ClusterStandIn
 from bot.playground.fake_slack import Event, Message, SlackStandIn
+from bot.playground.pager import Page, PagerStandIn
 from bot.playground.payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
+from bot.playground.prometheus import PrometheusStandIn
 from bot.playground.render import Control, render_blocks
+from bot.playground.speed import DEFAULT_SPEED, load_compressed
+from bot.ports import HealthResult
 
-PLAYGROUND_CHECKLIST = Path(__file__).resolve().parents[2] / "checklists" / "playground.yaml"
 QUIET_S = 0.6  # the bot is done answering once Slack has heard nothing from it for this long
 START_S = 1.5  # an action that reaches Slack at all does so within this
-SETTLE_MAX_S = 10.0
+SETTLE_MAX_S = 20.0
+WAIT_FOR_S = 120.0  # `wait page` and `wait rollback` give up after this
+SHOW_EVERY_SAMPLES = 10  # the metric watch samples every (compressed) interval: show one in ten
 
 HELP = """\
 Type what you would type in Slack, or a playground command:
@@ -43,19 +55,70 @@ Type what you would type in Slack, or a playground command:
   status                    /release status
   submit TEXT               submit the open dialog (a reason) with TEXT
   home                      open the bot's App Home tab
+  breach errors 7%          make the simulated service fail: 7% of requests answer 5xx from now on
+  breach latency 400ms      make it slow: p95 400 ms from now on
+  recover                   make it healthy again
+  metrics                   what the simulated Prometheus answers now
+  cluster                   the simulated deployment's revisions (kubectl rollout history)
+  rollback                  /release rollback for the release you started last
   wait [SECONDS]            let time pass (without SECONDS: until the next reminder is posted)
+  wait page                 until PagerDuty is paged
+  wait rollback             until the rollback is done, its follow-up and report posted
   help                      this text
   quit                      stop the bot and leave
 """
 
 
-class Playground:
-    """One bot, one pretend workspace, one person."""
+class HealthStandIn:
+    """The environments' health URLs, answered by the simulated cluster: healthy (they never leave the machine)."""
 
-    def __init__(self, out: TextIO, *, lang: str = "en", checklist: Path = PLAYGROUND_CHECKLIST) -> None:
+    def check(self, url: str) -> HealthResult:
+        return HealthResult(url=url, ok=True, status_code=200, latency_ms=12.0, summary='{"status":"ok"}')
+
+
+def _percent(text: str) -> float:
+    value = text.strip().removesuffix("%")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a percentage: write it like 7%") from None
+    if not 0 <= number <= 100:
+        raise ValueError(f"{text!r} is not between 0% and 100%")
+    return number / 100
+
+
+def _latency(text: str) -> float:
+    raw = text.strip().lower()
+    try:
+        if raw.endswith("ms"):
+            seconds = float(raw.removesuffix("ms")) / 1000
+        elif raw.endswith("s"):
+            seconds = float(raw.removesuffix("s"))
+        else:
+            seconds = float(raw) / 1000
+    except ValueError:
+        raise ValueError(f"{text!r} is not a latency: write it like 400ms") from None
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a latency must be more than 0")
+    return seconds
+
+
+class Playground:
+    """One bot, one pretend workspace with its cluster, Prometheus and PagerDuty, one person."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        lang: str = "ko",
+        checklist: Path | None = None,
+        speed: float = DEFAULT_SPEED,
+        out_dir: Path | None = None,
+    ) -> None:
         self.out = out
         self._lang = lang
-        self._checklist = checklist
+        self._source = checklist or default_checklist_path()
+        self._speed = speed
         self._secret = secrets.token_hex(16)
         self.slack = SlackStandIn()
         self._seen = 0
@@ -63,7 +126,14 @@ class Playground:
         self.controls: dict[int, Control] = {}
         self._names = {USER: USER_NAME, CHANNEL: CHANNEL_NAME}
         self._tmp = tempfile.TemporaryDirectory(prefix="release-bot-playground-")
+        self.out_dir = out_dir
         self.bot: Any = None
+        self.prometheus: PrometheusStandIn | None = None
+        self.cluster: ClusterStandIn | None = None
+        self.pager = PagerStandIn(self._show_page)
+        self.version: str | None = None
+        self._samples = 0
+        self._sample_level = 0
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -73,37 +143,83 @@ class Playground:
         from bot.runtime.bootstrap import build
         from bot.slack.gateway import ChannelPacer
 
+        folder = Path(self._tmp.name)
+        checklist, path, changed = load_compressed(self._source, self._speed, folder)
+        if self.out_dir is None:
+            self.out_dir = Path(tempfile.mkdtemp(prefix="release-bot-playground-files-"))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.slack.start()
         env = {
             "SLACK_BOT_TOKEN": "xoxb-playground-0000",
             "SLACK_SIGNING_SECRET": self._secret,
             "SLACK_API_URL": self.slack.base_url,
-            "DATABASE_URL": f"sqlite:///{Path(self._tmp.name) / 'playground.db'}",
-            "RELEASE_BOT_CHECKLIST": str(self._checklist),
+            "DATABASE_URL": f"sqlite:///{folder / 'playground.db'}",
+            "RELEASE_BOT_CHECKLIST": str(path),
             "RELEASE_BOT_LANGUAGE": self._lang,
             "RELEASE_CHANNEL": CHANNEL,
             # You are the release manager here. `serve` refuses to start until RELEASE_MANAGERS names who may
             # start, advance, abort and roll back (user ids, user groups), or is * for everyone in the channel.
             "RELEASE_MANAGERS": USER,
         }
+        simulated = ["Slack (you are @you in #releases)"]
+        if checklist.metrics is not None:
+            self.prometheus = PrometheusStandIn(
+                error_rate_query=checklist.metrics.error_rate_query,
+                p95_query=checklist.metrics.p95_query,
+                on_sample=self._show_sample,
+            ).start()
+            env["PROMETHEUS_URL"] = self.prometheus.url
+            simulated.append("Prometheus (error rate 0.3%, p95 120 ms until you type `breach errors 7%`)")
+        if checklist.rollback is not None:
+            target = checklist.rollback
+            self.cluster = ClusterStandIn(
+                namespace=target.namespace,
+                deployment=target.deployment,
+                on_change=lambda line: self.slack.aside(f"☸ cluster: {line}"),
+            ).start()
+            env["KUBECONFIG"] = str(self.cluster.write_kubeconfig(folder / "kubeconfig"))
+            revisions = self.cluster.revisions()
+            simulated.append(
+                f"Kubernetes (deployment/{target.deployment} in {target.namespace}, "
+                f"revisions {revisions[0][0]}–{revisions[-1][0]}, live {revisions[-1][1].rsplit(':', 1)[-1]})"
+            )
+        simulated.append("PagerDuty (pages are shown here)")
+        if self.cluster is not None:
+            # The Kubernetes client takes a second or two to import; the first rollback should not wait for it.
+            threading.Thread(target=importlib.import_module, args=("kubernetes",), daemon=True).start()
         settings = load_settings(env)
         upgrade(settings.database_url)
         self.bot = build(
-            settings, sweep_s=0.5, sync_interval_s=0.2, pacer=ChannelPacer(0.0), home_interval_s=1.0
+            settings,
+            sweep_s=0.5,
+            sync_interval_s=0.2,
+            pacer=ChannelPacer(0.0),
+            home_interval_s=1.0,
+            pager=self.pager,
+            health=HealthStandIn(),
+            rollout_poll_s=0.5,
+            outbox_interval_s=0.5,
+            outbox_backoff_s=(0.5, 5.0),
         )
         self.bot.start_background()
         self.print(
-            f"release-bot playground · checklist {self._checklist.name} · database {env['DATABASE_URL']}"
+            f"release-bot playground · checklist {self._source.name} ({checklist.title}) · language {self._lang}"
         )
-        self.print(
-            "You are @you in #releases, and its release manager (RELEASE_MANAGERS; see the README's roles)."
-            " Type `help` for commands.\n"
-        )
+        if changed:
+            waits = ", ".join(f"{what} {before} → {after}" for what, before, after in changed)
+            self.print(f"Time runs {self._speed:g}× faster here: {waits}.")
+        self.print("Simulated: " + "; ".join(simulated) + ".")
+        self.print(f"Charts and reports are written to {self.out_dir}.")
+        self.print("You are @you in #releases, and its release manager (RELEASE_MANAGERS; see the README's roles).")
+        self.print("Type `help` for commands.\n")
 
     def stop(self) -> None:
         if self.bot is not None:
             self.bot.extras["dashboard"].home.stop()
             self.bot.stop()
+        for part in (self.prometheus, self.cluster):
+            if part is not None:
+                part.stop()
         self.slack.stop()
         self._tmp.cleanup()
 
@@ -143,7 +259,7 @@ class Playground:
         elif word == "status":
             self.command("status")
         elif word == "click":
-            self.click(int(rest.lstrip("[#").rstrip("]")))
+            self.click(rest)
         elif line == "tick all":
             self.tick_all()
         elif word == "advance":
@@ -152,8 +268,18 @@ class Playground:
             self.submit(rest)
         elif word == "home":
             self.home()
+        elif word == "breach":
+            self.breach(rest)
+        elif word == "recover":
+            self.recover()
+        elif word == "metrics":
+            self.show_metrics()
+        elif word == "cluster":
+            self.show_cluster()
+        elif word == "rollback":
+            self.rollback()
         elif word == "wait":
-            self.wait(float(rest) if rest else None)
+            self.wait(rest)
         else:
             raise ValueError(f"unknown command {line!r}; type `help`")
         return True
@@ -161,30 +287,34 @@ class Playground:
     # --- showing what Slack shows ---------------------------------------------------------------------
 
     def settle(self, since: float, max_s: float = SETTLE_MAX_S) -> None:
-        """Wait until the bot has answered (Slack heard from it, then nothing for a moment); show the result."""
+        """Wait until the bot has answered (Slack heard from it, then nothing for a moment); show the result.
+
+        A rollout in progress keeps it waiting: the bot follows it and says how it ended."""
         deadline = since + max_s
         while time.monotonic() < deadline:
             now, last = time.monotonic(), self.slack.last_activity
-            if last < since and now - since > START_S:
+            rolling = self.cluster is not None and self.cluster.rolling()
+            if last < since and now - since > START_S and not rolling:
                 break  # nothing reached Slack: the answer (if any) was the ack itself
-            if last >= since and now - last > QUIET_S:
+            if last >= since and now - last > QUIET_S and not rolling:
                 break
             time.sleep(0.05)
         self.show_new()
 
-    def show_new(self) -> None:
+    def show_new(self) -> int:
         with self.slack.lock:
             events = self.slack.ws.events[self._seen :]
             self._seen += len(events)
         for event in events:
             self.show(event)
+        return len(events)
 
     def show(self, event: Event) -> None:
+        if event.kind == "aside":
+            self.print(f"  {event.text}")
+            return
         if event.kind == "file" and event.file is not None:
-            size = len(event.file.get("data") or b"")
-            self.print(
-                f"  📎 {event.file.get('title')} ({event.file.get('name')}, {size} bytes) shared in the thread"
-            )
+            self._show_file(event.file)
             return
         if event.kind in ("modal", "home") and event.view is not None:
             title = "App Home" if event.kind == "home" else _title(event.view)
@@ -202,6 +332,51 @@ class Playground:
             head = f"┌ {where} · release-bot"
         self._print_blocks(head, message.blocks, message.channel, message.ts, message.text, key=message)
 
+    def _show_file(self, file: dict[str, Any]) -> None:
+        """A chart is written where you can open it; a report is written and printed."""
+        assert self.out_dir is not None
+        name = Path(str(file.get("name") or file.get("id") or "file")).name
+        data = file.get("data") or b""
+        path, n = self.out_dir / name, 1
+        while path.exists():  # two charts of one stage in the same second (the ping's and the reminder's)
+            n += 1
+            path = self.out_dir / f"{Path(name).stem}-{n}{Path(name).suffix}"
+        path.write_bytes(data)
+        title = file.get("title") or name
+        if name.endswith((".md", ".txt", ".csv", ".json")):
+            self.print(f"┌ 📎 {title} (shared in the thread; written to {path})")
+            for line in data.decode("utf-8", errors="replace").splitlines():
+                self.print(f"│ {line}")
+            self.print("└")
+        else:
+            self.print(f"  📊 {title} (shared in the thread) → {path}")
+
+    def _show_page(self, page: Page) -> None:
+        if page.action == "change":
+            self.slack.aside(f"📟 PagerDuty change event: {page.summary}")
+            return
+        details = f"{page.severity}, " if page.severity else ""
+        self.slack.aside(
+            f"📟 PagerDuty {page.action}: “{page.summary}” ({details}dedup key {page.dedup_key})"
+        )
+
+    def _show_sample(self, error_rate: float | None, p95_s: float | None) -> None:
+        """The metric watch reads Prometheus every interval: show the first reading of each trace level, then
+        one in SHOW_EVERY_SAMPLES, so the watch is seen without drowning the conversation."""
+        assert self.prometheus is not None
+        level = len(self.prometheus.levels)
+        self._samples += 1
+        if level == self._sample_level and self._samples % SHOW_EVERY_SAMPLES:
+            return
+        if level != self._sample_level:
+            self._samples, self._sample_level = 1, level
+        figures = []
+        if error_rate is not None:
+            figures.append(f"error rate {error_rate * 100:.2f}%")
+        if p95_s is not None:
+            figures.append(f"p95 {p95_s * 1000:.0f} ms")
+        self.slack.aside(f"📈 metric watch: Prometheus answered {' · '.join(figures)}")
+
     def _print_blocks(
         self,
         head: str,
@@ -213,8 +388,10 @@ class Playground:
     ) -> str | None:
         lines, found = render_blocks(blocks, self._names, channel=channel, message_ts=ts, fallback=fallback)
         text = "\n".join(lines)
+        before: str | None = None
         if key is not None and key.ephemeral_to is None:
-            if self._shown.get((key.channel, key.ts)) == text:
+            before = self._shown.get((key.channel, key.ts))
+            if before == text:
                 return None  # a redraw that changed nothing a person could see
             self._shown[(key.channel, key.ts)] = text
         first = max(self.controls, default=0) + 1
@@ -222,7 +399,7 @@ class Playground:
             self.controls[first + n] = control
             text = text.replace(f"[#{n + 1}]", f"[{first + n}]", 1)
         self.print(head)
-        for line in text.splitlines():
+        for line in _changed(before, lines, text.splitlines()):
             self.print(f"│ {line}")
         self.print("└")
         return text
@@ -254,6 +431,9 @@ class Playground:
         return {}
 
     def command(self, text: str) -> None:
+        words = text.split()
+        if len(words) >= 2 and words[0] == "start":
+            self.version = words[1]
         body = payloads.slash_command(text, self.slack.response_url(CHANNEL, USER))
         self.dispatch(body, "application/x-www-form-urlencoded")
 
@@ -267,10 +447,13 @@ class Playground:
         url = self.slack.response_url(control.channel or CHANNEL, USER, control.message_ts)
         return payloads.block_actions(control.channel, control.message_ts, blocks, url)
 
-    def click(self, number: int) -> None:
-        control = self.controls.get(number)
+    def click(self, which: str) -> None:
+        raw = which.strip().lstrip("[#").rstrip("]")
+        if not raw.isdigit():
+            raise ValueError("click needs the number of a control shown in [brackets], such as `click 4`")
+        control = self.controls.get(int(raw))
         if control is None:
-            raise LookupError(f"there is no control [{number}]")
+            raise LookupError(f"there is no control [{raw}]")
         self.press(control)
 
     def press(self, control: Control, *, tick: bool | None = None) -> None:
@@ -335,18 +518,42 @@ class Playground:
             self.press(control, tick=True)
         self.print(f"  (ticked {len(boxes)} box(es))")
 
+    def _open_dialog(self) -> dict[str, Any] | None:
+        """The dialog on top, once it asks for something: the rollback's is filled in a moment after it opens."""
+        deadline = time.monotonic() + SETTLE_MAX_S
+        while True:
+            with self.slack.lock:
+                views = list(self.slack.ws.views.values())
+            if not views:
+                return None
+            if any(b.get("type") == "input" for b in views[-1].get("blocks", [])):
+                return views[-1]
+            if time.monotonic() > deadline:
+                raise LookupError("the open dialog asks for nothing to submit")
+            self.show_new()
+            time.sleep(0.1)
+
     def submit(self, text: str) -> None:
-        with self.slack.lock:
-            views = list(self.slack.ws.views.values())
-        if not views:
+        if not text:
+            raise ValueError("submit needs the text to type into the dialog, such as `submit error rate 7%`")
+        view = self._open_dialog()
+        if view is None:
             raise LookupError("no dialog is open")
-        view = views[-1]
+        self.show_new()
         values: dict[str, Any] = {}
         for block in view.get("blocks", []):
             element = block.get("element") or {}
-            if block.get("type") == "input" and element.get("action_id"):
+            if block.get("type") == "input" and element.get("type") == "plain_text_input":
                 values[block.get("block_id", "pg-input")] = {
                     element["action_id"]: {"type": "plain_text_input", "value": text}
+                }
+            elif block.get("type") == "input" and element.get("initial_option"):
+                # A choice with a default (the rollback's revision): submitted as shown.
+                values[block.get("block_id", "pg-select")] = {
+                    element["action_id"]: {
+                        "type": element["type"],
+                        "selected_option": element["initial_option"],
+                    }
                 }
         payload = payloads.view_submission(view, values)
         with self.slack.lock:
@@ -356,19 +563,118 @@ class Playground:
     def home(self) -> None:
         self.dispatch(payloads.app_home_opened(), "application/json")
 
-    def wait(self, seconds: float | None) -> None:
+    # --- the simulated world --------------------------------------------------------------------------
+
+    def breach(self, rest: str) -> None:
+        if self.prometheus is None:
+            raise LookupError("this checklist has no metrics section: there is no Prometheus to push")
+        what, _, amount = rest.partition(" ")
+        if what in ("errors", "error", "error-rate") and amount:
+            level = self.prometheus.breach(error_rate=_percent(amount))
+        elif what in ("latency", "p95") and amount:
+            level = self.prometheus.breach(p95_s=_latency(amount))
+        else:
+            raise ValueError("write it like `breach errors 7%` or `breach latency 400ms`")
+        self.print(
+            f"  (from now on the service answers {level.error_rate * 100:g}% of requests with 5xx, "
+            f"p95 {level.p95_s * 1000:g} ms; the metric watch will see it)"
+        )
+
+    def recover(self) -> None:
+        if self.prometheus is None:
+            raise LookupError("this checklist has no metrics section: there is no Prometheus to push")
+        self.prometheus.recover()
+        self.print("  (the service is healthy again)")
+
+    def show_metrics(self) -> None:
+        if self.prometheus is None:
+            raise LookupError("this checklist has no metrics section: there is no Prometheus")
+        error_rate, p95 = self.prometheus.at(time.time())
+        self.print(
+            f"  Prometheus now: error rate {error_rate * 100:.2f}%, p95 {p95 * 1000:.0f} ms "
+            f"({self.prometheus.queries} queries answered so far)"
+        )
+
+    def show_cluster(self) -> None:
+        if self.cluster is None:
+            raise LookupError("this checklist names no rollback target: there is no cluster")
+        self.print(f"  deployment.apps/{self.cluster.name} (namespace {self.cluster.namespace})")
+        self.print("  REVISION  IMAGE")
+        for number, image in self.cluster.revisions():
+            self.print(f"  {number:<8}  {image}")
+
+    def rollback(self) -> None:
+        if self.version is None:
+            raise LookupError("start a release first: /release start v1.2.3")
+        self.command(f"rollback {self.version}")
+
+    def wait(self, what: str) -> None:
+        if what in ("page", "rollback"):
+            self._wait_for(what)
+            return
+        if what and what != "reminder":
+            try:
+                seconds: float | None = float(what)
+            except ValueError:
+                raise ValueError(
+                    "wait takes seconds, or `page`, or `rollback`: `wait 5`, `wait page`"
+                ) from None
+        else:
+            seconds = None
         if seconds is None:
             due = self.bot.lifecycle.next_due()
             if due is None:
                 raise LookupError("no reminder is pending")
-            from datetime import UTC, datetime
-
             seconds = max((due - datetime.now(UTC)).total_seconds(), 0.0) + 1.0
             self.print(f"  (waiting {seconds:.0f} s for the next reminder)")
         deadline = time.monotonic() + min(seconds, 600.0)
+        shown = 0
         while time.monotonic() < deadline:
+            shown += self.show_new()
+            time.sleep(0.1)
+        shown += self.show_new()
+        if not shown:
+            self.print(f"  ({seconds:g} s passed; nothing new)")
+
+    def _wait_for(self, what: str) -> None:
+        def paged() -> bool:
+            return any(p.action == "trigger" for p in self.pager.pages[before:])
+
+        def rolled_back() -> bool:
+            if self.version is None:
+                return False
+            view = self.bot.services.find(CHANNEL, self.version)
+            return bool(view.release.status == "rolled_back")
+
+        before = len(self.pager.pages)
+        done = paged if what == "page" else rolled_back
+        deadline = time.monotonic() + WAIT_FOR_S
+        while time.monotonic() < deadline and not done():
             self.show_new()
             time.sleep(0.1)
+        if not done():
+            self.print(f"  (no {what} within {WAIT_FOR_S:.0f} s)")
+            return
+        self.settle(time.monotonic() - START_S)
+
+
+LONG_UPDATE = 8  # lines: a redraw of a longer message shows what changed, not the whole message again
+
+
+def _changed(before: str | None, raw: list[str], shown: list[str]) -> list[str]:
+    """The lines of a redraw to print: all of a short or new message; of a long one, what changed since it was
+    last shown (``raw`` is the redraw before controls were numbered, so numbering alone is no change)."""
+    if before is None or len(raw) <= LONG_UPDATE:
+        return shown
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=raw, autojunk=False)
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            if not out or out[-1] != "⋯":
+                out.append("⋯")
+        else:
+            out.extend(shown[j1:j2])
+    return out
 
 
 def _title(view: dict[str, Any]) -> str:
@@ -376,15 +682,37 @@ def _title(view: dict[str, Any]) -> str:
     return str(title.get("text")) if isinstance(title, dict) else "dialog"
 
 
-def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+def main(
+    *,
+    checklist: str | None = None,
+    speed: float = DEFAULT_SPEED,
+    out_dir: str | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
     """Run the playground until ``quit`` or the end of the input."""
+    from bot.config import LANGUAGES
+
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    # The bot's own logs would drown the conversation; warnings still go to stderr.
+    # The bot's own logs would drown the conversation; its warnings and errors still go to stderr.
     logging.basicConfig(level=os.environ.get("PLAYGROUND_LOG_LEVEL", "WARNING"), stream=sys.stderr)
-    playground = Playground(stdout, lang=os.environ.get("RELEASE_BOT_LANGUAGE", "en"))
-    playground.start()
-    interactive = stdin.isatty()
+    # Compressed time keeps the scheduler's jobs back to back; a skipped run is expected here, not news.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    lang = os.environ.get("RELEASE_BOT_LANGUAGE", "ko").strip().lower() or "ko"
+    if lang not in LANGUAGES:
+        raise ConfigError(f"RELEASE_BOT_LANGUAGE is invalid: {lang!r}; use one of {', '.join(LANGUAGES)}")
+    if speed <= 0:
+        raise ConfigError(f"--speed is invalid: {speed:g}; it must be more than 0 (1 runs in real time)")
+    playground = Playground(
+        stdout,
+        lang=lang,
+        checklist=Path(checklist) if checklist else None,
+        speed=speed,
+        out_dir=Path(out_dir) if out_dir else None,
+    )
     try:
+        playground.start()
+        interactive = stdin.isatty()
         lines = _prompted(stdin, stdout) if interactive else stdin
         return playground.run(lines, echo=not interactive)
     except KeyboardInterrupt:

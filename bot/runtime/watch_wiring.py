@@ -89,7 +89,7 @@ def install(
 ) -> Callable[[App, Guard], None]:
     """Register the leader-only jobs and the lifecycle hook; return the listener registration for the app."""
     publisher = slack.publisher
-    parts.desk.alerts = SlackAlerts(publisher, slack.lang)
+    parts.desk.alerts = SlackAlerts(publisher, slack.lang, paged=parts.outbox is not None)
     outbox = parts.outbox
     if outbox is not None:
 

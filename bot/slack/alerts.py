@@ -84,11 +84,14 @@ def why_lines(view: ReleaseView, incident: IncidentRecord, lang: str) -> list[st
     return lines
 
 
-def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Message:
-    """The one channel message of an incident: who is pinged, why, and what to do about it."""
+def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, paged: bool = True) -> Message:
+    """The one channel message of an incident: who is pinged, why, and what to do about it.
+
+    ``paged`` is False when no PagerDuty is set up: the message then says nobody was paged."""
     title = str(incident.details.get("title") or incident.criterion)
     version = view.release.version
-    head = t(lang, "alert_title", version=version, title=escape(title))
+    suffix = "" if paged else "_unpaged"
+    head = t(lang, f"alert_title{suffix}", version=version, title=escape(title))
     contacts = " ".join(c.mention for c in view.checklist.contacts if c.mention)
     if contacts:
         head += "\n" + t(lang, "alert_contacts", who=contacts)
@@ -115,18 +118,19 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str) -> Mess
             elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
         elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))
         blocks.append({"type": "actions", "elements": elements})
-    return t(lang, "alert_fallback", version=version, title=escape(title)), blocks
+    return t(lang, f"alert_fallback{suffix}", version=version, title=escape(title)), blocks
 
 
 class SlackAlerts:
     """The ``AlertSink`` on Slack: the ping goes to the channel (not only the thread), notes to the thread."""
 
-    def __init__(self, publisher: Publisher, lang: str) -> None:
+    def __init__(self, publisher: Publisher, lang: str, *, paged: bool = True) -> None:
         self._publisher = publisher
         self._lang = lang
+        self._paged = paged
 
     def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
-        text, blocks = render_alert(view, incident, self._lang)
+        text, blocks = render_alert(view, incident, self._lang, paged=self._paged)
         return self._publisher.gateway.post(
             view.release.channel_id, text, blocks, marker=f"incident:{incident.id}:{incident.fire_count}"
         )
@@ -134,7 +138,7 @@ class SlackAlerts:
     def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
         if incident.slack_ts is None or incident.slack_ts.startswith(PING_CLAIM):
             return
-        text, blocks = render_alert(view, incident, self._lang)
+        text, blocks = render_alert(view, incident, self._lang, paged=self._paged)
         self._publisher.gateway.update(view.release.channel_id, incident.slack_ts, text, blocks)
 
     def thread_note(self, view: ReleaseView, text: str) -> None:

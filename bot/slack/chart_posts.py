@@ -44,8 +44,10 @@ def chart_data(
     baseline = view.release.baseline_p95_s
     gate = checklist.gate
     title = f"{view.release.version} · {step_label(checklist, view.current_step, lang)}"
+    step = view.current_step
     return ChartData(
         title=title,
+        latin_title=f"{view.release.version} · {step.key if step else view.release.step}",
         start=since,
         end=until,
         error_rate=[(s.at, s.value) for s in samples if s.metric == ERROR_RATE],

@@ -30,6 +30,9 @@ class ChartData:
     baseline_p95_s: float | None = None
     p95_limit_s: float | None = None  # baseline x the latency criterion's ratio
     p95_gate_s: float | None = None
+    # The title in Latin letters, for a machine without a font for the title's script (a slim image has no
+    # Korean font): better "v1.4.0 · canary-10" than a row of empty boxes.
+    latin_title: str | None = None
 
     @property
     def has_data(self) -> bool:
@@ -56,7 +59,11 @@ def render_png(
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True)
-    fig.suptitle(data.title, fontsize=12)
+    family = None if data.title.isascii() else _cjk_family()
+    if data.title.isascii() or family is not None:
+        fig.suptitle(data.title, fontsize=12, fontfamily=[family or "DejaVu Sans", "DejaVu Sans"])
+    else:
+        fig.suptitle(data.latin_title or data.title.encode("ascii", "replace").decode(), fontsize=12)
 
     xs, ys = _split(data.error_rate, 100.0)
     top.plot(xs, ys, color="#1f77b4", marker="o", markersize=3, linewidth=1.5, label="error rate")
@@ -87,3 +94,26 @@ def render_png(
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi)
     return out.getvalue()
+
+
+# Fonts with Hangul (and the other CJK scripts) that Linux packages, macOS and Windows commonly install.
+_CJK_FAMILIES = (
+    "Noto Sans CJK KR",
+    "Noto Sans KR",
+    "Noto Sans CJK JP",
+    "NanumGothic",
+    "NanumBarunGothic",
+    "Source Han Sans KR",
+    "Apple SD Gothic Neo",
+    "AppleGothic",
+    "Malgun Gothic",
+    "UnDotum",
+)
+
+
+def _cjk_family() -> str | None:
+    """An installed font family that draws Hangul, or None."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((family for family in _CJK_FAMILIES if family in installed), None)

@@ -105,7 +105,7 @@ def _active_blocks(
                 lang,
                 "home_incident",
                 title=escape(str(i.details.get("title") or i.criterion)),
-                status=i.status.value,
+                status=t(lang, f"incident_state_{i.status.value}"),
                 when=slack_date(i.created_at, "{time}"),
             )
             for i in incidents[:5]
