@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("checklist", help="checklist files")
     check_sub = check.add_subparsers(dest="checklist_command", required=True)
     check_file = check_sub.add_parser("check", help="validate a checklist file and summarise it")
-    check_file.add_argument("file")
+    check_file.add_argument(
+        "file", nargs="?", help="the file (default: RELEASE_BOT_CHECKLIST, else the shipped deployment.yaml)"
+    )
     init = check_sub.add_parser(
         "init", help="write the shipped checklist (HallyuLatino's process) to FILE, to start your team's own"
     )
@@ -81,7 +83,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"check it with:  release-bot checklist check {written}")
             print(f"run the bot on it with:  RELEASE_BOT_CHECKLIST={written.resolve()} release-bot serve")
             return 0
-        print(summarize(load_checklist(args.file)))
+        path = args.file or load_settings(os.environ).checklist_path
+        print(f"{path}:")
+        print(summarize(load_checklist(path)))
         return 0
     if args.command == "playground":
         from bot.playground.shell import main as playground

@@ -213,6 +213,10 @@ def test_checklist_check_summarises_a_good_file_and_names_the_bad_field(tmp_path
     good = run_cli("checklist", "check", str(SEED_CHECKLIST))
     assert good.returncode == 0
     assert "44 items in 5 phases" in good.stdout
+    # Without a file: the one the bot would run, here the shipped one (as an image checks itself).
+    shipped = run_cli("checklist", "check")
+    assert shipped.returncode == 0 and shipped.stdout.startswith(f"{SEED_CHECKLIST}:\n")
+    assert shipped.stdout.endswith(good.stdout.split("\n", 1)[1])
     assert "15m" in good.stdout and "30m" in good.stdout
     bad_file = tmp_path / "bad.yaml"
     bad_file.write_text(FAST_CHECKLIST.read_text().replace("wait: 2s", "wait: 2 minutes"))
