@@ -33,6 +33,8 @@ _EMOJI = {
     "ok_hand": "👌",
     "information_source": "ℹ",
     "grey_question": "❔",
+    "heavy_minus_sign": "➖",
+    "label": "🏷",
 }
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
