@@ -130,6 +130,7 @@ def test_a_taken_port_stops_start_up_with_one_line_before_anything_starts(tmp_pa
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SECRET,
+            "RELEASE_MANAGERS": "U0ABCDEF1",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
             "HOST": "127.0.0.1",
             "PORT": str(port),
