@@ -20,6 +20,11 @@ ACK_LATENCY = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
 )
+REQUESTS_REFUSED = Counter(
+    "releasebot_requests_refused_total",
+    "Requests to /slack/events refused before reading them: unsigned, stale or forged",
+    ["reason"],
+)
 SLACK_API_ERRORS = Counter("releasebot_slack_api_errors_total", "Slack Web API errors", ["method", "error"])
 SLACK_CALLS = Counter("releasebot_slack_calls_total", "Slack Web API calls made", ["method"])
 TIMERS_FIRED = Counter("releasebot_timers_fired_total", "Timers fired", ["kind"])

@@ -42,7 +42,7 @@ VENDORS = {
     "kubernetes",
     "pagerduty",
     "apscheduler",
-    "cheroot",
+    "waitress",
     "urllib3",
     "psycopg",
 }

@@ -38,6 +38,14 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "That command is too long ({length} characters). Keep it under {limit}.",
         "ko": "명령이 너무 깁니다 ({length}자). {limit}자 이내로 입력해 주세요.",
     },
+    "command_multiline": {
+        "en": "That command has more than one line, so I did nothing. Send one command at a time, on one line.",
+        "ko": "명령이 여러 줄이라 실행하지 않았습니다. 한 번에 하나의 명령을 한 줄로 입력해 주세요.",
+    },
+    "command_extra_words": {
+        "en": "I don't know what `{extra}` after `{sub}` means, so I did nothing.",
+        "ko": "`{sub}` 뒤의 `{extra}`은(는) 알 수 없는 내용이라 실행하지 않았습니다.",
+    },
     "version_missing": {
         "en": "Which version? Example: `/release start v1.4.0`",
         "ko": "버전을 입력해 주세요. 예: `/release start v1.4.0`",

@@ -374,6 +374,7 @@ def build(
         alive=bot.not_alive,
         slack_over_http=not settings.socket_mode,
         github=webhook if settings.github_webhook_secret else None,
+        signing_secret=settings.slack_signing_secret,
     )
     bot.work_pool = work_pool
     bot.hand_off = hand_off

@@ -24,6 +24,9 @@ from bot.errors import ChatError, ReleaseBotError
 if TYPE_CHECKING:
     from bot.runtime.work_process import WorkProcess
 
+if TYPE_CHECKING:
+    from bot.runtime.http_server import HttpServer
+
 log = logging.getLogger(__name__)
 # SIGTERM to exit, whatever is stuck: inside Kubernetes' 30 s grace period even after the 5 s preStop sleep, and
 # short enough that a rolling upgrade does not wait on a replica cut off from its database.
@@ -205,13 +208,13 @@ def _share_metrics() -> str:
     return path
 
 
-def make_http_server(host: str, port: int, app: object, threads: int) -> Any:
-    """cheroot with a listen backlog and keep-alive limit sized for bursts (its defaults drop connections at ~50)."""
-    from cheroot import wsgi
+def make_http_server(
+    host: str, port: int, app: Any, threads: int, *, read_timeout_s: float | None = None
+) -> HttpServer:
+    """The bot's HTTP server (bot.runtime.http_server): waitress, bounded against clients that never finish."""
+    from bot.runtime.http_server import READ_TIMEOUT_S, HttpServer
 
-    server = wsgi.Server((host, port), app, numthreads=threads, request_queue_size=128)
-    server.keep_alive_conn_limit = 256
-    return server
+    return HttpServer(host, port, app, threads, read_timeout_s=read_timeout_s or READ_TIMEOUT_S)
 
 
 def resync(settings: Settings, version: str) -> int:

@@ -1,4 +1,9 @@
-"""The HTTP front: Slack's single request URL, health and metrics, served by cheroot's threaded WSGI server."""
+"""The HTTP front: Slack's single request URL, health and metrics (served by bot.runtime.http_server).
+
+A request to /slack/events is checked in this order, and each step answers a 4xx before the next one runs: its
+length (400, 413), its signature on the raw bytes (401), its encoding and shape (400). Only then does Bolt see
+it: nothing of a request that is not Slack's is decoded, logged or acted on (no reply to its ``response_url``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -14,13 +20,15 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest, BoltResponse
 
-from bot.observability import ACK_LATENCY, release_id, request_id
+from bot.observability import ACK_LATENCY, REQUESTS_REFUSED, release_id, request_id
+from bot.slack import signature
 from bot.slack.form_body import bolt_request
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 MAX_BODY = 1_000_000  # Slack payloads are far smaller; refuse anything that is not Slack
+_DIGITS = frozenset("0123456789")
 
 
 def _metrics_text() -> bytes:
@@ -67,6 +75,7 @@ def _status_line(status: int) -> str:
         200: "OK",
         400: "Bad Request",
         401: "Unauthorized",
+        411: "Length Required",
         404: "Not Found",
         405: "Method Not Allowed",
         413: "Payload Too Large",
@@ -87,16 +96,22 @@ class WebApp:
         slack_over_http: bool = True,
         github: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
         alive: Callable[[], str | None] = lambda: None,
+        signing_secret: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``ready`` answers why the bot cannot serve now, or None when it can; ``alive`` why it is stuck for
-        good (a restart is the cure: Socket Mode without Slack), or None; ``github`` serves the GitHub webhook
-        route when a webhook secret is configured."""
+        good (a restart is the cure: a frozen work process, Socket Mode without Slack), or None; ``github`` serves
+        the GitHub webhook route when a webhook secret is configured. Without a ``signing_secret`` every Slack
+        request is refused."""
         self._app = app
         self._ready = ready
         self.alive = alive
         self._github = github
         # In Socket Mode requests are not signed, so this server must not accept them: health and metrics only.
         self._slack_over_http = slack_over_http
+        self._secret = signing_secret
+        self._clock = clock
+        self._refusals = _RefusalLog()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -136,13 +151,31 @@ class WebApp:
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if declared and not (len(declared) <= 12 and _DIGITS.issuperset(declared)):
+            return self._reply(start_response, 400, b"bad Content-Length", "text/plain")
+        length = int(declared) if declared else 0
         if length > MAX_BODY:
             return self._reply(start_response, 413, b"payload too large", "text/plain")
         raw_bytes = environ["wsgi.input"].read(length) if length else b""
+        if len(raw_bytes) != length:
+            return self._reply(start_response, 400, b"body shorter than its Content-Length", "text/plain")
+        why = (
+            signature.problem(
+                self._secret or "",
+                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+                environ.get("HTTP_X_SLACK_SIGNATURE"),
+                raw_bytes,
+                self._clock(),
+            )
+            if self._secret
+            else "no signing secret configured"
+        )
+        if why is not None:
+            # The body is not Slack's: it is neither decoded nor logged, and nothing in it is answered.
+            REQUESTS_REFUSED.labels(reason=why).inc()
+            self._refusals.note(why)
+            return self._reply(start_response, 401, b"invalid request signature", "text/plain")
         try:
             raw = raw_bytes.decode("utf-8")
         except UnicodeDecodeError:
@@ -160,8 +193,8 @@ class WebApp:
         try:
             try:
                 request = bolt_request(raw, environ.get("QUERY_STRING", ""), headers)
-            except (ValueError, json.JSONDecodeError, AttributeError, TypeError):
-                # Malformed JSON in a payload: Slack never sends it, so say so instead of failing with a 500.
+            except (ValueError, AttributeError, TypeError, RecursionError):
+                # Malformed or absurdly nested JSON in a payload: Slack never sends it, so say so.
                 return self._reply(start_response, 400, b"malformed payload", "text/plain")
             if not isinstance(request.body, dict):
                 return self._reply(start_response, 400, b"malformed payload", "text/plain")
@@ -183,3 +216,31 @@ class WebApp:
         ]
         start_response(_status_line(status), [*out_headers, ("Content-Length", str(len(body)))])
         return [body]
+
+
+class _RefusalLog:
+    """Logs refused requests by reason, at most once a minute each, with how many there were meanwhile.
+
+    One line per refusal would let anyone fill the log; none would hide a wrong signing secret from its operator."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._since: dict[str, int] = {}
+
+    def note(self, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._since[reason] = self._since.get(reason, 0) + 1
+            last = self._last.get(reason)
+            if last is not None and now - last < self.EVERY_S:
+                return
+            count, self._since[reason] = self._since[reason], 0
+            self._last[reason] = now
+        log.warning(
+            "refused %d request(s) to /slack/events: %s (counted in releasebot_requests_refused_total)",
+            count,
+            reason,
+        )

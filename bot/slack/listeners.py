@@ -53,7 +53,7 @@ class SlackContext:
 
 def _usage_text(ctx: SlackContext, error: UsageError) -> str:
     text = t(ctx.lang, error.user_message, **blocks.escape_params(error.params))
-    if error.user_message in ("unknown_subcommand", "bad_payload"):
+    if error.user_message in ("unknown_subcommand", "bad_payload", "command_multiline", "command_extra_words"):
         text += "\n\n" + t(ctx.lang, "usage")
     return text
 

@@ -15,6 +15,8 @@ MAX_COMMAND_TEXT = 2000
 SUBCOMMANDS = ("start", "status", "list", "help", "abort", "incident", "rollback", "unlock", "report")
 NEEDS_VERSION = ("start", "abort", "incident", "rollback", "report")
 NEEDS_REASON = ("abort", "incident", "unlock")
+# str.splitlines() breaks at these; Slack keeps a pasted line break in the command text.
+_LINE_BREAKS = ("\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,15 @@ def actor_of(body: dict[str, Any]) -> Actor:
 
 
 def parse_command(body: dict[str, Any]) -> Command:
-    """Parse ``/release <sub> [version] [reason…]``; an unknown or missing subcommand means help."""
+    """Parse ``/release <sub> [version] [reason…]``; an unknown or missing subcommand means help.
+
+    Anything this grammar does not name is refused whole rather than dropped: a command pasted twice
+    (``start v6.6.8`` then ``start v6.6.9`` on the next line) must not quietly start only the first."""
     text = _str(body, "text").strip()
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError("text_too_long", params={"length": len(text), "limit": MAX_COMMAND_TEXT})
+    if any(mark in text for mark in _LINE_BREAKS):
+        raise UsageError("command_multiline")
     words = text.split(maxsplit=1)
     sub = words[0].lower() if words else "help"
     rest = words[1].strip() if len(words) > 1 else ""
@@ -71,6 +78,8 @@ def parse_command(body: dict[str, Any]) -> Command:
         rest = parts[1].strip() if len(parts) > 1 else ""
     if sub in NEEDS_REASON and not rest:
         raise UsageError("reason_missing", params={"sub": sub})
+    if sub not in NEEDS_REASON and rest:
+        raise UsageError("command_extra_words", params={"sub": sub, "extra": rest[:80]})
     channel_id = _str(body, "channel_id")
     if not channel_id:
         raise UsageError("bad_payload")

@@ -1,0 +1,209 @@
+"""The HTTP server: waitress, bounded so that clients who never finish a request cannot take it down.
+
+Why waitress (measured and argued in README and bench/RESULTS.md): one thread reads every connection without
+blocking and hands a request to the worker threads only once it has arrived whole, headers and body. A client
+that sends one header line every few seconds therefore holds a socket, never a thread, and requests from Slack
+and the kubelet's probes keep their threads. cheroot and the standard library's server read the request line and
+headers on the worker thread itself: sixteen slow clients were enough to stop cheroot answering.
+
+What this module adds to waitress's defaults, each a limit a request from Slack never comes near:
+
+- headers: 64 KiB in all (Slack sends about 1 KiB), answered 431 beyond, after reading no more than that;
+- body: ``MAX_BODY`` (Slack's largest payloads are ~100 KiB), answered 413 from its Content-Length, unread; kept
+  in memory, since the container's root filesystem is read-only;
+- time: a request must arrive whole within ``read_timeout_s`` of its first byte (or of the connection's opening),
+  else it is answered 408 and the connection closed. waitress's own timeout only closes connections that have
+  been *silent* for a while, which a slow client never is;
+- connections: up to ``MAX_CONNECTIONS`` open at once (file descriptors are raised to allow it); idle keep-alive
+  connections close after ``KEEP_ALIVE_S``.
+
+waitress logs through the standard ``logging`` module, so its tracebacks go through the bot's JSON handler and
+its redaction like every other record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1_000_000
+MAX_HEADERS = 64 * 1024
+# Slack gives up on an answer after 3 s: a request still arriving after 10 s is not Slack's.
+READ_TIMEOUT_S = 10.0
+KEEP_ALIVE_S = 30
+MAX_CONNECTIONS = 4096
+_CHECK_EVERY_S = 1  # how often the reading thread looks for requests past their deadline
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_TIMEOUT_BODY = b"request not received in time"
+_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """A connection that knows since when its current request has been arriving."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # A connection that never sends a byte is a request that never arrives: its clock starts now.
+        self.request_began: float | None = time.monotonic()
+        super().__init__(*args, **kwargs)
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and self.request_began is None:
+            self.request_began = time.monotonic()
+        done: bool = super().received(data)
+        if self.request is None:  # nothing partial left: the next request's clock starts with its first byte
+            self.request_began = None
+        return done
+
+    def overdue(self, now: float, limit: float) -> bool:
+        return (
+            self.request_began is not None
+            and not self.requests  # a request being answered is the worker's, not the reader's
+            and not self.will_close
+            and not self.close_when_flushed
+            and now - self.request_began > limit
+        )
+
+    def answer_timeout(self) -> None:
+        """Queue a 408 and close once it is sent; runs on the reading thread, which owns the socket."""
+        with self.outbuf_lock:
+            self.outbufs[-1].append(_TIMEOUT_ANSWER)
+            self.total_outbufs_len += len(_TIMEOUT_ANSWER)
+        self.request = None
+        self.request_began = None
+        self.close_when_flushed = True
+
+
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _Channel
+    read_timeout_s = READ_TIMEOUT_S
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # idle keep-alive connections
+        mono = time.monotonic()
+        late = [c for c in list(self.active_channels.values()) if c.overdue(mono, self.read_timeout_s)]
+        for channel in late:
+            channel.answer_timeout()
+        if late:
+            log.info(
+                "closed %d connection(s) whose request did not arrive within %.0f s",
+                len(late),
+                self.read_timeout_s,
+            )
+
+
+class HttpServer:
+    """``prepare()`` binds, ``serve()`` runs until ``stop()``; ``bind_addr`` is the address bound."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: WsgiApp,
+        threads: int,
+        *,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._host, self._port, self._app, self._threads = host, port, app, threads
+        self._read_timeout_s = read_timeout_s
+        self._max_connections = max_connections
+        self._server: _Server | None = None
+        self._stopped = threading.Event()
+        self.shutdown_timeout = 10.0  # how long stop() lets requests in flight finish
+
+    def prepare(self) -> None:
+        _allow_descriptors(self._max_connections + 256)
+        # The queue-depth warning fires on every request that finds all threads busy: in a burst of clicks that
+        # is a log line per click, for a queue the ack-latency histogram already shows.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        server = _Server(
+            self._app,
+            host=self._host,
+            port=self._port,
+            threads=self._threads,
+            connection_limit=self._max_connections,
+            asyncore_use_poll=True,  # select() stops at descriptor 1024
+            backlog=1024,
+            channel_timeout=KEEP_ALIVE_S,
+            cleanup_interval=_CHECK_EVERY_S,
+            max_request_header_size=MAX_HEADERS,
+            max_request_body_size=MAX_BODY + 1,  # waitress refuses at >=; MAX_BODY itself is allowed
+            inbuf_overflow=MAX_BODY + 1,
+            # Nothing here reads X-Forwarded-*, so waitress need not wrap every request to strip them.
+            clear_untrusted_proxy_headers=False,
+            ident="release-bot",
+            expose_tracebacks=False,
+        )
+        server.read_timeout_s = self._read_timeout_s
+        self._server = server
+
+    @property
+    def bind_addr(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("prepare() first")
+        return str(self._server.effective_host), int(self._server.effective_port)
+
+    def serve(self) -> None:
+        if self._server is None:
+            self.prepare()
+        assert self._server is not None
+        try:
+            self._server.run()
+        finally:
+            self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop accepting connections, let the requests in flight finish (up to ``shutdown_timeout``), close."""
+        server = self._server
+        if server is None:
+            return
+        server.trigger.pull_trigger(lambda: _stop_accepting(server))
+        tasks = server.task_dispatcher
+        deadline = time.monotonic() + self.shutdown_timeout
+        # waitress's own shutdown() drops requests still queued; wait until every worker is idle first.
+        while (tasks.queue or tasks.active_count > 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tasks.shutdown(cancel_pending=True, timeout=max(0.1, deadline - time.monotonic()))
+        # Their answers are written by now or queued for the reading thread; closing every socket ends its loop.
+        server.trigger.pull_trigger(lambda: _close_all(server))
+        self._stopped.wait(5)
+
+
+def _stop_accepting(server: _Server) -> None:
+    from waitress import wasyncore
+
+    server.accepting = False
+    wasyncore.dispatcher.close(server)  # the listening socket only; BaseWSGIServer.close() would end the loop
+
+
+def _close_all(server: _Server) -> None:
+    from waitress import wasyncore
+
+    for channel in list(server.active_channels.values()):
+        with contextlib.suppress(OSError):
+            channel._flush_some()
+    wasyncore.close_all(server._map)
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raise this process's open-file limit towards ``wanted`` (up to the hard limit): each connection is one."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
