@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from bot.adapters.health import HttpHealthChecker
 from bot.checklist.loading import load_checklist
 from bot.config import Settings
-from bot.db.engine import make_engine, make_session_factory
+from bot.db.engine import READONLY, make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.leadership import LeaseTiming
 from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
@@ -126,7 +126,9 @@ class Bot:
 
     def database_ready(self) -> bool:
         try:
-            with self.engine.connect() as conn:
+            # Read-only: on SQLite a plain transaction begins with the write lock (bot.db.engine), and the probe
+            # would queue behind a burst of writes for up to a second (measured by bench/hostile.py).
+            with self.engine.execution_options(**{READONLY: True}).connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
         except Exception:
