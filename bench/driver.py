@@ -150,8 +150,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def drive(url: str, bodies: Sequence[str], concurrency: int, *, timeout_s: float = 10.0) -> LevelResult:
-    """Send every body to ``url``/slack/events from ``concurrency`` threads; latencies of the round trips."""
+def drive(
+    url: str, bodies: Sequence[str], concurrency: int, *, timeout_s: float = 10.0, reuse: bool = True
+) -> LevelResult:
+    """Send every body to ``url``/slack/events from ``concurrency`` threads; latencies of the round trips.
+
+    ``reuse``: each thread keeps one connection open (keep-alive); otherwise every request opens a new one and
+    the server is asked to close it (``Connection: close``), its connect timed with it. Slack promises neither."""
     endpoint = f"{url}/slack/events"
     latencies: list[float] = []
     failures: Counter[str] = Counter()
@@ -162,7 +167,9 @@ def drive(url: str, bodies: Sequence[str], concurrency: int, *, timeout_s: float
     def worker(worker_no: int) -> None:
         mine: list[float] = []
         failed: Counter[str] = Counter()
-        with httpx.Client(timeout=timeout_s) as http:
+        limits = httpx.Limits() if reuse else httpx.Limits(max_keepalive_connections=0)
+        extra = {} if reuse else {"connection": "close"}
+        with httpx.Client(timeout=timeout_s, limits=limits) as http:
             # Open the keep-alive connection before the clock starts: a burst of connects would measure the
             # server's listen backlog (see README), not the ack path. The connects are staggered for that reason.
             # /livez, not /healthz: the bot's /healthz queries the database, which the serving CPU would count.
@@ -171,7 +178,7 @@ def drive(url: str, bodies: Sequence[str], concurrency: int, *, timeout_s: float
             ready.wait()
             while (i := next(next_index)) < len(bodies):
                 body = bodies[i]
-                headers = signed_headers(body)
+                headers = signed_headers(body) | extra
                 t0 = time.perf_counter()
                 try:
                     status = str(http.post(endpoint, content=body, headers=headers).status_code)

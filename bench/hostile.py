@@ -39,7 +39,6 @@ import httpx  # noqa: E402
 from bench.driver import percentile, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
 from bench.procs import RssSampler, Server, bot_argv, pss_mb, spawn  # noqa: E402
-from bench.run import RESULTS_DIR, bot_env, scratch_database  # noqa: E402
 from tests.slack_user import signed_headers  # noqa: E402
 
 SLOW_LINE_EVERY_S = 5.0
@@ -210,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", type=int, default=200, help="slow connections held")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to probe while they are held")
     args = parser.parse_args(argv)
+    from bench.run import RESULTS_DIR, bot_env, scratch_database  # bench.run uses this module's steps
+
     log_dir = RESULTS_DIR / "logs"
     fake = FakeSlackProcess().start()
     with contextlib.ExitStack() as stack:

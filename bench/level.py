@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         url = scratch_database(args.engine, log_dir, stack)
         bot = spawn(f"bot-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
         stack.callback(bot.stop)
-        floor = spawn("floor", floor_argv(), floor_env(fake, False), log_dir)
+        floor = spawn("floor", floor_argv(), floor_env(fake), log_dir)
         stack.callback(floor.stop)
         setup = start_bodies(fake, 16, "level-warm")
         drive(bot.url, setup, 1)

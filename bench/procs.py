@@ -146,15 +146,16 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Ser
     return server
 
 
-def bot_argv(tuned: bool = False) -> list[str]:
-    if tuned:
-        return [sys.executable, str(ROOT / "bench" / "tuned_serve.py")]
+def bot_argv() -> list[str]:
     script = Path(sys.executable).parent / "release-bot"
     return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "bot", "serve"]
 
 
-def floor_argv() -> list[str]:
-    return [sys.executable, str(ROOT / "bench" / "floor_app.py")]
+def floor_argv(server: str | None = None) -> list[str]:
+    """The floor (bench/floors.py) on ``server``, by default the fastest the candidates measured."""
+    from bench.floors import FASTEST
+
+    return [sys.executable, "-m", "bench.floors", "--server", server or FASTEST]
 
 
 @dataclass

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from bench import report  # noqa: E402
 from bench.driver import channel_of, click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
+from bench.hostile import SlowClients, bombs, probe  # noqa: E402
 from bench.procs import (  # noqa: E402
     RssSampler,
     ScratchPostgres,
@@ -41,36 +42,69 @@ from bench.procs import (  # noqa: E402
 from tests.slack_user import BOT_TOKEN, SECRET  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
-CONCURRENCY = (1, 10, 50)
-HTTP_THREADS = 16  # the bot's default HTTP_THREADS; the floor gets the same server
+HTTP_THREADS = 16  # the bot's default HTTP_THREADS; the floor's server starts a thread per connection
+SLOW_CLIENTS = 200  # held open against each server during the "slow" levels (bench/hostile.py)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One load level: ``c`` clients, each keeping its connection (``reuse``) or opening one per request, with
+    ``slow`` slow clients (one header line every 5 s, never finishing) held against the server meanwhile."""
+
+    c: int
+    reuse: bool = True
+    slow: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.c}" + ("" if self.reuse else " new") + (" slow" if self.slow else "")
+
+
+LEVELS = (
+    Level(1),
+    Level(10),
+    Level(50),
+    Level(10, reuse=False),
+    Level(50, reuse=False),
+    Level(10, slow=SLOW_CLIENTS),
+    Level(50, slow=SLOW_CLIENTS),
+)
 
 
 @dataclass(frozen=True)
 class Plan:
     clicks: int  # clicks a round
-    click_rounds: tuple[int, ...]  # bot-then-floor burst pairs at each click level, in CONCURRENCY's order
+    click_rounds: tuple[int, ...]  # bot-then-floor burst pairs at each level, in LEVELS' order
     starts: tuple[
         int, ...
     ]  # /release start requests a round at each level (for the bot, and as many for the floor)
     start_rounds: tuple[int, ...]  # floor-then-bot burst pairs at each start level
     quiet_s: float  # no Slack call for this long = the bot has gone quiet
     warmup: int  # releases started before measuring; their checkboxes are what gets clicked
+    hostile_s: float  # how long bench/hostile.py's probes run while slow clients are held
 
 
-# c=10 and c=50 get eight rounds. A round there lasts 0.1-0.3 s, and a stall of the VM inside it delays up to c
-# round trips at once: with three rounds, whether the p99 of a side held a stall was chance (single rounds of one
-# level ranged from 0.63x to 1.40x the floor). Over eight rounds each side meets several. c=50 starts go 50 a
-# round, so that 400 starts, not 800, add to the backlog of paced posts the later rounds run on.
+# c=10 and c=50 with kept connections get eight rounds. A round there lasts 0.1-0.3 s, and a stall of the VM inside
+# it delays up to c round trips at once: with three rounds, whether the p99 of a side held a stall was chance
+# (single rounds of one level ranged from 0.63x to 1.40x the floor). The levels with new connections and with
+# slow clients get five (clicks) and three (starts), to keep a full run under 40 minutes. c=50 starts go 50 a round.
 FULL = Plan(
     clicks=200,
-    click_rounds=(3, 8, 8),
-    starts=(100, 40, 50),
-    start_rounds=(3, 8, 8),
+    click_rounds=(3, 8, 8, 5, 5, 5, 5),
+    starts=(100, 40, 50, 40, 50, 40, 50),
+    start_rounds=(3, 8, 8, 3, 3, 3, 3),
     quiet_s=2.5,
     warmup=42,
+    hostile_s=20.0,
 )
 QUICK = Plan(
-    clicks=80, click_rounds=(1, 1, 1), starts=(40, 40, 40), start_rounds=(1, 1, 1), quiet_s=1.5, warmup=2
+    clicks=80,
+    click_rounds=(1,) * len(LEVELS),
+    starts=(40,) * len(LEVELS),
+    start_rounds=(1,) * len(LEVELS),
+    quiet_s=1.5,
+    warmup=2,
+    hostile_s=5.0,
 )
 
 
@@ -101,15 +135,18 @@ def _chunks(items: list[str], parts: int) -> list[list[str]]:
 class Burst:
     """Bursts against one server at one level: their round trips, and the CPU its serving process spent."""
 
-    def __init__(self, server: Server, concurrency: int) -> None:
-        self.server, self.concurrency = server, concurrency
+    def __init__(self, server: Server, level: Level) -> None:
+        self.server, self.level = server, level
         self.parts: list[Any] = []
         self.cpu_s = 0.0
 
     def run(self, bodies: list[str]) -> None:
-        before = cpu_s(self.server.proc.pid)
-        self.parts.append(drive(self.server.url, bodies, self.concurrency))
-        self.cpu_s += cpu_s(self.server.proc.pid) - before
+        with contextlib.ExitStack() as stack:
+            if self.level.slow:
+                stack.enter_context(SlowClients(self.server.port, self.level.slow))
+            before = cpu_s(self.server.proc.pid)
+            self.parts.append(drive(self.server.url, bodies, self.level.c, reuse=self.level.reuse))
+            self.cpu_s += cpu_s(self.server.proc.pid) - before
 
     def result(self) -> dict[str, Any]:
         row = pooled(self.parts).as_dict()
@@ -149,12 +186,12 @@ def measure(
             say("  warning: the warm-up releases were still being posted when the clicks began")
         # Clicks first: the starts leave a backlog of paced posts that would blur the calls-per-click count.
         out_bot["click"], out_floor["click"] = {}, {}
-        for c, rounds in zip(CONCURRENCY, plan.click_rounds, strict=True):
+        for level, rounds in zip(LEVELS, plan.click_rounds, strict=True):
             quiet("next")
             targets = click_targets(fake.messages(channels), plan.clicks * rounds)
             if len(targets) < plan.clicks * rounds:
                 raise RuntimeError(f"only {len(targets)} checkbox items were posted; see {bot.log_path}")
-            bot_burst, floor_burst, calls = Burst(bot, c), Burst(floor, c), Counter[str]()
+            bot_burst, floor_burst, calls = Burst(bot, level), Burst(floor, level), Counter[str]()
             for part in _chunks(click_bodies(fake, targets), rounds):
                 quiet("bot")
                 before = fake.count()
@@ -168,29 +205,46 @@ def measure(
             row["calls_per_click"] = round(sum(calls.values()) / row["requests"], 3)
             row["releases"] = len({t.channel for t in targets})
             row["messages"] = len({t.message["ts"] for t in targets})
-            out_bot["click"][str(c)] = row
-            out_floor["click"][str(c)] = floor_burst.result()
-            say(f"  click c={c}: bot {_brief(row)}; floor {_brief(out_floor['click'][str(c)])}")
+            out_bot["click"][level.key] = row
+            out_floor["click"][level.key] = floor_burst.result()
+            say(f"  click c={level.key}: bot {_brief(row)}; floor {_brief(out_floor['click'][level.key])}")
         out_bot["start"], out_floor["start"] = {}, {}
-        for c, n, rounds in zip(CONCURRENCY, plan.starts, plan.start_rounds, strict=True):
-            bot_burst, floor_burst = Burst(bot, c), Burst(floor, c)
+        for level, n, rounds in zip(LEVELS, plan.starts, plan.start_rounds, strict=True):
+            bot_burst, floor_burst = Burst(bot, level), Burst(floor, level)
             on_quiet = True
             for _ in range(rounds):
                 # Each start leaves ~14 s of paced posts behind it, 8 releases at a time: waiting for silence
                 # would take many minutes. The floor goes first, after at most 15 s, and the bot's burst follows.
                 on_quiet &= fake.wait_quiet(plan.quiet_s, 15)
-                floor_burst.run(start_bodies(fake, n, f"floor-c{c}"))
-                bot_burst.run(start_bodies(fake, n, f"{bot.name}-c{c}"))
-            out_floor["start"][str(c)] = floor_burst.result() | {"began_quiet": on_quiet}
-            out_bot["start"][str(c)] = bot_burst.result()
+                floor_burst.run(start_bodies(fake, n, f"floor-c{level.c}"))
+                bot_burst.run(start_bodies(fake, n, f"{bot.name}-c{level.c}"))
+            out_floor["start"][level.key] = floor_burst.result() | {"began_quiet": on_quiet}
+            out_bot["start"][level.key] = bot_burst.result()
             say(
-                f"  start c={c}: bot {_brief(out_bot['start'][str(c)])}; "
-                f"floor {_brief(out_floor['start'][str(c)])}"
+                f"  start c={level.key}: bot {_brief(out_bot['start'][level.key])}; "
+                f"floor {_brief(out_floor['start'][level.key])}"
             )
     for out, sampler in ((out_bot, rss), (out_floor, floor_rss)):
         out["peak_rss_mb"] = round(sampler.peak_mb, 1)
         out["peak_pss_mb"] = round(sampler.peak_pss_mb, 1)
+    out_bot["hostile"] = hostile(bot, fake, plan)
     return out_bot, out_floor
+
+
+def hostile(bot: Server, fake: FakeSlackProcess, plan: Plan) -> dict[str, Any]:
+    """bench/hostile.py's two steps against the bot: probes while slow clients are held, then header bombs."""
+    fake.wait_quiet(plan.quiet_s, 30)
+    if bot.proc.poll() is not None:
+        raise RuntimeError(f"{bot.name} exited with {bot.proc.returncode}; see {bot.log_path}")
+    with SlowClients(bot.port, SLOW_CLIENTS):
+        held = probe(bot, fake, plan.hostile_s)
+    bombed = bombs(bot)
+    say(
+        f"  hostile: slowest probe {held['slowest_ms']} ms with {SLOW_CLIENTS} slow clients held "
+        f"({held['failed']} failed); twelve 40 MB headers answered {bombed['answers']}, "
+        f"peak PSS {bombed['peak_pss_mb']} MB"
+    )
+    return {"slow_clients": SLOW_CLIENTS, "probes": held, "bombs": bombed}
 
 
 def _brief(row: dict[str, Any]) -> str:
@@ -214,26 +268,25 @@ def migrate(database_url: str) -> None:
         raise SystemExit(f"bench: migrating {database_url} failed:\n{done.stderr.strip()}")
 
 
-def floor_env(fake: FakeSlackProcess, tuned: bool) -> dict[str, str]:
+def floor_env(fake: FakeSlackProcess) -> dict[str, str]:
     return {
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_API_URL": fake.base_url,
         "HTTP_THREADS": str(HTTP_THREADS),
-        "BENCH_TUNED_SERVER": "1" if tuned else "0",
     }
 
 
 def run_engine(
-    engine: str, fake: FakeSlackProcess, plan: Plan, log_dir: Path, tuned: bool, extra: dict[str, str]
+    engine: str, fake: FakeSlackProcess, plan: Plan, log_dir: Path, extra: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bot on one engine and a floor beside it: (bot figures, floor figures)."""
     say(f"bot on {engine}, and the floor (minimal Bolt app) beside it")
     with contextlib.ExitStack() as stack:
         url = scratch_database(engine, log_dir, stack)
-        bot = spawn(f"bot-{engine}", bot_argv(tuned), bot_env(url, fake, extra), log_dir)
+        bot = spawn(f"bot-{engine}", bot_argv(), bot_env(url, fake, extra), log_dir)
         stack.callback(bot.stop)
-        floor = spawn(f"floor-{engine}", floor_argv(), floor_env(fake, tuned), log_dir)
+        floor = spawn(f"floor-{engine}", floor_argv(), floor_env(fake), log_dir)
         stack.callback(floor.stop)
         return measure(bot, floor, fake, plan)
 
@@ -297,11 +350,6 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite bench/RESULTS.md (default: on in full mode, off with --quick)",
     )
     parser.add_argument(
-        "--tuned-server",
-        action="store_true",
-        help="what-if: raise cheroot's listen backlog and keep-alive limit in both servers",
-    )
-    parser.add_argument(
         "--bot-env",
         action="append",
         default=[],
@@ -321,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     fake = FakeSlackProcess().start()
     try:
-        pairs = {
-            engine: run_engine(engine, fake, plan, log_dir, args.tuned_server, extra) for engine in engines
-        }
+        pairs = {engine: run_engine(engine, fake, plan, log_dir, extra) for engine in engines}
         bots = {engine: pair[0] for engine, pair in pairs.items()}
         floor = {engine: pair[1] for engine, pair in pairs.items()}
     finally:
@@ -331,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     detection = (
         run_detection(args.detection) if args.detection else {"status": "not run (give --detection RUNS)"}
     )
-    mode = ("quick" if args.quick else "full") + (", tuned server" if args.tuned_server else "")
+    mode = "quick" if args.quick else "full"
     mode += "".join(f", {k}={v}" for k, v in extra.items())
     results = report.assemble(plan.__dict__, mode, bots, floor, detection, time.perf_counter() - began)
     table = report.render(results)
