@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import threading
 from collections.abc import Iterable
+from types import TracebackType
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -120,3 +122,22 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str], stream: o
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # APScheduler logs two INFO lines each time a job runs (the timer sweep every 5 s): its warnings still show.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # An exception that ends a thread (or the process) is printed by Python as plain text on stderr, outside the
+    # JSON lines and their redaction: send it through the handler above instead.
+    threading.excepthook = _log_thread_death
+    sys.excepthook = _log_uncaught
+
+
+_crash_log = logging.getLogger("bot.crash")
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    _crash_log.error("thread %s ended with an uncaught exception", name, exc_info=exc_info)
+
+
+def _log_uncaught(exc_type: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    _crash_log.critical("uncaught exception", exc_info=(exc_type, value, tb))

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -211,16 +212,32 @@ def test_a_reason_may_still_have_many_words(running: RunningBot) -> None:
     running.fake.wait_for(lambda: running.services.find(CHANNEL, "v1.4.0").release.status == "aborted")
 
 
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The bot's logging (JSON, SECRET redacted) into a buffer; the test's logging and hooks restored after."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    hooks = threading.excepthook, sys.excepthook
+    configure_logging(level="INFO", fmt="json", secrets=[SECRET], stream=stream)
+    try:
+        yield stream
+    finally:
+        threading.excepthook, sys.excepthook = hooks
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
 def test_a_traceback_in_the_server_goes_through_the_json_log_with_redaction(
-    capfd: pytest.CaptureFixture[str],
+    json_log: io.StringIO, capfd: pytest.CaptureFixture[str]
 ) -> None:
     def broken(environ: dict[str, object], start_response: object) -> list[bytes]:
         raise RuntimeError(f"cannot reach the database with {SECRET}")
 
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(level="INFO", fmt="json", secrets=[SECRET], stream=stream)
+    stream = json_log
     server = make_http_server("127.0.0.1", 0, broken, 2)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
@@ -235,16 +252,28 @@ def test_a_traceback_in_the_server_goes_through_the_json_log_with_redaction(
     finally:
         server.stop()
         thread.join(5)
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     traced = [line for line in lines if "Traceback" in json.dumps(line)]
     assert traced, lines
     assert SECRET not in stream.getvalue()
     assert "[redacted]" in json.dumps(traced)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_thread_that_dies_is_logged_as_json_with_redaction(
+    json_log: io.StringIO, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def dies() -> None:
+        raise RuntimeError(f"token {SECRET} rejected")
+
+    thread = threading.Thread(target=dies, name="doomed")
+    thread.start()
+    thread.join(5)
+    stream = json_log
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert "doomed" in line["message"]
+    assert "Traceback" in json.dumps(line)
+    assert SECRET not in stream.getvalue()
     assert "Traceback" not in capfd.readouterr().err
 
 
