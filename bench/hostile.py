@@ -2,6 +2,7 @@
 
     python -m bench.hostile                        # SQLite; 200 slow clients, twelve 40 MB headers
     python -m bench.hostile --engine postgres --slow 400
+    python -m bench.hostile --floor cheroot        # the same steps against a Bolt floor on another server
 
 Two steps against the real ``release-bot serve``:
 
@@ -38,7 +39,8 @@ import httpx  # noqa: E402
 
 from bench.driver import percentile, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.procs import RssSampler, Server, bot_argv, pss_mb, spawn  # noqa: E402
+from bench.floors import SERVERS  # noqa: E402
+from bench.procs import RssSampler, Server, bot_argv, floor_argv, pss_mb, spawn  # noqa: E402
 from tests.slack_user import signed_headers  # noqa: E402
 
 SLOW_LINE_EVERY_S = 5.0
@@ -208,22 +210,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--slow", type=int, default=200, help="slow connections held")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to probe while they are held")
+    parser.add_argument(
+        "--floor",
+        choices=SERVERS,
+        help="aim at the floor of bench/floors.py on this server instead of the bot (e.g. cheroot, as the bot "
+        "was served before waitress)",
+    )
     args = parser.parse_args(argv)
-    from bench.run import RESULTS_DIR, bot_env, scratch_database  # bench.run uses this module's steps
+    from bench.run import (
+        RESULTS_DIR,
+        bot_env,
+        floor_env,
+        scratch_database,
+    )  # bench.run uses this module's steps
 
     log_dir = RESULTS_DIR / "logs"
     fake = FakeSlackProcess().start()
     with contextlib.ExitStack() as stack:
         stack.callback(fake.stop)
-        url = scratch_database(args.engine, log_dir, stack)
-        bot = spawn(f"bot-hostile-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
+        if args.floor:
+            bot = spawn(f"floor-hostile-{args.floor}", floor_argv(args.floor), floor_env(fake), log_dir)
+        else:
+            url = scratch_database(args.engine, log_dir, stack)
+            bot = spawn(f"bot-hostile-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
         stack.callback(bot.stop)
         idle_pss = pss_mb(bot.proc.pid)
         quiet = probe(bot, fake, 5)
         with SlowClients(bot.port, args.slow) as slow:
             held = probe(bot, fake, args.seconds)
         bombed = bombs(bot)
-        print(f"release-bot under hostile clients ({args.engine}); idle PSS {idle_pss:.0f} MB")
+        who = f"the floor on {args.floor}" if args.floor else f"release-bot ({args.engine})"
+        print(f"{who} under hostile clients; idle PSS {idle_pss:.0f} MB")
         print("")
         print("| step | request | n | p50 ms | max ms |")
         print("|---|---|---|---|---|")
