@@ -48,14 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         help="start: /release start bursts, the floor's first, each on the backlog of paced posts the ones "
         "before left (as in run.py)",
     )
+    parser.add_argument(
+        "--bot-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the bot"
+    )
+    parser.add_argument("--new-connections", action="store_true", help="a new connection per request")
     args = parser.parse_args(argv)
+    extra = dict(kv.split("=", 1) for kv in args.bot_env)
+    reuse = not args.new_connections
     log_dir = RESULTS_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     fake = FakeSlackProcess().start()
     with contextlib.ExitStack() as stack:
         stack.callback(fake.stop)
         url = scratch_database(args.engine, log_dir, stack)
-        bot = spawn(f"bot-{args.engine}", bot_argv(), bot_env(url, fake, {}), log_dir)
+        bot = spawn(f"bot-{args.engine}", bot_argv(), bot_env(url, fake, extra), log_dir)
         stack.callback(bot.stop)
         floor = spawn("floor", floor_argv(), floor_env(fake), log_dir)
         stack.callback(floor.stop)
@@ -70,15 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds + 1):
             if args.request == "start":
                 fake.wait_quiet(2.5, 30)
-                f = drive(floor.url, start_bodies(fake, args.clicks, f"floor-{n}"), args.concurrency)
-                b = drive(bot.url, start_bodies(fake, args.clicks, f"bot-{n}"), args.concurrency)
+                f = drive(
+                    floor.url, start_bodies(fake, args.clicks, f"floor-{n}"), args.concurrency, reuse=reuse
+                )
+                b = drive(bot.url, start_bodies(fake, args.clicks, f"bot-{n}"), args.concurrency, reuse=reuse)
             else:
                 fake.wait_quiet(2.5, 90)
                 bodies = click_bodies(fake, click_targets(fake.messages(channels), args.clicks))
-                b = drive(bot.url, bodies, args.concurrency)
+                b = drive(bot.url, bodies, args.concurrency, reuse=reuse)
                 # The bot's work follows its acks: the floor's burst waits for the redraws to end, as in run.py.
                 fake.wait_quiet(2.5, 60, since=time.monotonic())
-                f = drive(floor.url, bodies, args.concurrency)
+                f = drive(floor.url, bodies, args.concurrency, reuse=reuse)
             if n == 0:
                 continue
             bot_parts.append(b)
@@ -92,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"pooled over {args.rounds} rounds, {args.request}, {args.engine}, c={args.concurrency}: "
             f"bot p99 {b.p99_ms:.1f} ms, "
-            f"floor p99 {f.p99_ms:.1f} ms, ratio {b.p99_ms / f.p99_ms:.2f}"
+            f"floor p99 {f.p99_ms:.1f} ms, ratio {b.p99_ms / f.p99_ms:.2f}; p50 bot {b.p50_ms:.1f} floor "
+            f"{f.p50_ms:.1f} ms, ratio {b.p50_ms / f.p50_ms:.2f}"
         )
     return 0
 

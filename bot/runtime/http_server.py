@@ -26,11 +26,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
@@ -78,6 +80,29 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
             and now - self.request_began > limit
         )
 
+    def add_channel(self, map: Any = None) -> None:
+        super().add_channel(map)
+        self.server.dirty.add(self)
+
+    def del_channel(self, map: Any = None) -> None:
+        if self._fileno is not None:
+            self.server.gone.append(self._fileno)
+        super().del_channel(map)
+
+    def service(self) -> None:
+        # Runs on a worker thread, which changes what this connection waits for (it may read again, or write):
+        # tell the reading thread which connection to look at, then wake it.
+        try:
+            super().service()
+        finally:
+            self.server.dirty.add(self)
+            self.server.pull_trigger()
+
+    def write_soon(self, data: Any) -> int:
+        self.server.dirty.add(self)  # before waitress may wait for the reading thread to flush
+        written: int = super().write_soon(data)
+        return written
+
     def answer_timeout(self) -> None:
         """Queue a 408 and close once it is sent; runs on the reading thread, which owns the socket."""
         with self.outbuf_lock:
@@ -92,18 +117,113 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _Channel
     read_timeout_s = READ_TIMEOUT_S
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.dirty: set[Any] = set()  # connections whose interest may have changed (any thread adds)
+        self.gone: list[int] = []  # descriptors of connections removed from the map (reading thread only)
+        super().__init__(*args, **kwargs)
+
+    def run(self) -> None:
+        _EventLoop(self).run(self.adj.asyncore_loop_timeout)
+
     def maintenance(self, now: float) -> None:
-        super().maintenance(now)  # idle keep-alive connections
+        cutoff = now - self.adj.channel_timeout  # idle keep-alive connections, as waitress does
         mono = time.monotonic()
-        late = [c for c in list(self.active_channels.values()) if c.overdue(mono, self.read_timeout_s)]
+        late = []
+        for channel in list(self.active_channels.values()):
+            if not channel.requests and channel.last_activity < cutoff:
+                channel.will_close = True
+                self.dirty.add(channel)
+            elif channel.overdue(mono, self.read_timeout_s):
+                late.append(channel)
         for channel in late:
             channel.answer_timeout()
+            self.dirty.add(channel)
         if late:
             log.info(
                 "closed %d connection(s) whose request did not arrive within %.0f s",
                 len(late),
                 self.read_timeout_s,
             )
+
+
+class _EventLoop:
+    """waitress's loop, without its cost per connection on every turn.
+
+    wasyncore's ``poll2`` asks every connection what it waits for and registers each with a new poll set on every
+    turn: 0.23 ms a turn with 200 idle connections open (a turn or more per request), 4 ms with 4,000, all holding
+    the GIL that acks need. Here the connections stay registered with epoll, and a turn asks again only those that
+    had an event, that a worker thread has just served (``dirty``), and the listener and wake-up pipe."""
+
+    _IN = select.EPOLLIN | select.EPOLLPRI
+
+    def __init__(self, server: _Server) -> None:
+        self._server = server
+        self._map: dict[int, Any] = server._map
+        self._epoll = select.epoll()
+        self._registered: dict[int, tuple[Any, int]] = {}
+        self._touched: list[Any] = []
+
+    def run(self, timeout_s: float) -> None:
+        try:
+            while self._map:
+                self._turn(timeout_s)
+        finally:
+            self._epoll.close()
+
+    def _interest(self, obj: Any) -> int:
+        flags = self._IN if obj.readable() else 0
+        if obj.writable() and not obj.accepting:
+            flags |= select.EPOLLOUT
+        return flags
+
+    def _forget(self, fd: int) -> None:
+        self._registered.pop(fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(fd)
+
+    def _turn(self, timeout_s: float) -> None:
+        server, registered = self._server, self._registered
+        while server.gone:
+            self._forget(server.gone.pop())
+        hot = [server, server.trigger, *self._touched]
+        while server.dirty:
+            hot.append(server.dirty.pop())
+        for obj in hot:
+            fd = obj._fileno
+            if fd is None or self._map.get(fd) is not obj:
+                continue  # closed meanwhile
+            flags = self._interest(obj)
+            old = registered.get(fd)
+            if old is not None and old[0] is obj and old[1] == flags:
+                continue
+            if old is not None and old[0] is not obj:
+                self._forget(fd)  # a descriptor number reused by a new connection
+                old = None
+            if not flags:
+                if old is not None:
+                    self._forget(fd)
+                continue
+            if old is None:
+                try:
+                    self._epoll.register(fd, flags)
+                except FileExistsError:
+                    self._epoll.modify(fd, flags)
+            else:
+                self._epoll.modify(fd, flags)
+            registered[fd] = (obj, flags)
+        try:
+            events = self._epoll.poll(timeout_s)
+        except InterruptedError:
+            events = []
+        touched = []
+        for fd, flags in events:
+            obj = self._map.get(fd)
+            if obj is None:
+                self._forget(fd)
+                continue
+            wasyncore.readwrite(obj, flags)  # epoll's bits are poll's: waitress's own dispatch
+            touched.append(obj)
+        self._touched = touched
 
 
 class HttpServer:
@@ -185,15 +305,11 @@ class HttpServer:
 
 
 def _stop_accepting(server: _Server) -> None:
-    from waitress import wasyncore
-
     server.accepting = False
     wasyncore.dispatcher.close(server)  # the listening socket only; BaseWSGIServer.close() would end the loop
 
 
 def _close_all(server: _Server) -> None:
-    from waitress import wasyncore
-
     for channel in list(server.active_channels.values()):
         with contextlib.suppress(OSError):
             channel._flush_some()
