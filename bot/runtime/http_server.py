@@ -99,9 +99,17 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
             self.server.pull_trigger()
 
     def write_soon(self, data: Any) -> int:
-        self.server.dirty.add(self)  # before waitress may wait for the reading thread to flush
         written: int = super().write_soon(data)
+        if self.total_outbufs_len:  # not all sent at once: the reading thread sends the rest
+            self.server.dirty.add(self)
+            self.server.pull_trigger()
         return written
+
+    def _flush_outbufs_below_high_watermark(self) -> None:
+        # waitress waits here, on a worker thread, for the reading thread to send what is queued.
+        if self.total_outbufs_len:
+            self.server.dirty.add(self)
+        super()._flush_outbufs_below_high_watermark()
 
     def answer_timeout(self) -> None:
         """Queue a 408 and close once it is sent; runs on the reading thread, which owns the socket."""
