@@ -16,12 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 
 from bot.observability import configure_logging
+from bot.runtime.http_server import HttpServer
 from bot.runtime.server import make_http_server
 from tests.conftest import RunningBot
 from tests.slack_user import SECRET, TEAM, signed_headers
@@ -345,6 +347,35 @@ def test_a_request_that_does_not_arrive_in_time_is_answered_408(running: Running
         # A connection that never says anything is closed too.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as silent:
             assert _status(_read_answer(silent)) == 408
+        assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=5).status_code == 200
+    finally:
+        server.stop()
+        thread.join(5)
+
+
+def test_bodies_in_hand_are_bounded_across_connections() -> None:
+    def echo_length(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Length", str(len(str(len(body)))))])
+        return [str(len(body)).encode()]
+
+    server = HttpServer("127.0.0.1", 0, echo_length, 2, body_budget=100_000)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    port = server.bind_addr[1]
+    head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+            first.sendall(head + b"a" * 1000)  # holds 60,000 of the 100,000 while its body trickles in
+            time.sleep(0.3)
+            # A second body of the same size does not fit: refused at once, its body never read.
+            answer = _raw(port, head + b"b" * 1000, timeout=5)
+            assert _status(answer) == 503
+            first.sendall(b"a" * 59_000)
+            assert _read_answer(first).endswith(b"60000")
+        # Answered, the first gave its share back: the same body fits again.
+        assert _raw(port, head + b"c" * 60_000).endswith(b"60000")
         assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=5).status_code == 200
     finally:
         server.stop()

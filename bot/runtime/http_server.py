@@ -11,6 +11,9 @@ What this module adds to waitress's defaults, each a limit a request from Slack 
 - headers: 64 KiB in all (Slack sends about 1 KiB), answered 431 beyond, after reading no more than that;
 - body: ``MAX_BODY`` (Slack's largest payloads are ~100 KiB), answered 413 from its Content-Length, unread; kept
   in memory, since the container's root filesystem is read-only;
+- bodies in all: ``BODY_BUDGET`` bytes of bodies being received or waiting to be answered, across connections.
+  A request whose Content-Length does not fit is answered 503 before its body is read: without this, a few
+  hundred clients each sending a large body slowly would hold hundreds of MB;
 - time: a request must arrive whole within ``read_timeout_s`` of its first byte (or of the connection's opening),
   else it is answered 408 and the connection closed. waitress's own timeout only closes connections that have
   been *silent* for a while, which a slow client never is;
@@ -35,6 +38,7 @@ from typing import Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
+from waitress.utilities import Error
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ MAX_HEADERS = 64 * 1024
 READ_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 30
 MAX_CONNECTIONS = 4096
+BODY_BUDGET = 32 * 1024 * 1024
 _CHECK_EVERY_S = 1  # how often the reading thread looks for requests past their deadline
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -55,21 +60,57 @@ _TIMEOUT_ANSWER = (
 )
 
 
+class _Busy(Error):  # type: ignore[misc]
+    code = 503
+    reason = "Service Unavailable"
+
+
 class _Channel(HTTPChannel):  # type: ignore[misc]
-    """A connection that knows since when its current request has been arriving."""
+    """A connection that knows since when its current request has been arriving, and holds its body's share of
+    the server's ``BODY_BUDGET`` from its headers' end until it is answered."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # A connection that never sends a byte is a request that never arrives: its clock starts now.
         self.request_began: float | None = time.monotonic()
+        self.holds = 0  # bytes of the budget this connection's request holds
         super().__init__(*args, **kwargs)
 
     def received(self, data: bytes) -> bool:
         if self.request is None and self.request_began is None:
             self.request_began = time.monotonic()
         done: bool = super().received(data)
-        if self.request is None:  # nothing partial left: the next request's clock starts with its first byte
+        request = self.request
+        if request is None:  # nothing partial left: the next request's clock starts with its first byte
             self.request_began = None
+        elif request.headers_finished and not self.holds and request.error is None and not request.completed:
+            # Chunked bodies declare no length: they may grow to the largest body allowed.
+            wanted = request.content_length if not request.chunked else self.adj.max_request_body_size
+            if wanted and not self.server.budget.take(wanted):
+                self._refuse(request)
+            else:
+                self.holds = wanted
         return done
+
+    def _refuse(self, request: Any) -> None:
+        """Answer the partial ``request`` 503 at once (and close), without reading its body."""
+        log.warning(
+            "refused a request body of %d bytes: %d bytes of bodies already in hand",
+            request.content_length,
+            self.server.budget.used,
+        )
+        with self.requests_lock:
+            request.error = _Busy("too many request bodies in hand; retry shortly")
+            request.completed = True
+            self.requests.append(request)
+            self.request = None
+            self.request_began = None
+            if len(self.requests) == 1:
+                self.server.add_task(self)
+
+    def _release(self) -> None:
+        held, self.holds = self.holds, 0
+        if held:
+            self.server.budget.give_back(held)
 
     def overdue(self, now: float, limit: float) -> bool:
         return (
@@ -87,6 +128,7 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
     def del_channel(self, map: Any = None) -> None:
         if self._fileno is not None:
             self.server.gone.append(self._fileno)
+        self._release()
         super().del_channel(map)
 
     def service(self) -> None:
@@ -95,6 +137,7 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
         try:
             super().service()
         finally:
+            self._release()  # answered: its body is garbage now
             self.server.dirty.add(self)
             self.server.pull_trigger()
 
@@ -121,11 +164,31 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
         self.close_when_flushed = True
 
 
+class _Budget:
+    """Bytes of request bodies in hand, server-wide; taken on the reading thread, given back by any."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
 class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _Channel
     read_timeout_s = READ_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.budget = _Budget(BODY_BUDGET)
         self.dirty: set[Any] = set()  # connections whose interest may have changed (any thread adds)
         self.gone: list[int] = []  # descriptors of connections removed from the map (reading thread only)
         super().__init__(*args, **kwargs)
@@ -246,10 +309,12 @@ class HttpServer:
         *,
         read_timeout_s: float = READ_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
+        body_budget: int = BODY_BUDGET,
     ) -> None:
         self._host, self._port, self._app, self._threads = host, port, app, threads
         self._read_timeout_s = read_timeout_s
         self._max_connections = max_connections
+        self._body_budget = body_budget
         self._server: _Server | None = None
         self._stopped = threading.Event()
         self.shutdown_timeout = 10.0  # how long stop() lets requests in flight finish
@@ -278,6 +343,7 @@ class HttpServer:
             expose_tracebacks=False,
         )
         server.read_timeout_s = self._read_timeout_s
+        server.budget = _Budget(self._body_budget)
         self._server = server
 
     @property
