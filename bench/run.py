@@ -1,6 +1,6 @@
 """Benchmark the real ``release-bot serve`` against the Bolt floor, over loopback, in one command.
 
-    /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~12 min
+    /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~35 min
     /work/venv/bin/python bench/run.py --quick    # smaller counts, about a minute
     /work/venv/bin/python bench/run.py --engines sqlite --detection 2
 
