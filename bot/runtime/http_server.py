@@ -9,8 +9,9 @@ headers on the worker thread itself: sixteen slow clients were enough to stop ch
 What this module adds to waitress's defaults, each a limit a request from Slack never comes near:
 
 - headers: 64 KiB in all (Slack sends about 1 KiB), answered 431 beyond, after reading no more than that;
-- body: ``MAX_BODY`` (Slack's largest payloads are ~100 KiB), answered 413 from its Content-Length, unread; kept
-  in memory, since the container's root filesystem is read-only;
+- body: ``MAX_BODY``, the largest any route takes (GitHub's webhook; each route refuses more than its own, Slack's
+  1 MB), answered 413 from its Content-Length, unread; kept in memory, since the container's root filesystem is
+  read-only;
 - bodies in all: ``BODY_BUDGET`` bytes of bodies being received or waiting to be answered, across connections.
   A request whose Content-Length does not fit is answered 503 before its body is read: without this, a few
   hundred clients each sending a large body slowly would hold hundreds of MB;
@@ -40,9 +41,11 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.utilities import Error
 
+from bot.runtime.github_webhook import MAX_BODY as GITHUB_MAX_BODY
+
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1_000_000
+MAX_BODY = GITHUB_MAX_BODY
 MAX_HEADERS = 64 * 1024
 # Slack gives up on an answer after 3 s: a request still arriving after 10 s is not Slack's.
 READ_TIMEOUT_S = 10.0
