@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import socket
+import struct
 import sys
 import threading
 import time
@@ -380,3 +381,14 @@ def test_bodies_in_hand_are_bounded_across_connections() -> None:
     finally:
         server.stop()
         thread.join(5)
+
+
+def test_connections_reset_as_they_are_accepted_do_not_close_the_listener(running: RunningBot) -> None:
+    linger_zero = struct.pack("ii", 1, 0)  # close() sends a reset instead of a FIN
+    for _ in range(300):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+        sock.connect(("127.0.0.1", _port(running)))
+        sock.close()
+    for _ in range(3):
+        assert httpx.get(f"{running.url}/livez", timeout=5).status_code == 200

@@ -199,6 +199,30 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
     def run(self) -> None:
         _EventLoop(self).run(self.adj.asyncore_loop_timeout)
 
+    # waitress closes any dispatcher whose handler raises, the listener included, and its close() takes the
+    # wake-up pipe with it: one connection reset while it was being accepted left the port refusing connections
+    # (seen once in a bench run, and as a stop() that found the pipe closed). The listener is closed by stop() only.
+    def handle_accept(self) -> None:
+        try:
+            accepted = self.accept()
+        except OSError:
+            return  # the client gave up before we got to it
+        if accepted is None:
+            return
+        conn, addr = accepted
+        try:
+            self.set_socket_options(conn)
+            self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+        except OSError as e:
+            log.info("a connection closed as it was accepted (%s)", type(e).__name__)
+            conn.close()
+
+    def handle_error(self) -> None:
+        log.error("the HTTP listener hit an error; it goes on listening", exc_info=True)
+
+    def handle_close(self) -> None:
+        log.warning("the HTTP listener was told its socket closed; it goes on listening")
+
     def maintenance(self, now: float) -> None:
         cutoff = now - self.adj.channel_timeout  # idle keep-alive connections, as waitress does
         mono = time.monotonic()
@@ -369,7 +393,7 @@ class HttpServer:
         server = self._server
         if server is None:
             return
-        server.trigger.pull_trigger(lambda: _stop_accepting(server))
+        _on_reading_thread(server, _stop_accepting)
         tasks = server.task_dispatcher
         deadline = time.monotonic() + self.shutdown_timeout
         # waitress's own shutdown() drops requests still queued; wait until every worker is idle first.
@@ -377,8 +401,18 @@ class HttpServer:
             time.sleep(0.02)
         tasks.shutdown(cancel_pending=True, timeout=max(0.1, deadline - time.monotonic()))
         # Their answers are written by now or queued for the reading thread; closing every socket ends its loop.
-        server.trigger.pull_trigger(lambda: _close_all(server))
+        _on_reading_thread(server, _close_all)
         self._stopped.wait(5)
+
+
+def _on_reading_thread(server: _Server, step: Callable[[_Server], None]) -> None:
+    """Run ``step`` on the reading thread, which owns the sockets; here if its wake-up pipe is gone (its loop
+    has ended then, so nothing else touches them)."""
+    try:
+        server.trigger.pull_trigger(lambda: step(server))
+    except OSError:
+        log.warning("the HTTP server's reading thread had stopped; closing its sockets from here")
+        step(server)
 
 
 def _stop_accepting(server: _Server) -> None:
