@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from bot.runtime.hand_off import WorkChannel
 
 log = logging.getLogger(__name__)
+A = TypeVar("A")
 
 
 def _kube_deployer(settings: Settings) -> Deployer:
@@ -62,6 +63,18 @@ def _kube_deployer(settings: Settings) -> Deployer:
     from bot.adapters.kube import KubeDeployer
 
     return KubeDeployer.from_environment(settings.kubeconfig)
+
+
+def _close_with_bot(adapter: object, closers: list[Callable[[], None]]) -> None:
+    """Remember to close an adapter build() made itself, if it holds anything to close."""
+    close = getattr(adapter, "close", None)
+    if callable(close):
+        closers.append(close)
+
+
+def _owned(adapter: A, closers: list[Callable[[], None]]) -> A:
+    _close_with_bot(adapter, closers)
+    return adapter
 
 
 def make_github(settings: Settings) -> CodeHost | None:
@@ -115,6 +128,8 @@ class Bot:
     work_pool: ThreadPoolExecutor | None = None  # listeners' deferred work: clicks, starts, advances
     hand_off: WorkChannel | None = None  # set in the serving process of a two-process ``serve``
     heartbeat: Heartbeat = field(default_factory=Heartbeat)  # beaten by this process's clock once started
+    # Adapters build() made itself (a test's own are the test's to close); their pooled sockets go with stop().
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def github_delivery(self, event: str, delivery: str, payload: dict[str, Any]) -> None:
         """Act on a verified GitHub delivery off the request thread (here, or in the work process)."""
@@ -173,6 +188,11 @@ class Bot:
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        for close in self.closers:
+            try:
+                close()
+            except Exception:  # one adapter failing to close must not keep the others, or the database, open
+                log.exception("closing an adapter failed")
         self.engine.dispose()
 
 
@@ -258,6 +278,11 @@ def build(
         pager=pager,
         outbox_backoff_s=outbox_backoff_s,
     )
+    owned_closers: list[Callable[[], None]] = []
+    if metrics is None:
+        _close_with_bot(watch.metrics, owned_closers)
+    if pager is None:
+        _close_with_bot(watch.pager, owned_closers)
     poster = TimerPoster(
         gateway=gateway, lang=settings.language, managers=settings.manager_ids, figures=watch.figures
     )
@@ -283,7 +308,7 @@ def build(
     publisher_ref.append(publisher)
     ctx = SlackContext(settings=settings, services=services, publisher=publisher)
     lifecycle_ctx = LifecycleContext(
-        ctx, lifecycle, health or HttpHealthChecker(timeout_s=settings.health_timeout_s)
+        ctx, lifecycle, health or _owned(HttpHealthChecker(timeout_s=settings.health_timeout_s), owned_closers)
     )
     rollbacks = RollbackService(
         uow=unit_of_work,
@@ -304,7 +329,7 @@ def build(
         clock=clock,
         services=services,
         sources=EvidenceSources(
-            github=github or make_github(settings), metrics=watch.metrics, health=lifecycle_ctx.health
+            github=github or _owned(make_github(settings), owned_closers), metrics=watch.metrics, health=lifecycle_ctx.health
         ),
         is_manager=managers.is_manager,
     )
@@ -380,6 +405,7 @@ def build(
     )
     bot.work_pool = work_pool
     bot.hand_off = hand_off
+    bot.closers = owned_closers
     if heartbeat is not None:
         bot.heartbeat = heartbeat
     recover_rollbacks = recovery_job(rollback_ctx)
