@@ -214,6 +214,33 @@ def test_a_staging_deployment_is_told_in_the_thread_and_ticks_its_item(
     assert len(thread(bot.fake)) == notes + 1
 
 
+def test_a_finished_workflow_run_is_told_once_in_the_thread(bot: RunningBot, github: FakeGitHub) -> None:
+    _repo, sha = ready_repo(github)
+    deliver(bot, "push", hooks.push_tag(REPO, "v1.4.0", sha))
+    bot.fake.wait_for(lambda: is_ticked(bot.fake, "pre_deploy.checks.tests_pass"), 10)
+    before = len(thread(bot.fake))
+
+    # A run still in progress, and one for a commit no release is on, are no news for the thread.
+    running = hooks.workflow_run(REPO, sha, name="Deploy", conclusion="", branch="v1.4.0")
+    running["action"] = "in_progress"
+    running["workflow_run"]["status"] = "in_progress"
+    assert deliver(bot, "workflow_run", running).status_code == 202  # type: ignore[attr-defined]
+    elsewhere = hooks.workflow_run(REPO, "f" * 40, name="Deploy", conclusion="failure", branch="main")
+    assert deliver(bot, "workflow_run", elsewhere).status_code == 202  # type: ignore[attr-defined]
+
+    done = hooks.workflow_run(REPO, sha, name="Deploy", conclusion="failure", branch="v1.4.0")
+    assert deliver(bot, "workflow_run", done, delivery="run-1").status_code == 202  # type: ignore[attr-defined]
+    note = bot.fake.wait_for(lambda: next((t for t in thread(bot.fake) if "Workflow *Deploy*" in t), None), 10)
+    assert "failure" in note and ":x:" in note and f"|{sha[:7]}>" in note
+    assert "/actions/runs/30433642" in note
+
+    deliver(bot, "workflow_run", done, delivery="run-1")  # GitHub's redelivery of the same run
+    bot.bot.work_pool.submit(lambda: None).result(5)  # type: ignore[union-attr]
+    bot.bot.executor.submit(lambda: None).result(5)
+    runs = [t for t in thread(bot.fake)[before:] if "Workflow *" in t]
+    assert runs == [note]
+
+
 @pytest.mark.slow
 def test_under_serve_the_work_process_acts_on_a_verified_push(
     tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
