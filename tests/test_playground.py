@@ -148,6 +148,37 @@ def test_any_checklist_in_english_at_any_speed_a_whole_release_with_its_report_p
     assert "(1 s passed; nothing new)" in out
 
 
+EVIDENCE = """\
+/release start v1.2.3
+repo fail lint
+recheck
+repo unapprove 41
+recheck
+repo pass lint
+repo approve 41
+recheck
+repo fail nope
+quit
+"""
+
+
+def test_the_simulated_repository_proves_items_and_the_recheck_finds_what_changed(tmp_path: Path) -> None:
+    out, _err, _files = play(EVIDENCE, tmp_path, lang="en")
+    assert "GitHub (hallyulatino/backend: checks, pull requests, tags; type `repo`)" in out
+    started = out[: out.index("> repo fail lint")]
+    # On start the bot proves, from the simulated repository, what the shipped checklist asks GitHub for.
+    assert "Evidence: ✔ 8 · ✘ 0 · can't tell 0" in started
+    assert "✔ 3/3 checks passed" in started and "/hallyulatino/backend/commit/" in started
+    assert "✔ 2 pull request(s) since v1.0.0, all approved and merged" in started
+    assert "✔ release-bot" in started
+    steps = out.split("> recheck")[1:]
+    assert len(steps) == 3
+    assert "✘ 1 of 1 checks failed: lint" in steps[0] and "Evidence: ✔ 6 · ✘ 2" in steps[0]
+    assert "1 of 2 pull request(s) merged without approval: #41" in steps[1] and "Evidence: ✔ 4 · ✘ 4" in steps[1]
+    assert "Evidence: ✔ 8 · ✘ 0" in steps[2]
+    assert "! there is no check 'nope': the simulated ones are tests, lint, typecheck" in out
+
+
 def test_every_emoji_the_bot_writes_is_drawn_in_the_terminal() -> None:
     codes = {
         code

@@ -37,6 +37,7 @@ from bot.playground.pager import Page, PagerStandIn
 from bot.playground.payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
 from bot.playground.prometheus import PrometheusStandIn
 from bot.playground.render import Control, render_blocks
+from bot.playground.repository import SimulatedRepository
 from bot.playground.speed import DEFAULT_SPEED, load_compressed
 from bot.ports import HealthResult
 
@@ -60,6 +61,10 @@ Type what you would type in Slack, or a playground command:
   recover                   make it healthy again
   metrics                   what the simulated Prometheus answers now
   cluster                   the simulated deployment's revisions (kubectl rollout history)
+  repo                      the simulated GitHub repository the evidence is read from
+  repo fail lint            make a check run on the tag fail (tests, lint, typecheck); `repo pass lint` again
+  recheck                   click the release's re-check: the bot reads the evidence again
+  repo unapprove 42         withdraw the approval of pull request #42 (#41, #42); `repo approve 42` again
   rollback                  /release rollback for the release you started last
   wait [SECONDS]            let time pass (without SECONDS: until the next reminder is posted)
   wait page                 until PagerDuty is paged
@@ -74,6 +79,13 @@ class HealthStandIn:
 
     def check(self, url: str) -> HealthResult:
         return HealthResult(url=url, ok=True, status_code=200, latency_ms=12.0, summary='{"status":"ok"}')
+
+
+def _pull_number(text: str) -> int:
+    try:
+        return int(text.removeprefix("#"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a pull request number: write it like 42") from None
 
 
 def _percent(text: str) -> float:
@@ -130,6 +142,7 @@ class Playground:
         self.bot: Any = None
         self.prometheus: PrometheusStandIn | None = None
         self.cluster: ClusterStandIn | None = None
+        self.repository: SimulatedRepository | None = None
         self.pager = PagerStandIn(self._show_page)
         self.version: str | None = None
         self._samples = 0
@@ -183,6 +196,11 @@ class Playground:
                 f"Kubernetes (deployment/{target.deployment} in {target.namespace}, "
                 f"revisions {revisions[0][0]}–{revisions[-1][0]}, live {revisions[-1][1].rsplit(':', 1)[-1]})"
             )
+        if any(e.source.is_github for item in checklist.evidence_items for e in item.evidence):
+            # Evidence is read from a repository: an in-memory one here, so the bot ticks what it can prove.
+            self.repository = SimulatedRepository(checklist.version_of_tag)
+            env["EVIDENCE"] = "on"
+            simulated.append(f"GitHub ({self.repository.repository}: checks, pull requests, tags; type `repo`)")
         simulated.append("PagerDuty (pages are shown here)")
         if self.cluster is not None:
             # The Kubernetes client takes a second or two to import; the first rollback should not wait for it.
@@ -197,6 +215,7 @@ class Playground:
             home_interval_s=1.0,
             pager=self.pager,
             health=HealthStandIn(),
+            github=self.repository,
             rollout_poll_s=0.5,
             outbox_interval_s=0.5,
             outbox_backoff_s=(0.5, 5.0),
@@ -276,6 +295,10 @@ class Playground:
             self.show_metrics()
         elif word == "cluster":
             self.show_cluster()
+        elif word == "recheck":
+            self.recheck()
+        elif word == "repo":
+            self.repo(rest)
         elif word == "rollback":
             self.rollback()
         elif word == "wait":
@@ -506,6 +529,16 @@ class Playground:
                 return
         raise LookupError("no release is waiting for its next step; start one with /release start v1.2.3")
 
+    def recheck(self) -> None:
+        from bot.slack.ids import ActionId
+
+        for control in self._live_controls(root_only=True):
+            if control.element.get("action_id") == ActionId.EVIDENCE_RECHECK.value:
+                self.print(f"  (clicking “{control.label}”)")
+                self.press(control)
+                return
+        raise LookupError("no release shows evidence to re-check; start one with /release start v1.2.3")
+
     def tick_all(self) -> None:
         boxes = [
             c
@@ -602,6 +635,28 @@ class Playground:
         self.print("  REVISION  IMAGE")
         for number, image in self.cluster.revisions():
             self.print(f"  {number:<8}  {image}")
+
+    def repo(self, rest: str) -> None:
+        if self.repository is None:
+            raise LookupError("this checklist reads no evidence from GitHub: there is no repository")
+        verb, _, what = rest.partition(" ")
+        what = what.strip()
+        if not verb:
+            for line in self.repository.describe():
+                self.print(f"  {line}")
+            return
+        repository = self.repository
+        if verb == "fail" and what:
+            repository.fail(what)
+        elif verb == "pass" and what:
+            repository.pass_(what)
+        elif verb == "unapprove" and what:
+            repository.unapprove(_pull_number(what))
+        elif verb == "approve" and what:
+            repository.approve(_pull_number(what))
+        else:
+            raise ValueError("repo takes `fail CHECK`, `pass CHECK`, `unapprove N` or `approve N`: `repo fail lint`")
+        self.print(f"  🐙 {repository.repository}: {verb} {what}. Type `recheck` to see the bot find it.")
 
     def rollback(self) -> None:
         if self.version is None:
