@@ -72,6 +72,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def reset_postgres() -> None:
     engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
+        # A replica a test killed or cut off behind a black-holing relay can leave its session open on the server,
+        # idle in a transaction that holds locks: DROP SCHEMA would wait on it forever. End them first.
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
         conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))

@@ -21,7 +21,7 @@ from bot.db.uow import SqlUnitOfWork
 from bot.domain.incident import DECLARED, IncidentRecord, IncidentStatus, OutboxStatus, WatchRef
 from bot.domain.records import Actor
 from bot.domain.release import ReleaseStatus, StepKind
-from bot.errors import Conflict, PagerError
+from bot.errors import Conflict, NotFound, PagerError
 from bot.ports import ChangeEvent, PageEvent, Reading
 from bot.usecases.incidents import IncidentDesk
 from bot.usecases.outbox import PagerOutbox
@@ -434,3 +434,15 @@ def test_a_tick_costs_the_same_with_five_or_twenty_five_idle_releases(world: Wor
         assert uow.watch.releases.get_or_create(idle[0], world.clock.now()).announced_step == "canary-10"
         assert uow.watch.releases.get_or_create(idle[1], world.clock.now()).closed_at is not None
         assert idle[1] not in {r.release_id for r in uow.watch.releases.refs()}
+
+
+def test_the_watch_row_of_a_release_that_is_gone_is_not_found_not_an_assertion(db_url: str) -> None:
+    """A start dropped while Slack was down deletes its release; a watch tick that listed it just before must
+    hear "gone", which it skips, not trip an assertion that it logs as a failure."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with SqlUnitOfWork(make_session_factory(engine)) as uow, pytest.raises(NotFound):
+            uow.watch.releases.get_or_create(4242, datetime.now(UTC))
+    finally:
+        engine.dispose()

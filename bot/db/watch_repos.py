@@ -88,7 +88,9 @@ class ReleaseWatches:
         except IntegrityError:
             pass
         row = self._s.get(ReleaseWatchRow, release_id)
-        assert row is not None
+        if row is None:
+            # The insert lost to the release itself going away (a start dropped because Slack was down).
+            raise NotFound(f"release {release_id} no longer exists")
         return row
 
     def refs(self) -> list[WatchRef]:

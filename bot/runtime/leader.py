@@ -194,6 +194,12 @@ class PostgresLeader:
             else:
                 self._renew()
             self._stop.wait(max(0.0, began + self.timing.renew_s - time.monotonic()))
+        # stop() may have given up waiting for this thread and dropped the connection while a statement here
+        # reconnected: that connection is this thread's to close, or it is left to the garbage collector.
+        with self._state:
+            late = self._term is None
+        if late:
+            self._drop_connection()
 
     def _campaign(self) -> None:
         sent = time.monotonic()

@@ -33,7 +33,7 @@ from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_d
 from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
-from bot.errors import ChatError, GateNotMet, MetricsError, NotLeader
+from bot.errors import ChatError, GateNotMet, MetricsError, NotFound, NotLeader
 from bot.i18n import t
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
@@ -127,6 +127,8 @@ class MetricWatch:
             except NotLeader as e:
                 log.warning("metric watch left to the next leader: %s", e)
                 return
+            except NotFound:
+                continue  # dropped since this tick listed it: nothing left to watch
             except Exception:
                 log.exception("metric watch failed for release %s", release_id)
         self._desk.ping_pending()

@@ -81,6 +81,11 @@ class TcpRelay:
         for link in links:
             for sock in (link.client, link.upstream):
                 if sock is not None:
+                    # close() alone leaves the connection up while a relaying thread sits in recv() on it (the
+                    # kernel keeps the file until that call returns): Postgres then keeps the session, idle in
+                    # its transaction, and the next test's DROP SCHEMA waits on its locks. shutdown() ends it.
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
                     with contextlib.suppress(OSError):
                         sock.close()
 
