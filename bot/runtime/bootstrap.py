@@ -184,6 +184,9 @@ class Bot:
         evidence = self.extras.get("evidence")
         if evidence is not None:  # an evaluation in flight finishes; queued ones are dropped
             evidence.executor.shutdown(wait=True, cancel_futures=True)
+        dashboard = self.extras.get("dashboard")
+        if dashboard is not None:  # the App Home's pending refreshes would read the database after it closed
+            dashboard.home.stop()
         self.clockwork.stop()
         self.leader.stop()
         self.sync.stop()

@@ -47,6 +47,7 @@ CONNECT_TIMEOUT_S = 2  # libpq's smallest
 # after 1 s of silence, 1 s apart, 3 unanswered; unacknowledged data for 3 s. Both end well within the lease.
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": 3}
 TCP_USER_TIMEOUT_MS = 3000
+ELECTED_JOIN_S = 3.0  # how long stop() waits for the start-up work after an election
 _SERVER_TIMEOUTS = sa.text(
     "SELECT set_config('statement_timeout', :statement, false), set_config('lock_timeout', :lock, false)"
 )
@@ -128,6 +129,7 @@ class PostgresLeader:
         self._stop = threading.Event()
         self._watching = True
         self._threads: list[threading.Thread] = []
+        self._elected_thread: threading.Thread | None = None
         self._on_elected: Callable[[], None] = lambda: None
 
     # --- what the rest of the bot asks ----------------------------------------------------------------------
@@ -182,6 +184,11 @@ class PostgresLeader:
             self._state.notify_all()
         for thread in self._threads[1:]:
             thread.join(1.0)
+        elected = self._elected_thread
+        if elected is not None:
+            # Its recovery work holds a pooled connection; finishing it first lets the engine close that
+            # connection rather than leave it to the garbage collector. Bounded: SIGTERM must end in time.
+            elected.join(ELECTED_JOIN_S)
         self._drop_connection()
         if self._engine is not None:
             self._engine.dispose()
@@ -221,7 +228,9 @@ class PostgresLeader:
             term.epoch,
         )
         # Not on this thread: start-up work posts to Slack, and the lease must keep being renewed meanwhile.
-        threading.Thread(target=self._elected, name="leader-elected", daemon=True).start()
+        elected = threading.Thread(target=self._elected, name="leader-elected", daemon=True)
+        self._elected_thread = elected
+        elected.start()
 
     def _elected(self) -> None:
         try:
