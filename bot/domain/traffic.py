@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.ports import TrafficView
+from bot.ports import RolloutPhase, TrafficView
 
 
 class TrafficProviderKind(StrEnum):
@@ -152,3 +152,52 @@ class StageTarget:
     percent: int
     index: int  # 0-based among the canary stages
     stages: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class TrafficState:
+    """The stored state of a release's traffic: the cluster's last view and what the bot made of it."""
+
+    release_id: int
+    view: dict[str, Any]
+    observed_at: Any  # datetime (kept loose: the domain stores what the repository hands it)
+    stage_percent: int | None = None
+    requested_at: Any = None
+    serving_since: Any = None
+    drift: dict[str, Any] | None = None
+    drift_posted: str | None = None
+    drift_acknowledged: str | None = None
+    acknowledged_by: str | None = None
+
+    @property
+    def unacknowledged_drift(self) -> dict[str, Any] | None:
+        if self.drift is None or self.drift.get("key") == self.drift_acknowledged:
+            return None
+        return self.drift
+
+
+def view_to_dict(view: TrafficView) -> dict[str, Any]:
+    out = dict(view.__dict__)
+    out["phase"] = str(view.phase)
+    out["stable_images"] = list(view.stable_images)
+    out["canary_images"] = list(view.canary_images)
+    return out
+
+
+def view_from_dict(data: dict[str, Any]) -> TrafficView:
+
+    fields = {k: v for k, v in data.items() if k in TrafficView.__dataclass_fields__}
+    fields["phase"] = RolloutPhase(fields.get("phase") or "")
+    fields["stable_images"] = tuple(fields.get("stable_images") or ())
+    fields["canary_images"] = tuple(fields.get("canary_images") or ())
+    return TrafficView(**fields)
+
+
+def drift_to_dict(drift: Drift) -> dict[str, Any]:
+    return {
+        "key": drift.key(),
+        "what": list(drift.what),
+        "expected": drift.expected_percent,
+        "seen": drift.seen_percent,
+        "by": drift.by,
+    }

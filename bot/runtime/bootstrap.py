@@ -25,13 +25,23 @@ from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.leadership import LeaseTiming
-from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
+from bot.ports import (
+    Clock,
+    CodeHost,
+    Deployer,
+    HealthChecker,
+    Metrics,
+    Pager,
+    SystemClock,
+    TrafficProvider,
+)
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
 from bot.runtime.dashboard_wiring import install as install_dashboard
 from bot.runtime.dashboard_wiring import make_dashboard
 from bot.runtime.github_webhook import GitHubWebhook
 from bot.runtime.heartbeat import BEAT_S, Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
+from bot.runtime.traffic_wiring import install as install_traffic
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
 from bot.runtime.web import WebApp
@@ -155,6 +165,8 @@ class Bot:
         self.heartbeat.beat()
         self.clockwork.every("heartbeat", self.heartbeat.beat, BEAT_S)
         self.leader.start(on_elected=self._elected)
+        for hook in self.extras.get("on_start", ()):
+            hook()
 
     def _elected(self) -> None:
         self.clockwork.recover()
@@ -170,6 +182,8 @@ class Bot:
         if evidence is not None:  # an evaluation in flight finishes; queued ones are dropped
             evidence.executor.shutdown(wait=True, cancel_futures=True)
         self.clockwork.stop()
+        for hook in self.extras.get("on_stop", ()):
+            hook()
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
@@ -213,6 +227,8 @@ def build(
     work_pool: ThreadPoolExecutor | None = None,
     github: CodeHost | None = None,
     identity: Identity | None = None,
+    traffic: TrafficProvider | None = None,
+    traffic_watch_s: float = 10.0,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
@@ -323,6 +339,20 @@ def build(
         outbox_interval_s=outbox_interval_s,
     )
 
+    traffic_parts = install_traffic(
+        settings,
+        checklist,
+        uow=unit_of_work,
+        clock=clock,
+        services=services,
+        lifecycle=lifecycle,
+        slack=ctx,
+        watch=watch,
+        is_leader=leader.is_leader,
+        provider=traffic,
+        watch_timeout_s=traffic_watch_s,
+    )
+
     dashboard = make_dashboard(
         uow=unit_of_work,
         services=services,
@@ -340,6 +370,8 @@ def build(
         register_watch(app, guard)
         register_dashboard(app, guard)
         register_evidence(app, evidence_ctx, guard)
+        if traffic_parts is not None:
+            traffic_parts.register(app, guard)
 
     work_pool = work_pool or new_work_pool()
     app = create_app(
@@ -389,4 +421,6 @@ def build(
     bot.extras["dashboard"] = dashboard
     bot.extras["evidence"] = evidence_ctx
     bot.extras["github_hooks"] = GitHubHooks(ctx, evidence_ctx, settings)
+    if traffic_parts is not None:
+        bot.extras |= {"traffic": traffic_parts, "on_start": [traffic_parts.start], "on_stop": [traffic_parts.stop]}
     return bot

@@ -1,0 +1,94 @@
+"""Wiring of the traffic provider: built only for a checklist whose ``traffic:`` is not ``manual``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App
+
+from bot.config import Settings
+from bot.domain.checklist import Checklist, Criterion
+from bot.domain.traffic import TrafficProviderKind, TrafficSpec
+from bot.i18n import t
+from bot.ports import Clock, TrafficProvider
+from bot.runtime.watch_wiring import WatchParts
+from bot.slack.listeners import Guard, SlackContext
+from bot.slack.traffic_listeners import TrafficContext, register_traffic
+from bot.usecases.incident_words import value_and_threshold
+from bot.usecases.lifecycle import Lifecycle
+from bot.usecases.releases import Services, UowFactory
+from bot.usecases.traffic import TrafficService, TrafficWatcher
+
+
+def provider_for(settings: Settings, spec: TrafficSpec) -> TrafficProvider:
+    """The adapter for the checklist's provider; the kubernetes client is imported only here (~57 MB)."""
+    if spec.provider is TrafficProviderKind.ARGO_ROLLOUTS:
+        from bot.adapters.traffic_argo import ArgoRolloutsProvider
+
+        return ArgoRolloutsProvider.from_environment(spec.namespace, spec.name, kubeconfig=settings.kubeconfig)
+    from bot.adapters.traffic_gateway import GatewayRouteProvider
+
+    return GatewayRouteProvider.from_environment(spec, kubeconfig=settings.kubeconfig)
+
+
+@dataclass
+class TrafficParts:
+    context: TrafficContext
+    watcher: TrafficWatcher
+
+    def register(self, app: App, guard: Guard) -> None:
+        register_traffic(app, self.context, guard)
+
+    def start(self) -> None:
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.context.traffic.close()
+
+
+def install(
+    settings: Settings,
+    checklist: Checklist,
+    *,
+    uow: UowFactory,
+    clock: Clock,
+    services: Services,
+    lifecycle: Lifecycle,
+    slack: SlackContext,
+    watch: WatchParts,
+    is_leader: Callable[[], bool],
+    provider: TrafficProvider | None = None,
+    watch_timeout_s: float = 10.0,
+) -> TrafficParts | None:
+    """Join the provider to the lifecycle (guard and hook), the metric watch (abort on breach) and Slack."""
+    spec = checklist.traffic
+    if spec.is_manual:
+        return None
+    service = TrafficService(
+        uow=uow,
+        clock=clock,
+        services=services,
+        lifecycle=lifecycle,
+        spec=spec,
+        provider=(lambda: provider) if provider is not None else (lambda: provider_for(settings, spec)),
+        lang=settings.language,
+    )
+    context = TrafficContext(slack, service)
+    service.note = context.note
+    service.redraw = context.redraw
+    lifecycle.guards.append(service.guard)
+    lifecycle.hooks.append(service.on_transition)
+
+    def on_fired(release_id: int, criterion: Criterion, details: dict[str, Any]) -> None:
+        if criterion.on_breach != "abort":
+            return
+        value, threshold = value_and_threshold(details, settings.language)
+        figures = t(settings.language, "traffic_breach_figures", value=value, threshold=threshold)
+        service.abort_on_breach(release_id, criterion=criterion.key, title=criterion.title, figures=figures)
+
+    watch.watch.on_fired.append(on_fired)
+    watcher = TrafficWatcher(service, is_leader=is_leader, watch_timeout_s=watch_timeout_s)
+    return TrafficParts(context, watcher)
