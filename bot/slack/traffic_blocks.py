@@ -71,16 +71,20 @@ def header_blocks(view: ReleaseView, rel: int, mid: int, rev: int, lang: str) ->
             by=escape(drift.get("by") or "?"),
         )
         blocks.append(
+            {"type": "section", "block_id": block_id("hd", rel, mid, rev), "text": {"type": "mrkdwn", "text": text}}
+        )
+        blocks.append(
             {
-                "type": "section",
-                "block_id": block_id("hd", rel, mid, rev),
-                "text": {"type": "mrkdwn", "text": text},
-                "accessory": {
-                    "type": "button",
-                    "action_id": ActionId.TRAFFIC_ACK.value,
-                    "text": {"type": "plain_text", "text": t(lang, "btn_ack_drift")},
-                    "value": str(view.release.id),
-                },
+                "type": "actions",
+                "block_id": block_id("hk", rel, mid, rev),
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ActionId.TRAFFIC_ACK.value,
+                        "text": {"type": "plain_text", "text": t(lang, "btn_ack_drift")},
+                        "value": str(view.release.id),
+                    }
+                ],
             }
         )
     return blocks
