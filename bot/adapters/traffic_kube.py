@@ -8,6 +8,7 @@ client otherwise picks one from the body's Python type (reference/integrations.m
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -44,7 +45,15 @@ class ClusterCalls:
         self.group, self.version, self.plural, self.namespace = group, version, plural, namespace
         self.timeout = request_timeout
         self._owns_client = owns_client
-        self.sent: list[ClusterRequest] = []
+        # Per thread: the watch thread's reads must not land in the audit of an action another thread runs.
+        self._local = threading.local()
+
+    @property
+    def sent(self) -> list[ClusterRequest]:
+        sent: list[ClusterRequest] | None = getattr(self._local, "sent", None)
+        if sent is None:
+            sent = self._local.sent = []
+        return sent
 
     @classmethod
     def from_environment(
@@ -77,7 +86,8 @@ class ClusterCalls:
 
     def take(self) -> tuple[ClusterRequest, ...]:
         """The requests sent since the last call, oldest first."""
-        sent, self.sent = tuple(self.sent), []
+        sent = tuple(self.sent)
+        self._local.sent = []
         return sent
 
     # --- the calls ---------------------------------------------------------------------------------------
