@@ -119,7 +119,9 @@ def test_argo_rollouts_release_moves_the_rollout_and_catches_drift(
     # The header shows the cluster's view beside the bot's stage, from the watch.
     rb.fake.wait_for(lambda: "Cluster:* canary 10 % · step 2/4 · paused" in header_text(rb), timeout=10)
     rb.fake.wait_for(lambda: audit(rb, "traffic_serving"), timeout=5)
-    assert "serving since" in header_text(rb)
+    rb.fake.wait_for(lambda: "serving since" in header_text(rb), timeout=5)
+    # The stage's wait counted from when the cluster served 10 %, and the reminder says so.
+    rb.fake.wait_for(lambda: "when the cluster reported the stage's weight as serving" in thread_text(rb.fake))
 
     kube.clear_log()
     advance_when_due(rb, "canary-50")

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.db.traffic_repos import TrafficStates
@@ -238,7 +238,9 @@ class TrafficService:
         rid = view.release.id
         uow.releases.update(rid, step_started_at=now)
         states.restart_stage_wait(
-            f"{rid}:{STAGE_WAIT}:{step.key}", now + step.wait, {"serving_since": now.isoformat()}
+            f"{rid}:{STAGE_WAIT}:{step.key}",
+            now + step.wait,
+            {"serving_since": now.isoformat(), "waiting_for_cluster": False},
         )
 
     def active_releases(self) -> list[int]:
@@ -292,6 +294,14 @@ class TrafficService:
             if state is not None and state.drift is not None:
                 values["drift"] = None  # the bot's own request sets the cluster anew
             states.save(rid, **values)
+            step = view.current_step
+            if percent > 0 and step is not None and step.wait is not None and step.stage is not None:
+                # Until the cluster reports the weight as served, the reminder waits (up to SETTLE_S more).
+                states.restart_stage_wait(
+                    f"{rid}:{STAGE_WAIT}:{step.key}",
+                    now + step.wait + timedelta(seconds=SETTLE_S),
+                    {"waiting_for_cluster": True},
+                )
             ids = uow.messages.bump_release(rid, ["header"])
             uow.commit()
         self.redraw(ids)
