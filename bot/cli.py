@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     playground.add_argument(
         "--out", metavar="DIR", help="where to write charts and reports (default: a new temp folder)"
     )
+    playground.add_argument(
+        "--rollout",
+        action="store_true",
+        help="drive a simulated Argo Rollout (traffic: argo-rollouts) so the canary split moves with the stages",
+    )
     return parser
 
 
@@ -90,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "playground":
         from bot.playground.shell import main as playground
 
-        return playground(checklist=args.checklist, speed=args.speed, out_dir=args.out)
+        return playground(checklist=args.checklist, speed=args.speed, out_dir=args.out, rollout=args.rollout)
     settings = load_settings(os.environ)
     if args.command == "serve":
         from bot.runtime.server import serve
