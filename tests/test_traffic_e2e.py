@@ -4,6 +4,7 @@ HTTPRoute. On SQLite and Postgres (the ``db_url`` fixture)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.test_lifecycle import (
     thread_text,
     tick_phase,
 )
-from tests.test_release_start import CHANNEL
+from tests.test_release_start import CHANNEL, export
 
 NS = "hallyulatino-prod"
 ARGO = {"provider": "argo-rollouts", "namespace": NS, "name": "backend"}
@@ -110,7 +111,7 @@ def advance_when_due(rb: RunningBot, to: str) -> None:
 
 
 def test_argo_rollouts_release_moves_the_rollout_and_catches_drift(
-    bot_with: Callable[..., RunningBot], kube: FakeKubeApi
+    bot_with: Callable[..., RunningBot], kube: FakeKubeApi, db_url: str
 ) -> None:
     install_rollout(kube)  # CI deployed v1.5.0: the canary starts at step 0
     rb = bot_with(ARGO)
@@ -159,6 +160,16 @@ def test_argo_rollouts_release_moves_the_rollout_and_catches_drift(
     posted = [m for m in thread(rb.fake) if "no longer matches the stage" in m.get("text", "")]
     assert len(posted) == 1  # posted once, however many watch events showed it
     advance_when_due(rb, "canary-100")
+
+    # The Rollout is already at 100 % (the outside promote): the bot's promote only reads it.
+    last = rb.fake.wait_for(lambda: (a := audit(rb, "traffic_advanced")) and len(a) == 3 and a[-1])
+    assert last["message"] == "rollout 'backend' already at 100%" and not last["changed"]
+
+    # The export shows every request the bot sent to the cluster, with its patch.
+    exported = [e for e in json.loads(export(db_url, "v1.4.0").stdout) if e["action"] == "cluster_request"]
+    status_patches = [e["details"] for e in exported if e["details"]["object"] == "rollouts/backend/status"]
+    assert [p["patch"] for p in status_patches] == [{"status": {"pauseConditions": None}}]
+    assert all(p["content_type"] == "application/merge-patch+json" for p in status_patches)
 
 
 def test_gateway_api_release_sets_the_route_weights_stage_by_stage(
