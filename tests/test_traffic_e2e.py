@@ -198,3 +198,32 @@ def test_gateway_api_release_sets_the_route_weights_stage_by_stage(
         rb.services.find(CHANNEL, "v1.4.0").release.id, actor=Actor("U061F7AUR", "alice"), reason="test"
     )
     assert weights() == [100, 0]
+
+
+def test_the_rollback_button_aborts_and_undoes_the_rollout(
+    bot_with: Callable[..., RunningBot], kube: FakeKubeApi
+) -> None:
+    from tests.test_rollback_e2e import confirm, open_modal
+
+    install_rollout(kube)
+    rb = bot_with(ARGO)
+    to_canary(rb)
+    rb.fake.wait_for(lambda: "Cluster:* canary 10 %" in header_text(rb), timeout=10)
+    stable = kube.get_object("rollouts", NS, "backend")["status"]["stableRS"]
+    alice = rb.user()
+    modal = open_modal(rb, alice)
+    shown = render_text(modal["blocks"])
+    assert "registry.example/backend:v1.5.0" in shown and "registry.example/backend:v1.4.0" in shown
+    kube.clear_log()
+    confirm(alice, modal, "error rate up")
+    rb.fake.wait_for(lambda: rb.services.find(CHANNEL, "v1.4.0").release.status == "rolled_back", timeout=15)
+    ro = kube.get_object("rollouts", NS, "backend")
+    assert ro["status"]["stableRS"] == stable == ro["status"]["currentPodHash"]
+    assert ro["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/backend:v1.4.0"
+    patches = [(r.path.rsplit("/", 1)[-1], r.content_type, r.body) for r in kube.requests if r.method == "PATCH"]
+    assert patches[0] == ("status", "application/merge-patch+json", {"status": {"abort": True}})
+    assert patches[1][:2] == ("backend", "application/json-patch+json") and len(patches) == 2
+    sent = rb.fake.wait_for(lambda: audit(rb, "traffic_aborted"))
+    assert sent[0]["reason"] == "rollback"
+    requests = [r for r in audit(rb, "cluster_request") if r["verb"] == "patch"]
+    assert [r["object"] for r in requests][-2:] == ["rollouts/backend/status", "rollouts/backend"]

@@ -287,37 +287,40 @@ class ArgoRolloutsProvider:
             out = self._calls.patch(self.name, ABORT_PATCH, MERGE)
         return TrafficResult(f"rollout '{self.name}' aborted", self._calls.take(), view_of(out))
 
-    def undo(self) -> TrafficResult:
-        """``kubectl argo rollouts undo NAME``: back to the previous revision's template."""
+    def owned_replicasets(self, ro: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``listReplicaSets``: LIST by the Rollout's selector (no paging), keep those it controls."""
+        selector = label_selector((ro.get("spec") or {}).get("selector") or {})
+        uid = (ro.get("metadata") or {}).get("uid")
+        return [
+            rs
+            for rs in self._calls.list_replicasets(selector)
+            if any(
+                r.get("controller") and r.get("uid") == uid
+                for r in (rs.get("metadata") or {}).get("ownerReferences") or []
+            )
+        ]
+
+    def get(self) -> dict[str, Any]:
+        return self._calls.get(self.name)
+
+    def undo(self, to_revision: int = 0) -> TrafficResult:
+        """``kubectl argo rollouts undo NAME [--to-revision N]``: back to that revision's template."""
         try:
             ro = self._calls.get(self.name)
             if (ro.get("spec") or {}).get("workloadRef"):
                 raise DeployerError(
                     f"rollout '{self.name}' takes its template from a workloadRef; undo that workload by hand"
                 )
-            selector = label_selector((ro.get("spec") or {}).get("selector") or {})
-            uid = (ro.get("metadata") or {}).get("uid")
-            owned = [
-                rs
-                for rs in self._calls.list_replicasets(selector)
-                if any(
-                    r.get("controller") and r.get("uid") == uid
-                    for r in (rs.get("metadata") or {}).get("ownerReferences") or []
-                )
-            ]
-            target = previous_replicaset(self.name, owned)
+            target = previous_replicaset(self.name, self.owned_replicasets(ro), to_revision)
             if templates_equal((ro.get("spec") or {}).get("template") or {}, target["spec"]["template"]):
                 return TrafficResult(
-                    "skipped rollback (current template already matches revision 0)",
+                    f"skipped rollback (current template already matches revision {to_revision})",
                     self._calls.take(),
                     view_of(ro),
                     False,
                 )
             out = self._calls.patch(self.name, undo_patch(target), JSON_PATCH)
-        except DeployerError:
-            self._calls.take()
-            raise
-        except NotFound:
+        except (DeployerError, NotFound):
             self._calls.take()
             raise
         return TrafficResult(f"rollout '{self.name}' undo", self._calls.take(), view_of(out))

@@ -42,6 +42,7 @@ from bot.runtime.github_webhook import GitHubWebhook
 from bot.runtime.heartbeat import BEAT_S, Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.traffic_wiring import install as install_traffic
+from bot.runtime.traffic_wiring import rollback_deployer
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
 from bot.runtime.web import WebApp
@@ -307,7 +308,9 @@ def build(
         services=services,
         lifecycle=lifecycle,
         # Credentials are read on the first rollback, not at build time.
-        deployer=deployer or LazyDeployer(lambda: _kube_deployer(settings)),
+        deployer=deployer
+        or (rollback_deployer(settings, checklist.traffic) if traffic is None else None)
+        or LazyDeployer(lambda: _kube_deployer(settings)),
         health=lifecycle_ctx.health,
         rollout_timeout_s=settings.rollout_timeout_s,
         worker=worker_name(),
@@ -315,6 +318,7 @@ def build(
         stale_after_s=rollback_stale_s,
     )
     rollback_ctx = RollbackContext(ctx, lifecycle, rollbacks)
+    rollout_rollback = rollbacks.deployer if deployer is None and traffic is None else None
     evidence = EvidenceService(
         uow=unit_of_work,
         clock=clock,
@@ -351,6 +355,7 @@ def build(
         is_leader=leader.is_leader,
         provider=traffic,
         watch_timeout_s=traffic_watch_s,
+        rollback=rollout_rollback,
     )
 
     dashboard = make_dashboard(

@@ -33,10 +33,25 @@ def provider_for(settings: Settings, spec: TrafficSpec) -> TrafficProvider:
     return GatewayRouteProvider.from_environment(spec, kubeconfig=settings.kubeconfig)
 
 
+def rollback_deployer(settings: Settings, spec: TrafficSpec) -> Any:
+    """For Argo Rollouts, the rollback button aborts and undoes the Rollout (there is no Deployment to undo)."""
+    if spec.provider is not TrafficProviderKind.ARGO_ROLLOUTS:
+        return None
+    from bot.adapters.traffic_rollback import RolloutDeployer
+
+    def provider() -> Any:
+        from bot.adapters.traffic_argo import ArgoRolloutsProvider
+
+        return ArgoRolloutsProvider.from_environment(spec.namespace, spec.name, kubeconfig=settings.kubeconfig)
+
+    return RolloutDeployer(provider)
+
+
 @dataclass
 class TrafficParts:
     context: TrafficContext
     watcher: TrafficWatcher
+    rollback: Any = None
 
     def register(self, app: App, guard: Guard) -> None:
         register_traffic(app, self.context, guard)
@@ -47,6 +62,8 @@ class TrafficParts:
     def stop(self) -> None:
         self.watcher.stop()
         self.context.traffic.close()
+        if self.rollback is not None and hasattr(self.rollback, "close"):
+            self.rollback.close()
 
 
 def install(
@@ -62,6 +79,7 @@ def install(
     is_leader: Callable[[], bool],
     provider: TrafficProvider | None = None,
     watch_timeout_s: float = 10.0,
+    rollback: Any = None,
 ) -> TrafficParts | None:
     """Join the provider to the lifecycle (guard and hook), the metric watch (abort on breach) and Slack."""
     spec = checklist.traffic
@@ -76,6 +94,8 @@ def install(
         provider=(lambda: provider) if provider is not None else (lambda: provider_for(settings, spec)),
         lang=settings.language,
     )
+    if rollback is not None and hasattr(rollback, "take_requests"):
+        service.rollback_requests = rollback.take_requests
     context = TrafficContext(slack, service)
     service.note = context.note
     service.redraw = context.redraw
@@ -91,4 +111,4 @@ def install(
 
     watch.watch.on_fired.append(on_fired)
     watcher = TrafficWatcher(service, is_leader=is_leader, watch_timeout_s=watch_timeout_s)
-    return TrafficParts(context, watcher)
+    return TrafficParts(context, watcher, rollback)

@@ -39,7 +39,7 @@ from bot.domain.traffic import (
 )
 from bot.errors import InvalidTransition, ReleaseBotError
 from bot.i18n import t
-from bot.ports import Clock, TrafficProvider, TrafficResult, TrafficView
+from bot.ports import Clock, ClusterRequest, TrafficProvider, TrafficResult, TrafficView
 from bot.usecases.lifecycle import STAGE_WAIT, Lifecycle, Transition
 from bot.usecases.releases import ReleaseView, Services, UowFactory
 
@@ -83,6 +83,9 @@ class TrafficService:
         self._lang = lang
         self.note = note
         self.redraw = redraw
+        # Set when the rollback button itself aborts the canary (Argo Rollouts): the requests it sent, drained
+        # into the audit trail when the release is marked rolled back, instead of a second abort.
+        self.rollback_requests: Callable[[], tuple[ClusterRequest, ...]] | None = None
 
     @property
     def provider(self) -> TrafficProvider:
@@ -110,6 +113,17 @@ class TrafficService:
         """After a committed move: drive the cluster to the new stage, or abort it after a rollback."""
         view = self._services.view(transition.release_id)
         if transition.status is ReleaseStatus.ROLLED_BACK:
+            if self.rollback_requests is not None:
+                sent = self.rollback_requests()
+                self._record(
+                    view,
+                    "traffic_aborted",
+                    TrafficResult("rolled back by the rollback button", sent),
+                    transition.actor,
+                    percent=0,
+                    reason="rollback",
+                )
+                return
             self.abort(transition.release_id, actor=transition.actor, reason=transition.reason or "rollback")
             return
         if transition.status is not ReleaseStatus.ACTIVE:
