@@ -86,3 +86,46 @@ def test_a_wrong_traffic_section_is_named(
         load_checklist(file)
     lines = caught.value.user_message.splitlines()
     assert any(line.startswith(f"{file}: {path}") and message in line for line in lines), lines
+
+
+# --- checklist check --cluster ------------------------------------------------------------------------------
+
+
+def test_check_cluster_names_each_mismatch_of_the_rollout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from tests.fakes.k8s_api import FakeKubeApi
+    from tests.fakes.k8s_rollouts import install_rollout
+
+    file = tmp_path / "team.yaml"
+    file.write_text(with_traffic(ARGO), encoding="utf-8")
+    with FakeKubeApi() as api:
+        monkeypatch.setenv("KUBECONFIG", api.write_kubeconfig(str(tmp_path / "kc")))
+        install_rollout(api, new_version=None)
+        assert main(["checklist", "check", str(file), "--cluster"]) == 0
+        assert "cluster: Argo Rollouts: rollout/backend in namespace hallyulatino-prod fits" in capsys.readouterr().out
+
+        steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "10m"}}, {"analysis": {}}]
+        install_rollout(api, new_version=None, steps=steps)
+        assert main(["checklist", "check", str(file), "--cluster"]) == 1
+        out = capsys.readouterr().out
+        assert "mismatch: rollout/backend: setWeight steps 20%, 50% differ from the checklist's stages 10%, 50%" in out
+        assert "mismatch: rollout/backend: step 3 is a timed pause" in out
+        assert "mismatch: rollout/backend: steps of kind analysis are not driven by the bot" in out
+
+
+def test_drift_is_a_weight_other_than_the_stage_or_an_abort_the_bot_did_not_send() -> None:
+    from bot.domain.traffic import detect_drift, stage_step_index
+    from bot.ports import TrafficView
+
+    view = TrafficView("argo-rollouts", set_weight=50, last_manager="kubectl-argo-rollouts")
+    drift = detect_drift(view, 10)
+    assert drift is not None and drift.by == "kubectl-argo-rollouts" and drift.what == ("weight 50% instead of 10%",)
+    assert detect_drift(view, 50) is None
+    assert detect_drift(TrafficView("argo-rollouts", set_weight=0), 50, settling=True) is None
+    aborted = TrafficView("argo-rollouts", set_weight=0, aborted=True, last_manager="release-bot")
+    assert detect_drift(aborted, 50) is not None and detect_drift(aborted, 50).by == ""  # type: ignore[union-attr]
+    assert detect_drift(aborted, 0, aborted_by_bot=True) is None
+    steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    assert [stage_step_index(steps, p) for p in (10, 50, 100, 30)] == [1, 3, 4, None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from slack_bolt import App
 from bot.config import Settings
 from bot.domain.checklist import Checklist, Criterion
 from bot.domain.traffic import TrafficProviderKind, TrafficSpec
+from bot.errors import DeployerError
 from bot.i18n import t
 from bot.ports import Clock, TrafficProvider
 from bot.runtime.watch_wiring import WatchParts
@@ -45,6 +46,32 @@ def rollback_deployer(settings: Settings, spec: TrafficSpec) -> Any:
         return ArgoRolloutsProvider.from_environment(spec.namespace, spec.name, kubeconfig=settings.kubeconfig)
 
     return RolloutDeployer(provider)
+
+
+def cluster_check(spec: TrafficSpec, stages: tuple[int, ...], environ: Mapping[str, str]) -> list[str]:
+    """``checklist check --cluster``: read the live object and name each way it does not fit the stages."""
+    if spec.is_manual:
+        return ["the checklist's traffic provider is manual: there is nothing in the cluster to compare"]
+    if spec.provider is TrafficProviderKind.ARGO_ROLLOUTS:
+        from bot.adapters.traffic_argo import ArgoRolloutsProvider
+        from bot.domain.traffic import canary_steps, step_mismatches
+
+        argo = ArgoRolloutsProvider.from_environment(spec.namespace, spec.name, environ=environ)
+        try:
+            steps = canary_steps(argo.get())
+        finally:
+            argo.close()
+        return [f"rollout/{spec.name}: {problem}" for problem in step_mismatches(steps, stages)]
+    from bot.adapters.traffic_gateway import GatewayRouteProvider, positions
+
+    route = GatewayRouteProvider.from_environment(spec, environ=environ)
+    try:
+        positions(route._calls.get(spec.name), spec)
+    except DeployerError as e:
+        return [e.user_message]
+    finally:
+        route.close()
+    return []
 
 
 @dataclass
