@@ -56,7 +56,9 @@ def cluster_check(spec: TrafficSpec, stages: tuple[int, ...], environ: Mapping[s
         from bot.adapters.traffic_argo import ArgoRolloutsProvider
         from bot.domain.traffic import canary_steps, step_mismatches
 
-        argo = ArgoRolloutsProvider.from_environment(spec.namespace, spec.name, environ=environ)
+        argo = ArgoRolloutsProvider.from_environment(
+            spec.namespace, spec.name, kubeconfig=environ.get("KUBECONFIG"), environ=environ
+        )
         try:
             steps = canary_steps(argo.get())
         finally:
@@ -64,7 +66,8 @@ def cluster_check(spec: TrafficSpec, stages: tuple[int, ...], environ: Mapping[s
         return [f"rollout/{spec.name}: {problem}" for problem in step_mismatches(steps, stages)]
     from bot.adapters.traffic_gateway import GatewayRouteProvider, positions
 
-    route = GatewayRouteProvider.from_environment(spec, environ=environ)
+    # Named explicitly: the client reads $KUBECONFIG once, when it is first imported.
+    route = GatewayRouteProvider.from_environment(spec, kubeconfig=environ.get("KUBECONFIG"), environ=environ)
     try:
         positions(route._calls.get(spec.name), spec)
     except DeployerError as e:
