@@ -17,6 +17,7 @@ The step index, weights and phase are read as the plugin's ``GetCurrentCanarySte
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -332,8 +333,10 @@ class ArgoRolloutsProvider:
         ro = self._calls.get(self.name)
         on_change(view_of(ro))
         rv = str((ro.get("metadata") or {}).get("resourceVersion") or "")
-        for obj in self._calls.watch(self.name, rv, timeout_s):
-            if stop():
-                break
-            on_change(view_of(obj))
+        # closing(): leaving the loop early must end the stream now, not when the generator is collected.
+        with contextlib.closing(self._calls.watch(self.name, rv, timeout_s)) as events:
+            for obj in events:
+                if stop():
+                    break
+                on_change(view_of(obj))
         self._calls.take()

@@ -9,6 +9,7 @@ rather than replaced. Whether the split is served is read from ``status.parents[
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -164,8 +165,10 @@ class GatewayRouteProvider:
         route = self._calls.get(self.name)
         on_change(view_of(route, self.spec))
         rv = str((route.get("metadata") or {}).get("resourceVersion") or "")
-        for obj in self._calls.watch(self.name, rv, timeout_s):
-            if stop():
-                break
-            on_change(view_of(obj, self.spec))
+        # closing(): leaving the loop early must end the stream now, not when the generator is collected.
+        with contextlib.closing(self._calls.watch(self.name, rv, timeout_s)) as events:
+            for obj in events:
+                if stop():
+                    break
+                on_change(view_of(obj, self.spec))
         self._calls.take()

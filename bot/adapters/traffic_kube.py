@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import urllib3
@@ -138,7 +138,9 @@ class ClusterCalls:
         )
         return list(doc.get("items") or [])
 
-    def watch(self, name: str, resource_version: str, timeout_s: float) -> Iterator[dict[str, Any]]:
+    def watch(
+        self, name: str, resource_version: str, timeout_s: float
+    ) -> Generator[dict[str, Any], None, None]:
         """Follow one object: yield each watch event's object until the server ends the stream."""
         self.sent.append(ClusterRequest("watch", f"{self.plural}/{name}", self.namespace))
         try:
@@ -170,6 +172,8 @@ class ClusterCalls:
         except (urllib3.exceptions.HTTPError, OSError):
             return  # the stream ended early: the caller reads again and watches anew
         finally:
+            # A watch left before its end holds the connection: close it rather than pool a half-read stream.
+            response.close()
             response.release_conn()
 
     # --- internals ---------------------------------------------------------------------------------------
