@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     check_file.add_argument(
         "file", nargs="?", help="the file (default: RELEASE_BOT_CHECKLIST, else the shipped deployment.yaml)"
     )
+    check_file.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also read the traffic provider's Rollout or HTTPRoute (KUBECONFIG) and name each mismatch",
+    )
     init = check_sub.add_parser(
         "init", help="write the shipped checklist (HallyuLatino's process) to FILE, to start your team's own"
     )
@@ -55,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     playground.add_argument(
         "--out", metavar="DIR", help="where to write charts and reports (default: a new temp folder)"
+    )
+    playground.add_argument(
+        "--rollout",
+        action="store_true",
+        help="drive a simulated Argo Rollout (traffic: argo-rollouts) so the canary split moves with the stages",
     )
     return parser
 
@@ -85,12 +95,23 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         path = args.file or load_settings(os.environ).checklist_path
         print(f"{path}:")
-        print(summarize(load_checklist(path)))
-        return 0
+        checklist = load_checklist(path)
+        print(summarize(checklist))
+        if not args.cluster:
+            return 0
+        from bot.runtime.traffic_wiring import cluster_check
+
+        stages = tuple(s.traffic_percent for s in checklist.canary_stages)
+        problems = cluster_check(checklist.traffic, stages, os.environ)
+        for problem in problems:
+            print(f"mismatch: {problem}")
+        if not problems:
+            print(f"cluster: {checklist.traffic.describe()} fits the canary stages")
+        return 1 if problems else 0
     if args.command == "playground":
         from bot.playground.shell import main as playground
 
-        return playground(checklist=args.checklist, speed=args.speed, out_dir=args.out)
+        return playground(checklist=args.checklist, speed=args.speed, out_dir=args.out, rollout=args.rollout)
     settings = load_settings(os.environ)
     if args.command == "serve":
         from bot.runtime.server import serve

@@ -6,8 +6,10 @@ loopback servers. Nothing here imports a vendor library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 
@@ -135,6 +137,120 @@ class Deployer(Protocol):
     def undo(self, deployment: str, namespace: str, *, to_revision: int = 0) -> UndoResult: ...
 
     def rollout_status(self, deployment: str, namespace: str) -> RolloutStatus: ...
+
+
+# --- Traffic providers (who moves the canary's share) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """One request the bot sent to the cluster, as the audit trail keeps it."""
+
+    verb: str  # get | list | patch | watch
+    object: str  # "rollouts/backend", "rollouts/backend/status", "httproutes/backend"
+    namespace: str
+    content_type: str = ""
+    patch: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verb": self.verb,
+            "object": self.object,
+            "namespace": self.namespace,
+            "content_type": self.content_type,
+            "patch": self.patch,
+        }
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    UNKNOWN = ""
+
+
+@dataclass(frozen=True)
+class TrafficView:
+    """What the cluster says it serves, read from the live object.
+
+    ``set_weight`` is the target the provider was told (the last ``setWeight`` reached, or the route's
+    weight); ``actual_weight`` is what the traffic router reports serving (None when it does not tell)."""
+
+    provider: str  # "argo-rollouts" | "gateway-api"
+    set_weight: int
+    actual_weight: int | None = None
+    step: int | None = None  # Argo: currentStepIndex (== steps means all done)
+    steps: int | None = None
+    phase: RolloutPhase = RolloutPhase.UNKNOWN
+    message: str = ""
+    aborted: bool = False
+    paused: bool = False
+    stable_revision: str = ""
+    canary_revision: str = ""
+    stable_images: tuple[str, ...] = ()
+    canary_images: tuple[str, ...] = ()
+    resource_version: str = ""
+    generation: int = 0
+    last_manager: str = ""  # from managedFields: the last field manager that wrote the object
+    accepted: bool | None = None  # gateway-api: every parent Gateway accepted the route
+
+    @property
+    def serving_weight(self) -> int:
+        """The share that is known to be served: the router's report when there is one."""
+        return self.actual_weight if self.actual_weight is not None else self.set_weight
+
+    def serving(self, percent: int) -> bool:
+        """Whether the cluster reports ``percent`` as served (the wait of a stage starts then)."""
+        if self.aborted:
+            return False
+        if self.accepted is False:
+            return False
+        return self.serving_weight == percent
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """The parts people see; a watch event that changes none of them needs no header update."""
+        return (
+            self.set_weight,
+            self.actual_weight,
+            self.step,
+            self.phase,
+            self.aborted,
+            self.paused,
+            self.canary_revision,
+            self.stable_revision,
+        )
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    """The outcome of one action on the traffic provider: what the bot sent, and the object afterwards."""
+
+    message: str  # the equivalent command's own words: "rollout 'backend' promoted"
+    requests: tuple[ClusterRequest, ...]
+    view: TrafficView | None = None
+    changed: bool = True
+
+
+class TrafficProvider(Protocol):
+    """Moves the canary's share of traffic in the cluster and reads it back.
+
+    Every method may raise ``DeployerError`` (its ``detail`` carries the API's answer). Each result lists the
+    requests sent, so the audit trail has every one of them, reads included."""
+
+    def read(self) -> TrafficView: ...
+
+    def advance(self, percent: int) -> TrafficResult: ...
+
+    def abort(self) -> TrafficResult: ...
+
+    def undo(self) -> TrafficResult: ...
+
+    def watch(
+        self, on_change: Callable[[TrafficView], None], *, timeout_s: float, stop: Callable[[], bool]
+    ) -> None: ...
+
+    def close(self) -> None: ...
 
 
 # --- Health checks ----------------------------------------------------------------------------------------

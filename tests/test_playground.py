@@ -190,3 +190,28 @@ def test_every_emoji_the_bot_writes_is_drawn_in_the_terminal() -> None:
         codes |= {f":{name}:" for name in re.findall(r'":([a-z_]+):"', path.read_text(encoding="utf-8"))}
     undrawn = sorted(c for c in codes if plain(c, {}) == c)
     assert not undrawn, undrawn
+
+
+ROLLOUT = """\
+/release start v1.2.3
+tick all
+advance
+advance
+advance
+wait 2
+wait
+advance
+wait 2
+status
+quit
+"""
+
+
+def test_a_simulated_rollout_moves_the_split_with_the_stages(tmp_path: Path) -> None:
+    out, _err, _files = play(ROLLOUT, tmp_path, "--rollout", lang="en")
+    assert "Argo Rollouts (rollout/backend in hallyulatino-prod: the split moves as you advance)" in out
+    assert "☸ cluster: rollout/backend: canary 10 % (step 2/4, paused)" in out
+    assert "Cluster: canary 10 % · step 2/4 · paused" in out
+    assert "☸ cluster: rollout/backend: promoted past the pause" in out
+    assert "☸ cluster: rollout/backend: canary 50 % (step 4/4, paused)" in out
+    assert "when the cluster reported the stage's weight as serving" in out

@@ -50,6 +50,7 @@ __all__ = [
     "PAUSED_MESSAGE",
     "KubeDeployer",
     "label_selector",
+    "load_api_client",
     "status_of",
     "wait_for_rollout",
 ]
@@ -83,25 +84,7 @@ class KubeDeployer:
         """Load credentials: the given kubeconfig, else the pod's service account, else ``$KUBECONFIG``.
 
         With none of them there is no cluster to roll back: ``Unavailable`` says so and what to do instead."""
-        env = os.environ if environ is None else environ
-        if credentials_source(kubeconfig, env) is None:
-            raise Unavailable("no_cluster")
-        cfg = client.Configuration()
-        try:
-            if kubeconfig is None and env.get("KUBERNETES_SERVICE_HOST"):
-                config.load_incluster_config(client_configuration=cfg)
-            else:
-                config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        except (config.ConfigException, OSError) as e:
-            raise ConfigError(
-                "Kubernetes credentials could not be loaded; check the kubeconfig or the service account.",
-                detail=f"kubernetes config: {type(e).__name__}: {e}",
-            ) from e
-        # urllib3's default retries a timed-out GET three times; retry only refused connections, quickly.
-        cfg.retries = urllib3.Retry(
-            total=2, connect=2, read=0, status=0, redirect=0, other=0, backoff_factor=0.1
-        )
-        return cls(client.ApiClient(configuration=cfg), request_timeout=request_timeout)
+        return cls(load_api_client(kubeconfig, environ), request_timeout=request_timeout)
 
     def close(self) -> None:
         self._api_client.close()
@@ -234,6 +217,30 @@ class KubeDeployer:
                 detail=f"{verb} {resource}: {type(doc).__name__}",
             )
         return doc
+
+
+def load_api_client(kubeconfig: str | None = None, environ: Mapping[str, str] | None = None) -> Any:
+    """An ApiClient with the credentials a rollback uses: the given kubeconfig, else the pod's service
+    account, else ``$KUBECONFIG``. The traffic providers share it (``bot.adapters.traffic_kube``)."""
+    env = os.environ if environ is None else environ
+    if credentials_source(kubeconfig, env) is None:
+        raise Unavailable("no_cluster")
+    cfg = client.Configuration()
+    try:
+        if kubeconfig is None and env.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=cfg)
+        else:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    except (config.ConfigException, OSError) as e:
+        raise ConfigError(
+            "Kubernetes credentials could not be loaded; check the kubeconfig or the service account.",
+            detail=f"kubernetes config: {type(e).__name__}: {e}",
+        ) from e
+    # urllib3's default retries a timed-out GET three times; retry only refused connections, quickly.
+    cfg.retries = urllib3.Retry(
+        total=2, connect=2, read=0, status=0, redirect=0, other=0, backoff_factor=0.1
+    )
+    return client.ApiClient(configuration=cfg)
 
 
 # --- errors -----------------------------------------------------------------------------------------------

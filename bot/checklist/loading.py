@@ -47,6 +47,7 @@ from bot.domain.checklist import (
     Section,
 )
 from bot.domain.evidence import EvidenceSource, EvidenceSpec
+from bot.domain.traffic import TrafficProviderKind, TrafficSpec
 from bot.errors import ChecklistError
 
 
@@ -245,6 +246,7 @@ def _check(m: ChecklistModel) -> _Problems:
         problems += _duplicates([(f"{name}[{n}].key", key) for n, key in enumerate(listed)])
     problems += _duplicates(keys["sections"]) + _duplicates(keys["items"])
     _check_release_parts(m, set(first_of), problems)
+    _check_traffic(m, problems)
     return problems
 
 
@@ -342,6 +344,54 @@ def _check_release_parts(m: ChecklistModel, kinds: set[PhaseKind], problems: _Pr
             problems.add(f"contacts[{n}]", "a slack contact needs a handle or a slack_id")
 
 
+def _check_traffic(m: ChecklistModel, problems: _Problems) -> None:
+    t = m.traffic
+    if t is None:
+        if any(c.on_breach == "abort" for c in (m.rollback.criteria if m.rollback else [])):
+            problems.add("traffic", "on_breach: abort needs a traffic provider (argo-rollouts or gateway-api)")
+        return
+    kind = t.provider
+    if kind is TrafficProviderKind.MANUAL:
+        extra = [f for f in ("namespace", "name", "stable_backend", "canary_backend") if getattr(t, f)]
+        if extra:
+            problems.add(f"traffic.{extra[0]}", "the manual provider moves no traffic: remove this field")
+        if any(c.on_breach == "abort" for c in (m.rollback.criteria if m.rollback else [])):
+            problems.add("traffic.provider", "on_breach: abort needs argo-rollouts or gateway-api")
+        return
+    what = "Rollout" if kind is TrafficProviderKind.ARGO_ROLLOUTS else "HTTPRoute"
+    for f in ("namespace", "name"):
+        if not getattr(t, f):
+            problems.add(f"traffic.{f}", f"{kind} needs the {f} of the {what}")
+    if not m.canary:
+        problems.add("traffic.provider", f"{kind} drives canary stages: add a canary phase and stages")
+    if kind is TrafficProviderKind.GATEWAY_API:
+        for f in ("stable_backend", "canary_backend"):
+            if not getattr(t, f):
+                problems.add(f"traffic.{f}", "gateway-api needs the stable and the canary Service names")
+        if t.stable_backend and t.stable_backend == t.canary_backend:
+            problems.add("traffic.canary_backend", "the canary Service must differ from the stable one")
+    else:
+        for f in ("stable_backend", "canary_backend"):
+            if getattr(t, f):
+                problems.add(f"traffic.{f}", "argo-rollouts finds its Services in the Rollout: remove this")
+        if t.rule:
+            problems.add("traffic.rule", "rule is for gateway-api routes only")
+
+
+def _traffic(m: ChecklistModel) -> TrafficSpec:
+    t = m.traffic
+    if t is None:
+        return TrafficSpec()
+    return TrafficSpec(
+        provider=t.provider,
+        namespace=t.namespace or "",
+        name=t.name or "",
+        stable_backend=t.stable_backend or "",
+        canary_backend=t.canary_backend or "",
+        rule=t.rule,
+    )
+
+
 def _build(m: ChecklistModel, source: str) -> Checklist:
     def section(phase_key: str, env: str | None, s: SectionModel) -> Section:
         key = f"{phase_key}.{s.key}"
@@ -370,7 +420,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         canary_stages=tuple(CanaryStage(s.key, s.traffic, s.wait) for s in m.canary),
         gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95) if m.gate else None,
         criteria=tuple(
-            Criterion(c.key, c.title, c.kind, _threshold(c.kind, c.threshold), c.dry_run)
+            Criterion(c.key, c.title, c.kind, _threshold(c.kind, c.threshold), c.dry_run, c.on_breach)
             for c in (rollback.criteria if rollback else [])
         ),
         rollback=RollbackTarget(**rollback.target.model_dump(), procedure=rollback.procedure)
@@ -384,5 +434,6 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
             else None
         ),
         tag_pattern=m.tag_pattern,
+        traffic=_traffic(m),
         source=source,
     )

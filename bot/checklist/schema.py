@@ -20,6 +20,7 @@ from bot.domain.checklist import (
     parse_duration,
 )
 from bot.domain.evidence import EvidenceSource
+from bot.domain.traffic import TrafficProviderKind
 
 MAX_FULL_ITEM_KEY = 150  # the full key travels as a Slack option value, which Slack caps at 150 characters
 MAX_ITEM_TEXT = 75  # Slack refuses checkbox option text longer than 75 characters
@@ -201,11 +202,21 @@ class CriterionModel(_Model):
     kind: Annotated[CriterionKind, Lax]
     threshold: Any = None  # its notation depends on kind, so _check parses it
     dry_run: bool = False
+    on_breach: Literal["page", "abort"] = "page"
 
 
 class TargetModel(_Model):
     deployment: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Kubernetes deployment name"))]
     namespace: Annotated[str, PlainValidator(_pattern(_K8S_NAMESPACE, "Kubernetes namespace"))]
+
+
+class TrafficModel(_Model):
+    provider: Annotated[TrafficProviderKind, Lax] = TrafficProviderKind.MANUAL
+    namespace: Annotated[str, PlainValidator(_pattern(_K8S_NAMESPACE, "Kubernetes namespace"))] | None = None
+    name: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Kubernetes object name"))] | None = None
+    stable_backend: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Service name"))] | None = None
+    canary_backend: Annotated[str, PlainValidator(_pattern(_K8S_NAME, "Service name"))] | None = None
+    rule: int = Field(default=0, ge=0, le=63)
 
 
 class RollbackModel(_Model):
@@ -242,6 +253,7 @@ class ChecklistModel(_Model):
     gate: GateModel | None = None
     post_deploy_watch: Duration | None = None
     rollback: RollbackModel | None = None
+    traffic: TrafficModel | None = None
     metrics: MetricsModel | None = None
     contacts: list[ContactModel] = []
     tag_pattern: Annotated[str, PlainValidator(_text(100))] = "v*"

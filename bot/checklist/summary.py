@@ -26,6 +26,8 @@ def _rule(crit: Criterion) -> str:
         rule = f"p95 >= {crit.threshold:g}x baseline"
     else:
         rule = "declared by a person"
+    if crit.on_breach == "abort":
+        rule = f"{rule}, aborts the canary on breach"
     return f"{rule}, dry run" if crit.dry_run else rule
 
 
@@ -61,6 +63,8 @@ def summarize(checklist: Checklist) -> str:
         lines.append(
             f"Rollback target: deployment/{c.rollback.deployment} in namespace {c.rollback.namespace}"
         )
+    if not c.traffic.is_manual:
+        lines.append(f"Traffic: {c.traffic.describe()}")
     if m := c.metrics:
         baseline = (
             f"fixed {m.baseline_p95_ms:g}ms"

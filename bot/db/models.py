@@ -338,3 +338,21 @@ class LeadershipRow(Base):
     # NULL while a SQLite process holds it: there the lease is the file lock beside the database.
     expires_at: Mapped[datetime | None]
     changed_at: Mapped[datetime | None]
+
+
+class TrafficStateRow(Base):
+    """What the cluster last said about a release's traffic (``bot.usecases.traffic``): the provider's view, when
+    the stage's weight started serving, and the drift the bot saw, posted and had acknowledged."""
+
+    __tablename__ = "traffic_states"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)
+    observed_at: Mapped[datetime]
+    stage_percent: Mapped[int | None] = mapped_column(Integer)  # the percentage the bot last asked for
+    requested_at: Mapped[datetime | None]
+    serving_since: Mapped[datetime | None]  # when the cluster first reported stage_percent as served
+    drift: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    drift_posted: Mapped[str | None] = mapped_column(String(300))  # the key of the drift posted in the thread
+    drift_acknowledged: Mapped[str | None] = mapped_column(String(300))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))

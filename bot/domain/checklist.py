@@ -15,6 +15,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from bot.domain.evidence import EvidenceSpec
+from bot.domain.traffic import TrafficSpec
 
 
 class PhaseKind(StrEnum):
@@ -115,6 +116,7 @@ class Criterion:
     kind: CriterionKind
     threshold: float | None = None
     dry_run: bool = False
+    on_breach: str = "page"  # "abort": the bot aborts the canary itself (traffic provider), then pages
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class Checklist:
     contacts: tuple[Contact, ...] = ()
     metrics: MetricsSpec | None = None
     tag_pattern: str = "v*"  # which pushed tags start a release (a glob over the tag name)
+    traffic: TrafficSpec = field(default_factory=TrafficSpec)
     source: str = field(default="", compare=False)
 
     def phase(self, key: str) -> Phase:

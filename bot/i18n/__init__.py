@@ -1,8 +1,8 @@
 """The bot's own words, in Korean (the team's language, the default) and English.
 
 Checklist text is shown as the file writes it; only what the bot adds comes from here. Each area keeps its words in
-a module of this package (``common``, ``watch``, ``rollback``, ``dashboard``, ``evidence``, ``authz``, ``setup``)
-as a ``WORDS`` table; this module is the one loader that merges them into ``CATALOG``, refusing a key that two
+a module of this package (``common``, ``watch``, ``rollback``, ``dashboard``, ``evidence``, ``authz``, ``setup``,
+``traffic``) as a ``WORDS`` table; this module is the one loader that merges them into ``CATALOG``, refusing a key that two
 areas define. ``t(lang, key, **params)`` returns the text for a key, or the key itself when it is not a catalog key
 (plain text passes through).
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import authz, common, dashboard, evidence, rollback, setup, watch
+from bot.i18n import authz, common, dashboard, evidence, rollback, setup, traffic, watch
 
 
 def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -27,7 +27,14 @@ def _merge(*areas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
 
 
 CATALOG: dict[str, dict[str, str]] = _merge(
-    common.WORDS, watch.WORDS, rollback.WORDS, dashboard.WORDS, evidence.WORDS, authz.WORDS, setup.WORDS
+    common.WORDS,
+    watch.WORDS,
+    rollback.WORDS,
+    dashboard.WORDS,
+    evidence.WORDS,
+    authz.WORDS,
+    setup.WORDS,
+    traffic.WORDS,
 )
 
 

@@ -38,6 +38,7 @@ from bot.playground.payloads import CHANNEL, CHANNEL_NAME, USER, USER_NAME
 from bot.playground.prometheus import PrometheusStandIn
 from bot.playground.render import Control, render_blocks
 from bot.playground.repository import SimulatedRepository
+from bot.playground.rollout import SimulatedRollout
 from bot.playground.speed import DEFAULT_SPEED, load_compressed
 from bot.ports import HealthResult
 
@@ -126,8 +127,11 @@ class Playground:
         checklist: Path | None = None,
         speed: float = DEFAULT_SPEED,
         out_dir: Path | None = None,
+        rollout: bool = False,
     ) -> None:
         self.out = out
+        self._rollout = rollout
+        self.rollout: SimulatedRollout | None = None
         self._lang = lang
         self._source = checklist or default_checklist_path()
         self._speed = speed
@@ -158,6 +162,8 @@ class Playground:
 
         folder = Path(self._tmp.name)
         checklist, path, changed = load_compressed(self._source, self._speed, folder)
+        if self._rollout and checklist.traffic.is_manual and checklist.rollback and checklist.canary_stages:
+            checklist, path = with_rollout(path, checklist)
         if self.out_dir is None:
             self.out_dir = Path(tempfile.mkdtemp(prefix="release-bot-playground-files-"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +207,17 @@ class Playground:
             self.repository = SimulatedRepository(checklist.version_of_tag)
             env["EVIDENCE"] = "on"
             simulated.append(f"GitHub ({self.repository.repository}: checks, pull requests, tags; type `repo`)")
+        if not checklist.traffic.is_manual:
+            spec = checklist.traffic
+            self.rollout = SimulatedRollout(
+                spec.name,
+                spec.namespace,
+                tuple(s.traffic_percent for s in checklist.canary_stages),
+                on_change=lambda line: self.slack.aside(f"☸ cluster: {line}"),
+            )
+            simulated.append(
+                f"Argo Rollouts (rollout/{spec.name} in {spec.namespace}: the split moves as you advance)"
+            )
         simulated.append("PagerDuty (pages are shown here)")
         if self.cluster is not None:
             # The Kubernetes client takes a second or two to import; the first rollback should not wait for it.
@@ -219,6 +236,8 @@ class Playground:
             rollout_poll_s=0.5,
             outbox_interval_s=0.5,
             outbox_backoff_s=(0.5, 5.0),
+            traffic=self.rollout,
+            traffic_watch_s=2.0,
         )
         self.bot.start_background()
         self.print(
@@ -716,6 +735,19 @@ class Playground:
 LONG_UPDATE = 8  # lines: a redraw of a longer message shows what changed, not the whole message again
 
 
+def with_rollout(path: Path, checklist: Any) -> tuple[Any, Path]:
+    """The checklist with an Argo Rollouts provider on its rollback target, for ``playground --rollout``."""
+    import yaml
+
+    from bot.checklist.loading import load_checklist
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    target = checklist.rollback
+    data["traffic"] = {"provider": "argo-rollouts", "namespace": target.namespace, "name": target.deployment}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120), encoding="utf-8")
+    return load_checklist(path), path
+
+
 def _changed(before: str | None, raw: list[str], shown: list[str]) -> list[str]:
     """The lines of a redraw to print: all of a short or new message; of a long one, what changed since it was
     last shown (``raw`` is the redraw before controls were numbered, so numbering alone is no change)."""
@@ -742,6 +774,7 @@ def main(
     checklist: str | None = None,
     speed: float = DEFAULT_SPEED,
     out_dir: str | None = None,
+    rollout: bool = False,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
 ) -> int:
@@ -764,6 +797,7 @@ def main(
         checklist=Path(checklist) if checklist else None,
         speed=speed,
         out_dir=Path(out_dir) if out_dir else None,
+        rollout=rollout,
     )
     try:
         playground.start()

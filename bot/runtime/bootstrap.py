@@ -25,13 +25,24 @@ from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.leadership import LeaseTiming
-from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
+from bot.ports import (
+    Clock,
+    CodeHost,
+    Deployer,
+    HealthChecker,
+    Metrics,
+    Pager,
+    SystemClock,
+    TrafficProvider,
+)
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
 from bot.runtime.dashboard_wiring import install as install_dashboard
 from bot.runtime.dashboard_wiring import make_dashboard
 from bot.runtime.github_webhook import GitHubWebhook
 from bot.runtime.heartbeat import BEAT_S, Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
+from bot.runtime.traffic_wiring import install as install_traffic
+from bot.runtime.traffic_wiring import rollback_deployer
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
 from bot.runtime.web import WebApp
@@ -170,6 +181,8 @@ class Bot:
         self.heartbeat.beat()
         self.clockwork.every("heartbeat", self.heartbeat.beat, BEAT_S)
         self.leader.start(on_elected=self._elected)
+        for hook in self.extras.get("on_start", ()):
+            hook()
 
     def _elected(self) -> None:
         self.clockwork.recover()
@@ -188,6 +201,8 @@ class Bot:
         if dashboard is not None:  # the App Home's pending refreshes would read the database after it closed
             dashboard.home.stop()
         self.clockwork.stop()
+        for hook in self.extras.get("on_stop", ()):
+            hook()
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
@@ -236,6 +251,8 @@ def build(
     work_pool: ThreadPoolExecutor | None = None,
     github: CodeHost | None = None,
     identity: Identity | None = None,
+    traffic: TrafficProvider | None = None,
+    traffic_watch_s: float = 10.0,
 ) -> Bot:
     """Wire the bot; nothing connects until it is used.
 
@@ -319,7 +336,9 @@ def build(
         services=services,
         lifecycle=lifecycle,
         # Credentials are read on the first rollback, not at build time.
-        deployer=deployer or LazyDeployer(lambda: _kube_deployer(settings)),
+        deployer=deployer
+        or (rollback_deployer(settings, checklist.traffic) if traffic is None else None)
+        or LazyDeployer(lambda: _kube_deployer(settings)),
         health=lifecycle_ctx.health,
         rollout_timeout_s=settings.rollout_timeout_s,
         worker=worker_name(),
@@ -327,6 +346,7 @@ def build(
         stale_after_s=rollback_stale_s,
     )
     rollback_ctx = RollbackContext(ctx, lifecycle, rollbacks)
+    rollout_rollback = rollbacks.deployer if deployer is None and traffic is None else None
     evidence = EvidenceService(
         uow=unit_of_work,
         clock=clock,
@@ -351,6 +371,21 @@ def build(
         outbox_interval_s=outbox_interval_s,
     )
 
+    traffic_parts = install_traffic(
+        settings,
+        checklist,
+        uow=unit_of_work,
+        clock=clock,
+        services=services,
+        lifecycle=lifecycle,
+        slack=ctx,
+        watch=watch,
+        is_leader=leader.is_leader,
+        provider=traffic,
+        watch_timeout_s=traffic_watch_s,
+        rollback=rollout_rollback,
+    )
+
     dashboard = make_dashboard(
         uow=unit_of_work,
         services=services,
@@ -368,6 +403,8 @@ def build(
         register_watch(app, guard)
         register_dashboard(app, guard)
         register_evidence(app, evidence_ctx, guard)
+        if traffic_parts is not None:
+            traffic_parts.register(app, guard)
 
     work_pool = work_pool or new_work_pool()
     app = create_app(
@@ -418,4 +455,6 @@ def build(
     bot.extras["dashboard"] = dashboard
     bot.extras["evidence"] = evidence_ctx
     bot.extras["github_hooks"] = GitHubHooks(ctx, evidence_ctx, settings)
+    if traffic_parts is not None:
+        bot.extras |= {"traffic": traffic_parts, "on_start": [traffic_parts.start], "on_stop": [traffic_parts.stop]}
     return bot

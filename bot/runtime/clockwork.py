@@ -73,6 +73,7 @@ class TimerPoster:
                 managers=self._managers,
                 late_s=due.late_s,
                 figures=self._figures(view.release.id),
+                serving_since=due.timer.payload.get("serving_since"),
             )
         elif due.timer.kind == WATCH_END:
             text, blocks = notices.watch_reminder(

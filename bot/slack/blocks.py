@@ -15,7 +15,7 @@ from bot.domain.checklist import Checklist, CriterionKind, Phase, PhaseKind
 from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
 from bot.i18n import t
-from bot.slack import evidence_blocks
+from bot.slack import evidence_blocks, traffic_blocks
 from bot.slack.ids import ActionId, block_id, declare_action_id
 from bot.usecases.releases import ReleaseView
 
@@ -323,6 +323,7 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             "elements": [_mrkdwn(t(lang, "progress_line", parts=parts))],
         }
     )
+    blocks.extend(traffic_blocks.header_blocks(view, rel, mid, rev, lang))
     evidence_line = evidence_blocks.header_line(view, lang)
     if evidence_line is not None:
         blocks.append(

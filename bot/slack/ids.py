@@ -19,6 +19,7 @@ class ActionId(StrEnum):
     OPEN_THREAD = "open-thread"
     EVIDENCE_RECHECK = "evidence-recheck"
     EVIDENCE_OVERRIDE = "evidence-override"
+    TRAFFIC_ACK = "traffic-drift-ack"
 
 
 class CallbackId(StrEnum):

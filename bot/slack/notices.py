@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.checklist import Checklist
 from bot.domain.release import FINISHED_STEP, StepKind, next_step_key
 from bot.i18n import t
 from bot.ports import HealthResult
-from bot.slack.blocks import Block, advance_label, clip, escape, step_label
+from bot.slack.blocks import Block, advance_label, clip, escape, slack_date, step_label
 from bot.slack.ids import ActionId, CallbackId
 from bot.usecases.releases import ReleaseView
 
@@ -82,8 +82,12 @@ def stage_reminder(
     late_s: float,
     figures: dict[str, Any] | None = None,
     timer_id: int | None = None,
+    serving_since: str | None = None,
 ) -> Message:
-    """The end of a canary wait: who to ping, the gate, and the buttons to move on or roll back."""
+    """The end of a canary wait: who to ping, the gate, and the buttons to move on or roll back.
+
+    ``serving_since`` (ISO time) is set when a traffic provider paced the wait: it counted from when the cluster
+    reported the stage's weight as served, not from the click."""
     step = next(s for s in view.steps if s.key == step_key)
     label = step_label(view.checklist, step, lang)
     wait = human_duration(step.wait, lang)
@@ -93,6 +97,12 @@ def stage_reminder(
         lines.append(gate)
     if late_s > 2:
         lines.append(t(lang, "reminder_late", seconds=f"{late_s:.0f}"))
+    if serving_since:
+        try:
+            since = slack_date(datetime.fromisoformat(serving_since), "{time}")
+        except ValueError:
+            since = serving_since
+        lines.append(t(lang, "reminder_serving_since", when=since))
     blocks: list[Block] = [section("\n".join(lines))]
     target = next_step_key(view.steps, step_key)
     rid = view.release.id

@@ -82,6 +82,8 @@ class Lifecycle:
         self.on_timers_changed = on_timers_changed
         # Called after every committed transition (metric watch, PagerDuty change events, App Home, ...).
         self.hooks: list[TransitionHook] = []
+        # Called before a move with (release id, from step, to step); raising refuses it (traffic drift).
+        self.guards: list[Callable[[int, str, str], None]] = []
 
     def _notify(self, transition: Transition) -> None:
         for hook in self.hooks:
@@ -109,6 +111,8 @@ class Lifecycle:
     ) -> Advanced:
         """Move a release one step on. Raises GateNotMet (with the open items) unless overridden."""
         self.require(release_id, actor, Action.OVERRIDE if override_reason else Action.ADVANCE)
+        for guard in self.guards:
+            guard(release_id, from_step, to_step)
         now = self._clock.now()
         with self._uow() as uow:
             record = uow.releases.get(release_id, for_update=True)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
+from bot.db.traffic_repos import TrafficStates
 from bot.db.uow import DuplicateKey, SqlUnitOfWork
 from bot.domain import release as flow
 from bot.domain.checklist import Checklist
@@ -21,6 +22,7 @@ from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
 from bot.domain.roles import Action
+from bot.domain.traffic import TrafficState
 from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied
 from bot.ports import Clock
 from bot.usecases.permissions import Permissions, denial
@@ -48,6 +50,7 @@ class ReleaseView:
     evidence: dict[str, EvidenceResult] = field(default_factory=dict)
     item_overrides: dict[str, AuditEvent] = field(default_factory=dict)
     evidence_on: bool = False  # the bot evaluates evidence (GitHub configured): show the re-check button
+    traffic: TrafficState | None = None  # the cluster's view, for checklists with a traffic provider
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -174,6 +177,7 @@ class Services:
             evidence=evidence,
             item_overrides=item_overrides,
             evidence_on=self.evidence_on,
+            traffic=None if checklist.traffic.is_manual else TrafficStates(uow.session).get(release_id),
         )
 
     def view(self, release_id: int) -> ReleaseView:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,6 +110,9 @@ class MetricWatch:
         self._metrics = metrics
         self._desk = desk
         self._lang = lang
+        # Called after commit with (release id, criterion, details) for each criterion that opened an incident
+        # (the traffic provider aborts the canary for criteria with ``on_breach: abort``).
+        self.on_fired: list[Callable[[int, Criterion, dict[str, Any]], None]] = []
 
     def tick(self) -> None:
         """One pass over every release the watch has work on: a step to announce, an end to close, a sample due.
@@ -235,6 +239,7 @@ class MetricWatch:
         rid = view.release.id
         criteria = [c for c in view.checklist.criteria if c.kind is not CriterionKind.MANUAL]
         fired: list[Fired] = []
+        breached: list[tuple[Criterion, dict[str, Any]]] = []
         outcomes: list[_Outcome] = []
         with self._uow() as uow:
             # The verdicts, the incidents they open and the pages they queue: accepted only from the leader.
@@ -269,6 +274,7 @@ class MetricWatch:
                     )
                     if opened is not None:
                         fired.append(opened)
+                        breached.append((criterion, details))
                 elif decision.action is not Action.NONE:
                     uow.audit.append(
                         rid,
@@ -296,6 +302,12 @@ class MetricWatch:
             self._desk.kick()
         for item in fired:
             self._desk.ping(item.incident_id)
+        for criterion, details in breached:
+            for hook in self.on_fired:
+                try:
+                    hook(rid, criterion, details)
+                except Exception:
+                    log.exception("breach hook failed for release %s", rid)
         self._tell_thread(view, spec, outcomes, baseline)
         return [o.decision for o in outcomes]
 

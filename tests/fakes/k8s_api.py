@@ -34,11 +34,19 @@ from tests.fakes.k8s_objects import (
     DEFAULT_SA_USER,
     apply_patch,
     discovery,
+    group_of,
     labels_match,
     rollout_steps,
     status_body,
     strip_nulls,
     sync_controller,
+)
+from tests.fakes.k8s_rollouts import (
+    on_template_change,
+    reconcile_rollout,
+    reconcile_route,
+    validate_rollout,
+    validate_route,
 )
 from tests.fakes.tls import TlsFiles
 
@@ -52,7 +60,17 @@ __all__ = [
 ]
 
 RolloutMode = Literal["complete", "stuck", "stall"]
-_COLLECTION = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?$")
+_COLLECTION = re.compile(
+    r"^/apis/(apps/v1|argoproj\.io/v1alpha1|gateway\.networking\.k8s\.io/v1)/namespaces/([^/]+)/"
+    r"(deployments|replicasets|rollouts|httproutes)(?:/([^/]+))?(?:/(status))?$"
+)
+_GROUP_VERSION = {
+    "deployments": "apps/v1",
+    "replicasets": "apps/v1",
+    "rollouts": "argoproj.io/v1alpha1",
+    "httproutes": "gateway.networking.k8s.io/v1",
+}
+_HAS_STATUS = ("rollouts", "httproutes")  # CRDs with the status subresource
 _PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -82,8 +100,9 @@ def rbac_allows(
         name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
         if name is not None and ("," in name or not name):
             name = None
+    group = group_of(resource)
     for rule in rules:
-        if "apps" not in rule.get("apiGroups", []) and "*" not in rule.get("apiGroups", []):
+        if group not in rule.get("apiGroups", []) and "*" not in rule.get("apiGroups", []):
             continue
         if resource not in rule.get("resources", []) and "*" not in rule.get("resources", []):
             continue
@@ -140,7 +159,10 @@ class FakeKubeApi:
         self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
             "deployments": {},
             "replicasets": {},
+            "rollouts": {},
+            "httproutes": {},
         }
+        self._clock = 0  # ticks of the fake controllers, for timestamps
         self._pending: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
         self._faults: dict[tuple[str, str], _Fault] = {}
         self._log: list[RecordedRequest] = []
@@ -256,6 +278,45 @@ class FakeKubeApi:
                     del self._faults[(verb, resource)]
             return fault
 
+    def reconcile(self, resource: str, namespace: str, name: str) -> bool:
+        """Run one controller step for the object; True when it changed."""
+        if resource == "deployments":
+            return self._advance(namespace, name)
+        if resource not in _HAS_STATUS:
+            return False
+        with self._lock:
+            obj = self._objects[resource].get((namespace, name))
+            if obj is None:
+                return False
+            self._clock += 1
+            changed = reconcile_rollout(obj, self._clock) if resource == "rollouts" else reconcile_route(obj)
+            if changed:
+                self._stamp(obj)
+            return changed
+
+    def settle(self, resource: str, namespace: str, name: str, *, limit: int = 50) -> dict[str, Any]:
+        """Let the controller run until it rests (a test's "some time later"); return the object."""
+        for _ in range(limit):
+            if not self.reconcile(resource, namespace, name):
+                break
+        return self.get_object(resource, namespace, name)
+
+    def outside_patch(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        manager: str,
+        subresource: str = "",
+        content_type: str = "application/merge-patch+json",
+    ) -> dict[str, Any]:
+        """A change made by someone else (kubectl, Argo CD): the bot's watch should see it."""
+        code, out = self._patch_custom(resource, subresource, namespace, name, content_type, patch, manager)
+        assert code == 200, out
+        return out
+
     def _advance(self, namespace: str, name: str) -> bool:
         """Run one controller step for a deployment; True when it changed."""
         with self._lock:
@@ -330,6 +391,61 @@ class FakeKubeApi:
             self._objects["deployments"][(namespace, name)] = self._stamp(patched)
             return 200, copy.deepcopy(patched)
 
+    def _patch_custom(
+        self,
+        resource: str,
+        subresource: str,
+        namespace: str,
+        name: str,
+        ctype: str,
+        patch: Any,
+        manager: str,
+    ) -> tuple[int, Any]:
+        """PATCH a Rollout or HTTPRoute (or its status), as the API server does for a CRD with the status
+        subresource: the main resource ignores status, /status ignores everything but status."""
+        what = f"{resource}/{subresource}" if subresource else resource
+        with self._lock:
+            current = self._objects[resource].get((namespace, name))
+            if current is None:
+                return 404, status_body(404, resource, name)
+            try:
+                patched = strip_nulls(apply_patch(current, patch, ctype))
+            except ValueError as e:
+                return 422, status_body(422, what, name, str(e))
+            if patched["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                return 409, status_body(409, resource, name)
+            for keep in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+                patched["metadata"][keep] = current["metadata"][keep]
+            if subresource == "status":
+                patched["spec"] = current["spec"]
+                patched["metadata"] = copy.deepcopy(current["metadata"])
+            else:
+                patched["status"] = current["status"]
+            problem = validate_rollout(patched) if resource == "rollouts" else validate_route(patched)
+            if problem:
+                return 422, status_body(422, what, name, problem)
+            template_changed = patched["spec"].get("template") != current["spec"].get("template")
+            if patched["spec"] != current["spec"]:
+                patched["metadata"]["generation"] = current["metadata"]["generation"] + 1
+            if patched == current:
+                return 200, copy.deepcopy(current)  # a no-op patch writes nothing
+            self._clock += 1
+            fields = [
+                f
+                for f in patched["metadata"].get("managedFields") or []
+                if (f.get("manager"), f.get("subresource", "")) != (manager, subresource)
+            ]
+            entry = {"manager": manager, "operation": "Update", "time": _clock_time(self._clock)}
+            if subresource:
+                entry["subresource"] = subresource
+            patched["metadata"]["managedFields"] = [*fields, entry]
+            if resource == "rollouts" and template_changed:
+                rss = [o for (ns, _), o in self._objects["replicasets"].items() if ns == namespace]
+                for rs in on_template_change(patched, rss):
+                    self._objects["replicasets"][(namespace, rs["metadata"]["name"])] = self._stamp(rs)
+            self._objects[resource][(namespace, name)] = self._stamp(patched)
+            return 200, copy.deepcopy(patched)
+
     def _list(self, resource: str, namespace: str, query: dict[str, str]) -> tuple[int, Any]:
         try:
             labels_match({}, query.get("labelSelector", ""))
@@ -356,8 +472,17 @@ class FakeKubeApi:
                 json.dumps({"rv": list_rv, "start": start + limit}).encode()
             ).decode()
             meta["remainingItemCount"] = len(items) - start - limit
-        kind = "DeploymentList" if resource == "deployments" else "ReplicaSetList"
-        return 200, {"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "items": page}
+        kind = {
+            "deployments": "DeploymentList",
+            "replicasets": "ReplicaSetList",
+            "rollouts": "RolloutList",
+            "httproutes": "HTTPRouteList",
+        }[resource]
+        return 200, {"kind": kind, "apiVersion": _GROUP_VERSION[resource], "metadata": meta, "items": page}
+
+
+def _clock_time(n: int) -> str:
+    return f"2026-12-06T11:{n // 60 % 60:02d}:{n % 60:02d}Z"
 
 
 def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
@@ -414,7 +539,14 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         m = _COLLECTION.match(url.path)
-        resource, name = (m.group(2), m.group(3)) if m else ("", None)
+        if m and _GROUP_VERSION[m.group(3)] != m.group(1):
+            m = None  # e.g. rollouts under apps/v1: no such resource
+        resource, name = (m.group(3), m.group(4)) if m else ("", None)
+        subresource = (m.group(5) or "") if m else ""
+        if subresource and (resource not in _HAS_STATUS or not name):
+            m, resource, name = None, "", None
+        if subresource:
+            resource = f"{resource}/{subresource}"  # RBAC names the subresource so
         if not m:
             verb = "discovery"
         elif method == "PATCH":
@@ -424,7 +556,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif name:
             verb = "get"
         else:
-            verb = "watch" if query.get("watch") in ("1", "true") else "list"
+            # Go's strconv.ParseBool, as the API server reads it: "True" is true too.
+            verb = "watch" if query.get("watch", "").lower() in ("1", "t", "true") else "list"
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -437,7 +570,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not m:
             doc = discovery(url.path, api.url)
             return self._json(200, doc) if doc else self._json(404, status_body(404, "", url.path))
-        ns = m.group(1)
+        ns = m.group(2)
         denied = api.allowed is not None and (verb, resource) not in api.allowed
         if api.rbac is not None and not rbac_allows(api.rbac, verb, resource, ns, name, query):
             denied = True
@@ -452,6 +585,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
             doc = status_body(fault.status, resource, name or "", verb=verb, user=api.user, namespace=ns)
             return self._json(fault.status, doc)
+        base = resource.split("/")[0]
+        if verb == "patch" and base in _HAS_STATUS and name is not None:
+            if ctype not in _PATCH_TYPES[:2]:  # CRDs take no strategic merge patch
+                return self._json(415, status_body(415, resource, name, ", ".join(_PATCH_TYPES[:2])))
+            if not isinstance(body, list | dict):
+                return self._json(400, status_body(400, resource, name, "invalid patch body"))
+            agent = (self.headers.get("User-Agent") or "unknown").split("/")[0].strip() or "unknown"
+            manager = query.get("fieldManager") or agent
+            code, out = api._patch_custom(base, subresource, ns, name, ctype, body, manager)
+            return self._json(code, out)
         if verb == "patch":
             if ctype not in _PATCH_TYPES:
                 return self._json(415, status_body(415, resource, name or "", ", ".join(_PATCH_TYPES)))
@@ -464,20 +607,19 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "get":
             assert name is not None
             try:
-                obj = api.get_object(resource, ns, name)
+                obj = api.get_object(base, ns, name)
             except KeyError:
                 return self._json(404, status_body(404, resource, name))
             self._json(200, obj)
-            if resource == "deployments":
-                api._advance(ns, name)
+            api.reconcile(base, ns, name)
             return None
         if verb == "watch":
             return self._watch(ns, resource, query)
         code, out = api._list(resource, ns, query)
         self._json(code, out)
-        if resource == "deployments" and code == 200:
+        if code == 200:
             for item in out["items"]:
-                api._advance(ns, item["metadata"]["name"])
+                api.reconcile(resource, ns, item["metadata"]["name"])
         return None
 
     def _watch(self, ns: str, resource: str, query: dict[str, str]) -> None:
@@ -495,8 +637,7 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 if tick:
                     for obj in api.list_objects(resource, ns):
-                        if resource == "deployments":
-                            api._advance(ns, obj["metadata"]["name"])
+                        api.reconcile(resource, ns, obj["metadata"]["name"])
                 for obj in api.list_objects(resource, ns):
                     if not _selected(obj, query):
                         continue

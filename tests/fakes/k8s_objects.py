@@ -37,6 +37,19 @@ _REASONS = {
 }
 
 
+# The API group of each resource the fake serves (a subresource shares its resource's group).
+GROUPS = {
+    "deployments": "apps",
+    "replicasets": "apps",
+    "rollouts": "argoproj.io",
+    "httproutes": "gateway.networking.k8s.io",
+}
+
+
+def group_of(resource: str) -> str:
+    return GROUPS.get(resource.split("/")[0], "apps")
+
+
 def status_body(
     code: int,
     resource: str,
@@ -48,11 +61,12 @@ def status_body(
     namespace: str = "",
 ) -> dict[str, Any]:
     """Build the ``Status`` document the API server answers an error with."""
-    gr = f"{resource}.apps" if resource else ""
+    group = group_of(resource)
+    gr = f"{resource.split('/')[0]}.{group}" if resource else ""
     obj = f'{gr} "{name}"' if name else gr
     messages = {
         401: "Unauthorized",
-        403: f'{obj} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "apps"'
+        403: f'{obj} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "{group}"'
         f' in the namespace "{namespace}"',
         404: f"{obj} not found" if resource else "the server could not find the requested resource",
         409: f"Operation cannot be fulfilled on {obj}: the object has been modified; "
@@ -60,7 +74,7 @@ def status_body(
         415: f"the body of the request was in an unknown format - accepted media types include: {detail}"
         if detail
         else "the body of the request was in an unknown format",
-        422: f"{resource[:-1].capitalize()} {name!r} is invalid: {detail}".replace("'", '"'),
+        422: f"{resource.split('/')[0][:-1].capitalize()} {name!r} is invalid: {detail}".replace("'", '"'),
         500: "Internal error occurred: etcdserver: request timed out",
     }
     body: dict[str, Any] = {
@@ -73,7 +87,7 @@ def status_body(
         "code": code,
     }
     if name and resource:
-        body["details"] = {"name": name, "group": "apps", "kind": resource}
+        body["details"] = {"name": name, "group": group, "kind": resource.split("/")[0]}
     return body
 
 
