@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"database is up to date: {safe_url(settings.database_url)}")
         return 0
     if args.command == "export":
-        return _export(settings.database_url, args.version, args.format)
+        return _export(settings.database_url, args.version, args.format, settings.language)
     if args.command == "resync":
         from bot.runtime.server import resync
 
@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     return 2
 
 
-def _export(database_url: str, version: str, fmt: str) -> int:
+def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
     from bot.db.migrate import require_current
     from bot.db.problems import no_release
     from bot.errors import NotFound
@@ -144,5 +144,5 @@ def _export(database_url: str, version: str, fmt: str) -> int:
             sys.stdout.write(out.getvalue())
         else:
             view = services.view(record.id)
-            print(markdown_report(view, events))
+            print(markdown_report(view, events, lang=lang))
     return 0

@@ -56,8 +56,8 @@ WORDS: dict[str, dict[str, str]] = {
             "pre-release suffix. Examples: `v1.4.0`, `v2.0.0-rc.1`"
         ),
         "ko": (
-            "`{version}`은(는) 올바른 버전이 아닙니다. vMAJOR.MINOR.PATCH 형식으로, 필요하면 pre-release "
-            "접미사를 붙여 입력해 주세요. 예: `v1.4.0`, `v2.0.0-rc.1`"
+            "`{version}`은(는) 올바른 버전이 아닙니다. vMAJOR.MINOR.PATCH 형식으로, 필요하면 `-rc.1` 같은 "
+            "사전 릴리스 접미사를 붙여 입력해 주세요. 예: `v1.4.0`, `v2.0.0-rc.1`"
         ),
     },
     "reason_missing": {
@@ -82,7 +82,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "release_channel_elsewhere": {
         "en": "Releases run in <#{channel}>. I started {version} there: {link}",
-        "ko": "릴리스는 <#{channel}> 채널에서 진행됩니다. {version} 릴리스를 그곳에 시작했습니다: {link}",
+        "ko": "릴리스는 <#{channel}> 채널에서 진행됩니다. {version} 릴리스를 해당 채널에서 시작했습니다: {link}",
     },
     "not_in_channel": {
         "en": (
@@ -108,7 +108,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "forged_action": {
         "en": "That control does not belong to this message. Nothing was changed.",
-        "ko": "이 메시지에 속하지 않는 컨트롤입니다. 아무것도 변경되지 않았습니다.",
+        "ko": "이 메시지에 속하지 않는 버튼입니다. 아무것도 변경되지 않았습니다.",
     },
     "unknown_item": {
         "en": "That item is not on this release's checklist. Nothing was changed.",
@@ -126,10 +126,6 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "{message} (error id `{error_id}`)",
         "ko": "{message} (오류 ID `{error_id}`)",
     },
-    "permission_denied": {
-        "en": "Only release managers may {what}. This refusal was recorded.",
-        "ko": "릴리스 매니저만 {what} 수 있습니다. 이 거부는 기록되었습니다.",
-    },
     # --- header and checklist ---
     "header_title": {"en": "Release {version}", "ko": "릴리스 {version}"},
     "header_fallback": {
@@ -138,15 +134,15 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "started_by": {
         "en": "Started by {who} {when}",
-        "ko": "{who} 님이 시작 {when}",
+        "ko": "{who} 님이 {when}에 시작",
     },
     "current_step": {"en": "*Now:* {step}", "ko": "*현재 단계:* {step}"},
-    "time_in_step": {"en": "in this step since {when}", "ko": "{when}부터 이 단계"},
+    "time_in_step": {"en": "entered this step {when}", "ko": "이 단계 시작: {when}"},
     "next_reminder": {"en": "next reminder {when}", "ko": "다음 알림 {when}"},
     "progress_line": {"en": "*Checklist:* {parts}", "ko": "*체크리스트:* {parts}"},
     "override_note": {
         "en": ":warning: {who} overrode the {gate} gate leaving {step}: _{reason}_",
-        "ko": ":warning: {who} 님이 {step} 단계의 {gate} 게이트를 무시하고 진행: _{reason}_",
+        "ko": ":warning: {who} 님이 {step} 단계에서 {gate} 게이트를 강제 진행: _{reason}_",
     },
     "gate_checklist": {"en": "checklist", "ko": "체크리스트"},
     "gate_wait": {"en": "wait", "ko": "대기 시간"},
@@ -210,7 +206,7 @@ WORDS: dict[str, dict[str, str]] = {
     "reminder_set": {"en": "I'll remind you in {duration}.", "ko": "{duration} 후에 알려 드리겠습니다."},
     "override_recorded": {
         "en": ":warning: Gate overridden ({gates}): _{reason}_",
-        "ko": ":warning: 게이트 무시 ({gates}): _{reason}_",
+        "ko": ":warning: 강제 진행 ({gates}): _{reason}_",
     },
     "release_finished": {
         "en": ":tada: Release *{version}* is finished. Thanks, everyone! (closed by {who})",
@@ -218,7 +214,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "release_aborted": {
         "en": ":no_entry: Release *{version}* was aborted by {who}: _{reason}_",
-        "ko": ":no_entry: 릴리스 *{version}*이(가) {who} 님에 의해 중단되었습니다: _{reason}_",
+        "ko": ":no_entry: {who} 님이 릴리스 *{version}*을(를) 중단했습니다: _{reason}_",
     },
     "health_ok": {
         "en": ":large_green_circle: {env} health check: HTTP {code} in {ms} ms — {summary}",
@@ -246,9 +242,9 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
     },
     "and_more": {"en": "…and {count} more", "ko": "…외 {count}개"},
-    "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 진행"},
+    "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 강제 진행"},
     "btn_rollback": {"en": "Roll back", "ko": "롤백"},
-    "modal_override_title": {"en": "Override the gate", "ko": "게이트 무시"},
+    "modal_override_title": {"en": "Override the gate", "ko": "강제 진행"},
     "modal_override_prompt": {
         "en": "Why is it safe to move on? This is recorded and shown on the release.",
         "ko": "진행해도 안전한 이유는 무엇인가요? 기록되고 릴리스에 표시됩니다.",
@@ -256,6 +252,7 @@ WORDS: dict[str, dict[str, str]] = {
     "modal_abort_title": {"en": "Abort the release", "ko": "릴리스 중단"},
     "modal_abort_prompt": {"en": "Why are you aborting it?", "ko": "중단하는 이유는 무엇인가요?"},
     "modal_submit": {"en": "Confirm", "ko": "확인"},
+    "modal_cancel": {"en": "Cancel", "ko": "취소"},
     "reason_required": {"en": "Please give a reason.", "ko": "사유를 입력해 주세요."},
     "already_moved": {
         "en": "The release has already moved on (now: {step}). Nothing was changed.",

@@ -17,7 +17,7 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "This checklist names no deployment to roll back (`rollback.target`).",
         "ko": "이 체크리스트에는 롤백할 디플로이먼트(`rollback.target`)가 없습니다.",
     },
-    "rollback_not_found": {"en": "That rollback does not exist.", "ko": "해당 롤백이 없습니다."},
+    "rollback_not_found": {"en": "That rollback does not exist.", "ko": "해당 롤백을 찾을 수 없습니다."},
     "rollback_changed": {
         "en": "The deployment changed since the confirmation was opened (you saw revision {seen}, "
         "it is now at {now}). Nothing was sent; open the rollback again.",
@@ -27,12 +27,12 @@ WORDS: dict[str, dict[str, str]] = {
     "rollback_paused": {
         "en": "`{target}` is paused: you cannot roll back a paused deployment; resume it first with "
         "`kubectl rollout resume` and try again. Nothing was changed.",
-        "ko": "`{target}`이(가) 일시 중지(paused) 상태입니다. 일시 중지된 디플로이먼트는 롤백할 수 없습니다. "
+        "ko": "`{target}`이(가) 일시 중지된 상태입니다. 일시 중지된 디플로이먼트는 롤백할 수 없습니다. "
         "`kubectl rollout resume`으로 재개한 뒤 다시 시도해 주세요. 아무것도 변경되지 않았습니다.",
     },
     "nothing_to_roll_back": {
         "en": "Nothing to roll back: the deployment already runs revision {revision}'s template.",
-        "ko": "롤백할 것이 없습니다: 디플로이먼트가 이미 리비전 {revision}의 템플릿으로 실행 중입니다.",
+        "ko": "롤백할 대상이 없습니다: 디플로이먼트가 이미 리비전 {revision}의 템플릿으로 실행 중입니다.",
     },
     "rollback_not_rerun": {
         "en": "This rollback already ran (it is {status}); it is never sent twice.",

@@ -273,6 +273,12 @@ def _after(view: ReleaseView, step: Step) -> bool:
     )
 
 
+def _step_title(view: ReleaseView, key: str, lang: str) -> str:
+    """A step's title as people read it ("1. 배포 전 체크리스트"), not its key; a key no longer in the plan as is."""
+    step = next((s for s in view.steps if s.key == key), None)
+    return step_label(view.checklist, step, lang) if step else escape(key)
+
+
 def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
     rel, mid, rev = view.release.id, message.id, message.content_rev
     record = view.release
@@ -335,7 +341,7 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             "override_note",
             who=event.actor.mention,
             gate=gates,
-            step=event.details.get("from_label", event.details.get("from", "")),
+            step=_step_title(view, str(event.details.get("from", "")), lang),
             reason=escape(str(event.details.get("reason", ""))),
         )
         blocks.append(

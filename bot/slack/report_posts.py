@@ -104,12 +104,12 @@ class ReportPoster:
     def post_summary(self, release_id: int) -> str | None:
         view, events = self._read(release_id)
         now = self._clock.now()
-        text, blocks = render_summary(summarize(view, events, now), self._lang, now)
+        text, blocks = render_summary(summarize(view, events, now, self._lang), self._lang, now)
         return self._publisher.thread_reply(release_id, text, blocks)
 
     def markdown(self, release_id: int) -> tuple[ReleaseView, str]:
         view, events = self._read(release_id)
-        return view, markdown_report(view, events, self._clock.now())
+        return view, markdown_report(view, events, self._clock.now(), lang=self._lang)
 
     def upload(self, release_id: int, response_url: str | None = None) -> str | None:
         """Upload the report into the release thread (or its channel); tell the asker when Slack refuses."""

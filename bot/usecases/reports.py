@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.evidence import EvidenceStatus
 from bot.domain.records import AuditEvent, ReleaseRecord
+from bot.i18n import t
 from bot.usecases.evidence import part_words
 from bot.usecases.releases import ReleaseView
 from bot.usecases.summaries import fmt_duration, incident_title, summarize
@@ -55,11 +56,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> list[str]:
+def summary_markdown(
+    view: ReleaseView, events: list[AuditEvent], now: datetime | None = None, *, lang: str
+) -> list[str]:
     """Durations per phase and step, who did what, overrides and incidents, as Markdown lines."""
     ordered = sorted(events, key=lambda e: (e.at, e.id))
     now = now or view.release.ended_at or (ordered[-1].at if ordered else view.release.started_at)
-    summary = summarize(view, ordered, now)
+    summary = summarize(view, ordered, now, lang)
     lines = ["", "## Durations", "", "| phase | time |", "|---|---|"]
     lines += [f"| {_cell(title)} | {fmt_duration(total)} |" for _key, title, total in summary.phases]
     lines += ["", "| step | entered (UTC) | time |", "|---|---|---|"]
@@ -67,7 +70,7 @@ def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime 
         running = "" if span.end else " (running)"
         lines.append(f"| {span.key} | {_iso(span.start)} | {fmt_duration(span.duration(now))}{running} |")
     lines += ["", "## Who did what", ""]
-    lines += [f"- {name}: {what}" for name, what in summary.people] or ["- nobody yet"]
+    lines += [f"- {name}: {what}" for name, what in summary.people] or [f"- {t(lang, 'nobody_yet')}"]
     lines += ["", "## Overrides", ""]
     lines += [
         f"- {_iso(e.at)} {e.actor.name} overrode the {', '.join(e.details.get('gates', []))} gate leaving "
@@ -122,7 +125,9 @@ def evidence_markdown(view: ReleaseView) -> list[str]:
     return lines[:-1]
 
 
-def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> str:
+def markdown_report(
+    view: ReleaseView, events: list[AuditEvent], now: datetime | None = None, *, lang: str
+) -> str:
     """A Markdown report: the release, durations, people, overrides, incidents, checklist and timeline."""
     record = view.release
     lines = [
@@ -142,7 +147,7 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime |
         done = sum(1 for i in items if view.checked.get(i.key))
         lines.append(f"- {phase.title}: {done}/{len(items)}")
     lines += evidence_markdown(view)
-    lines += summary_markdown(view, events, now)
+    lines += summary_markdown(view, events, now, lang=lang)
     lines += ["", "## Timeline", "", "| time (UTC) | who | what |", "|---|---|---|"]
     for e in sorted(events, key=lambda e: (e.at, e.id)):
         what = _describe(e).replace("|", "\\|").replace("\n", " ")
