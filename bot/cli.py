@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.errors import ReleaseBotError
 from bot.i18n import t
@@ -83,9 +84,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"check it with:  release-bot checklist check {written}")
             print(f"run the bot on it with:  RELEASE_BOT_CHECKLIST={written.resolve()} release-bot serve")
             return 0
+        from bot.config import parse_contacts
+        from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
+
         path = args.file or load_settings(os.environ).checklist_path
+        ids = parse_contacts(os.environ.get("RELEASE_CONTACTS", ""))
+        checklist = load_checklist(path)
+        checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
         print(f"{path}:")
-        print(summarize(load_checklist(path)))
+        print(summarize(checklist))
+        # Warnings, not errors: the file is valid, but an incident would notify nobody by these roles.
+        for contact in contacts_without_id(checklist.contacts):
+            print(
+                f"warning: contact {contact.key} ({contact.role}) has no Slack id, so an incident shows "
+                f"{contact.handle or contact.role} as plain text and notifies nobody: set its slack_id (U… or S…) "
+                f"or RELEASE_CONTACTS={contact.key}=U…"
+            )
+        for name in unmatched_contact_names(checklist.contacts, ids):
+            print(f"warning: RELEASE_CONTACTS names {name!r}, which is no contact of this checklist")
         return 0
     if args.command == "playground":
         from bot.playground.shell import main as playground

@@ -113,7 +113,7 @@ def test_the_shipped_checklist_in_korean_with_a_breach_a_page_and_a_rollback(tmp
     assert "📟 PagerDuty resolve:" in out
     # §5.3 follow-up and the report in the thread.
     assert "5.3 롤백 후 작업" in out and "팀에 롤백 사실을 알렸는가?" in out
-    assert "📝 릴리스 v1.2.3 보고서" in out and "인시던트 리포트 초안" in out
+    assert "📝 릴리스 v1.2.3 리포트" in out and "인시던트 리포트 초안" in out
     assert (
         "4         registry.hallyulatino.example/backend:v1.2.2" in out
     )  # `cluster`: the undo is revision 4

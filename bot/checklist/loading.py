@@ -384,5 +384,8 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
             else None
         ),
         tag_pattern=m.tag_pattern,
+        version=m.version,
+        closing_note=m.closing_note,
+        criteria_lead_in=rollback.criteria_lead_in if rollback else None,
         source=source,
     )

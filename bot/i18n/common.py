@@ -144,6 +144,12 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":warning: {who} overrode the {gate} gate leaving {step}: _{reason}_",
         "ko": ":warning: {who} 님이 {step} 단계에서 {gate} 게이트를 강제 진행: _{reason}_",
     },
+    "criteria_line": {"en": "*Rollback criteria:* {lead} {criteria}", "ko": "*롤백 기준:* {lead} {criteria}"},
+    "criteria_default_lead_in": {
+        "en": "Consider rolling back if any of these holds:",
+        "ko": "다음 조건 중 하나라도 해당되면 롤백 고려:",
+    },
+    "checklist_version": {"en": "checklist version {version}", "ko": "체크리스트 버전 {version}"},
     "gate_checklist": {"en": "checklist", "ko": "체크리스트"},
     "gate_wait": {"en": "wait", "ko": "대기 시간"},
     "status_active": {"en": "in progress", "ko": "진행 중"},

@@ -158,6 +158,10 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
             )
         else:
             blocks.append(_item_block(view, entry, block_id("it", rel, mid, rev, n), lang, ended))
+    criteria = criteria_lines(view.checklist, lang)
+    if message.kind == "followup" and message.page == 0 and criteria and blocks:
+        # The seed's part 5 opens with 5.1, the criteria: the follow-up shows them under its title.
+        blocks.insert(1, {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria)]})
     if ended:
         status = t(lang, f"status_{view.release.status}")
         blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
@@ -273,6 +277,25 @@ def _after(view: ReleaseView, step: Step) -> bool:
     )
 
 
+def criteria_lines(checklist: Checklist, lang: str) -> str:
+    """The rollback criteria as the document lists them (seed 5.1): its lead-in sentence, then each criterion."""
+    if not checklist.criteria:
+        return ""
+    lead = checklist.criteria_lead_in or t(lang, "criteria_default_lead_in")
+    titles = " · ".join(escape(c.title) for c in checklist.criteria)
+    return t(lang, "criteria_line", lead=escape(lead), criteria=titles)
+
+
+def _closing_line(view: ReleaseView, lang: str) -> str:
+    """The document's closing sentence and the version of the checklist this release runs."""
+    parts = []
+    if view.checklist.closing_note:
+        parts.append(f"_{escape(view.checklist.closing_note)}_")
+    if view.release.checklist_version:
+        parts.append(t(lang, "checklist_version", version=escape(view.release.checklist_version)))
+    return " · ".join(parts)
+
+
 def _step_title(view: ReleaseView, key: str, lang: str) -> str:
     """A step's title as people read it ("1. 배포 전 체크리스트"), not its key; a key no longer in the plan as is."""
     step = next((s for s in view.steps if s.key == key), None)
@@ -351,8 +374,18 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
                 "elements": [_mrkdwn(note, verbatim=True)],
             }
         )
+    criteria = criteria_lines(view.checklist, lang)
+    if criteria and not view.status.is_terminal:
+        blocks.append(
+            {"type": "context", "block_id": block_id("hr", rel, mid, rev), "elements": [_mrkdwn(criteria)]}
+        )
     if not view.status.is_terminal and step is not None:
         blocks.append(_header_actions(view, step, message, lang))
+    closing = _closing_line(view, lang)
+    if closing:
+        blocks.append(
+            {"type": "context", "block_id": block_id("hz", rel, mid, rev), "elements": [_mrkdwn(closing)]}
+        )
     text = t(lang, "header_fallback", version=record.version, step=step_label(view.checklist, step, lang))
     if view.status.is_terminal:
         text = f"{text} ({status_text})"

@@ -57,7 +57,8 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
     if summary.overrides:
         lines = [
             f"• {e.actor.mention} {slack_date(e.at, '{time}')}: "
-            f"{', '.join(e.details.get('gates', []))} — {escape(str(e.details.get('reason', '')))}"
+            f"{', '.join(t(lang, f'gate_{g}') for g in e.details.get('gates', []))} — "
+            f"{escape(str(e.details.get('reason', '')))}"
             for e in summary.overrides
         ]
         blocks.append(section(t(lang, "summary_overrides", lines=_lines(lines))))
@@ -65,6 +66,8 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
         lines = [f"• {escape(incident_title(e))} {slack_date(e.at, '{time}')}" for e in summary.incidents]
         blocks.append(section(t(lang, "summary_incidents", lines=_lines(lines))))
     parts = " · ".join(f"{escape(title)} {done}/{total}" for title, done, total in summary.completion)
+    if summary.checklist_version:
+        parts += " · " + t(lang, "checklist_version", version=escape(summary.checklist_version))
     blocks.append(
         {
             "type": "context",

@@ -136,6 +136,8 @@ def markdown_report(
         f"- Status: {record.status}",
         f"- Channel: {record.channel_id}",
         f"- Started: {_iso(record.started_at)} by {record.started_by.name} ({record.started_by.id})",
+        f"- Checklist: {view.checklist.title} ({record.checklist_name}), "
+        + (f"version {record.checklist_version}" if record.checklist_version else "no version recorded"),
     ]
     if record.ended_at:
         lines.append(f"- Ended: {_iso(record.ended_at)} ({record.ended_at - record.started_at})")

@@ -59,6 +59,7 @@ class Summary:
     overrides: tuple[AuditEvent, ...]
     incidents: tuple[AuditEvent, ...]
     completion: tuple[tuple[str, int, int], ...]  # phase title, ticked, total
+    checklist_version: str | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -115,6 +116,7 @@ def summarize(view: ReleaseView, events: list[AuditEvent], now: datetime, lang: 
         overrides=tuple(e for e in events if e.action == "gate_overridden"),
         incidents=tuple(e for e in events if e.action == "incident_opened"),
         completion=completion,
+        checklist_version=record.checklist_version,
     )
 
 
