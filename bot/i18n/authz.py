@@ -26,6 +26,7 @@ WORDS: dict[str, dict[str, str]] = {
     ),
     "denied_abort": _denied("abort a release", "릴리스를 중단할 수 있습니다."),
     "denied_roll_back": _denied("roll back production", "프로덕션을 롤백할 수 있습니다."),
+    "denied_record_rollback": _denied("record a rollback done by hand", "수동 롤백을 기록할 수 있습니다."),
     "denied_unlock": _denied("unlock production", "프로덕션 잠금을 해제할 수 있습니다."),
     "denied_acknowledge": _denied("acknowledge an incident", "인시던트를 확인 처리할 수 있습니다."),
     "denied_dismiss": _denied("dismiss an incident", "인시던트를 해제할 수 있습니다."),

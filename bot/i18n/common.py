@@ -14,6 +14,8 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release incident v1.2.3 <reason>` declare an incident (pages on-call)\n"
             "• `/release rollback v1.2.3` roll production back\n"
             "• `/release unlock <reason>` clear the production lock after a rollback\n"
+            "• `/release rolledback [v1.2.3] <reason>` record a rollback done by hand (follow-up and report)\n"
+            "• `/release contacts` the emergency contacts (only you see them)\n"
             "• `/release report v1.2.3` the release report as a file\n"
             "• `/release help` this help"
         ),
@@ -26,6 +28,8 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release incident v1.2.3 <사유>` 인시던트 선언 (온콜 호출)\n"
             "• `/release rollback v1.2.3` 프로덕션 롤백\n"
             "• `/release unlock <사유>` 롤백 후 프로덕션 잠금 해제\n"
+            "• `/release rolledback [v1.2.3] <사유>` 수동 롤백 기록 (후속 작업과 리포트 게시)\n"
+            "• `/release contacts` 비상 연락처 (나에게만 표시)\n"
             "• `/release report v1.2.3` 릴리스 리포트 파일\n"
             "• `/release help` 도움말"
         ),
@@ -268,6 +272,26 @@ WORDS: dict[str, dict[str, str]] = {
     "not_next_step": {
         "en": "That is not the next step of this release. Nothing was changed.",
         "ko": "이 릴리스의 다음 단계가 아닙니다. 아무것도 변경되지 않았습니다.",
+    },
+    # --- /release contacts (seed part 6) ---
+    "contacts_title": {"en": "*Emergency contacts*", "ko": "*비상 연락처*"},
+    "contacts_none": {
+        "en": "This checklist names no emergency contacts (`contacts:`).",
+        "ko": "이 체크리스트에는 비상 연락처(`contacts:`)가 없습니다.",
+    },
+    "contacts_line_pagerduty": {
+        "en": "• {role}: PagerDuty (paged when an incident opens)",
+        "ko": "• {role}: PagerDuty (인시던트가 열리면 호출)",
+    },
+    "contacts_line_slack": {
+        "en": "• {role}: {mention} {handle} (mentioned in every incident ping)",
+        "ko": "• {role}: {mention} {handle} (인시던트 알림마다 멘션)",
+    },
+    "contacts_line_no_id": {
+        "en": "• {role}: {handle} — :warning: no Slack id, so an incident notifies nobody here. "
+        "Set `slack_id` in the checklist or `RELEASE_CONTACTS`.",
+        "ko": "• {role}: {handle} — :warning: Slack ID가 없어 인시던트가 나도 아무에게도 알림이 가지 않습니다. "
+        "체크리스트의 `slack_id`나 `RELEASE_CONTACTS`를 설정하세요.",
     },
     # --- status / list ---
     "status_title": {"en": "*{version}* — {status}", "ko": "*{version}* — {status}"},

@@ -121,6 +121,28 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":memo: Incident report draft (also `release-bot export {version} --format md`):",
         "ko": ":memo: 인시던트 리포트 초안 (`release-bot export {version} --format md`로도 볼 수 있습니다):",
     },
+    # --- a rollback done by hand (seed 5.2 by kubectl, outside the bot) ---
+    "btn_rolled_back_by_hand": {"en": "Rolled back by hand", "ko": "수동 롤백 기록"},
+    "modal_by_hand_title": {"en": "Rolled back by hand", "ko": "수동 롤백 기록"},
+    "modal_by_hand_prompt": {
+        "en": "You rolled production back yourselves: why, and how (e.g. kubectl rollout undo)? Who and when are "
+        "recorded with it; the release ends as rolled back and production is locked until unlocked.",
+        "ko": "프로덕션을 직접 롤백하셨나요? 사유와 방법(예: kubectl rollout undo)을 적어 주세요. 누가, 언제 했는지 "
+        "함께 기록되고, 릴리스는 롤백으로 끝나며 프로덕션은 잠금 해제 전까지 잠깁니다.",
+    },
+    "rb_by_hand_recorded": {
+        "en": ":rewind: {who} rolled production back by hand ({when}): _{reason}_\n"
+        "The release is marked rolled back. The 5.2 procedure, the 5.3 follow-up and the report draft follow.",
+        "ko": ":rewind: {who} 님이 프로덕션을 수동으로 롤백했습니다 ({when}): _{reason}_\n"
+        "릴리스를 롤백으로 표시했습니다. 5.2 롤백 절차, 5.3 롤백 후 작업, 리포트 초안을 이어서 게시합니다.",
+    },
+    "rb_procedure_after_failure": {
+        "en": ":warning: The bot's rollback did not finish. Roll back by hand with the procedure below, then record "
+        "it with `/release rolledback <reason>` (or the Rolled back by hand button).",
+        "ko": ":warning: 봇의 롤백이 끝나지 않았습니다. 아래 절차대로 직접 롤백한 뒤 `/release rolledback <사유>` "
+        "(또는 수동 롤백 기록 버튼)로 기록해 주세요.",
+    },
+    "rb_procedure_title": {"en": "*Rollback procedure*", "ko": "*롤백 절차*"},
     "rb_unlocked": {
         "en": ":unlock: {who} unlocked production of *{service}*: {reason}",
         "ko": ":unlock: {who} 님이 *{service}* 프로덕션 잠금을 해제했습니다: {reason}",

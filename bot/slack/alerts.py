@@ -101,7 +101,10 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, page
     version = view.release.version
     suffix = "" if paged else "_unpaged"
     head = t(lang, f"alert_title{suffix}", version=version, title=escape(title))
-    contacts = " ".join(c.mention for c in view.checklist.contacts if c.mention)
+    # By role, as the seed's part 6 lists them: "테크 리드 <@U…> · DevOps <!subteam^S…>". On-call is PagerDuty's.
+    contacts = " · ".join(
+        f"{escape(c.role)} {c.mention}" for c in view.checklist.contacts if c.via == "slack" and c.mention
+    )
     if contacts:
         head += "\n" + t(lang, "alert_contacts", who=contacts)
     blocks: list[Block] = [section(head), section("\n".join(why_lines(view, incident, lang)))]
@@ -123,6 +126,7 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, page
         elements = []
         if view.reached_production:  # before that, production runs an older release: nothing of this one to undo
             elements.append(button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"))
+            elements.append(button(ActionId.ROLLED_BACK_BY_HAND, t(lang, "btn_rolled_back_by_hand"), str(rid)))
         if status is IncidentStatus.OPEN:
             elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
         elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))

@@ -428,6 +428,14 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
                 "style": "danger",
             }
         )
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ActionId.ROLLED_BACK_BY_HAND.value,
+                "text": _plain(t(lang, "btn_rolled_back_by_hand")),
+                "value": str(rel),
+            }
+        )
     recheck = evidence_blocks.recheck_button(view, lang)
     if recheck is not None:
         elements.append(recheck)
@@ -493,6 +501,22 @@ def render_status(view: ReleaseView, lang: str) -> str:
             when=slack_date(record.last_activity_at, "{date_short_pretty} {time} ({ago})"),
         )
     )
+    return clip("\n".join(lines), 3000)
+
+
+def render_contacts(checklist: Checklist, lang: str) -> str:
+    """``/release contacts``: the seed's part 6 as configured, saying plainly who an incident would not reach."""
+    if not checklist.contacts:
+        return t(lang, "contacts_none")
+    lines = [t(lang, "contacts_title")]
+    for c in checklist.contacts:
+        role = escape(c.role)
+        if c.via == "pagerduty":
+            lines.append(t(lang, "contacts_line_pagerduty", role=role))
+        elif c.slack_id:
+            lines.append(t(lang, "contacts_line_slack", role=role, mention=c.mention, handle=escape(c.handle or "")))
+        else:
+            lines.append(t(lang, "contacts_line_no_id", role=role, handle=escape(c.handle or "-")))
     return clip("\n".join(lines), 3000)
 
 

@@ -91,6 +91,7 @@ def stage_reminder(
                     "primary",
                 ),
                 button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"),
+                button(ActionId.ROLLED_BACK_BY_HAND, t(lang, "btn_rolled_back_by_hand"), str(rid)),
             ],
         }
     )
@@ -188,9 +189,10 @@ def health_note(env_title: str, result: HealthResult, actor: str, lang: str) -> 
     return text, [section(text)]
 
 
-def rollback_procedure(view: ReleaseView, actor: str, lang: str) -> Message:
+def rollback_procedure(view: ReleaseView, lang: str, lead: str) -> Message:
+    """The checklist's rollback procedure (seed 5.2) under ``lead``, posted after every rollback."""
     target = view.checklist.rollback
-    text = t(lang, "rollback_decided", who=f"<@{actor}>")
+    text = f"{lead}\n{t(lang, 'rb_procedure_title')}"
     if target is not None:
         procedure = target.procedure or (
             f"kubectl rollout undo deployment/{target.deployment} -n {target.namespace}\n"

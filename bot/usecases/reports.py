@@ -164,6 +164,7 @@ def markdown_report(
 
 _DECIDED = (
     "rollback_confirmed",
+    "rollback_by_hand",
     "rollback_refused",
     "rollback_requested",
     "incident_acknowledged",
@@ -221,8 +222,10 @@ def _describe_rollback(event: AuditEvent) -> str:
         return f"rollback {d.get('rollback')} found interrupted (was {d.get('was')}); not retried"
     if event.action == "rollback_refused":
         return f"rollback refused: {d.get('why', '')}"
+    if event.action == "rollback_by_hand":
+        return f"rolled back by hand (outside the bot): {d.get('reason', '')}"
     if event.action == "release_rolled_back":
-        return "release marked rolled back"
+        return "release marked rolled back" + (" (by hand)" if d.get("by_hand") else "")
     if event.action == "service_locked":
         return f"production of {d.get('service')} locked until a release manager clears it"
     if event.action == "service_unlocked":
@@ -234,10 +237,10 @@ def _describe_rollback(event: AuditEvent) -> str:
 def incident_report(view: ReleaseView, events: list[AuditEvent]) -> str:
     """The incident-report draft: what fired, who decided, what was done when. Empty without a rollback."""
     ordered = sorted(events, key=lambda e: (e.at, e.id))
-    if not any(e.action == "rollback_confirmed" for e in ordered):
+    if not any(e.action in ("rollback_confirmed", "rollback_by_hand") for e in ordered):
         return ""
     record = view.release
-    confirmed = [e for e in ordered if e.action == "rollback_confirmed"]
+    confirmed = [e for e in ordered if e.action in ("rollback_confirmed", "rollback_by_hand")]
     outcome = next(
         (
             e
@@ -255,8 +258,9 @@ def incident_report(view: ReleaseView, events: list[AuditEvent]) -> str:
         f"- Release status: {record.status}",
     ]
     for e in confirmed:
+        how = " (rolled back by hand)" if e.action == "rollback_by_hand" else ""
         lines.append(
-            f"- Decided by {e.actor.name} ({e.actor.id}) at {_iso(e.at)}: {e.details.get('reason', '')}"
+            f"- Decided by {e.actor.name} ({e.actor.id}) at {_iso(e.at)}{how}: {e.details.get('reason', '')}"
         )
     if outcome is not None:
         lines.append(f"- Outcome: {_describe_rollback(outcome)}")

@@ -401,6 +401,44 @@ class RollbackService:
             found.append(Interrupted(record, self._view(record), live))
         return found
 
+    # --- a rollback done by hand -------------------------------------------------------------------------
+
+    def record_by_hand(
+        self, release_id: int, *, actor: Actor, reason: str, action_ts: str | None = None
+    ) -> tuple[ReleaseView, ServiceLock]:
+        """Record a rollback someone did outside the bot (kubectl, the cloud console): who, when and why.
+
+        It ends the release as rolled back and locks production like the bot's own rollback, so the follow-up,
+        the report and the next release's start all know of it. Refused while the bot's own rollback runs.
+        """
+        self._lifecycle.require(release_id, actor, Action.RECORD_ROLLBACK)
+        view = self._services.view(release_id)
+        if view.status is ReleaseStatus.ROLLED_BACK:
+            raise InvalidTransition("already_rolled_back", params={"version": view.release.version})
+        if view.status.is_terminal:
+            raise InvalidTransition("release_ended", params={"status": view.release.status})
+        now = self._clock.now()
+        with self._uow() as uow:
+            uow.audit.append(
+                release_id,
+                "rollback_by_hand",
+                actor,
+                now,
+                details={"reason": reason, "step": view.release.step},
+                slack_action_ts=action_ts,
+            )
+            uow.commit()
+        view = self._lifecycle.mark_rolled_back(
+            release_id, actor=actor, details={"by_hand": True, "reason": reason}
+        )
+        with self._uow() as uow:
+            lock = uow.locks.lock(view.release.service, release_id, reason, now)
+            uow.audit.append(
+                release_id, "service_locked", BOT, now, details={"service": lock.service, "lock": lock.id}
+            )
+            uow.commit()
+        return view, lock
+
     # --- the production lock --------------------------------------------------------------------------
 
     def unlock(self, service: str, *, actor: Actor, reason: str) -> list[ServiceLock]:
