@@ -127,7 +127,7 @@ WORDS: dict[str, dict[str, str]] = {
     "modal_by_hand_prompt": {
         "en": "You rolled production back yourselves: why, and how (e.g. kubectl rollout undo)? Who and when are "
         "recorded with it; the release ends as rolled back and production is locked until unlocked.",
-        "ko": "프로덕션을 직접 롤백하셨나요? 사유와 방법(예: kubectl rollout undo)을 적어 주세요. 누가, 언제 했는지 "
+        "ko": "프로덕션을 직접 롤백하셨나요? 사유와 방법(예: kubectl 명령)을 적어 주세요. 누가, 언제 했는지 "
         "함께 기록되고, 릴리스는 롤백으로 끝나며 프로덕션은 잠금 해제 전까지 잠깁니다.",
     },
     "rb_by_hand_recorded": {

@@ -161,7 +161,7 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
     criteria = criteria_lines(view.checklist, lang)
     if message.kind == "followup" and message.page == 0 and criteria and blocks:
         # The seed's part 5 opens with 5.1, the criteria: the follow-up shows them under its title.
-        blocks.insert(1, {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria)]})
+        blocks.insert(1, {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]})
     if ended:
         status = t(lang, f"status_{view.release.status}")
         blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
@@ -377,14 +377,14 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
     criteria = criteria_lines(view.checklist, lang)
     if criteria and not view.status.is_terminal:
         blocks.append(
-            {"type": "context", "block_id": block_id("hr", rel, mid, rev), "elements": [_mrkdwn(criteria)]}
+            {"type": "context", "block_id": block_id("hr", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]}
         )
     if not view.status.is_terminal and step is not None:
         blocks.append(_header_actions(view, step, message, lang))
     closing = _closing_line(view, lang)
     if closing:
         blocks.append(
-            {"type": "context", "block_id": block_id("hz", rel, mid, rev), "elements": [_mrkdwn(closing)]}
+            {"type": "context", "block_id": block_id("hz", rel, mid, rev), "elements": [_mrkdwn(closing, verbatim=True)]}
         )
     text = t(lang, "header_fallback", version=record.version, step=step_label(view.checklist, step, lang))
     if view.status.is_terminal:
