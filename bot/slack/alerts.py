@@ -103,7 +103,8 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, page
     head = t(lang, f"alert_title{suffix}", version=version, title=escape(title))
     # By role, as the seed's part 6 lists them: "테크 리드 <@U…> · DevOps <!subteam^S…>". On-call is PagerDuty's.
     contacts = " · ".join(
-        f"{escape(c.role)} {c.mention}" for c in view.checklist.contacts if c.via == "slack" and c.mention
+        # A contact without an id would be plain text that notifies nobody (`checklist check` warns about it).
+        f"{escape(c.role)} {c.mention}" for c in view.checklist.contacts if c.via == "slack" and c.slack_id
     )
     if contacts:
         head += "\n" + t(lang, "alert_contacts", who=contacts)

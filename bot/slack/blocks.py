@@ -161,7 +161,8 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
     criteria = criteria_lines(view.checklist, lang)
     if message.kind == "followup" and message.page == 0 and criteria and blocks:
         # The seed's part 5 opens with 5.1, the criteria: the follow-up shows them under its title.
-        blocks.insert(1, {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]})
+        lead = {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]}
+        blocks.insert(1, lead)
     if ended:
         status = t(lang, f"status_{view.release.status}")
         blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
