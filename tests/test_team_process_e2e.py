@@ -133,13 +133,13 @@ def test_a_failed_bot_rollback_still_gets_the_procedure_the_follow_up_and_the_re
     header = start_release(rolling)
     mina = manager(rolling)
     confirm(mina, open_modal(rolling, mina), "latency")
-    progress(rolling, header, "Rollback failed")
-    steps = progress(rolling, header, "did not finish")
+    progress(rolling, header, "Rollback failed", timeout=30)
+    steps = progress(rolling, header, "did not finish", timeout=30)
     assert "kubectl rollout undo deployment/backend" in shown(steps) and "/release rolledback" in shown(steps)
     rolling.fake.wait_for(lambda: next((m for m in thread(rolling.fake, header)
                                         if "item-toggle" in str(m.get("blocks"))
-                                        and "Consider rolling back" in shown(m)), None))
-    progress(rolling, header, "Incident report")
+                                        and "Consider rolling back" in shown(m)), None), 30)
+    progress(rolling, header, "Incident report", timeout=30)
     assert rolling.services.find(CHANNEL, "v1.4.0").status.value == "active"
 
 
