@@ -260,6 +260,7 @@ def test_sustained_breach_pages_once_with_the_reason_ack_and_finish_resolve(
         assert "*Window* 4 s rate" in shown and "*Recent trend*" in shown
         assert {e["action_id"] for b in ping["blocks"] if b["type"] == "actions" for e in b["elements"]} == {
             "release-rollback",
+            "release-rolled-back-by-hand",
             "incident-ack",
             "incident-dismiss",
         }

@@ -14,7 +14,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "home_release_line": {
         "en": "*{version}* in <#{channel}> · *Now:* {step} · started by {who} {when}",
-        "ko": "*{version}* <#{channel}> · *현재:* {step} · {who} 시작 {when}",
+        "ko": "*{version}* <#{channel}> · *현재:* {step} · {who} 님이 {when}에 시작",
     },
     "home_checklist": {"en": "Checklist: {parts}", "ko": "체크리스트: {parts}"},
     "home_next_reminder": {

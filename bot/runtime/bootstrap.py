@@ -24,7 +24,6 @@ from bot.checklist.loading import load_checklist
 from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
-from bot.domain.checklist import Checklist, contacts_without_id, unmatched_contact_names, with_contact_ids
 from bot.domain.leadership import LeaseTiming
 from bot.ports import Clock, CodeHost, Deployer, HealthChecker, Metrics, Pager, SystemClock
 from bot.runtime.clockwork import Clockwork, TimerPoster, worker_name
@@ -188,19 +187,6 @@ def reading(database_url: str) -> Iterator[Services]:
         engine.dispose()
 
 
-def _warn_about_contacts(checklist: Checklist, ids: tuple[tuple[str, str], ...]) -> None:
-    """Say at start when an incident would notify nobody on Slack, or when RELEASE_CONTACTS names nobody."""
-    for name in unmatched_contact_names(checklist.contacts, ids):
-        log.warning("RELEASE_CONTACTS names %r, which is no contact of the checklist: it is ignored", name)
-    for contact in contacts_without_id(with_contact_ids(checklist.contacts, ids)):
-        log.warning(
-            "contact %s (%s) has no Slack id: incidents show it as plain text and notify nobody; "
-            "set its slack_id in the checklist or RELEASE_CONTACTS",
-            contact.key,
-            contact.role,
-        )
-
-
 def build(
     settings: Settings,
     *,
@@ -237,7 +223,6 @@ def build(
     clock = clock or SystemClock()
     checklist_path = Path(settings.checklist_path)
     checklist = load_checklist(checklist_path)
-    _warn_about_contacts(checklist, settings.release_contacts)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     read_factory = make_session_factory(engine, readonly=True)
