@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import html
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from bot.i18n import CATALOG
 from tests import test_rollback_e2e as rollback_e2e
-from tests.conftest import RunningBot
+from tests.conftest import SEED_CHECKLIST, RunningBot
 from tests.fakes.k8s_api import FakeKubeApi, install_backend
 from tests.fakes.slack_api import render_text
 from tests.slack_user import buttons, submit_view
@@ -236,3 +238,40 @@ def test_korean_refusals_name_the_action_in_korean(running: RunningBot) -> None:
                 "denied_record_rollback"):
         assert english_words(CATALOG[key]["ko"]) == [], key
     _ = tick_phase  # the Korean walk above ticks nothing by design: the override is what is shown
+
+
+# --- checklist check ---------------------------------------------------------------------------------------------
+
+
+def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "checklist", "check", str(SEED_CHECKLIST)],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_checklist_check_warns_for_each_contact_without_an_id_and_shows_the_seed_lines() -> None:
+    bare = _check({})
+    assert bare.returncode == 0, bare.stderr
+    warned = [line for line in bare.stdout.splitlines() if line.startswith("warning: contact")]
+    assert [w.split()[2] for w in warned] == ["tech_lead", "devops", "pm"]
+    assert "(name deployment, service backend, version 1.0.0)" in bare.stdout
+    assert "Rollback criteria: 다음 조건 중 하나라도 해당되면 롤백 고려:" in bare.stdout
+    assert "이 체크리스트는 모든 배포 시 반드시 확인해야 합니다." in bare.stdout
+
+    given = _check({"RELEASE_CONTACTS": "tech-lead=U0123ABCD, @devops-team=S0456EFGH"})
+    assert given.returncode == 0, given.stderr
+    assert [w.split()[2] for w in given.stdout.splitlines() if w.startswith("warning: contact")] == ["pm"]
+    assert "Contact 테크 리드: <@U0123ABCD> on Slack" in given.stdout
+    assert "Contact DevOps: <!subteam^S0456EFGH> on Slack" in given.stdout
+
+    typo = _check({"RELEASE_CONTACTS": "tech-laed=U0123ABCD"})
+    assert "warning: RELEASE_CONTACTS names 'tech-laed', which is no contact of this checklist" in typo.stdout
+
+    bad = _check({"RELEASE_CONTACTS": "tech-lead=alice"})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "RELEASE_CONTACTS is invalid" in bad.stderr
+    assert "Traceback" not in bad.stderr
