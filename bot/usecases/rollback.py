@@ -413,24 +413,28 @@ class RollbackService:
         """
         self._lifecycle.require(release_id, actor, Action.RECORD_ROLLBACK)
         view = self._services.view(release_id)
-        if view.status is ReleaseStatus.ROLLED_BACK:
-            raise InvalidTransition("already_rolled_back", params={"version": view.release.version})
-        if view.status.is_terminal:
-            raise InvalidTransition("release_ended", params={"status": view.release.status})
-        now = self._clock.now()
-        with self._uow() as uow:
-            uow.audit.append(
-                release_id,
-                "rollback_by_hand",
-                actor,
-                now,
-                details={"reason": reason, "step": view.release.step},
-                slack_action_ts=action_ts,
-            )
-            uow.commit()
+        target = view.checklist.rollback
+        if target is not None:
+            with self._uow() as uow:
+                running = uow.rollbacks.in_progress_for(target.namespace, target.deployment)
+            if running is not None:
+                # The bot's own rollback decides how this ends; recording another one now would lock twice.
+                raise Conflict(
+                    "rollback_in_progress",
+                    params={
+                        "target": running.target,
+                        "who": running.requested_by.mention,
+                        "status": running.status.value,
+                    },
+                )
         view = self._lifecycle.mark_rolled_back(
-            release_id, actor=actor, details={"by_hand": True, "reason": reason}
+            release_id,
+            actor=actor,
+            details={"by_hand": True, "reason": reason},
+            by_hand={"reason": reason, "step": view.release.step},
+            action_ts=action_ts,
         )
+        now = self._clock.now()
         with self._uow() as uow:
             lock = uow.locks.lock(view.release.service, release_id, reason, now)
             uow.audit.append(
