@@ -97,7 +97,7 @@ def test_the_shipped_checklist_in_korean_with_a_breach_a_page_and_a_rollback(tmp
     # The breach: the incident ping with its numbers, and exactly one page.
     ping = out[out.index("🚨 @here v1.2.3: 에러율이 5% 이상 — 온콜을 호출했습니다.") :]
     assert re.search(r"에러율 [67]\.\d\d % — 임계값 5\.00 %", ping)
-    assert "연속 2회 초과 (기준 2회)" in ping
+    assert "연속 2회 초과 (필요 2회)" in ping
     assert len(re.findall(r"📟 PagerDuty trigger: “backend v1\.2\.3: 에러율이 5% 이상", out)) == 1
     # The confirmation names the revisions, as kubectl rollout undo would move them.
     assert "현재: 리비전 3 — `registry.hallyulatino.example/backend:v1.2.3`" in out
