@@ -275,3 +275,12 @@ def test_checklist_check_warns_for_each_contact_without_an_id_and_shows_the_seed
     bad = _check({"RELEASE_CONTACTS": "tech-lead=alice"})
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "RELEASE_CONTACTS is invalid" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_new_commands_refuse_what_they_do_not_take(running: RunningBot) -> None:
+    alice = running.user()
+    assert "I don't know what `everyone` after `contacts` means" in alice.command("contacts everyone").json()["text"]
+    assert "is not a release version" in alice.command("rolledback v1.4 undone by hand").json()["text"]
+    assert "no active release" in alice.command("rolledback undone by hand").json()["text"]
+    usage = alice.command("help").json()["text"]
+    assert "/release rolledback [v1.2.3] <reason>" in usage and "/release contacts" in usage
