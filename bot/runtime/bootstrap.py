@@ -173,6 +173,10 @@ class Bot:
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        # Once nothing samples any more: an open keep-alive connection to Prometheus would outlive the bot.
+        watch = self.extras.get("watch")
+        for adapter in getattr(watch, "owned", ()):
+            adapter.close()
         self.engine.dispose()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt import App
 
@@ -33,6 +34,8 @@ class WatchParts:
     outbox: PagerOutbox | None
     metrics: Metrics | None
     pager: Pager | None
+    # The adapters built here from settings (not handed in by a test): Bot.stop closes their HTTP clients.
+    owned: tuple[Any, ...] = ()
 
 
 def make_parts(
@@ -46,8 +49,10 @@ def make_parts(
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
 ) -> WatchParts:
     """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing."""
+    owned: list[Any] = []
     if metrics is None and settings.prometheus_url:
         metrics = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
+        owned.append(metrics)
     if pager is None and settings.pagerduty_routing_key:
         pager = PagerDutyPager(
             routing_key=settings.pagerduty_routing_key,
@@ -73,6 +78,7 @@ def make_parts(
         ),
         metrics=metrics,
         pager=pager,
+        owned=tuple(owned),
     )
 
 
