@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.errors import ReleaseBotError
 from bot.i18n import t
@@ -93,10 +94,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"check it with:  release-bot checklist check {written}")
             print(f"run the bot on it with:  RELEASE_BOT_CHECKLIST={written.resolve()} release-bot serve")
             return 0
+        from bot.config import parse_contacts
+        from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
+
         path = args.file or load_settings(os.environ).checklist_path
-        print(f"{path}:")
+        ids = parse_contacts(os.environ.get("RELEASE_CONTACTS", ""))
         checklist = load_checklist(path)
+        checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
+        print(f"{path}:")
         print(summarize(checklist))
+        # Warnings, not errors: the file is valid, but an incident would notify nobody by these roles.
+        for contact in contacts_without_id(checklist.contacts):
+            print(
+                f"warning: contact {contact.key} ({contact.role}) has no Slack id, so an incident shows "
+                f"{contact.handle or contact.role} as plain text and notifies nobody: set its slack_id (U… or S…) "
+                f"or RELEASE_CONTACTS={contact.key}=U…"
+            )
+        for name in unmatched_contact_names(checklist.contacts, ids):
+            print(f"warning: RELEASE_CONTACTS names {name!r}, which is no contact of this checklist")
         if not args.cluster:
             return 0
         from bot.runtime.traffic_wiring import cluster_check
@@ -125,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"database is up to date: {safe_url(settings.database_url)}")
         return 0
     if args.command == "export":
-        return _export(settings.database_url, args.version, args.format)
+        return _export(settings.database_url, args.version, args.format, settings.language)
     if args.command == "resync":
         from bot.runtime.server import resync
 
@@ -133,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     return 2
 
 
-def _export(database_url: str, version: str, fmt: str) -> int:
+def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
     from bot.db.migrate import require_current
     from bot.db.problems import no_release
     from bot.errors import NotFound
@@ -165,5 +180,5 @@ def _export(database_url: str, version: str, fmt: str) -> int:
             sys.stdout.write(out.getvalue())
         else:
             view = services.view(record.id)
-            print(markdown_report(view, events))
+            print(markdown_report(view, events, lang=lang))
     return 0

@@ -39,6 +39,9 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 3000
     release_managers: tuple[str, ...] = ()
+    # RELEASE_CONTACTS: (contact name, Slack id) pairs that win over the checklist's slack_id, so the file can be
+    # shared without a workspace's ids in it.
+    release_contacts: tuple[tuple[str, str], ...] = ()
     prometheus_url: str | None = None
     pagerduty_routing_key: str = _secret_field()
     pagerduty_events_url: str = "https://events.pagerduty.com"
@@ -234,6 +237,21 @@ def _default_checklist() -> str:
     return str(files("bot.checklist") / SHIPPED_CHECKLIST)
 
 
+def parse_contacts(raw: str) -> tuple[tuple[str, str], ...]:
+    """``tech-lead=U0123ABCD,devops-team=S0456EFGH``: each contact (key or handle) and its user or group id."""
+    pairs = []
+    for entry in (e for e in re.split(r"[,\s]+", raw.strip()) if e):
+        name, sep, slack_id = entry.partition("=")
+        name, slack_id = name.strip().lstrip("@"), slack_id.strip()
+        if not sep or not name or not _ID_RE.match(slack_id):
+            raise ConfigError(
+                f"RELEASE_CONTACTS is invalid: {entry!r}; write role=ID pairs such as "
+                "tech-lead=U0123ABCD,devops-team=S0456EFGH (U…/W… a person, S… a user group)"
+            )
+        pairs.append((name, slack_id))
+    return tuple(pairs)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate settings; raise ConfigError with one line naming the bad setting."""
     language = env.get("RELEASE_BOT_LANGUAGE", "ko").strip().lower() or "ko"
@@ -252,6 +270,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             raise ConfigError(
                 f"RELEASE_MANAGERS is invalid: {m!r} is not a user id (U…/W…) or user-group id (S…)"
             )
+
+    contacts = parse_contacts(env.get("RELEASE_CONTACTS", ""))
 
     database_url = env.get("DATABASE_URL", "").strip() or "sqlite:///release-bot.db"
     if not database_url.startswith(("sqlite", "postgresql")):
@@ -284,6 +304,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         host=env.get("HOST", "").strip() or "0.0.0.0",
         port=_int(env, "PORT", 3000, 0, 65535),
         release_managers=managers,
+        release_contacts=contacts,
         prometheus_url=_url(env, "PROMETHEUS_URL", None),
         pagerduty_routing_key=env.get("PAGERDUTY_ROUTING_KEY", "").strip(),
         pagerduty_events_url=_url(

@@ -261,7 +261,7 @@ def test_fast_checklist_has_short_waits_and_placeholders() -> None:
     assert fast.metrics.sample_interval == timedelta(seconds=1)
     assert {e.health_url for e in fast.environments} == {"http://127.0.0.1:1/health"}
     assert all(1 <= len(p.items) <= 2 for p in fast.phases)
-    assert [c.mention for c in fast.contacts] == [None, "<@U0TECHLEAD>", "<!subteam^S0DEVOPS01>"]
+    assert [c.mention for c in fast.contacts] == [None, "<@U0TECHLEAD>", "<!subteam^S0DEVOPS01>", "@pm"]
 
 
 def test_notations_convert_to_domain_units() -> None:

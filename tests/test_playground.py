@@ -96,8 +96,8 @@ def test_the_shipped_checklist_in_korean_with_a_breach_a_page_and_a_rollback(tmp
     assert "이번 릴리스의 정상 P95" in out
     # The breach: the incident ping with its numbers, and exactly one page.
     ping = out[out.index("🚨 @here v1.2.3: 에러율이 5% 이상 — 온콜을 호출했습니다.") :]
-    assert re.search(r"에러율 [67]\.\d\d % — 기준 5\.00 %", ping)
-    assert "연속 2회 초과 (기준 2회)" in ping
+    assert re.search(r"에러율 [67]\.\d\d % — 임계값 5\.00 %", ping)
+    assert "연속 2회 초과 (필요 2회)" in ping
     assert len(re.findall(r"📟 PagerDuty trigger: “backend v1\.2\.3: 에러율이 5% 이상", out)) == 1
     # The confirmation names the revisions, as kubectl rollout undo would move them.
     assert "현재: 리비전 3 — `registry.hallyulatino.example/backend:v1.2.3`" in out
@@ -113,7 +113,7 @@ def test_the_shipped_checklist_in_korean_with_a_breach_a_page_and_a_rollback(tmp
     assert "📟 PagerDuty resolve:" in out
     # §5.3 follow-up and the report in the thread.
     assert "5.3 롤백 후 작업" in out and "팀에 롤백 사실을 알렸는가?" in out
-    assert "📝 릴리스 v1.2.3 보고서" in out and "인시던트 리포트 초안" in out
+    assert "📝 릴리스 v1.2.3 리포트" in out and "인시던트 리포트 초안" in out
     assert (
         "4         registry.hallyulatino.example/backend:v1.2.2" in out
     )  # `cluster`: the undo is revision 4

@@ -46,7 +46,7 @@ def ticked(message: dict, item_key: str) -> bool:
 def export(db_url: str, version: str, fmt: str = "json") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "export", version, "--format", fmt],
-        env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "RELEASE_BOT_LANGUAGE": "en"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -215,7 +215,7 @@ def progress(rb: RunningBot, header: dict[str, Any], words: str, timeout: float 
 def export_md(db_url: str, version: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "export", version, "--format", "md"],
-        env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        env={"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "RELEASE_BOT_LANGUAGE": "en"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -435,5 +435,8 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         ),
         tag_pattern=m.tag_pattern,
         traffic=_traffic(m),
+        version=m.version,
+        closing_note=m.closing_note,
+        criteria_lead_in=rollback.criteria_lead_in if rollback else None,
         source=source,
     )

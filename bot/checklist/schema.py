@@ -31,6 +31,7 @@ MAX_REPORTED = 20  # beyond this, more lines only bury the first mistake
 MAX_EVIDENCE = 5  # sources per item: each is shown on the item's line in Slack
 
 _KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_VERSION = re.compile(r"\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]{1,40})?")
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _K8S_NAMESPACE = re.compile(_DNS_LABEL)
@@ -111,6 +112,7 @@ Procedure = Annotated[str, PlainValidator(_procedure)]
 SlackId = Annotated[
     str, PlainValidator(_pattern(_SLACK_ID, "Slack id", ": U… for a user or S… for a user group"))
 ]
+Version = Annotated[str, PlainValidator(_pattern(_VERSION, "version", ': write it like "1.0.0" (in quotes)'))]
 Lax = Field(strict=False)  # enums arrive from YAML as strings, which strict mode would refuse
 
 
@@ -221,6 +223,7 @@ class TrafficModel(_Model):
 
 class RollbackModel(_Model):
     target: TargetModel
+    criteria_lead_in: Title | None = None
     procedure: Procedure | None = None
     criteria: list[CriterionModel] = []
 
@@ -257,6 +260,8 @@ class ChecklistModel(_Model):
     metrics: MetricsModel | None = None
     contacts: list[ContactModel] = []
     tag_pattern: Annotated[str, PlainValidator(_text(100))] = "v*"
+    version: Version | None = None  # the document's own version, recorded with each release
+    closing_note: Title | None = None
 
 
 class _StrictLoader(yaml.SafeLoader):

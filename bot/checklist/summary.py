@@ -34,7 +34,8 @@ def _rule(crit: Criterion) -> str:
 def summarize(checklist: Checklist) -> str:
     """Describe a loaded checklist in plain lines, for ``release-bot checklist check FILE``."""
     c = checklist
-    lines = [f"{c.title} (name {c.name}, service {c.service})", "", "Phases:"]
+    version = f", version {c.version}" if c.version else ""
+    lines = [f"{c.title} (name {c.name}, service {c.service}{version})", "", "Phases:"]
     for n, phase in enumerate(c.phases, start=1):
         where = f" -> {phase.environment}" if phase.environment else ""
         role = "" if phase.tick_role is TickRole.ANYONE else f", ticked by {phase.tick_role}"
@@ -58,6 +59,8 @@ def summarize(checklist: Checklist) -> str:
         )
     if c.post_deploy_watch:
         lines.append(f"Post-deploy watch: {format_duration(c.post_deploy_watch)}")
+    if c.criteria and c.criteria_lead_in:
+        lines.append(f"Rollback criteria: {c.criteria_lead_in}")
     lines += [f"Rollback criterion {x.key}: {x.title} ({_rule(x)})" for x in c.criteria]
     if c.rollback:
         lines.append(
@@ -86,6 +89,8 @@ def summarize(checklist: Checklist) -> str:
         + ("paged via PagerDuty" if x.via == "pagerduty" else f"{x.mention or '-'} on Slack")
         for x in c.contacts
     ]
+    if c.closing_note:
+        lines.append(f"Closing note (on every release header): {c.closing_note}")
     items, sections = sum(len(p.items) for p in c.phases), sum(len(p.sections) for p in c.phases)
     lines += [
         "",

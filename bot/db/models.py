@@ -74,6 +74,8 @@ class ReleaseRow(Base):
     # The YAML the release started with, ~10 KB: deferred, so that listing releases does not carry it along.
     # Services parses it once per release and process (Services.checklist_of).
     checklist_source: Mapped[str] = mapped_column(Text, deferred=True)
+    # The checklist document's own version (front matter ``version:``), as it was when the release started.
+    checklist_version: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     step: Mapped[str] = mapped_column(String(64))
     step_started_at: Mapped[datetime]

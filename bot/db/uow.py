@@ -58,6 +58,7 @@ def _release(row: ReleaseRow) -> ReleaseRecord:
         thread_ts=row.thread_ts,
         baseline_p95_s=row.baseline_p95_s,
         last_activity_at=row.last_activity_at,
+        checklist_version=row.checklist_version,
     )
 
 

@@ -10,7 +10,7 @@ Imports only the standard library.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 
@@ -164,6 +164,38 @@ class Contact:
         return self.handle
 
 
+def contact_matches(contact: Contact, name: str) -> bool:
+    """Whether ``name`` (as written in RELEASE_CONTACTS) names this contact: its key, or its handle without "@".
+
+    Keys are written with "_" in the file and handles with "-" (``tech_lead``, ``@tech-lead``); either spelling
+    of either works, so the setting can be written the way the team says the role.
+    """
+    wanted = name.strip().lstrip("@").replace("_", "-").lower()
+    names = {contact.key.replace("_", "-").lower()}
+    if contact.handle:
+        names.add(contact.handle.strip().lstrip("@").replace("_", "-").lower())
+    return wanted in names
+
+
+def with_contact_ids(contacts: tuple[Contact, ...], ids: tuple[tuple[str, str], ...]) -> tuple[Contact, ...]:
+    """The contacts with the Slack ids given outside the file (RELEASE_CONTACTS), which win over the file's."""
+    result = []
+    for contact in contacts:
+        given = next((slack_id for name, slack_id in ids if contact_matches(contact, name)), None)
+        result.append(replace(contact, slack_id=given) if given else contact)
+    return tuple(result)
+
+
+def unmatched_contact_names(contacts: tuple[Contact, ...], ids: tuple[tuple[str, str], ...]) -> list[str]:
+    """Names in RELEASE_CONTACTS that name no contact of the checklist (a typo would otherwise mention nobody)."""
+    return [name for name, _ in ids if not any(contact_matches(c, name) for c in contacts)]
+
+
+def contacts_without_id(contacts: tuple[Contact, ...]) -> list[Contact]:
+    """Slack contacts nobody can be pinged as: the incident message would show their role as plain text."""
+    return [c for c in contacts if c.via == "slack" and not c.slack_id]
+
+
 @dataclass(frozen=True)
 class Checklist:
     """A whole release process, as loaded from one file."""
@@ -182,6 +214,9 @@ class Checklist:
     metrics: MetricsSpec | None = None
     tag_pattern: str = "v*"  # which pushed tags start a release (a glob over the tag name)
     traffic: TrafficSpec = field(default_factory=TrafficSpec)
+    version: str | None = None  # the checklist document's own version (its front matter), recorded per release
+    closing_note: str | None = None  # the document's last word ("반드시 확인해야 합니다"), shown on every header
+    criteria_lead_in: str | None = None  # the sentence that introduces the rollback criteria (seed 5.1)
     source: str = field(default="", compare=False)
 
     def phase(self, key: str) -> Phase:

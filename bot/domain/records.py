@@ -44,6 +44,7 @@ class ReleaseRecord:
     thread_ts: str | None
     baseline_p95_s: float | None
     last_activity_at: datetime
+    checklist_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Action(StrEnum):
     OVERRIDE_EVIDENCE = "override_evidence"
     ABORT = "abort"
     ROLL_BACK = "roll_back"
+    RECORD_ROLLBACK = "record_rollback"  # a rollback done by hand, outside the bot
     UNLOCK = "unlock"
     HEALTH_CHECK = "health_check"
     DECLARE = "declare"
@@ -47,6 +48,8 @@ ROLES: dict[Action, Role] = {
     Action.OVERRIDE_EVIDENCE: Role.MANAGERS,  # checked by bot.usecases.evidence
     Action.ABORT: Role.MANAGERS,
     Action.ROLL_BACK: Role.MANAGERS,
+    # Recording one ends the release as rolled back and locks production, exactly like the bot's own rollback.
+    Action.RECORD_ROLLBACK: Role.MANAGERS,
     Action.UNLOCK: Role.MANAGERS,
     Action.HEALTH_CHECK: Role.CHANNEL,
     # Anyone may raise the alarm; it stays one page per criterion while open (see IncidentDesk.declare).

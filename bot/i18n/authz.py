@@ -18,16 +18,17 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "릴리스 매니저만 릴리스를 시작할 수 있습니다. 매니저에게 요청하거나, 봇 관리자에게 "
         "RELEASE_MANAGERS에 추가해 달라고 하세요.",
     },
-    "denied_tick": _denied("tick this phase's items", "이 단계의 항목을 체크할 수 있습니다."),
+    "denied_tick": _denied("tick items in this phase", "이 단계의 항목을 체크할 수 있습니다."),
     "denied_advance": _denied("move a release on", "릴리스를 다음 단계로 진행할 수 있습니다."),
-    "denied_override": _denied("override a gate", "게이트를 무시하고 진행할 수 있습니다."),
+    "denied_override": _denied("override a gate", "게이트를 강제 진행할 수 있습니다."),
     "denied_override_evidence": _denied(
         "tick an item whose evidence fails", "증거 확인에 실패한 항목을 사유와 함께 체크할 수 있습니다."
     ),
     "denied_abort": _denied("abort a release", "릴리스를 중단할 수 있습니다."),
     "denied_roll_back": _denied("roll back production", "프로덕션을 롤백할 수 있습니다."),
+    "denied_record_rollback": _denied("record a rollback done by hand", "수동 롤백을 기록할 수 있습니다."),
     "denied_unlock": _denied("unlock production", "프로덕션 잠금을 해제할 수 있습니다."),
-    "denied_acknowledge": _denied("acknowledge an incident", "인시던트를 확인(Ack) 처리할 수 있습니다."),
+    "denied_acknowledge": _denied("acknowledge an incident", "인시던트를 확인 처리할 수 있습니다."),
     "denied_dismiss": _denied("dismiss an incident", "인시던트를 해제할 수 있습니다."),
     # --- declaring again right after a dismissal ---
     "incident_recently_dismissed": {

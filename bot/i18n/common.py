@@ -14,6 +14,8 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release incident v1.2.3 <reason>` declare an incident (pages on-call)\n"
             "• `/release rollback v1.2.3` roll production back\n"
             "• `/release unlock <reason>` clear the production lock after a rollback\n"
+            "• `/release rolledback [v1.2.3] <reason>` record a rollback done by hand (follow-up and report)\n"
+            "• `/release contacts` the emergency contacts (only you see them)\n"
             "• `/release report v1.2.3` the release report as a file\n"
             "• `/release help` this help"
         ),
@@ -26,6 +28,8 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release incident v1.2.3 <사유>` 인시던트 선언 (온콜 호출)\n"
             "• `/release rollback v1.2.3` 프로덕션 롤백\n"
             "• `/release unlock <사유>` 롤백 후 프로덕션 잠금 해제\n"
+            "• `/release rolledback [v1.2.3] <사유>` 수동 롤백 기록 (후속 작업과 리포트 게시)\n"
+            "• `/release contacts` 비상 연락처 (나에게만 표시)\n"
             "• `/release report v1.2.3` 릴리스 리포트 파일\n"
             "• `/release help` 도움말"
         ),
@@ -56,8 +60,8 @@ WORDS: dict[str, dict[str, str]] = {
             "pre-release suffix. Examples: `v1.4.0`, `v2.0.0-rc.1`"
         ),
         "ko": (
-            "`{version}`은(는) 올바른 버전이 아닙니다. vMAJOR.MINOR.PATCH 형식으로, 필요하면 pre-release "
-            "접미사를 붙여 입력해 주세요. 예: `v1.4.0`, `v2.0.0-rc.1`"
+            "`{version}`은(는) 올바른 버전이 아닙니다. vMAJOR.MINOR.PATCH 형식으로, 필요하면 `-rc.1` 같은 "
+            "사전 릴리스 접미사를 붙여 입력해 주세요. 예: `v1.4.0`, `v2.0.0-rc.1`"
         ),
     },
     "reason_missing": {
@@ -82,7 +86,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "release_channel_elsewhere": {
         "en": "Releases run in <#{channel}>. I started {version} there: {link}",
-        "ko": "릴리스는 <#{channel}> 채널에서 진행됩니다. {version} 릴리스를 그곳에 시작했습니다: {link}",
+        "ko": "릴리스는 <#{channel}> 채널에서 진행됩니다. {version} 릴리스를 해당 채널에서 시작했습니다: {link}",
     },
     "not_in_channel": {
         "en": (
@@ -108,7 +112,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "forged_action": {
         "en": "That control does not belong to this message. Nothing was changed.",
-        "ko": "이 메시지에 속하지 않는 컨트롤입니다. 아무것도 변경되지 않았습니다.",
+        "ko": "이 메시지에 속하지 않는 버튼입니다. 아무것도 변경되지 않았습니다.",
     },
     "unknown_item": {
         "en": "That item is not on this release's checklist. Nothing was changed.",
@@ -126,10 +130,6 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "{message} (error id `{error_id}`)",
         "ko": "{message} (오류 ID `{error_id}`)",
     },
-    "permission_denied": {
-        "en": "Only release managers may {what}. This refusal was recorded.",
-        "ko": "릴리스 매니저만 {what} 수 있습니다. 이 거부는 기록되었습니다.",
-    },
     # --- header and checklist ---
     "header_title": {"en": "Release {version}", "ko": "릴리스 {version}"},
     "header_fallback": {
@@ -138,16 +138,22 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "started_by": {
         "en": "Started by {who} {when}",
-        "ko": "{who} 님이 시작 {when}",
+        "ko": "{who} 님이 {when}에 시작",
     },
     "current_step": {"en": "*Now:* {step}", "ko": "*현재 단계:* {step}"},
-    "time_in_step": {"en": "in this step since {when}", "ko": "{when}부터 이 단계"},
+    "time_in_step": {"en": "entered this step {when}", "ko": "이 단계 시작: {when}"},
     "next_reminder": {"en": "next reminder {when}", "ko": "다음 알림 {when}"},
     "progress_line": {"en": "*Checklist:* {parts}", "ko": "*체크리스트:* {parts}"},
     "override_note": {
         "en": ":warning: {who} overrode the {gate} gate leaving {step}: _{reason}_",
-        "ko": ":warning: {who} 님이 {step} 단계의 {gate} 게이트를 무시하고 진행: _{reason}_",
+        "ko": ":warning: {who} 님이 {step} 단계에서 {gate} 게이트를 강제 진행: _{reason}_",
     },
+    "criteria_line": {"en": "*Rollback criteria:* {lead} {criteria}", "ko": "*롤백 기준:* {lead} {criteria}"},
+    "criteria_default_lead_in": {
+        "en": "Consider rolling back if any of these holds:",
+        "ko": "다음 조건 중 하나라도 해당되면 롤백 고려:",
+    },
+    "checklist_version": {"en": "checklist version {version}", "ko": "체크리스트 버전 {version}"},
     "gate_checklist": {"en": "checklist", "ko": "체크리스트"},
     "gate_wait": {"en": "wait", "ko": "대기 시간"},
     "status_active": {"en": "in progress", "ko": "진행 중"},
@@ -210,7 +216,7 @@ WORDS: dict[str, dict[str, str]] = {
     "reminder_set": {"en": "I'll remind you in {duration}.", "ko": "{duration} 후에 알려 드리겠습니다."},
     "override_recorded": {
         "en": ":warning: Gate overridden ({gates}): _{reason}_",
-        "ko": ":warning: 게이트 무시 ({gates}): _{reason}_",
+        "ko": ":warning: 강제 진행 ({gates}): _{reason}_",
     },
     "release_finished": {
         "en": ":tada: Release *{version}* is finished. Thanks, everyone! (closed by {who})",
@@ -218,7 +224,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "release_aborted": {
         "en": ":no_entry: Release *{version}* was aborted by {who}: _{reason}_",
-        "ko": ":no_entry: 릴리스 *{version}*이(가) {who} 님에 의해 중단되었습니다: _{reason}_",
+        "ko": ":no_entry: {who} 님이 릴리스 *{version}*을(를) 중단했습니다: _{reason}_",
     },
     "health_ok": {
         "en": ":large_green_circle: {env} health check: HTTP {code} in {ms} ms — {summary}",
@@ -246,9 +252,9 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
     },
     "and_more": {"en": "…and {count} more", "ko": "…외 {count}개"},
-    "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 진행"},
+    "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 강제 진행"},
     "btn_rollback": {"en": "Roll back", "ko": "롤백"},
-    "modal_override_title": {"en": "Override the gate", "ko": "게이트 무시"},
+    "modal_override_title": {"en": "Override the gate", "ko": "강제 진행"},
     "modal_override_prompt": {
         "en": "Why is it safe to move on? This is recorded and shown on the release.",
         "ko": "진행해도 안전한 이유는 무엇인가요? 기록되고 릴리스에 표시됩니다.",
@@ -256,6 +262,7 @@ WORDS: dict[str, dict[str, str]] = {
     "modal_abort_title": {"en": "Abort the release", "ko": "릴리스 중단"},
     "modal_abort_prompt": {"en": "Why are you aborting it?", "ko": "중단하는 이유는 무엇인가요?"},
     "modal_submit": {"en": "Confirm", "ko": "확인"},
+    "modal_cancel": {"en": "Cancel", "ko": "취소"},
     "reason_required": {"en": "Please give a reason.", "ko": "사유를 입력해 주세요."},
     "already_moved": {
         "en": "The release has already moved on (now: {step}). Nothing was changed.",
@@ -265,6 +272,26 @@ WORDS: dict[str, dict[str, str]] = {
     "not_next_step": {
         "en": "That is not the next step of this release. Nothing was changed.",
         "ko": "이 릴리스의 다음 단계가 아닙니다. 아무것도 변경되지 않았습니다.",
+    },
+    # --- /release contacts (seed part 6) ---
+    "contacts_title": {"en": "*Emergency contacts*", "ko": "*비상 연락처*"},
+    "contacts_none": {
+        "en": "This checklist names no emergency contacts (`contacts:`).",
+        "ko": "이 체크리스트에는 비상 연락처(`contacts:`)가 없습니다.",
+    },
+    "contacts_line_pagerduty": {
+        "en": "• {role}: PagerDuty (paged when an incident opens)",
+        "ko": "• {role}: PagerDuty (인시던트가 열리면 호출)",
+    },
+    "contacts_line_slack": {
+        "en": "• {role}: {mention} {handle} (mentioned in every incident ping)",
+        "ko": "• {role}: {mention} {handle} (인시던트 알림마다 멘션)",
+    },
+    "contacts_line_no_id": {
+        "en": "• {role}: {handle} — :warning: no Slack id, so an incident notifies nobody here. "
+        "Set `slack_id` in the checklist or `RELEASE_CONTACTS`.",
+        "ko": "• {role}: {handle} — :warning: Slack ID가 없어 인시던트가 나도 아무에게도 알림이 가지 않습니다. "
+        "체크리스트의 `slack_id`나 `RELEASE_CONTACTS`를 설정하세요.",
     },
     # --- status / list ---
     "status_title": {"en": "*{version}* — {status}", "ko": "*{version}* — {status}"},

@@ -108,7 +108,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "evidence_off": {
         "en": "Evidence is off for this bot: set GITHUB_REPOSITORY (see the README).",
-        "ko": "이 봇은 증거 확인이 꺼져 있습니다. GITHUB_REPOSITORY를 설정해 주세요 (README 참고).",
+        "ko": "이 봇은 증거 확인이 꺼져 있습니다. GITHUB_REPOSITORY를 설정해 주세요 (`README.md` 참고).",
     },
     "evidence_failing": {
         "en": (

@@ -17,7 +17,7 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "This checklist names no deployment to roll back (`rollback.target`).",
         "ko": "이 체크리스트에는 롤백할 디플로이먼트(`rollback.target`)가 없습니다.",
     },
-    "rollback_not_found": {"en": "That rollback does not exist.", "ko": "해당 롤백이 없습니다."},
+    "rollback_not_found": {"en": "That rollback does not exist.", "ko": "해당 롤백을 찾을 수 없습니다."},
     "rollback_changed": {
         "en": "The deployment changed since the confirmation was opened (you saw revision {seen}, "
         "it is now at {now}). Nothing was sent; open the rollback again.",
@@ -27,12 +27,12 @@ WORDS: dict[str, dict[str, str]] = {
     "rollback_paused": {
         "en": "`{target}` is paused: you cannot roll back a paused deployment; resume it first with "
         "`kubectl rollout resume` and try again. Nothing was changed.",
-        "ko": "`{target}`이(가) 일시 중지(paused) 상태입니다. 일시 중지된 디플로이먼트는 롤백할 수 없습니다. "
+        "ko": "`{target}`이(가) 일시 중지된 상태입니다. 일시 중지된 디플로이먼트는 롤백할 수 없습니다. "
         "`kubectl rollout resume`으로 재개한 뒤 다시 시도해 주세요. 아무것도 변경되지 않았습니다.",
     },
     "nothing_to_roll_back": {
         "en": "Nothing to roll back: the deployment already runs revision {revision}'s template.",
-        "ko": "롤백할 것이 없습니다: 디플로이먼트가 이미 리비전 {revision}의 템플릿으로 실행 중입니다.",
+        "ko": "롤백할 대상이 없습니다: 디플로이먼트가 이미 리비전 {revision}의 템플릿으로 실행 중입니다.",
     },
     "rollback_not_rerun": {
         "en": "This rollback already ran (it is {status}); it is never sent twice.",
@@ -121,6 +121,28 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":memo: Incident report draft (also `release-bot export {version} --format md`):",
         "ko": ":memo: 인시던트 리포트 초안 (`release-bot export {version} --format md`로도 볼 수 있습니다):",
     },
+    # --- a rollback done by hand (seed 5.2 by kubectl, outside the bot) ---
+    "btn_rolled_back_by_hand": {"en": "Rolled back by hand", "ko": "수동 롤백 기록"},
+    "modal_by_hand_title": {"en": "Rolled back by hand", "ko": "수동 롤백 기록"},
+    "modal_by_hand_prompt": {
+        "en": "You rolled production back yourselves: why, and how (e.g. kubectl rollout undo)? Who and when are "
+        "recorded with it; the release ends as rolled back and production is locked until unlocked.",
+        "ko": "프로덕션을 직접 롤백하셨나요? 사유와 방법(예: kubectl 명령)을 적어 주세요. 누가, 언제 했는지 "
+        "함께 기록되고, 릴리스는 롤백으로 끝나며 프로덕션은 잠금 해제 전까지 잠깁니다.",
+    },
+    "rb_by_hand_recorded": {
+        "en": ":rewind: {who} rolled production back by hand ({when}): _{reason}_\n"
+        "The release is marked rolled back. The 5.2 procedure, the 5.3 follow-up and the report draft follow.",
+        "ko": ":rewind: {who} 님이 프로덕션을 수동으로 롤백했습니다 ({when}): _{reason}_\n"
+        "릴리스를 롤백으로 표시했습니다. 5.2 롤백 절차, 5.3 롤백 후 작업, 리포트 초안을 이어서 게시합니다.",
+    },
+    "rb_procedure_after_failure": {
+        "en": ":warning: The bot's rollback did not finish. Roll back by hand with the procedure below, then record "
+        "it with `/release rolledback <reason>` (or the Rolled back by hand button).",
+        "ko": ":warning: 봇의 롤백이 끝나지 않았습니다. 아래 절차대로 직접 롤백한 뒤 `/release rolledback <사유>` "
+        "(또는 수동 롤백 기록 버튼)로 기록해 주세요.",
+    },
+    "rb_procedure_title": {"en": "*Rollback procedure*", "ko": "*롤백 절차*"},
     "rb_unlocked": {
         "en": ":unlock: {who} unlocked production of *{service}*: {reason}",
         "ko": ":unlock: {who} 님이 *{service}* 프로덕션 잠금을 해제했습니다: {reason}",

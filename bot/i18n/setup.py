@@ -7,10 +7,12 @@ WORDS: dict[str, dict[str, str]] = {
     "no_cluster": {
         "en": "No Kubernetes cluster is configured for this bot (no KUBECONFIG, and it does not run in a pod), so "
         "it cannot roll back for you. Roll back by hand with kubectl, as the checklist's rollback procedure says, "
-        "then record the rollback you did by hand so the release, its follow-up and its report show it.",
+        "then record the rollback you did by hand (`/release rolledback <reason>`, or the Rolled back by hand "
+        "button) so the release, its follow-up and its report show it.",
         "ko": "이 봇에는 쿠버네티스 클러스터가 설정되어 있지 않아(KUBECONFIG가 없고 파드 안에서 실행되지도 않습니다) "
         "봇이 대신 롤백할 수 없습니다. 체크리스트의 롤백 절차대로 kubectl로 직접 롤백한 뒤, 수동 롤백으로 기록해 "
-        "주세요. 그래야 릴리스 기록과 후속 작업, 리포트에 롤백이 남습니다.",
+        "주세요(`/release rolledback <사유>` 또는 수동 롤백 기록 버튼). 그래야 릴리스 기록과 후속 작업, 리포트에 롤백이 "
+        "남습니다.",
     },
     "slack_unreachable_start": {
         "en": "Slack could not be reached, so {version} was not started and nothing of it was kept. "

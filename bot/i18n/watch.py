@@ -15,17 +15,17 @@ WORDS: dict[str, dict[str, str]] = {
     "alert_contacts": {"en": "Contacts: {who}", "ko": "비상 연락처: {who}"},
     "alert_value_rate": {
         "en": "*Error rate* {value} — threshold {threshold}",
-        "ko": "*에러율* {value} — 기준 {threshold}",
+        "ko": "*에러율* {value} — 임계값 {threshold}",
     },
     "alert_value_latency": {
         "en": "*p95 latency* {value} ({times}× baseline) — threshold {threshold}× baseline = {limit}",
-        "ko": "*P95 응답 시간* {value} (기준선의 {times}배) — 기준 기준선의 {threshold}배 = {limit}",
+        "ko": "*P95 응답 시간* {value} (기준선의 {times}배) — 임계값 기준선의 {threshold}배 = {limit}",
     },
     "alert_baseline": {"en": "*Baseline p95* {value}", "ko": "*기준선 P95* {value}"},
     "alert_no_baseline": {"en": "*Baseline p95* not recorded", "ko": "*기준선 P95* 기록 없음"},
     "alert_window": {
         "en": "*Window* {window} rate · {count} breaches in a row (needs {required}) since {since}",
-        "ko": "*윈도* {window} rate · {since}부터 연속 {count}회 초과 (기준 {required}회)",
+        "ko": "*집계 구간* {window} · {since}부터 연속 {count}회 초과 (필요 {required}회)",
     },
     "alert_trend": {
         "en": "*Recent trend* {trend} ({direction})",
@@ -42,18 +42,18 @@ WORDS: dict[str, dict[str, str]] = {
     "direction_steady": {"en": "steady", "ko": "유지"},
     "direction_unknown": {"en": "too few figures", "ko": "데이터 부족"},
     "no_figure": {"en": "no data", "ko": "데이터 없음"},
-    "btn_ack_incident": {"en": "Acknowledge", "ko": "확인 (Ack)"},
+    "btn_ack_incident": {"en": "Acknowledge", "ko": "확인"},
     "btn_dismiss_incident": {"en": "Not a problem, keep watching", "ko": "문제 아님, 계속 감시"},
     "incident_acknowledged": {
-        "en": ":eyes: Acknowledged by {who}; PagerDuty is told.",
+        "en": ":eyes: Acknowledged by {who}; PagerDuty has been updated.",
         "ko": ":eyes: {who} 님이 확인했습니다. PagerDuty에도 반영합니다.",
     },
     "incident_dismissed": {
-        "en": ":ok_hand: {who} marked this not a problem; the page is resolved and I keep watching.",
+        "en": ":ok_hand: {who} marked this as not a problem; the page is resolved and I keep watching.",
         "ko": ":ok_hand: {who} 님이 문제 아님으로 표시했습니다. 호출을 해제하고 계속 감시합니다.",
     },
     "incident_resolved": {
-        "en": ":white_check_mark: Resolved: the release is {status}. PagerDuty is told.",
+        "en": ":white_check_mark: Resolved: the release is {status}. PagerDuty has been updated.",
         "ko": ":white_check_mark: 해결됨: 릴리스가 {status} 상태입니다. PagerDuty에도 반영합니다.",
     },
     "incident_already_open": {
@@ -77,7 +77,7 @@ WORDS: dict[str, dict[str, str]] = {
     # --- thread notes ---
     "dry_run_fired": {
         "en": ":test_tube: Dry run: *{title}* would have paged now (nobody was paged).",
-        "ko": ":test_tube: 드라이런: *{title}* 기준이 충족되어 호출했을 상황입니다 (호출하지 않음).",
+        "ko": ":test_tube: 시험 실행: *{title}* 기준이 충족되어 호출했을 상황입니다 (호출하지 않음).",
     },
     "watch_blind": {
         "en": ":see_no_evil: I am blind: {count} samples in a row without data. The gate cannot pass on "
@@ -93,7 +93,7 @@ WORDS: dict[str, dict[str, str]] = {
     "baseline_recorded": {
         "en": ":straight_ruler: Normal p95 for this release: {value} ({source}). "
         "The latency criterion fires at {threshold}× that.",
-        "ko": ":straight_ruler: 이번 릴리스의 정상 P95: {value} ({source}). 응답 시간 기준은 그 {threshold}배입니다.",
+        "ko": ":straight_ruler: 이번 릴리스의 정상 P95: {value} ({source}). 응답 시간 임계값은 그 {threshold}배입니다.",
     },
     "baseline_source_measured": {
         "en": "p95 over the {window} before canary start",
@@ -104,7 +104,7 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":warning: No baseline p95 ({reason}). The latency criterion reports *no data* for this "
         "release instead of passing: watch latency yourselves, or set metrics.baseline_p95 in the checklist.",
         "ko": ":warning: 기준선 P95가 없습니다 ({reason}). 이번 릴리스의 응답 시간 기준은 통과가 아닌 *데이터 없음*"
-        "으로 표시됩니다. 응답 시간을 직접 확인하거나 체크리스트에 metrics.baseline_p95를 지정하세요.",
+        "으로 표시됩니다. 응답 시간을 직접 확인하거나 체크리스트에 `metrics.baseline_p95`를 지정하세요.",
     },
     # --- gate figures in the stage reminder ---
     "gate_figures": {
@@ -118,10 +118,41 @@ WORDS: dict[str, dict[str, str]] = {
         "대시보드를 확인하고 결정해 주세요.",
     },
     "gate_no_samples": {"en": "no samples yet", "ko": "아직 샘플 없음"},
+    "gate_metric_error_rate": {"en": "error rate", "ko": "에러율"},
+    "gate_metric_p95": {"en": "p95", "ko": "P95"},
+    "gate_reason_line": {"en": "{metric}: {reason}", "ko": "{metric}: {reason}"},
+    # --- why a metric has no figure (bot.i18n.units.no_data_key) ---
+    "nodata_no_series": {"en": "no series matched (empty result)", "ko": "일치하는 시계열 없음 (빈 결과)"},
+    "nodata_no_traffic": {"en": "NaN: no traffic in the window", "ko": "집계 구간에 트래픽 없음 (NaN)"},
+    "nodata_zero": {"en": "zero: nothing to compare against", "ko": "값이 0이라 비교할 기준이 없음"},
+    "nodata_negative": {
+        "en": "a negative figure: a counter reset or a broken query",
+        "ko": "음수 값: 카운터가 초기화되었거나 쿼리가 잘못됨",
+    },
+    "nodata_infinite": {
+        "en": "an infinite figure (check the histogram buckets)",
+        "ko": "무한대 값 (히스토그램 버킷을 확인하세요)",
+    },
+    "nodata_timeout": {"en": "Prometheus did not answer in time", "ko": "Prometheus 응답 시간 초과"},
+    "nodata_unreachable": {"en": "cannot reach Prometheus", "ko": "Prometheus에 연결할 수 없음"},
+    "nodata_http_error": {"en": "Prometheus answered with an error", "ko": "Prometheus가 오류로 응답함"},
+    "nodata_ambiguous": {
+        "en": "several series: aggregate the query to one",
+        "ko": "시계열이 여러 개: 쿼리를 하나로 집계해야 함",
+    },
+    "nodata_no_source": {"en": "no metrics source configured", "ko": "메트릭 소스가 설정되지 않음"},
+    "nodata_provider_failed": {"en": "the metrics provider failed", "ko": "메트릭 제공자 오류"},
+    "nodata_none": {"en": "no data", "ko": "데이터 없음"},
+    "nodata_unreadable": {"en": "Prometheus's answer could not be read", "ko": "Prometheus 응답을 읽을 수 없음"},
+    "latency_limit": {
+        "en": "{threshold}x baseline = {limit}",
+        "ko": "기준선의 {threshold}배 = {limit}",
+    },
+    "latency_times": {"en": "{value} ({times}x)", "ko": "{value} (기준선의 {times}배)"},
     # --- PagerDuty ---
     "pd_summary_metric": {
         "en": "{service} {version}: {title} — {value} (threshold {threshold})",
-        "ko": "{service} {version}: {title} — {value} (기준 {threshold})",
+        "ko": "{service} {version}: {title} — {value} (임계값 {threshold})",
     },
     "pd_summary_declared": {
         "en": "{service} {version}: {title} — declared by {who}: {reason}",

@@ -283,6 +283,7 @@ def build(
         is_manager=managers.is_manager,
         read_uow=lambda: SqlUnitOfWork(read_factory),
         evidence_on=settings.evidence_on,
+        contact_ids=settings.release_contacts,
     )
     lifecycle = Lifecycle(
         uow=unit_of_work,

@@ -61,7 +61,7 @@ def _serve(settings: Settings, checklist: Checklist) -> int:
     from bot.runtime.bootstrap import build
     from bot.runtime.leader import SqliteLeader, make_leader
     from bot.runtime.socket_link import quiet_client
-    from bot.runtime.startup import check_app_token, port_error, summary
+    from bot.runtime.startup import check_app_token, port_error, summary, warn_about_contacts
     from bot.runtime.work_process import WorkProcess
     from bot.slack.identity import check_token
 
@@ -71,6 +71,7 @@ def _serve(settings: Settings, checklist: Checklist) -> int:
     if settings.socket_mode:
         check_app_token(settings)
     log.info("%s", summary(settings, checklist, identity))
+    warn_about_contacts(checklist, settings.release_contacts)
     build_bot = functools.partial(build, identity=identity)
     stop = threading.Event()
     exit_code = [0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -14,9 +15,11 @@ from bot import __version__
 from bot.adapters.kube_credentials import credentials_source
 from bot.config import Settings
 from bot.db.problems import safe_url
-from bot.domain.checklist import Checklist
+from bot.domain.checklist import Checklist, contacts_without_id, unmatched_contact_names, with_contact_ids
 from bot.errors import ConfigError
 from bot.slack.identity import Identity
+
+log = logging.getLogger(__name__)
 
 
 def check_port(host: str, port: int) -> None:
@@ -112,3 +115,16 @@ def summary(
         else "Kubernetes off (the rollback button says to roll back by hand)",
     ]
     return " · ".join(parts)
+
+
+def warn_about_contacts(checklist: Checklist, ids: tuple[tuple[str, str], ...]) -> None:
+    """Say at start when an incident would notify nobody on Slack, or when RELEASE_CONTACTS names nobody."""
+    for name in unmatched_contact_names(checklist.contacts, ids):
+        log.warning("RELEASE_CONTACTS names %r, which is no contact of the checklist: it is ignored", name)
+    for contact in contacts_without_id(with_contact_ids(checklist.contacts, ids)):
+        log.warning(
+            "contact %s (%s) has no Slack id: no incident can notify it; "
+            "set its slack_id in the checklist or RELEASE_CONTACTS",
+            contact.key,
+            contact.role,
+        )

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.domain.checklist import CriterionKind
+from bot.domain.checklist import CriterionKind, parse_duration
 from bot.domain.incident import PING_CLAIM, IncidentRecord, IncidentStatus
 from bot.domain.records import BOT
 from bot.i18n import t
+from bot.i18n.units import human_duration
 from bot.slack.blocks import Block, escape, slack_date, step_label
 from bot.slack.ids import ActionId
 from bot.slack.notices import button, section
@@ -23,6 +24,14 @@ Message = tuple[str, list[Block]]
 def _figure(kind: str | None, value: Any, lang: str) -> str:
     number = value if isinstance(value, int | float) else None
     return fmt_rate(number, lang) if kind == CriterionKind.ERROR_RATE.value else fmt_ms(number, lang)
+
+
+def _window_words(window: object, lang: str) -> str:
+    """The rate window as stored ("1m"), said the reader's way ("1분", "1 min")."""
+    try:
+        return human_duration(parse_duration(str(window)), lang)
+    except ValueError:
+        return "?"
 
 
 def why_lines(view: ReleaseView, incident: IncidentRecord, lang: str) -> list[str]:
@@ -67,7 +76,7 @@ def why_lines(view: ReleaseView, incident: IncidentRecord, lang: str) -> list[st
             t(
                 lang,
                 "alert_window",
-                window=d.get("window", "?"),
+                window=_window_words(d.get("window"), lang),
                 count=d.get("breaches_in_row", "?"),
                 required=d.get("required_breaches", "?"),
                 since=slack_date(datetime.fromisoformat(since), "{time}") if since else "?",
@@ -92,7 +101,11 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, page
     version = view.release.version
     suffix = "" if paged else "_unpaged"
     head = t(lang, f"alert_title{suffix}", version=version, title=escape(title))
-    contacts = " ".join(c.mention for c in view.checklist.contacts if c.mention)
+    # By role, as the seed's part 6 lists them: "테크 리드 <@U…> · DevOps <!subteam^S…>". On-call is PagerDuty's.
+    contacts = " · ".join(
+        # A contact without an id would be plain text that notifies nobody (`checklist check` warns about it).
+        f"{escape(c.role)} {c.mention}" for c in view.checklist.contacts if c.via == "slack" and c.slack_id
+    )
     if contacts:
         head += "\n" + t(lang, "alert_contacts", who=contacts)
     blocks: list[Block] = [section(head), section("\n".join(why_lines(view, incident, lang)))]
@@ -114,6 +127,7 @@ def render_alert(view: ReleaseView, incident: IncidentRecord, lang: str, *, page
         elements = []
         if view.reached_production:  # before that, production runs an older release: nothing of this one to undo
             elements.append(button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"))
+            elements.append(button(ActionId.ROLLED_BACK_BY_HAND, t(lang, "btn_rolled_back_by_hand"), str(rid)))
         if status is IncidentStatus.OPEN:
             elements.append(button(ActionId.ACK_INCIDENT, t(lang, "btn_ack_incident"), iid, "primary"))
         elements.append(button(ActionId.DISMISS_INCIDENT, t(lang, "btn_dismiss_incident"), iid))

@@ -158,6 +158,11 @@ def render_checklist(view: ReleaseView, message: MessageRecord, lang: str) -> tu
             )
         else:
             blocks.append(_item_block(view, entry, block_id("it", rel, mid, rev, n), lang, ended))
+    criteria = criteria_lines(view.checklist, lang)
+    if message.kind == "followup" and message.page == 0 and criteria and blocks:
+        # The seed's part 5 opens with 5.1, the criteria: the follow-up shows them under its title.
+        lead = {"type": "context", "block_id": block_id("fc", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]}
+        blocks.insert(1, lead)
     if ended:
         status = t(lang, f"status_{view.release.status}")
         blocks.insert(0, {"type": "context", "elements": [_mrkdwn(t(lang, "ended_banner", status=status))]})
@@ -273,6 +278,31 @@ def _after(view: ReleaseView, step: Step) -> bool:
     )
 
 
+def criteria_lines(checklist: Checklist, lang: str) -> str:
+    """The rollback criteria as the document lists them (seed 5.1): its lead-in sentence, then each criterion."""
+    if not checklist.criteria:
+        return ""
+    lead = checklist.criteria_lead_in or t(lang, "criteria_default_lead_in")
+    titles = " · ".join(escape(c.title) for c in checklist.criteria)
+    return t(lang, "criteria_line", lead=escape(lead), criteria=titles)
+
+
+def _closing_line(view: ReleaseView, lang: str) -> str:
+    """The document's closing sentence and the version of the checklist this release runs."""
+    parts = []
+    if view.checklist.closing_note:
+        parts.append(f"_{escape(view.checklist.closing_note)}_")
+    if view.release.checklist_version:
+        parts.append(t(lang, "checklist_version", version=escape(view.release.checklist_version)))
+    return " · ".join(parts)
+
+
+def _step_title(view: ReleaseView, key: str, lang: str) -> str:
+    """A step's title as people read it ("1. 배포 전 체크리스트"), not its key; a key no longer in the plan as is."""
+    step = next((s for s in view.steps if s.key == key), None)
+    return step_label(view.checklist, step, lang) if step else escape(key)
+
+
 def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
     rel, mid, rev = view.release.id, message.id, message.content_rev
     record = view.release
@@ -336,7 +366,7 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             "override_note",
             who=event.actor.mention,
             gate=gates,
-            step=event.details.get("from_label", event.details.get("from", "")),
+            step=_step_title(view, str(event.details.get("from", "")), lang),
             reason=escape(str(event.details.get("reason", ""))),
         )
         blocks.append(
@@ -346,8 +376,18 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
                 "elements": [_mrkdwn(note, verbatim=True)],
             }
         )
+    criteria = criteria_lines(view.checklist, lang)
+    if criteria and not view.status.is_terminal:
+        blocks.append(
+            {"type": "context", "block_id": block_id("hr", rel, mid, rev), "elements": [_mrkdwn(criteria, verbatim=True)]}
+        )
     if not view.status.is_terminal and step is not None:
         blocks.append(_header_actions(view, step, message, lang))
+    closing = _closing_line(view, lang)
+    if closing:
+        blocks.append(
+            {"type": "context", "block_id": block_id("hz", rel, mid, rev), "elements": [_mrkdwn(closing, verbatim=True)]}
+        )
     text = t(lang, "header_fallback", version=record.version, step=step_label(view.checklist, step, lang))
     if view.status.is_terminal:
         text = f"{text} ({status_text})"
@@ -388,6 +428,14 @@ def _header_actions(view: ReleaseView, step: Step, message: MessageRecord, lang:
                 "text": _plain(t(lang, "btn_rollback")),
                 "value": str(rel),
                 "style": "danger",
+            }
+        )
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ActionId.ROLLED_BACK_BY_HAND.value,
+                "text": _plain(t(lang, "btn_rolled_back_by_hand")),
+                "value": str(rel),
             }
         )
     recheck = evidence_blocks.recheck_button(view, lang)
@@ -455,6 +503,22 @@ def render_status(view: ReleaseView, lang: str) -> str:
             when=slack_date(record.last_activity_at, "{date_short_pretty} {time} ({ago})"),
         )
     )
+    return clip("\n".join(lines), 3000)
+
+
+def render_contacts(checklist: Checklist, lang: str) -> str:
+    """``/release contacts``: the seed's part 6 as configured, saying plainly who an incident would not reach."""
+    if not checklist.contacts:
+        return t(lang, "contacts_none")
+    lines = [t(lang, "contacts_title")]
+    for c in checklist.contacts:
+        role = escape(c.role)
+        if c.via == "pagerduty":
+            lines.append(t(lang, "contacts_line_pagerduty", role=role))
+        elif c.slack_id:
+            lines.append(t(lang, "contacts_line_slack", role=role, mention=c.mention, handle=escape(c.handle or "")))
+        else:
+            lines.append(t(lang, "contacts_line_no_id", role=role, handle=escape(c.handle or "-")))
     return clip("\n".join(lines), 3000)
 
 

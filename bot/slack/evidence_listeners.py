@@ -124,6 +124,7 @@ def register_evidence(app: App, ctx: EvidenceContext, guard: Guard) -> None:
                 t(lang, "modal_evidence_title"),
                 t(lang, "modal_evidence_prompt", item=item.text, why=why)[:2000],
                 t(lang, "modal_submit"),
+                t(lang, "modal_cancel"),
                 ctx.slack.seal.seal(
                     {"release": int(rid), "item": item_key, "channel": view.release.channel_id},
                     parsing.actor_of(body).id,

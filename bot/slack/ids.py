@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     HEALTH_CHECK = "health-check"
     DECLARE_INCIDENT = "incident-declare"
     ROLLBACK = "release-rollback"
+    ROLLED_BACK_BY_HAND = "release-rolled-back-by-hand"
     ACK_INCIDENT = "incident-ack"
     DISMISS_INCIDENT = "incident-dismiss"
     OVERRIDE = "gate-override"
@@ -26,6 +27,7 @@ class CallbackId(StrEnum):
     ABORT = "abort-modal"
     OVERRIDE = "override-modal"
     ROLLBACK = "rollback-modal"
+    ROLLED_BACK_BY_HAND = "rolled-back-by-hand-modal"
     INCIDENT = "incident-modal"
     EVIDENCE_OVERRIDE = "evidence-override-modal"
 

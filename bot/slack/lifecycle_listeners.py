@@ -113,6 +113,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
                 t(lang, "modal_override_title"),
                 t(lang, "modal_override_prompt"),
                 t(lang, "modal_submit"),
+                t(lang, "modal_cancel"),
                 ctx.slack.seal.seal(meta, parsing.actor_of(body).id),
             ),
         )
@@ -153,6 +154,7 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
                 t(lang, "modal_abort_title"),
                 t(lang, "modal_abort_prompt"),
                 t(lang, "modal_submit"),
+                t(lang, "modal_cancel"),
                 ctx.slack.seal.seal({"release": int(rid), "channel": channel}, parsing.actor_of(body).id),
             ),
         )

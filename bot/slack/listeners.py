@@ -154,6 +154,8 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
                 (v, permalink(cmd.team_domain, v.release.channel_id, v.release.thread_ts)) for v in views
             ]
             ack(text=blocks.render_list(pairs, lang), response_type="ephemeral")
+        elif cmd.sub == "contacts":
+            ack(text=blocks.render_contacts(ctx.services.template, lang), response_type="ephemeral")
         elif cmd.sub == "start":
             assert cmd.version is not None
             ack(text=t(lang, "starting", version=cmd.version), response_type="ephemeral")

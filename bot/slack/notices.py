@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bot.domain.checklist import Checklist
 from bot.domain.release import FINISHED_STEP, StepKind, next_step_key
 from bot.i18n import t
+from bot.i18n.units import human_duration, whole_minutes
 from bot.ports import HealthResult
 from bot.slack.blocks import Block, advance_label, clip, escape, slack_date, step_label
 from bot.slack.ids import ActionId, CallbackId
@@ -36,22 +37,6 @@ def button(action: ActionId, label: str, value: str, style: str | None = None) -
     if style:
         button["style"] = style
     return button
-
-
-def human_duration(value: timedelta | None, lang: str) -> str:
-    """15 min, 90 s, 1 h 30 min: how people say a wait."""
-    if value is None:
-        return "?"
-    seconds = int(value.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    units = {"en": ("h", "min", "s"), "ko": ("시간", "분", "초")}.get(lang, ("h", "min", "s"))
-    parts = [
-        f"{n} {u}" if lang == "en" else f"{n}{u}"
-        for n, u in zip((hours, minutes, secs), units, strict=True)
-        if n
-    ]
-    return " ".join(parts) or ("0 s" if lang == "en" else "0초")
 
 
 def mentions(user_ids: list[str], managers: tuple[str, ...]) -> str:
@@ -117,6 +102,7 @@ def stage_reminder(
                     "primary",
                 ),
                 button(ActionId.ROLLBACK, t(lang, "btn_rollback"), str(rid), "danger"),
+                button(ActionId.ROLLED_BACK_BY_HAND, t(lang, "btn_rolled_back_by_hand"), str(rid)),
             ],
         }
     )
@@ -214,9 +200,10 @@ def health_note(env_title: str, result: HealthResult, actor: str, lang: str) -> 
     return text, [section(text)]
 
 
-def rollback_procedure(view: ReleaseView, actor: str, lang: str) -> Message:
+def rollback_procedure(view: ReleaseView, lang: str, lead: str) -> Message:
+    """The checklist's rollback procedure (seed 5.2) under ``lead``, posted after every rollback."""
     target = view.checklist.rollback
-    text = t(lang, "rollback_decided", who=f"<@{actor}>")
+    text = f"{lead}\n{t(lang, 'rb_procedure_title')}"
     if target is not None:
         procedure = target.procedure or (
             f"kubectl rollout undo deployment/{target.deployment} -n {target.namespace}\n"
@@ -243,7 +230,7 @@ def gate_refusal(
         if len(open_items) > 15:
             lines.append(t(lang, "and_more", count=len(open_items) - 15))
     if wait_remaining_s is not None:
-        lines.append(t(lang, "gate_wait_left", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
+        lines.append(t(lang, "gate_wait_left", minutes=whole_minutes(wait_remaining_s)))
     rid = view.release.id
     blocks = [
         section("\n".join(lines)),
@@ -258,7 +245,7 @@ def gate_refusal(
 
 
 def reason_modal(
-    callback: CallbackId, title: str, prompt: str, submit: str, private_metadata: str
+    callback: CallbackId, title: str, prompt: str, submit: str, cancel: str, private_metadata: str
 ) -> dict[str, Any]:
     """A modal that asks for a reason; ``private_metadata`` is the sealed ids (bot.slack.view_meta)."""
     return {
@@ -266,7 +253,7 @@ def reason_modal(
         "callback_id": callback.value,
         "title": {"type": "plain_text", "text": title[:24]},
         "submit": {"type": "plain_text", "text": submit[:24]},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "close": {"type": "plain_text", "text": cancel[:24]},
         "private_metadata": private_metadata,
         "blocks": [
             {

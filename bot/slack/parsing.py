@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,14 @@ from bot.slack.ids import parse_block_id
 from bot.usecases.releases import ToggleItems
 
 MAX_COMMAND_TEXT = 2000
-SUBCOMMANDS = ("start", "status", "list", "help", "abort", "incident", "rollback", "unlock", "report")
+SUBCOMMANDS = (
+    "start", "status", "list", "help", "abort", "incident", "rollback", "unlock", "report", "rolledback", "contacts"
+)
 NEEDS_VERSION = ("start", "abort", "incident", "rollback", "report")
-NEEDS_REASON = ("abort", "incident", "unlock")
+NEEDS_REASON = ("abort", "incident", "unlock", "rolledback")
+# A version these take when given first ("rolledback v1.4.0 <reason>"); without one, the channel's active release.
+MAY_NAME_VERSION = ("rolledback",)
+_LOOKS_LIKE_VERSION = re.compile(r"^[vV]\d")
 # str.splitlines() breaks at these; Slack keeps a pasted line break in the command text.
 _LINE_BREAKS = ("\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
@@ -68,7 +74,14 @@ def parse_command(body: dict[str, Any]) -> Command:
     if sub not in SUBCOMMANDS:
         raise UsageError("unknown_subcommand", params={"sub": sub[:40]})
     version: str | None = None
-    if sub in NEEDS_VERSION or (sub == "status" and rest):
+    if sub in MAY_NAME_VERSION and _LOOKS_LIKE_VERSION.match(rest):
+        parts = rest.split(maxsplit=1)
+        try:
+            version = validate_version(parts[0])
+        except UsageError as e:
+            raise UsageError(e.user_message, params={"version": parts[0][:80]}) from None
+        rest = parts[1].strip() if len(parts) > 1 else ""
+    elif sub in NEEDS_VERSION or (sub == "status" and rest):
         parts = rest.split(maxsplit=1)
         raw = parts[0] if parts else ""
         try:

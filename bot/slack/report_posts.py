@@ -57,7 +57,8 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
     if summary.overrides:
         lines = [
             f"• {e.actor.mention} {slack_date(e.at, '{time}')}: "
-            f"{', '.join(e.details.get('gates', []))} — {escape(str(e.details.get('reason', '')))}"
+            f"{', '.join(t(lang, f'gate_{g}') for g in e.details.get('gates', []))} — "
+            f"{escape(str(e.details.get('reason', '')))}"
             for e in summary.overrides
         ]
         blocks.append(section(t(lang, "summary_overrides", lines=_lines(lines))))
@@ -65,6 +66,8 @@ def render_summary(summary: Summary, lang: str, now: datetime) -> tuple[str, lis
         lines = [f"• {escape(incident_title(e))} {slack_date(e.at, '{time}')}" for e in summary.incidents]
         blocks.append(section(t(lang, "summary_incidents", lines=_lines(lines))))
     parts = " · ".join(f"{escape(title)} {done}/{total}" for title, done, total in summary.completion)
+    if summary.checklist_version:
+        parts += " · " + t(lang, "checklist_version", version=escape(summary.checklist_version))
     blocks.append(
         {
             "type": "context",
@@ -104,12 +107,12 @@ class ReportPoster:
     def post_summary(self, release_id: int) -> str | None:
         view, events = self._read(release_id)
         now = self._clock.now()
-        text, blocks = render_summary(summarize(view, events, now), self._lang, now)
+        text, blocks = render_summary(summarize(view, events, now, self._lang), self._lang, now)
         return self._publisher.thread_reply(release_id, text, blocks)
 
     def markdown(self, release_id: int) -> tuple[ReleaseView, str]:
         view, events = self._read(release_id)
-        return view, markdown_report(view, events, self._clock.now())
+        return view, markdown_report(view, events, self._clock.now(), lang=self._lang)
 
     def upload(self, release_id: int, response_url: str | None = None) -> str | None:
         """Upload the report into the release thread (or its channel); tell the asker when Slack refuses."""

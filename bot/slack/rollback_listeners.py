@@ -20,7 +20,7 @@ from slack_bolt import Ack, App
 from bot.domain.records import Actor
 from bot.domain.roles import Action
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
-from bot.errors import PermissionDenied
+from bot.errors import PermissionDenied, ReleaseBotError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.ports import RolloutStatus
@@ -29,6 +29,7 @@ from bot.slack import rollback_blocks as rb
 from bot.slack.app import user_text
 from bot.slack.blocks import clip, escape
 from bot.slack.ids import ActionId, CallbackId
+from bot.slack.lifecycle_listeners import accept_reason
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.notices import section
 from bot.usecases.lifecycle import Lifecycle
@@ -69,8 +70,65 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
         for release_id in sorted({lock.release_id for lock in cleared}):
             publisher.submit(publisher.thread_reply, release_id, text, [section(text)])
 
+    def rolledback_command(cmd: parsing.Command, ack: Ack) -> None:
+        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        ack()
+        release_ctx.set(view.release.id)
+        ctx.slack.publisher.submit(
+            _answering(ctx, view.release.channel_id, cmd.actor, record_by_hand),
+            ctx,
+            view.release.id,
+            cmd.actor,
+            cmd.reason,
+            None,
+        )
+
     ctx.slack.commands["rollback"] = rollback_command
     ctx.slack.commands["unlock"] = unlock_command
+    ctx.slack.commands["rolledback"] = rolledback_command
+
+    @app.action(ActionId.ROLLED_BACK_BY_HAND.value)
+    @guard
+    def on_by_hand(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        value = action.get("value")
+        if not isinstance(value, str) or not value.isdigit():
+            raise PermissionDenied("forged_action")
+        release_id = int(value)
+        release_ctx.set(release_id)
+        channel, _ts = parsing.container(body)
+        view = ctx.slack.services.view(release_id)
+        if view.release.channel_id != channel:
+            raise PermissionDenied("forged_action")
+        actor = parsing.actor_of(body)
+        # Refused before the dialog opens (and again on submit): the refusal is recorded.
+        ctx.lifecycle.require(release_id, actor, Action.RECORD_ROLLBACK)
+        ctx.slack.publisher.gateway.open_view(
+            str(body.get("trigger_id", "")),
+            notices.reason_modal(
+                CallbackId.ROLLED_BACK_BY_HAND,
+                t(lang, "modal_by_hand_title"),
+                t(lang, "modal_by_hand_prompt"),
+                t(lang, "modal_submit"),
+                t(lang, "modal_cancel"),
+                ctx.slack.seal.seal({"release": release_id, "channel": channel}, actor.id),
+            ),
+        )
+
+    @app.view(CallbackId.ROLLED_BACK_BY_HAND.value)
+    def on_by_hand_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        accepted = accept_reason(ctx.slack, ack, body, view, ("release", "channel"))
+        if accepted is None:
+            return
+        reason, meta, actor = accepted
+        ctx.slack.publisher.submit(
+            _answering(ctx, str(meta["channel"]), actor, record_by_hand),
+            ctx,
+            int(meta["release"]),
+            actor,
+            reason,
+            str(view.get("id") or "") or None,
+        )
 
     @app.action(ActionId.ROLLBACK.value)
     @guard
@@ -299,10 +357,46 @@ def run_rollback(
     message.finish(outcome)
     publisher = ctx.slack.publisher
     publisher.sync.mark_dirty(m.id for m in outcome.view.messages)
-    if outcome.succeeded:
-        post_followup(ctx, outcome.view)
-    if outcome.rollback.status is not RollbackStatus.SKIPPED:
-        post_report(ctx, release_id)
+    if outcome.rollback.status is RollbackStatus.SKIPPED:
+        return  # nothing was rolled back: no follow-up to do
+    # Seed 5.2 and 5.3 after every rollback, whether the bot's finished or not: a failed one is finished by hand.
+    if outcome.rollback.status is RollbackStatus.FAILED:
+        text, rendered = notices.rollback_procedure(outcome.view, ctx.lang, t(ctx.lang, "rb_procedure_after_failure"))
+        publisher.thread_reply(release_id, text, rendered)
+    post_followup(ctx, ctx.slack.services.view(release_id))
+    post_report(ctx, release_id)
+
+
+def record_by_hand(ctx: RollbackContext, release_id: int, actor: Actor, reason: str, action_ts: str | None) -> None:
+    """A rollback done outside the bot: record it, then the same aftermath as the bot's own (5.2, 5.3, report)."""
+    lang = ctx.lang
+    view, _lock = ctx.rollbacks.record_by_hand(release_id, actor=actor, reason=reason, action_ts=action_ts)
+    publisher = ctx.slack.publisher
+    publisher.sync.mark_dirty(m.id for m in view.messages)
+    when = blocks.slack_date(view.release.ended_at or view.release.last_activity_at)
+    lead = t(lang, "rb_by_hand_recorded", who=actor.mention, when=when, reason=escape(reason))
+    text, rendered = notices.rollback_procedure(view, lang, lead)
+    publisher.thread_reply(release_id, text, rendered)
+    locked = t(lang, "rb_locked_note", service=view.release.service)
+    publisher.thread_reply(release_id, locked, [section(locked)])
+    post_followup(ctx, view)
+    post_report(ctx, release_id)
+
+
+def _answering(
+    ctx: RollbackContext, channel: str, actor: Actor, work: Callable[..., None]
+) -> Callable[..., None]:
+    """Run ``work`` in the background; a refusal or failure is told to the person, privately, in the channel."""
+
+    def run(*args: Any) -> None:
+        try:
+            work(*args)
+        except Exception as error:
+            if not isinstance(error, ReleaseBotError):
+                log.exception("recording a rollback by hand failed")
+            tell(ctx, channel, actor, error)
+
+    return run
 
 
 def tell(ctx: RollbackContext, channel: str, actor: Actor, error: Exception) -> None:

@@ -71,6 +71,7 @@ def register_watch(app: App, ctx: WatchContext, guard: Guard) -> None:
                 t(lang, "modal_incident_title"),
                 t(lang, "modal_incident_prompt", title=criterion.title),
                 t(lang, "modal_submit"),
+                t(lang, "modal_cancel"),
                 ctx.slack.seal.seal(
                     {"release": view.release.id, "criterion": criterion.key, "channel": channel},
                     parsing.actor_of(body).id,

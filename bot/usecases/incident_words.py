@@ -11,6 +11,7 @@ from bot.domain.checklist import CriterionKind
 from bot.domain.incident import IncidentRecord
 from bot.domain.records import BOT
 from bot.i18n import t
+from bot.i18n.units import no_data_key
 from bot.usecases.releases import ReleaseView
 
 
@@ -20,6 +21,13 @@ def fmt_rate(value: float | None, lang: str) -> str:
 
 def fmt_ms(value_s: float | None, lang: str) -> str:
     return t(lang, "no_figure") if value_s is None else f"{value_s * 1000:.0f} ms"
+
+
+def no_data_words(reason: str | None, lang: str) -> str:
+    """Why a metric has no figure: the adapter's own words in English, the catalog's in Korean."""
+    if lang == "en":
+        return reason or t(lang, "nodata_none")
+    return t(lang, no_data_key(reason))
 
 
 def why_details(expl: Explanation, *, stage: str | None, window: str) -> dict[str, Any]:
@@ -47,8 +55,11 @@ def value_and_threshold(details: dict[str, Any], lang: str) -> tuple[str, str]:
     if details.get("kind") == CriterionKind.ERROR_RATE.value:
         return fmt_rate(details.get("value"), lang), fmt_rate(details.get("threshold"), lang)
     times = details.get("times_baseline")
-    value = fmt_ms(details.get("value"), lang) + (f" ({times:.1f}x)" if times else "")
-    return value, f"{details.get('threshold', 0):g}x baseline = {fmt_ms(details.get('limit'), lang)}"
+    value = fmt_ms(details.get("value"), lang)
+    if times:
+        value = t(lang, "latency_times", value=value, times=f"{times:.1f}")
+    limit = fmt_ms(details.get("limit"), lang)
+    return value, t(lang, "latency_limit", threshold=f"{details.get('threshold', 0):g}", limit=limit)
 
 
 def thread_link(view: ReleaseView) -> str | None:

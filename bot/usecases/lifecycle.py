@@ -241,13 +241,31 @@ class Lifecycle:
         )
         return view
 
-    def mark_rolled_back(self, release_id: int, *, actor: Actor, details: dict[str, object]) -> ReleaseView:
-        """End a release as rolled back (after a successful rollback): cancel its timers, redraw everything."""
+    def mark_rolled_back(
+        self,
+        release_id: int,
+        *,
+        actor: Actor,
+        details: dict[str, object],
+        by_hand: dict[str, object] | None = None,
+        action_ts: str | None = None,
+    ) -> ReleaseView:
+        """End a release as rolled back (after a successful rollback): cancel its timers, redraw everything.
+
+        ``by_hand`` records a rollback people did outside the bot, in the same transaction under the release's row
+        lock: of two clicks at once one records it, the other is told it is already rolled back.
+        """
         now = self._clock.now()
         with self._uow() as uow:
             record = uow.releases.get(release_id, for_update=True)
             if record.status == ReleaseStatus.ROLLED_BACK.value:
+                if by_hand is not None:
+                    raise InvalidTransition("already_rolled_back", params={"version": record.version})
                 return self._services.view_in(uow, release_id)
+            if by_hand is not None:
+                if record.status != ReleaseStatus.ACTIVE.value:
+                    raise InvalidTransition("release_ended", params={"status": record.status})
+                uow.audit.append(release_id, "rollback_by_hand", actor, now, details=by_hand, slack_action_ts=action_ts)
             uow.timers.cancel_pending(release_id)
             uow.releases.end(release_id, ReleaseStatus.ROLLED_BACK, now)
             uow.audit.append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.checklist.loading import load_checklist_text
@@ -16,7 +16,7 @@ from bot.db.sample_reads import samples_between
 from bot.db.traffic_repos import TrafficStates
 from bot.db.uow import DuplicateKey, SqlUnitOfWork
 from bot.domain import release as flow
-from bot.domain.checklist import Checklist
+from bot.domain.checklist import Checklist, with_contact_ids
 from bot.domain.evidence import OVERRIDE_ACTION, EvidenceResult, EvidenceStatus
 from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
@@ -121,16 +121,24 @@ class Services:
         is_manager: Callable[[str], bool] = lambda _user: False,
         read_uow: UowFactory | None = None,
         evidence_on: bool = False,
+        contact_ids: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._uow = uow
+        self._contact_ids = contact_ids
         # Reads use their own units of work: on SQLite they take no write lock (see bot.db.engine).
         self._read = read_uow or uow
         self._checklists: dict[int, Checklist] = {}
         self._clock = clock
-        self.checklist = checklist
+        self.checklist = self._with_contacts(checklist) if checklist is not None else None
         self._checklist_source = checklist_source
         self.permissions = Permissions(uow=uow, clock=clock, is_manager=is_manager)
         self.evidence_on = evidence_on
+
+    def _with_contacts(self, checklist: Checklist) -> Checklist:
+        # A release keeps the checklist it started with, but who is called is today's setting, not the snapshot's.
+        if not self._contact_ids:
+            return checklist
+        return replace(checklist, contacts=with_contact_ids(checklist.contacts, self._contact_ids))
 
     @classmethod
     def readonly(cls, *, uow: UowFactory, clock: Clock) -> Services:
@@ -149,7 +157,7 @@ class Services:
         """The checklist a release started with; it never changes, so it is read and parsed once per process."""
         cached = self._checklists.get(release_id)
         if cached is None:
-            cached = _parse_checklist(uow.releases.checklist_source(release_id), name)
+            cached = self._with_contacts(_parse_checklist(uow.releases.checklist_source(release_id), name))
             self._checklists[release_id] = cached
         return cached
 
@@ -318,6 +326,7 @@ class Services:
                 service=checklist.service,
                 checklist_name=checklist.name,
                 checklist_source=self._checklist_source,
+                checklist_version=checklist.version,
                 status=ReleaseStatus.ACTIVE.value,
                 step=steps[0].key,
                 step_started_at=now,

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.evidence import EvidenceStatus
 from bot.domain.records import AuditEvent, ReleaseRecord
+from bot.i18n import t
 from bot.usecases.evidence import part_words
 from bot.usecases.releases import ReleaseView
 from bot.usecases.summaries import fmt_duration, incident_title, summarize
@@ -55,11 +56,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> list[str]:
+def summary_markdown(
+    view: ReleaseView, events: list[AuditEvent], now: datetime | None = None, *, lang: str
+) -> list[str]:
     """Durations per phase and step, who did what, overrides and incidents, as Markdown lines."""
     ordered = sorted(events, key=lambda e: (e.at, e.id))
     now = now or view.release.ended_at or (ordered[-1].at if ordered else view.release.started_at)
-    summary = summarize(view, ordered, now)
+    summary = summarize(view, ordered, now, lang)
     lines = ["", "## Durations", "", "| phase | time |", "|---|---|"]
     lines += [f"| {_cell(title)} | {fmt_duration(total)} |" for _key, title, total in summary.phases]
     lines += ["", "| step | entered (UTC) | time |", "|---|---|---|"]
@@ -67,7 +70,7 @@ def summary_markdown(view: ReleaseView, events: list[AuditEvent], now: datetime 
         running = "" if span.end else " (running)"
         lines.append(f"| {span.key} | {_iso(span.start)} | {fmt_duration(span.duration(now))}{running} |")
     lines += ["", "## Who did what", ""]
-    lines += [f"- {name}: {what}" for name, what in summary.people] or ["- nobody yet"]
+    lines += [f"- {name}: {what}" for name, what in summary.people] or [f"- {t(lang, 'nobody_yet')}"]
     lines += ["", "## Overrides", ""]
     lines += [
         f"- {_iso(e.at)} {e.actor.name} overrode the {', '.join(e.details.get('gates', []))} gate leaving "
@@ -122,7 +125,9 @@ def evidence_markdown(view: ReleaseView) -> list[str]:
     return lines[:-1]
 
 
-def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime | None = None) -> str:
+def markdown_report(
+    view: ReleaseView, events: list[AuditEvent], now: datetime | None = None, *, lang: str
+) -> str:
     """A Markdown report: the release, durations, people, overrides, incidents, checklist and timeline."""
     record = view.release
     lines = [
@@ -131,6 +136,8 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime |
         f"- Status: {record.status}",
         f"- Channel: {record.channel_id}",
         f"- Started: {_iso(record.started_at)} by {record.started_by.name} ({record.started_by.id})",
+        f"- Checklist: {view.checklist.title} ({record.checklist_name}), "
+        + (f"version {record.checklist_version}" if record.checklist_version else "no version recorded"),
     ]
     if record.ended_at:
         lines.append(f"- Ended: {_iso(record.ended_at)} ({record.ended_at - record.started_at})")
@@ -142,7 +149,7 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime |
         done = sum(1 for i in items if view.checked.get(i.key))
         lines.append(f"- {phase.title}: {done}/{len(items)}")
     lines += evidence_markdown(view)
-    lines += summary_markdown(view, events, now)
+    lines += summary_markdown(view, events, now, lang=lang)
     lines += ["", "## Timeline", "", "| time (UTC) | who | what |", "|---|---|---|"]
     for e in sorted(events, key=lambda e: (e.at, e.id)):
         what = _describe(e).replace("|", "\\|").replace("\n", " ")
@@ -157,6 +164,7 @@ def markdown_report(view: ReleaseView, events: list[AuditEvent], now: datetime |
 
 _DECIDED = (
     "rollback_confirmed",
+    "rollback_by_hand",
     "rollback_refused",
     "rollback_requested",
     "incident_acknowledged",
@@ -214,8 +222,10 @@ def _describe_rollback(event: AuditEvent) -> str:
         return f"rollback {d.get('rollback')} found interrupted (was {d.get('was')}); not retried"
     if event.action == "rollback_refused":
         return f"rollback refused: {d.get('why', '')}"
+    if event.action == "rollback_by_hand":
+        return f"rolled back by hand (outside the bot): {d.get('reason', '')}"
     if event.action == "release_rolled_back":
-        return "release marked rolled back"
+        return "release marked rolled back" + (" (by hand)" if d.get("by_hand") else "")
     if event.action == "service_locked":
         return f"production of {d.get('service')} locked until a release manager clears it"
     if event.action == "service_unlocked":
@@ -227,10 +237,10 @@ def _describe_rollback(event: AuditEvent) -> str:
 def incident_report(view: ReleaseView, events: list[AuditEvent]) -> str:
     """The incident-report draft: what fired, who decided, what was done when. Empty without a rollback."""
     ordered = sorted(events, key=lambda e: (e.at, e.id))
-    if not any(e.action == "rollback_confirmed" for e in ordered):
+    if not any(e.action in ("rollback_confirmed", "rollback_by_hand") for e in ordered):
         return ""
     record = view.release
-    confirmed = [e for e in ordered if e.action == "rollback_confirmed"]
+    confirmed = [e for e in ordered if e.action in ("rollback_confirmed", "rollback_by_hand")]
     outcome = next(
         (
             e
@@ -248,8 +258,9 @@ def incident_report(view: ReleaseView, events: list[AuditEvent]) -> str:
         f"- Release status: {record.status}",
     ]
     for e in confirmed:
+        how = " (rolled back by hand)" if e.action == "rollback_by_hand" else ""
         lines.append(
-            f"- Decided by {e.actor.name} ({e.actor.id}) at {_iso(e.at)}: {e.details.get('reason', '')}"
+            f"- Decided by {e.actor.name} ({e.actor.id}) at {_iso(e.at)}{how}: {e.details.get('reason', '')}"
         )
     if outcome is not None:
         lines.append(f"- Outcome: {_describe_rollback(outcome)}")

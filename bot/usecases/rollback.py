@@ -401,6 +401,48 @@ class RollbackService:
             found.append(Interrupted(record, self._view(record), live))
         return found
 
+    # --- a rollback done by hand -------------------------------------------------------------------------
+
+    def record_by_hand(
+        self, release_id: int, *, actor: Actor, reason: str, action_ts: str | None = None
+    ) -> tuple[ReleaseView, ServiceLock]:
+        """Record a rollback someone did outside the bot (kubectl, the cloud console): who, when and why.
+
+        It ends the release as rolled back and locks production like the bot's own rollback, so the follow-up,
+        the report and the next release's start all know of it. Refused while the bot's own rollback runs.
+        """
+        self._lifecycle.require(release_id, actor, Action.RECORD_ROLLBACK)
+        view = self._services.view(release_id)
+        target = view.checklist.rollback
+        if target is not None:
+            with self._uow() as uow:
+                running = uow.rollbacks.in_progress_for(target.namespace, target.deployment)
+            if running is not None:
+                # The bot's own rollback decides how this ends; recording another one now would lock twice.
+                raise Conflict(
+                    "rollback_in_progress",
+                    params={
+                        "target": running.target,
+                        "who": running.requested_by.mention,
+                        "status": running.status.value,
+                    },
+                )
+        view = self._lifecycle.mark_rolled_back(
+            release_id,
+            actor=actor,
+            details={"by_hand": True, "reason": reason},
+            by_hand={"reason": reason, "step": view.release.step},
+            action_ts=action_ts,
+        )
+        now = self._clock.now()
+        with self._uow() as uow:
+            lock = uow.locks.lock(view.release.service, release_id, reason, now)
+            uow.audit.append(
+                release_id, "service_locked", BOT, now, details={"service": lock.service, "lock": lock.id}
+            )
+            uow.commit()
+        return view, lock
+
     # --- the production lock --------------------------------------------------------------------------
 
     def unlock(self, service: str, *, actor: Actor, reason: str) -> list[ServiceLock]:

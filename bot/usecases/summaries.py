@@ -13,22 +13,25 @@ from datetime import datetime, timedelta
 
 from bot.domain.records import AuditEvent
 from bot.domain.release import progress
+from bot.i18n import t
 from bot.usecases.releases import ReleaseView
 
 _ENDINGS = ("release_finished", "release_aborted", "release_rolled_back")
-_VERBS = {
-    "release_started": "started the release",
-    "item_checked": "ticked {n} item(s)",
-    "item_unchecked": "unticked {n} item(s)",
-    "step_advanced": "moved it on {n} time(s)",
-    "release_finished": "finished it",
-    "gate_overridden": "overrode {n} gate(s)",
-    "release_aborted": "aborted it",
-    "rollback_confirmed": "confirmed a rollback",
-    "health_check": "ran {n} health check(s)",
-    "incident_acknowledged": "acknowledged {n} incident(s)",
-    "incident_dismissed": "dismissed {n} incident(s)",
-}
+# The acts "who did what" counts; each is said by the catalog key did_<action> (bot.i18n.dashboard).
+_ACTS = (
+    "release_started",
+    "item_checked",
+    "item_unchecked",
+    "step_advanced",
+    "release_finished",
+    "gate_overridden",
+    "release_aborted",
+    "rollback_confirmed",
+    "rollback_by_hand",
+    "health_check",
+    "incident_acknowledged",
+    "incident_dismissed",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Summary:
     overrides: tuple[AuditEvent, ...]
     incidents: tuple[AuditEvent, ...]
     completion: tuple[tuple[str, int, int], ...]  # phase title, ticked, total
+    checklist_version: str | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -82,7 +86,7 @@ def step_spans(view: ReleaseView, events: list[AuditEvent]) -> list[Span]:
     return spans
 
 
-def summarize(view: ReleaseView, events: list[AuditEvent], now: datetime) -> Summary:
+def summarize(view: ReleaseView, events: list[AuditEvent], now: datetime, lang: str) -> Summary:
     """Everything the report says about a release, computed once."""
     record = view.release
     spans = step_spans(view, events)
@@ -92,10 +96,10 @@ def summarize(view: ReleaseView, events: list[AuditEvent], now: datetime) -> Sum
     phases = tuple((p.key, p.title, totals[p.key]) for p in view.checklist.flow_phases if p.key in totals)
     counts: dict[str, Counter[str]] = {}
     for e in events:
-        if e.action in _VERBS and e.actor.id != "bot":
+        if e.action in _ACTS and e.actor.id != "bot":
             counts.setdefault(e.actor.name, Counter())[e.action] += 1
     people = tuple(
-        (name, ", ".join(_VERBS[a].format(n=n) for a, n in c.items())) for name, c in counts.items()
+        (name, ", ".join(t(lang, f"did_{a}", n=n) for a, n in c.items())) for name, c in counts.items()
     )
     ticked = progress(view.checklist, view.checked)
     completion = tuple(
@@ -112,6 +116,7 @@ def summarize(view: ReleaseView, events: list[AuditEvent], now: datetime) -> Sum
         overrides=tuple(e for e in events if e.action == "gate_overridden"),
         incidents=tuple(e for e in events if e.action == "incident_opened"),
         completion=completion,
+        checklist_version=record.checklist_version,
     )
 
 

@@ -36,9 +36,10 @@ from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
 from bot.errors import ChatError, GateNotMet, MetricsError, NotFound, NotLeader
 from bot.i18n import t
+from bot.i18n.units import human_duration
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
-from bot.usecases.incident_words import fmt_ms, fmt_rate, why_details
+from bot.usecases.incident_words import fmt_ms, fmt_rate, no_data_words, why_details
 from bot.usecases.incidents import Fired, IncidentDesk
 from bot.usecases.releases import ReleaseView, Services, UowFactory
 
@@ -185,7 +186,9 @@ class MetricWatch:
                 t(self._lang, "baseline_source_fixed"),
             )
         else:
-            status, source = "measured", t(self._lang, "baseline_source_measured", window=window)
+            status, source = "measured", t(
+                self._lang, "baseline_source_measured", window=human_duration(spec.baseline_window, self._lang)
+            )
             if self._metrics is None:
                 reason = "no metrics source configured"
             else:
@@ -222,7 +225,7 @@ class MetricWatch:
                 threshold=f"{latency.threshold:g}" if latency and latency.threshold else "2",
             )
         else:
-            text = t(self._lang, "baseline_missing", reason=reason)
+            text = t(self._lang, "baseline_missing", reason=no_data_words(reason, self._lang))
         self._note(view, text)
         return value
 
@@ -336,7 +339,7 @@ class MetricWatch:
         if blind:
             lines = [t(lang, "watch_blind", count=max(o.decision.no_data_in_row for o in blind))]
             lines += [
-                t(lang, "watch_blind_line", title=o.criterion.title, reason=o.decision.reason or "no data")
+                t(lang, "watch_blind_line", title=o.criterion.title, reason=no_data_words(o.decision.reason, lang))
                 for o in blind
             ]
             self._note(view, "\n".join(lines))
@@ -383,8 +386,8 @@ class GateFigures:
         )
         if report.undecided:
             reasons = "; ".join(
-                f"{name}: {fig.reason}"
-                for name, fig in (("error rate", report.error_rate), ("p95", report.p95))
+                t(lang, "gate_reason_line", metric=t(lang, f"gate_metric_{name}"), reason=no_data_words(fig.reason, lang))
+                for name, fig in (("error_rate", report.error_rate), ("p95", report.p95))
                 if fig.reason
             )
             return {"text": t(lang, "gate_undecided", reasons=reasons), "verdict": "no_data"}
