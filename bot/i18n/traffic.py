@@ -53,9 +53,9 @@ WORDS: dict[str, dict[str, str]] = {
     "traffic_no_drift": {"en": "There is no drift to acknowledge.", "ko": "확인할 변경이 없습니다."},
     "traffic_aborted_on_breach": {
         "en": ":rotating_light: *{criterion}* was breached ({figures}): the bot aborted the canary itself "
-        "(on_breach: abort) and paged on-call. The stable version serves all traffic again.",
+        "(`on_breach: abort`) and paged on-call. The stable version serves all traffic again.",
         "ko": ":rotating_light: *{criterion}* 기준을 넘었습니다 ({figures}): 봇이 카나리를 직접 "
-        "중단했고(on_breach: abort) 온콜을 호출했습니다. 이제 안정 버전이 모든 트래픽을 받습니다.",
+        "중단했고(`on_breach: abort`) 온콜을 호출했습니다. 이제 안정 버전이 모든 트래픽을 받습니다.",
     },
     "traffic_breach_figures": {"en": "{value}, limit {threshold}", "ko": "{value}, 기준 {threshold}"},
     "traffic_failed_note": {
