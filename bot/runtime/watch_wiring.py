@@ -23,6 +23,7 @@ from bot.usecases.releases import Services, UowFactory
 from bot.usecases.watch import GateFigures, MetricWatch
 
 DEFAULT_SAMPLE_S = 15.0
+OUTBOX_OVERLAP = 4  # outbox runs under way at once; each takes only lanes no other run is working
 
 
 @dataclass
@@ -96,8 +97,14 @@ def install(
         def kick() -> None:
             # A page should leave as soon as it is queued, not at the outbox's next interval.
             if clockwork.scheduler.running and is_leader():
+                # Several kicks may run at once: a kick while an earlier run still retries a slow key must
+                # send the new key now (a second instance of the same job id would otherwise be skipped).
                 clockwork.scheduler.add_job(
-                    outbox.deliver_due, "date", id="pager-outbox-now", replace_existing=True
+                    outbox.deliver_due,
+                    "date",
+                    id="pager-outbox-now",
+                    replace_existing=True,
+                    max_instances=OUTBOX_OVERLAP,
                 )
 
         parts.desk.kick = kick
@@ -105,7 +112,7 @@ def install(
         def deliver() -> None:
             outbox.deliver_due()
 
-        clockwork.add_interval("pager-outbox", deliver, outbox_interval_s)
+        clockwork.add_interval("pager-outbox", deliver, outbox_interval_s, overlap=OUTBOX_OVERLAP)
     # Whether PagerDuty and Prometheus are on is said once, in serve's start-up line (bot.runtime.startup).
     spec = checklist.metrics
     seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
