@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +482,66 @@ def test_people_declare_incidents_from_the_header_and_the_command_once_each(
             ("U061F7AUR", "declared"),
             ("U061F7AUR", "core_feature_down"),
         ]
+
+
+def test_the_post_deploy_watch_lasts_its_time_then_reports_its_summary_and_stops(
+    db_url: str,
+    fake_slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls: TlsFiles,
+    prometheus: PrometheusServer,
+    exporter: Exporter,
+    tmp_path: Path,
+) -> None:
+    """Seed 4.2 "모니터링 (30분)", with 10 s for 30 minutes: finishing early is refused (an override with a reason
+    is offered), the watch samples only inside the window, then says what it saw once and stops."""
+    service = f"watchend-{db_url[:6]}"
+    exporter.set(service, error_ratio=0.004, per_scrape=200, latencies=[(0.05, 1.0)])
+    wait_for_samples(prometheus, service=service, scrapes=6)
+    checklist = checklist_for(tmp_path, service)
+    checklist.write_text(
+        checklist.read_text(encoding="utf-8").replace("post_deploy_watch: 3s", "post_deploy_watch: 10s"),
+        encoding="utf-8",
+    )
+    with watched_bot(db_url, fake_slack, pd, tls, prometheus, checklist) as rb:
+        alice = rb.user()
+        rid = to_canary(rb, alice)
+        advance(rb, alice, "canary-50")
+        advance(rb, alice, "canary-100")
+        tick_phase(rb, alice, "production")
+        advance(rb, alice, "post_deploy")
+        tick_phase(rb, alice, "post_deploy")
+
+        alice.click_button(CHANNEL, header(rb), "release-advance")
+        refusal = rb.fake.wait_for(
+            lambda: [r for r in rb.fake.responses() if "post-deploy watch is not over" in r.get("text", "")]
+        )[-1]
+        assert find_button({"blocks": refusal["blocks"]}, "gate-override")
+        assert step_of(rb) == "post_deploy"
+
+        def summary() -> str | None:
+            return next((t for t in thread_texts(rb) if "post-deploy watch's 10 seconds are over" in t), None)
+
+        note = rb.fake.wait_for(summary, timeout=30)
+        assert "the metric watch and its paging have stopped" in note
+        assert re.search(r":white_check_mark: Whole window: error rate 0\.[34]\d % · P95 \d+ ms", note), note
+        assert "samples over a line" in note
+        assert "Incidents during the watch: 0" in note
+        started = rb.services.view(rid).release.step_started_at
+        end = started + timedelta(seconds=10)
+        settle_s = time.monotonic() + 3
+        rb.fake.wait_for(lambda: time.monotonic() > settle_s, timeout=5, interval=0.5)
+        with uow_of(rb) as uow:
+            inside = uow.watch.samples.between(rid, started, end)
+            after = uow.watch.samples.between(rid, end + timedelta(milliseconds=1), end + timedelta(hours=1))
+            closed = [e for e in uow.audit.for_release(rid) if e.action == "watch_window_closed"]
+        assert inside and after == []
+        assert len(closed) == 1 and closed[0].details["verdict"] == "pass"
+        assert closed[0].details["samples"] >= 3 and closed[0].details["breached"] == 0
+        assert sum(1 for t in thread_texts(rb) if "seconds are over" in t) == 1
+
+        # The time is up: finishing needs no override now.
+        advance(rb, alice, "finished")
+        with uow_of(rb) as uow:
+            overrides = [e for e in uow.audit.for_release(rid) if e.action == "gate_overridden"]
+        assert overrides == []

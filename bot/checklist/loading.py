@@ -368,7 +368,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         ),
         environments=tuple(Environment(**e.model_dump()) for e in m.environments),
         canary_stages=tuple(CanaryStage(s.key, s.traffic, s.wait) for s in m.canary),
-        gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95) if m.gate else None,
+        gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95, m.gate.min_observation) if m.gate else None,
         criteria=tuple(
             Criterion(c.key, c.title, c.kind, _threshold(c.kind, c.threshold), c.dry_run)
             for c in (rollback.criteria if rollback else [])

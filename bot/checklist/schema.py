@@ -193,6 +193,8 @@ class CanaryStageModel(_Model):
 class GateModel(_Model):
     max_error_rate: Percent
     max_p95: LatencyMs
+    # How long a stage without a wait (the 100 % stage) is observed before the gate may judge it.
+    min_observation: Duration = timedelta(minutes=5)
 
 
 class CriterionModel(_Model):

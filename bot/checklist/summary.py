@@ -52,7 +52,8 @@ def summarize(checklist: Checklist) -> str:
         lines.append("Canary: " + " -> ".join(waits))
     if c.gate:
         lines.append(
-            f"Gate: error rate below {_pct(c.gate.max_error_rate)}, p95 below {c.gate.max_p95_ms:g}ms"
+            f"Gate: error rate below {_pct(c.gate.max_error_rate)}, p95 below {c.gate.max_p95_ms:g}ms, "
+            f"judged over each canary stage's whole wait (at least {format_duration(c.gate.min_observation)})"
         )
     if c.post_deploy_watch:
         lines.append(f"Post-deploy watch: {format_duration(c.post_deploy_watch)}")

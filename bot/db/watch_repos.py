@@ -173,6 +173,22 @@ class MetricSamples:
             for r in self._s.scalars(stmt)
         ]
 
+    def between(self, release_id: int, start: datetime, end: datetime) -> list[SampleRecord]:
+        """Every sample of a release taken in ``[start, end]``, oldest first."""
+        stmt = (
+            select(MetricSampleRow)
+            .where(
+                MetricSampleRow.release_id == release_id,
+                MetricSampleRow.at >= start,
+                MetricSampleRow.at <= end,
+            )
+            .order_by(MetricSampleRow.id)
+        )
+        return [
+            SampleRecord(r.release_id, r.at, r.metric, r.value, r.verdict, r.reason)
+            for r in self._s.scalars(stmt)
+        ]
+
     def count(self, release_id: int) -> int:
         stmt = (
             select(func.count()).select_from(MetricSampleRow).where(MetricSampleRow.release_id == release_id)

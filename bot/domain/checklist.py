@@ -104,6 +104,9 @@ class MonitoringGate:
 
     max_error_rate: float
     max_p95_ms: float
+    # A canary stage without a wait (100 %) is still watched this long before the gate judges it: the seed
+    # judges every stage "during the deploy", and a stage nobody observed has no figures to judge.
+    min_observation: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

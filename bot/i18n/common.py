@@ -245,6 +245,10 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "The wait of this stage is not over: {minutes} min left.",
         "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
     },
+    "gate_watch_left": {
+        "en": "The post-deploy watch is not over: {minutes} min left. Finishing now needs a reason.",
+        "ko": "배포 후 모니터링이 아직 끝나지 않았습니다: {minutes}분 남음. 지금 끝내려면 사유가 필요합니다.",
+    },
     "and_more": {"en": "…and {count} more", "ko": "…외 {count}개"},
     "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 진행"},
     "btn_rollback": {"en": "Roll back", "ko": "롤백"},

@@ -118,6 +118,24 @@ WORDS: dict[str, dict[str, str]] = {
         "대시보드를 확인하고 결정해 주세요.",
     },
     "gate_no_samples": {"en": "no samples yet", "ko": "아직 샘플 없음"},
+    # --- the gate over a whole window (a canary stage, the post-deploy watch) ---
+    "window_figures": {
+        "en": "{mark} Whole window: error rate {error} · P95 {p95} (gate: under {max_error} · under {max_p95}) · "
+        "{breached} of {samples} samples over a line",
+        "ko": "{mark} 구간 전체: 에러율 {error} · P95 {p95} (기준: {max_error} 미만 · {max_p95} 미만) · "
+        "샘플 {samples}개 중 {breached}개 기준 초과",
+    },
+    "span_minutes": {"en": "{minutes} minutes", "ko": "{minutes}분"},
+    "span_seconds": {"en": "{seconds} seconds", "ko": "{seconds}초"},
+    "watch_over": {
+        "en": ":checkered_flag: The post-deploy watch's {span} are over: the metric watch and its paging have "
+        "stopped. Summary:",
+        "ko": ":checkered_flag: 배포 후 모니터링 {span}이 끝났습니다. 메트릭 감시와 자동 호출을 멈췄습니다. 요약:",
+    },
+    "watch_over_incidents": {
+        "en": "Incidents during the watch: {count}",
+        "ko": "모니터링 중 인시던트: {count}건",
+    },
     # --- PagerDuty ---
     "pd_summary_metric": {
         "en": "{service} {version}: {title} — {value} (threshold {threshold})",

@@ -170,6 +170,9 @@ class Bot:
         if evidence is not None:  # an evaluation in flight finishes; queued ones are dropped
             evidence.executor.shutdown(wait=True, cancel_futures=True)
         self.clockwork.stop()
+        watch = self.extras.get("watch")
+        if watch is not None:  # the clients the bot made for itself; handed-in ones are their owner's to close
+            watch.close_owned()
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)

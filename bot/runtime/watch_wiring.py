@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt import App
 
@@ -23,6 +23,7 @@ from bot.usecases.releases import Services, UowFactory
 from bot.usecases.watch import GateFigures, MetricWatch
 
 DEFAULT_SAMPLE_S = 15.0
+WATCH_POLL_S = 1.0
 OUTBOX_OVERLAP = 4  # outbox runs under way at once; each takes only lanes no other run is working
 
 
@@ -34,6 +35,12 @@ class WatchParts:
     outbox: PagerOutbox | None
     metrics: Metrics | None
     pager: Pager | None
+    owned: list[Callable[[], None]] = field(default_factory=list)
+
+    def close_owned(self) -> None:
+        """Close the Prometheus and PagerDuty clients built here (their sockets would outlive the bot)."""
+        while self.owned:
+            self.owned.pop()()
 
 
 def make_parts(
@@ -47,15 +54,20 @@ def make_parts(
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
 ) -> WatchParts:
     """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing."""
+    owned: list[Callable[[], None]] = []
     if metrics is None and settings.prometheus_url:
-        metrics = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
+        prometheus = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
+        owned.append(prometheus.close)
+        metrics = prometheus
     if pager is None and settings.pagerduty_routing_key:
-        pager = PagerDutyPager(
+        pagerduty = PagerDutyPager(
             routing_key=settings.pagerduty_routing_key,
             events_url=settings.pagerduty_events_url,
             verify=settings.pagerduty_ca_bundle,
             clock=clock,
         )
+        owned.append(pagerduty.close)
+        pager = pagerduty
     desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
     return WatchParts(
         figures=GateFigures(uow=uow, services=services, lang=settings.language, enabled=metrics is not None),
@@ -74,6 +86,7 @@ def make_parts(
         ),
         metrics=metrics,
         pager=pager,
+        owned=owned,
     )
 
 
@@ -115,7 +128,10 @@ def install(
         clockwork.add_interval("pager-outbox", deliver, outbox_interval_s, overlap=OUTBOX_OVERLAP)
     # Whether PagerDuty and Prometheus are on is said once, in serve's start-up line (bot.runtime.startup).
     spec = checklist.metrics
-    seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
+    sample_s = spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S
+    # The watch polls often and samples when Prometheus has scraped anew (``bot.usecases.watch.sample_due``):
+    # the poll period is all the delay left between a scrape and the sample that judges it.
+    seconds = interval_s or min(sample_s, WATCH_POLL_S)
     clockwork.add_interval("metric-watch", parts.watch.tick, seconds)
 
     # After a transition commits: queue change events and resolves at once, off the listener's thread.

@@ -233,7 +233,10 @@ def gate_refusal(
         if len(open_items) > 15:
             lines.append(t(lang, "and_more", count=len(open_items) - 15))
     if wait_remaining_s is not None:
-        lines.append(t(lang, "gate_wait_left", minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
+        current = next((s for s in view.steps if s.key == from_step), None)
+        # Leaving the post-deploy watch early is finishing the release before seed 4.2's 30 minutes are up.
+        key = "gate_watch_left" if current is not None and current.kind is StepKind.WATCH else "gate_wait_left"
+        lines.append(t(lang, key, minutes=f"{max(wait_remaining_s, 0) / 60:.1f}"))
     rid = view.release.id
     blocks = [
         section("\n".join(lines)),

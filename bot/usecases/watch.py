@@ -13,7 +13,7 @@ Must not import slack_bolt, slack_sdk, httpx or kubernetes.
 from __future__ import annotations
 
 import logging
-import re
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,22 +29,25 @@ from bot.domain.analysis import (
     explain,
     gate_status,
 )
-from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_duration, parse_duration
+from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_duration
 from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
+from bot.domain.window import WindowReport
 from bot.errors import ChatError, GateNotMet, MetricsError, NotLeader
 from bot.i18n import t
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
+from bot.usecases.gate_window import GateWindow, window_line
 from bot.usecases.incident_words import fmt_ms, fmt_rate, why_details
 from bot.usecases.incidents import Fired, IncidentDesk
 from bot.usecases.releases import ReleaseView, Services, UowFactory
+from bot.usecases.watch_queries import freshness_query, rate_window, sample_due, widen
 
 log = logging.getLogger(__name__)
 ERROR_RATE, P95 = "error_rate", "p95"
 WATCHED_STEPS = (StepKind.CANARY, StepKind.WATCH)
-_RATE_WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)\]")
+WATCH_CLOSED = "watch_window_closed"
 
 
 def needs_tick(ref: WatchRef, step_kind: StepKind | None) -> bool:
@@ -60,23 +63,9 @@ def metric_of(criterion: Criterion) -> str:
     return ERROR_RATE if criterion.kind is CriterionKind.ERROR_RATE else P95
 
 
-def rate_window(query: str, fallback: timedelta) -> timedelta:
-    """The first range selector's duration in a query (``1m`` in ``rate(x[1m])``), for the "why"."""
-    match = _RATE_WINDOW.search(query)
-    try:
-        return parse_duration(match.group(1)) if match else fallback
-    except ValueError:  # ms, d, w, y: units checklists do not use for rate windows
-        return fallback
-
-
 def window_of(criterion: Criterion, spec: MetricsSpec) -> timedelta:
     query = spec.error_rate_query if metric_of(criterion) == ERROR_RATE else spec.p95_query
     return rate_window(query, spec.sample_interval)
-
-
-def widen(query: str, window: timedelta) -> str:
-    """The same query over another window: the baseline is the p95 over the whole baseline window."""
-    return _RATE_WINDOW.sub(f"[{format_duration(window)}]", query)
 
 
 def _sample(reading: Reading, at: datetime) -> Sample:
@@ -109,6 +98,11 @@ class MetricWatch:
         self._metrics = metrics
         self._desk = desk
         self._lang = lang
+        self._window = GateWindow(uow=uow, clock=clock, metrics=metrics)
+        self._closed: set[int] = set()  # releases whose post-deploy watch is over and reported
+        # The newest scrape each release's last sample saw. In memory: after a restart the first sample is
+        # spaced by ``last_sample_at`` alone, then alignment resumes.
+        self._scrapes: dict[int, float] = {}
 
     def tick(self) -> None:
         """One pass over every release the watch has work on: a step to announce, an end to close, a sample due.
@@ -150,10 +144,91 @@ class MetricWatch:
             view = self._services.view(release_id)
         if self._metrics is None:
             return
-        # Half an interval of slack: the job's own jitter must not make every other sample skip.
-        if last is not None and (self._clock.now() - last) < spec.sample_interval / 2:
+        if self._watch_over(view, spec):
+            return
+        scrape = self._newest_scrape(spec)
+        if not sample_due(self._clock.now(), last, scrape, self._scrapes.get(release_id), spec):
             return
         self.sample(view, spec)
+        if scrape is not None:
+            self._scrapes[release_id] = scrape
+
+    # --- the end of the post-deploy watch ----------------------------------------------------------------
+
+    def _watch_over(self, view: ReleaseView, spec: MetricsSpec) -> bool:
+        """Whether the post-deploy watch's time is up; the first time, report its summary in the thread.
+
+        The watch and its paging cover exactly ``post_deploy_watch`` (seed 4.2 "모니터링 (30분)"): no sample is
+        taken after it, so nothing pages after it either; incidents already open stay open."""
+        step = view.current_step
+        length = view.checklist.post_deploy_watch
+        if step is None or step.kind is not StepKind.WATCH or length is None:
+            return False
+        start = view.release.step_started_at
+        end = start + length
+        if self._clock.now() < end:
+            return False
+        rid = view.release.id
+        if rid in self._closed:
+            return True
+        with self._uow() as uow:
+            done = any(
+                e.action == WATCH_CLOSED and e.details.get("step") == step.key
+                for e in uow.audit.for_release(rid)
+            )
+            incidents = [
+                i for i in uow.watch.incidents.for_release(rid) if start <= i.created_at <= end
+            ]
+        if not done:
+            gate = view.checklist.gate
+            report = self._window.judge(rid, gate, spec, start, end) if gate is not None else None
+            details: dict[str, Any] = {
+                "step": step.key,
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "incidents": len(incidents),
+            }
+            if report is not None:
+                details |= {
+                    "verdict": report.verdict.value,
+                    "error_rate": report.report.error_rate.value,
+                    "p95_s": report.report.p95.value,
+                    "samples": report.samples,
+                    "breached": report.breached,
+                }
+            with self._uow() as uow:
+                uow.leader_only()
+                uow.audit.append(rid, WATCH_CLOSED, BOT, self._clock.now(), details=details)
+                uow.commit()
+            self._note(view, self._summary(length, report, len(incidents)))
+        self._closed.add(rid)
+        return True
+
+    def _summary(self, length: timedelta, report: WindowReport | None, incidents: int) -> str:
+        lang = self._lang
+        minutes = str(round(length.total_seconds() / 60)) if length >= timedelta(minutes=1) else None
+        span = (
+            t(lang, "span_minutes", minutes=minutes)
+            if minutes
+            else t(lang, "span_seconds", seconds=int(length.total_seconds()))
+        )
+        lines = [t(lang, "watch_over", span=span)]
+        if report is not None:
+            lines.append(window_line(report, lang))
+        lines.append(t(lang, "watch_over_incidents", count=incidents))
+        return "\n".join(lines)
+
+    def _newest_scrape(self, spec: MetricsSpec) -> float | None:
+        """When Prometheus last scraped the watched series (epoch seconds), or None when it cannot say."""
+        assert self._metrics is not None
+        query = freshness_query(spec.error_rate_query)
+        if query is None:
+            return None
+        reading = self._metrics.query(query)
+        value = reading.value
+        if reading.is_error or value is None or not math.isfinite(value):
+            return None
+        return value
 
     # --- the baseline ---------------------------------------------------------------------------------
 
