@@ -72,6 +72,7 @@ class RecordingAlerts:
     pings: list[IncidentRecord] = field(default_factory=list)
     refreshes: list[IncidentRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    redraws: int = 0
 
     def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
         self.pings.append(incident)
@@ -82,6 +83,9 @@ class RecordingAlerts:
 
     def thread_note(self, view: ReleaseView, text: str) -> None:
         self.notes.append(text)
+
+    def redraw_header(self, view: ReleaseView) -> None:
+        self.redraws += 1
 
 
 @dataclass

@@ -112,6 +112,11 @@ class ReleaseWatches:
         )
         return [WatchRef(*row) for row in self._s.execute(stmt)]
 
+    def gate_window(self, release_id: int) -> dict[str, Any] | None:
+        """The stored figures of the gate over the current canary stage, if the watch has any."""
+        row = self._s.get(ReleaseWatchRow, release_id)
+        return dict(row.gate_window) if row is not None and row.gate_window else None
+
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(
             update(ReleaseWatchRow).where(ReleaseWatchRow.release_id == release_id).values(**values)

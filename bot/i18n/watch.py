@@ -125,6 +125,14 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "{mark} 구간 전체: 에러율 {error} · P95 {p95} (기준: {max_error} 미만 · {max_p95} 미만) · "
         "샘플 {samples}개 중 {breached}개 기준 초과",
     },
+    "header_gate": {
+        "en": "*Gate over this stage* (since {since}):",
+        "ko": "*이 단계 전체 게이트* ({since}부터):",
+    },
+    "header_gate_waiting": {
+        "en": "*Gate over this stage*: waiting for the first sample",
+        "ko": "*이 단계 전체 게이트*: 첫 샘플을 기다리는 중",
+    },
     "span_minutes": {"en": "{minutes} minutes", "ko": "{minutes}분"},
     "span_seconds": {"en": "{seconds} seconds", "ko": "{seconds}초"},
     "watch_over": {

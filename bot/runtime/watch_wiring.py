@@ -16,6 +16,7 @@ from bot.runtime.clockwork import Clockwork
 from bot.slack.alerts import SlackAlerts
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.watch_listeners import WatchContext, register_watch
+from bot.usecases.gate_window import GateWindow
 from bot.usecases.incidents import IncidentDesk
 from bot.usecases.lifecycle import Lifecycle, Transition
 from bot.usecases.outbox import PagerOutbox
@@ -69,8 +70,11 @@ def make_parts(
         owned.append(pagerduty.close)
         pager = pagerduty
     desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
+    window = GateWindow(uow=uow, clock=clock, metrics=metrics)
     return WatchParts(
-        figures=GateFigures(uow=uow, services=services, lang=settings.language, enabled=metrics is not None),
+        figures=GateFigures(
+            uow=uow, services=services, lang=settings.language, enabled=metrics is not None, window=window
+        ),
         desk=desk,
         watch=MetricWatch(
             uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang=settings.language

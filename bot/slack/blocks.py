@@ -17,6 +17,7 @@ from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, pro
 from bot.i18n import t
 from bot.slack import evidence_blocks
 from bot.slack.ids import ActionId, block_id, declare_action_id
+from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView
 
 Block = dict[str, Any]
@@ -273,6 +274,18 @@ def _after(view: ReleaseView, step: Step) -> bool:
     )
 
 
+def _gate_window_line(view: ReleaseView, step: Step | None, lang: str) -> str | None:
+    """The monitoring gate over this canary stage so far (seed 3.3), live while the stage runs."""
+    record = view.gate_window
+    gate = view.checklist.gate
+    if step is None or step.kind is not StepKind.CANARY or gate is None or not view.metrics_on:
+        return None
+    if record is None or record.get("step") != step.key:
+        return t(lang, "header_gate_waiting")
+    line = t(lang, "header_gate", since=slack_date(view.release.step_started_at, "{time}"))
+    return line + " " + record_line(record, lang)
+
+
 def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
     rel, mid, rev = view.release.id, message.id, message.content_rev
     record = view.release
@@ -310,6 +323,11 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
         blocks.append(
             {"type": "section", "block_id": block_id("hs", rel, mid, rev), "text": _mrkdwn(now_line)}
         )
+        gate_line = _gate_window_line(view, step, lang)
+        if gate_line is not None:
+            blocks.append(
+                {"type": "context", "block_id": block_id("hw", rel, mid, rev), "elements": [_mrkdwn(gate_line)]}
+            )
     counts = progress(view.checklist, view.checked)
     parts = " · ".join(
         f"{phase.title} {counts[phase.key][0]}/{counts[phase.key][1]}"

@@ -11,6 +11,7 @@ from bot.i18n import t
 from bot.ports import HealthResult
 from bot.slack.blocks import Block, advance_label, clip, escape, step_label
 from bot.slack.ids import ActionId, CallbackId
+from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView
 
 Message = tuple[str, list[Block]]
@@ -223,9 +224,27 @@ def gate_refusal(
     lang: str,
     open_items: tuple[str, ...],
     wait_remaining_s: float | None,
+    window: dict[str, Any] | None = None,
+    observing_s: float | None = None,
 ) -> Message:
     """Why the clicker may not move on yet, and the way to override with a reason."""
     lines = []
+    if window is not None:
+        if window.get("verdict") == "no_data":
+            reasons = "; ".join(str(r) for r in window.get("reasons") or []) or t(lang, "gate_no_samples")
+            lines.append(":grey_question: " + t(lang, "gate_window_undecided", reasons=escape(reasons)))
+        else:
+            lines.append(":x: " + t(lang, "gate_window_refused"))
+            lines.append(record_line(window, lang))
+    if observing_s is not None and view.checklist.gate is not None:
+        lines.append(
+            t(
+                lang,
+                "gate_observing_left",
+                total=human_duration(view.checklist.gate.min_observation, lang),
+                minutes=f"{max(observing_s, 0) / 60:.1f}",
+            )
+        )
     if open_items:
         lines.append(t(lang, "gate_open_items", count=len(open_items)))
         for key in open_items[:15]:

@@ -7,6 +7,7 @@ Must not import slack_bolt, slack_sdk, httpx or kubernetes.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from bot.domain.analysis import Sample, Verdict
 from bot.domain.checklist import MetricsSpec, MonitoringGate
@@ -64,22 +65,50 @@ class GateWindow:
         )
 
 
-def window_line(report: WindowReport, lang: str) -> str:
-    """One line for Slack: the window's figures against the gate, and the samples over its lines."""
+def window_record(report: WindowReport, step: str) -> dict[str, Any]:
+    """A JSON-safe record of a window's judgement, kept for the header and the audit trail."""
     figures = report.report
-    mark = {
-        Verdict.PASS: ":white_check_mark:",
-        Verdict.BREACH: ":x:",
-        Verdict.NO_DATA: ":grey_question:",
-    }[report.verdict]
+    return {
+        "step": step,
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "verdict": report.verdict.value,
+        "error_rate": figures.error_rate.value,
+        "p95_s": figures.p95.value,
+        "max_error_rate": figures.error_rate.limit,
+        "max_p95_s": figures.p95.limit,
+        "samples": report.samples,
+        "breached": report.breached,
+        "reasons": [r for r in (figures.error_rate.reason, figures.p95.reason) if r],
+    }
+
+
+_MARKS = {
+    Verdict.PASS.value: ":white_check_mark:",
+    Verdict.BREACH.value: ":x:",
+    Verdict.NO_DATA.value: ":grey_question:",
+}
+
+
+def record_line(record: dict[str, Any], lang: str) -> str:
+    """One line for Slack from a stored record: the window's figures against the gate, the samples over it."""
     return t(
         lang,
         "window_figures",
-        mark=mark,
-        error=fmt_rate(figures.error_rate.value, lang),
-        p95=fmt_ms(figures.p95.value, lang),
-        max_error=fmt_rate(figures.error_rate.limit, lang),
-        max_p95=fmt_ms(figures.p95.limit, lang),
-        samples=report.samples,
-        breached=report.breached,
+        mark=_MARKS.get(str(record.get("verdict")), ":grey_question:"),
+        error=fmt_rate(_float(record.get("error_rate")), lang),
+        p95=fmt_ms(_float(record.get("p95_s")), lang),
+        max_error=fmt_rate(_float(record.get("max_error_rate")), lang),
+        max_p95=fmt_ms(_float(record.get("max_p95_s")), lang),
+        samples=int(record.get("samples") or 0),
+        breached=int(record.get("breached") or 0),
     )
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def window_line(report: WindowReport, lang: str) -> str:
+    """One line for Slack: the window's figures against the gate, and the samples over its lines."""
+    return record_line(window_record(report, ""), lang)

@@ -41,6 +41,8 @@ class AlertSink(Protocol):
 
     def thread_note(self, view: ReleaseView, text: str) -> None: ...
 
+    def redraw_header(self, view: ReleaseView) -> None: ...
+
 
 @dataclass(frozen=True)
 class Fired:

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
@@ -48,6 +49,9 @@ class ReleaseView:
     evidence: dict[str, EvidenceResult] = field(default_factory=dict)
     item_overrides: dict[str, AuditEvent] = field(default_factory=dict)
     evidence_on: bool = False  # the bot evaluates evidence (GitHub configured): show the re-check button
+    # The monitoring gate over the current canary stage so far, as the watch last judged it (gate_window.py).
+    gate_window: dict[str, Any] | None = None
+    metrics_on: bool = False
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -128,6 +132,8 @@ class Services:
         self._checklist_source = checklist_source
         self.permissions = Permissions(uow=uow, clock=clock, is_manager=is_manager)
         self.evidence_on = evidence_on
+        # Prometheus is configured: canary stages show the monitoring gate over the stage (set by bootstrap).
+        self.metrics_on = False
 
     @classmethod
     def readonly(cls, *, uow: UowFactory, clock: Clock) -> Services:
@@ -174,6 +180,8 @@ class Services:
             evidence=evidence,
             item_overrides=item_overrides,
             evidence_on=self.evidence_on,
+            gate_window=uow.watch.releases.gate_window(release_id),
+            metrics_on=self.metrics_on,
         )
 
     def view(self, release_id: int) -> ReleaseView:

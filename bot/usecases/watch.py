@@ -38,7 +38,7 @@ from bot.errors import ChatError, GateNotMet, MetricsError, NotLeader
 from bot.i18n import t
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
-from bot.usecases.gate_window import GateWindow, window_line
+from bot.usecases.gate_window import GateWindow, record_line, window_line, window_record
 from bot.usecases.incident_words import fmt_ms, fmt_rate, why_details
 from bot.usecases.incidents import Fired, IncidentDesk
 from bot.usecases.releases import ReleaseView, Services, UowFactory
@@ -370,7 +370,32 @@ class MetricWatch:
         for item in fired:
             self._desk.ping(item.incident_id)
         self._tell_thread(view, spec, outcomes, baseline)
+        self.update_gate_window(view, spec)
         return [o.decision for o in outcomes]
+
+    def update_gate_window(self, view: ReleaseView, spec: MetricsSpec) -> None:
+        """Judge the gate over the canary stage so far and, when what the header shows changes, redraw it.
+
+        Called after each sample, so the header follows the samples (one redraw per sample interval at most,
+        well inside chat.update's limits; the sync coalesces further)."""
+        step, gate = view.current_step, view.checklist.gate
+        if step is None or step.kind is not StepKind.CANARY or gate is None:
+            return
+        rid = view.release.id
+        report = self._window.judge(rid, gate, spec, view.release.step_started_at)
+        if report is None:
+            return
+        record = window_record(report, step.key)
+        with self._uow() as uow:
+            uow.leader_only()
+            old = uow.watch.releases.gate_window(rid)
+            if old is not None and old.get("step") == step.key and record_line(old, "en") == record_line(record, "en"):
+                return
+            uow.watch.releases.update(rid, gate_window=record)
+            uow.messages.bump_release(rid, ["header"])
+            uow.commit()
+        if self._desk.alerts is not None:
+            self._desk.alerts.redraw_header(view)
 
     def _tell_thread(
         self, view: ReleaseView, spec: MetricsSpec, outcomes: list[_Outcome], baseline: float | None
@@ -415,17 +440,47 @@ class MetricWatch:
 
 
 class GateFigures:
-    """The latest gate figures of a release, for the stage reminders; never "pass" without data."""
+    """The gate figures of a release for the stage reminders: over the whole stage when a ``window`` judge is
+    given (seed 3.3 "배포 중"), else the latest sample's; never "pass" without data."""
 
-    def __init__(self, *, uow: UowFactory, services: Services, lang: str, enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        services: Services,
+        lang: str,
+        enabled: bool,
+        window: GateWindow | None = None,
+    ) -> None:
         self._uow = uow
         self._services = services
         self._lang = lang
         self._enabled = enabled
+        self._window = window
 
     def __call__(self, release_id: int) -> dict[str, Any] | None:
         if not self._enabled:
             return None
+        if self._window is not None and self._window.enabled:
+            return self._over_the_stage(release_id)
+        return self._latest(release_id)
+
+    def _over_the_stage(self, release_id: int) -> dict[str, Any] | None:
+        assert self._window is not None
+        view = self._services.view(release_id)
+        gate, spec, step = view.checklist.gate, view.checklist.metrics, view.current_step
+        if gate is None or spec is None or step is None:
+            return None
+        report = self._window.judge(release_id, gate, spec, view.release.step_started_at)
+        if report is None:
+            return None
+        record = window_record(report, step.key)
+        if report.report.undecided:
+            reasons = "; ".join(str(r) for r in record["reasons"]) or t(self._lang, "gate_no_samples")
+            return {"text": t(self._lang, "gate_undecided", reasons=reasons), "verdict": "no_data", "window": record}
+        return {"text": record_line(record, self._lang), "verdict": report.verdict.value, "window": record}
+
+    def _latest(self, release_id: int) -> dict[str, Any] | None:
         with self._uow() as uow:
             view = self._services.view_in(uow, release_id)
             latest = {m: uow.watch.samples.latest(release_id, m) for m in (ERROR_RATE, P95)}
