@@ -21,6 +21,7 @@ import pytest
 
 from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.prometheus import DEFAULT_ERROR_RATE_QUERY, DEFAULT_P95_QUERY, render_query
+from bot.checklist.loading import DEFAULT_CPU_QUERY
 from bot.db.engine import make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.slack.gateway import ChannelPacer
@@ -361,8 +362,10 @@ def test_flapping_pages_at_most_once_and_no_data_warns_blind_once(
         blind = [t for t in thread_texts(rb) if "I am blind" in t]
         assert len(blind) == 1 and "NaN: no traffic in the window" in blind[0]
         assert [r.body.get("event_action") for r in pd.requests[before:] if isinstance(r.body, dict)] == []
+        # The gate is judged over the whole stage: the flapping errors count even though the last samples are
+        # empty, and a silent minute never makes it pass.
         shown = rb.bot.extras["watch"].figures(rid)
-        assert shown["verdict"] == "no_data" and "Undecided: no data" in shown["text"]
+        assert shown["verdict"] == "breach" and ":x: Whole window: error rate" in shown["text"], shown
         exporter.set(service, per_scrape=200)
 
 
@@ -660,3 +663,56 @@ def test_the_gate_is_judged_over_the_whole_stage_live_on_the_header_and_failing_
         with uow_of(rb) as uow:
             overrides = [e for e in uow.audit.for_release(rid) if e.action == "gate_overridden"]
         assert len(overrides) == 1
+
+
+def test_at_100_percent_cpu_and_memory_are_read_and_shown_beside_the_33_item(
+    db_url: str,
+    fake_slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls: TlsFiles,
+    prometheus: PrometheusServer,
+    exporter: Exporter,
+    tmp_path: Path,
+) -> None:
+    """Seed 3.2 "100% → 전체 메트릭": CPU and memory against their limits from cAdvisor and kube-state-metrics
+    (the default queries for the rollback target), read at 100 % traffic only, shown beside the item's box."""
+    service = f"res-{db_url[:6]}"
+    namespace = f"res-{db_url[:6]}"
+    exporter.set(service, error_ratio=0.0, per_scrape=200, latencies=[(0.05, 1.0)])
+    pods = {"cpu_limit": 0.5, "memory_limit": 1e9}
+    exporter.set_pod(namespace, "backend-7d9f-a1", "backend", cpu_cores=0.25, memory_bytes=3e8, **pods)
+    exporter.set_pod(namespace, "backend-7d9f-b2", "backend", cpu_cores=0.1, memory_bytes=2e8, **pods)
+    wait_for_samples(prometheus, service=service, scrapes=6)
+    checklist = checklist_for(tmp_path, service)
+    text = checklist.read_text(encoding="utf-8").replace("test-prod", namespace)
+    # The shipped default shapes, with a rate window the test's young counters fill (5m in production).
+    cpu = DEFAULT_CPU_QUERY.format(namespace=namespace, container="backend").replace("[5m]", "[5s]")
+    extra = f"  resource_item: error_rate_ok\n  cpu_query: '{cpu}'\n"
+    text = text.replace("  baseline_window: 10s\n", "  baseline_window: 10s\n" + extra)
+    checklist.write_text(text, encoding="utf-8")
+
+    def item_text() -> str:
+        production = next(m for m in release_messages(rb.fake) if "3.3 Monitoring during the deploy" in str(m))
+        return render_text(production["blocks"])
+
+    with watched_bot(db_url, fake_slack, pd, tls, prometheus, checklist) as rb:
+        alice = rb.user()
+        rid = to_canary(rb, alice)
+        advance(rb, alice, "canary-50")
+        with uow_of(rb) as uow:
+            assert uow.watch.samples.latest(rid, "cpu") == []  # not read below 100 %
+        assert "Measured at 100 %" not in item_text()
+        advance(rb, alice, "canary-100")
+        shown = rb.fake.wait_for(
+            lambda: re.search(r"Measured at 100 %: CPU (\d+) % · memory (\d+) % of their limits", item_text()),
+            timeout=15,
+        )
+        # The busiest pod: CPU 0.25 of 0.5 cores, memory 300 of 1000 MB.
+        assert 49 <= int(shown.group(1)) <= 51 and shown.group(2) == "30", shown.group(0)
+        assert ":warning:" not in item_text()
+
+        exporter.set_pod(namespace, "backend-7d9f-a1", "backend", cpu_cores=0.25, memory_bytes=9e8, **pods)
+        rb.fake.wait_for(lambda: "memory :warning: 90 %" in item_text(), timeout=15)
+        with uow_of(rb) as uow:
+            [memory] = uow.watch.samples.latest(rid, "memory")
+        assert memory.verdict == "breach" and memory.value == pytest.approx(0.9)

@@ -84,7 +84,7 @@ class RecordingAlerts:
     def thread_note(self, view: ReleaseView, text: str) -> None:
         self.notes.append(text)
 
-    def redraw_header(self, view: ReleaseView) -> None:
+    def redraw(self, view: ReleaseView, kinds: tuple[str, ...]) -> None:
         self.redraws += 1
 
 

@@ -224,6 +224,10 @@ class MetricsModel(_Model):
     no_data_warning_after: int = Field(default=3, ge=1)
     baseline_window: Duration = timedelta(minutes=30)
     baseline_p95: LatencyMs | None = None
+    cpu_query: Annotated[str, PlainValidator(_text(4000))] | None = None
+    memory_query: Annotated[str, PlainValidator(_text(4000))] | None = None
+    resource_item: Key | None = None
+    resource_max: Percent = 0.8
 
 
 class ContactModel(_Model):

@@ -131,6 +131,12 @@ class MetricsSpec:
     no_data_warning_after: int = 3
     baseline_window: timedelta = timedelta(minutes=30)
     baseline_p95_ms: float | None = None  # fixed baseline; otherwise measured before canary stage 1
+    # Seed 3.2 "100% → 전체 메트릭": CPU and memory use of the service (a ratio of its limits), read at 100 %
+    # traffic and shown beside ``resource_item``'s box; at or over ``resource_max`` is marked.
+    cpu_query: str | None = None
+    memory_query: str | None = None
+    resource_item: str | None = None
+    resource_max: float = 0.8
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def breached_samples(gate: MonitoringGate, samples: Iterable[WindowSample]) -> t
     """(moments sampled, moments where the error rate or the p95 was at or over the gate's line)."""
     moments: dict[datetime, bool] = {}
     for s in samples:
+        if s.metric not in (ERROR_RATE, P95):  # CPU and memory are shown, not gated
+            continue
         over = False
         if s.value is not None:
             if s.metric == ERROR_RATE:

@@ -133,6 +133,12 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "*Gate over this stage*: waiting for the first sample",
         "ko": "*이 단계 전체 게이트*: 첫 샘플을 기다리는 중",
     },
+    "resource_figures": {
+        "en": ":bar_chart: Measured at 100 %: CPU {cpu} · memory {memory} of their limits (busiest pod; "
+        "marked at {limit} or more) · {when}",
+        "ko": ":bar_chart: 100% 단계 측정값: CPU {cpu} · 메모리 {memory} (한도 대비, 가장 바쁜 파드 기준, "
+        "{limit} 이상이면 표시) · {when}",
+    },
     "span_minutes": {"en": "{minutes} minutes", "ko": "{minutes}분"},
     "span_seconds": {"en": "{seconds} seconds", "ko": "{seconds}초"},
     "watch_over": {

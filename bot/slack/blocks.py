@@ -185,6 +185,30 @@ def _followup_actions(view: ReleaseView, message: MessageRecord, lang: str) -> l
     return [{"type": "actions", "block_id": bid, "elements": [button]}]
 
 
+def _resource_line(view: ReleaseView, item_key: str, lang: str) -> str | None:
+    """CPU and memory measured at 100 % (seed 3.2), beside the 3.3 item that asks whether they are normal."""
+    spec = view.checklist.metrics
+    if spec is None or spec.resource_item != item_key or not view.resources:
+        return None
+
+    def figure(metric: str) -> str:
+        sample = view.resources.get(metric)
+        if sample is None or sample.value is None:
+            return t(lang, "no_figure")
+        mark = ":warning: " if sample.value >= spec.resource_max else ""
+        return f"{mark}{sample.value * 100:.0f} %"
+
+    newest = max(s.at for s in view.resources.values())
+    return t(
+        lang,
+        "resource_figures",
+        cpu=figure("cpu"),
+        memory=figure("memory"),
+        limit=f"{spec.resource_max * 100:g} %",
+        when=slack_date(newest, "{time}"),
+    )
+
+
 def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: bool) -> Block:
     state = view.items.get(entry.key)
     checked = bool(state and state.checked)
@@ -192,6 +216,9 @@ def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: boo
     evidence = evidence_blocks.item_lines(view, entry.key, lang)
     if evidence:
         text += "\n" + evidence
+    resources = _resource_line(view, entry.key, lang)
+    if resources:
+        text += "\n" + resources
     if checked and state is not None:
         who = state.actor.mention
         text += "\n:white_check_mark: " + t(lang, "ticked_by", who=who, when=slack_date(state.at))

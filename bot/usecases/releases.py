@@ -34,6 +34,18 @@ UowFactory = Callable[[], SqlUnitOfWork]
 POST_CLAIM_LEASE = timedelta(minutes=5)
 
 
+def _resources(uow: SqlUnitOfWork, release_id: int, checklist: Checklist) -> dict[str, SampleRecord]:
+    spec = checklist.metrics
+    if spec is None or spec.resource_item is None:
+        return {}
+    found: dict[str, SampleRecord] = {}
+    for metric in ("cpu", "memory"):
+        latest = uow.watch.samples.latest(release_id, metric)
+        if latest:
+            found[metric] = latest[0]
+    return found
+
+
 @dataclass(frozen=True)
 class ReleaseView:
     """Everything a renderer needs to draw a release, read in one transaction."""
@@ -52,6 +64,8 @@ class ReleaseView:
     # The monitoring gate over the current canary stage so far, as the watch last judged it (gate_window.py).
     gate_window: dict[str, Any] | None = None
     metrics_on: bool = False
+    # The latest CPU and memory samples (seed 3.2 at 100 %), by metric, for the item that shows them.
+    resources: dict[str, SampleRecord] = field(default_factory=dict)
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -182,6 +196,7 @@ class Services:
             evidence_on=self.evidence_on,
             gate_window=uow.watch.releases.gate_window(release_id),
             metrics_on=self.metrics_on,
+            resources=_resources(uow, release_id, checklist),
         )
 
     def view(self, release_id: int) -> ReleaseView:

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 ERROR_RATE, P95 = "error_rate", "p95"
 WATCHED_STEPS = (StepKind.CANARY, StepKind.WATCH)
 WATCH_CLOSED = "watch_window_closed"
+CPU, MEMORY = "cpu", "memory"
+
+
+def _percent(value: float | None) -> str:
+    return "none" if value is None else f"{value * 100:.0f}"
 
 
 def needs_tick(ref: WatchRef, step_kind: StepKind | None) -> bool:
@@ -371,7 +376,39 @@ class MetricWatch:
             self._desk.ping(item.incident_id)
         self._tell_thread(view, spec, outcomes, baseline)
         self.update_gate_window(view, spec)
+        self.sample_resources(view, spec)
         return [o.decision for o in outcomes]
+
+    def sample_resources(self, view: ReleaseView, spec: MetricsSpec) -> None:
+        """At 100 % traffic and in the post-deploy watch: CPU and memory against their limits (seed 3.2 "전체
+        메트릭"), stored as samples and shown beside the 3.3 item's box. Redrawn only when a whole percent moves."""
+        step = view.current_step
+        at_full = step is not None and (
+            step.kind is StepKind.WATCH
+            or (step.kind is StepKind.CANARY and step.stage is not None and step.stage.traffic_percent >= 100)
+        )
+        if not at_full or self._metrics is None or not (spec.cpu_query or spec.memory_query):
+            return
+        now = self._clock.now()
+        rid = view.release.id
+        changed = False
+        with self._uow() as uow:
+            uow.leader_only()
+            for metric, query in ((CPU, spec.cpu_query), (MEMORY, spec.memory_query)):
+                if not query:
+                    continue
+                reading = self._metrics.query(query)
+                value = reading.value if reading.value is not None and math.isfinite(reading.value) else None
+                verdict = "no_data" if value is None else ("breach" if value >= spec.resource_max else "pass")
+                before = uow.watch.samples.latest(rid, metric)
+                shown_before = _percent(before[0].value) if before else "never"
+                changed |= shown_before != _percent(value)
+                uow.watch.samples.add(SampleRecord(rid, now, metric, value, verdict, reading.no_data_reason))
+            if changed:
+                uow.messages.bump_release(rid, ["checklist"])
+            uow.commit()
+        if changed and self._desk.alerts is not None:
+            self._desk.alerts.redraw(view, ("checklist",))
 
     def update_gate_window(self, view: ReleaseView, spec: MetricsSpec) -> None:
         """Judge the gate over the canary stage so far and, when what the header shows changes, redraw it.
@@ -395,7 +432,7 @@ class MetricWatch:
             uow.messages.bump_release(rid, ["header"])
             uow.commit()
         if self._desk.alerts is not None:
-            self._desk.alerts.redraw_header(view)
+            self._desk.alerts.redraw(view, ("header",))
 
     def _tell_thread(
         self, view: ReleaseView, spec: MetricsSpec, outcomes: list[_Outcome], baseline: float | None
