@@ -1,11 +1,12 @@
 """Measure detection time with the DEFAULT settings: from the start of a sustained breach to the PagerDuty
 trigger and to the Slack ping.
 
-Not a test: run ``/work/venv/bin/python -m bench.detection [--runs 3] [--error-ratio 0.2] [--scrape 15]``
+Not a test: run ``.venv/bin/python -m bench.detection [--runs 5] [--error-ratio 0.2] [--scrape 15]``
 from the repository root. It runs the real Prometheus (Debian's binary, see scripts/fetch-prometheus.sh)
 scraping the test exporter every ``--scrape`` seconds (15 s, like a production scrape config), the bot built
-by ``bootstrap.build`` with the SHIPPED checklist (bot/checklist/deployment.yaml: sample every 15 s, 2 consecutive
-breaches, 1m rate windows), the fake PagerDuty over HTTPS and the fake Slack, on a throw-away SQLite file.
+by ``bootstrap.build`` with the SHIPPED checklist (bot/checklist/deployment.yaml: sample every 15 s aligned to
+Prometheus's scrapes, 2 consecutive breaches, 1m rate windows), the fake PagerDuty over HTTPS and the fake Slack,
+on a throw-away SQLite file.
 
 Each run starts a release, moves it into canary stage 1, lets the watch see healthy samples, then switches the
 service to ``--error-ratio`` errors at a random moment and times:
@@ -59,7 +60,7 @@ def wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--error-ratio", type=float, default=0.2)
     parser.add_argument("--scrape", type=int, default=15, help="Prometheus scrape interval, seconds")
     args = parser.parse_args()
@@ -107,7 +108,8 @@ def main() -> None:
     for name, index in (("PagerDuty trigger", 1), ("Slack ping", 2)):
         values = [r[index] for r in results]
         print(
-            f"{name}: mean {statistics.mean(values):.1f} s, min {min(values):.1f} s, max {max(values):.1f} s "
+            f"{name}: median {statistics.median(values):.1f} s, worst {max(values):.1f} s, "
+            f"mean {statistics.mean(values):.1f} s, best {min(values):.1f} s "
             f"(from the switch to {args.error_ratio:.0%} errors; {len(values)} runs)"
         )
 

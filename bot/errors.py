@@ -29,6 +29,7 @@ ReleaseBotError                   base; carries user_message
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class ReleaseBotError(Exception):
@@ -82,7 +83,9 @@ class InvalidTransition(UserError):
 
 
 class GateNotMet(UserError):
-    """A phase gate is not met: open checklist items, or a canary wait that is not over."""
+    """A phase gate is not met: open checklist items, a canary wait or the post-deploy watch that is not over, or
+    the monitoring gate over the stage (``window``: its JSON-safe record; ``observing_s``: the observation a stage
+    without a wait still needs)."""
 
     def __init__(
         self,
@@ -90,10 +93,14 @@ class GateNotMet(UserError):
         *,
         open_items: tuple[str, ...] = (),
         wait_remaining_s: float | None = None,
+        window: dict[str, Any] | None = None,
+        observing_s: float | None = None,
     ) -> None:
         super().__init__(user_message)
         self.open_items = open_items
         self.wait_remaining_s = wait_remaining_s
+        self.window = window
+        self.observing_s = observing_s
 
 
 class Conflict(UserError):

@@ -180,3 +180,27 @@ def test_sustained_errors_fire_once_and_a_one_sample_blip_does_not(
         f"\ndetection: FIRE {detection_s:.1f} s after the switch to 10 % errors "
         f"(sample {fired + 1} after the switch; 1 s scrape, window {WINDOW}, K=2)"
     )
+
+
+def test_the_watch_reads_when_prometheus_last_scraped_a_service(
+    prometheus: PrometheusServer, exporter: Exporter
+) -> None:
+    """The freshness query behind scrape-aligned sampling: the newest scrape of the series the rate reads, also
+    for a service that never answered 5xx (its 5xx series does not exist), and nothing for an unknown one."""
+    from bot.usecases.watch import freshness_query
+
+    wait_for_samples(prometheus, service="clean", scrapes=3)
+    error_query, _ = queries("clean")
+    fresh = freshness_query(error_query)
+    assert fresh is not None
+    with PrometheusMetrics(prometheus.url) as metrics:
+        first = metrics.query(fresh).value
+        assert first is not None and time.time() - 5 < first <= time.time() + 1
+        deadline = time.monotonic() + 5
+        later = first
+        while later == first and time.monotonic() < deadline:
+            time.sleep(0.2)
+            later = metrics.query(fresh).value or first
+        unknown = metrics.query(freshness_query(queries("no-such-service")[0]) or "")
+    assert later > first  # the next 1 s scrape moved it
+    assert unknown.value is None

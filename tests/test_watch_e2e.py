@@ -7,11 +7,13 @@ the fast test checklist with the shipped PromQL shapes, a short rate window and 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 
 from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.prometheus import DEFAULT_ERROR_RATE_QUERY, DEFAULT_P95_QUERY, render_query
+from bot.checklist.loading import DEFAULT_CPU_QUERY
 from bot.db.engine import make_session_factory
 from bot.db.uow import SqlUnitOfWork
 from bot.slack.gateway import ChannelPacer
@@ -156,6 +159,30 @@ def advance(rb: RunningBot, user: SlackUser, expect: str, *, timeout: float = 10
     rb.fake.wait_for(moved, timeout=timeout, interval=0.5)
 
 
+def force(rb: RunningBot, user: SlackUser, expect: str, reason: str = "checked the dashboards by hand") -> None:
+    """Advance, and when a gate refuses, override it with a reason (the refusal's button, then the modal)."""
+    before = len(rb.fake.responses())
+    user.click_button(CHANNEL, header(rb), "release-advance")
+
+    def outcome() -> dict[str, Any] | str | None:
+        if step_of(rb) == expect:
+            return "moved"
+        return next(
+            (r for r in rb.fake.responses()[before:] if "gate-override" in json.dumps(r.get("blocks") or [])),
+            None,
+        )
+
+    refusal = rb.fake.wait_for(outcome, timeout=10)
+    if refusal == "moved":
+        return
+    assert isinstance(refusal, dict)
+    views = len(rb.fake.views)
+    user.click_button(CHANNEL, {"ts": header(rb)["ts"], "blocks": refusal["blocks"]}, "gate-override")
+    rb.fake.wait_for(lambda: len(rb.fake.views) > views)
+    assert submit_view(user, list(rb.fake.views.values())[-1], reason).status_code == 200
+    rb.fake.wait_for(lambda: step_of(rb) == expect, timeout=10)
+
+
 def to_canary(rb: RunningBot, user: SlackUser) -> int:
     user.command(f"start {VERSION}")
     wait_for_release(rb.fake, 1 + len(rb.services.checklist.flow_phases))
@@ -272,11 +299,12 @@ def test_sustained_breach_pages_once_with_the_reason_ack_and_finish_resolve(
         rb.fake.wait_for(lambda: "Acknowledged by <@U061F7AUR>" in render_text(pings(rb.fake)[0]["blocks"]))
 
         # Finish the release → the incident is resolved in PagerDuty.
+        # The stages' own windows saw the errors: the gate holds them, so each move is a manager's override.
         exporter.set(service, error_ratio=0.0)
-        advance(rb, alice, "canary-50")
-        advance(rb, alice, "canary-100")
+        force(rb, alice, "canary-50")
+        force(rb, alice, "canary-100")
         tick_phase(rb, alice, "production")
-        advance(rb, alice, "post_deploy")
+        force(rb, alice, "post_deploy")
         tick_phase(rb, alice, "post_deploy")
         advance(rb, alice, "finished")
         rb.fake.wait_for(lambda: incidents(pd, key)[0].status == "resolved", timeout=10)
@@ -335,8 +363,10 @@ def test_flapping_pages_at_most_once_and_no_data_warns_blind_once(
         blind = [t for t in thread_texts(rb) if "I am blind" in t]
         assert len(blind) == 1 and "NaN: no traffic in the window" in blind[0]
         assert [r.body.get("event_action") for r in pd.requests[before:] if isinstance(r.body, dict)] == []
+        # The gate is judged over the whole stage: the flapping errors count even though the last samples are
+        # empty, and a silent minute never makes it pass.
         shown = rb.bot.extras["watch"].figures(rid)
-        assert shown["verdict"] == "no_data" and "Undecided: no data" in shown["text"]
+        assert shown["verdict"] == "breach" and ":x: Whole window: error rate" in shown["text"], shown
         exporter.set(service, per_scrape=200)
 
 
@@ -482,3 +512,208 @@ def test_people_declare_incidents_from_the_header_and_the_command_once_each(
             ("U061F7AUR", "declared"),
             ("U061F7AUR", "core_feature_down"),
         ]
+
+
+def test_the_post_deploy_watch_lasts_its_time_then_reports_its_summary_and_stops(
+    db_url: str,
+    fake_slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls: TlsFiles,
+    prometheus: PrometheusServer,
+    exporter: Exporter,
+    tmp_path: Path,
+) -> None:
+    """Seed 4.2 "모니터링 (30분)", with 10 s for 30 minutes: finishing early is refused (an override with a reason
+    is offered), the watch samples only inside the window, then says what it saw once and stops."""
+    service = f"watchend-{db_url[:6]}"
+    exporter.set(service, error_ratio=0.004, per_scrape=200, latencies=[(0.05, 1.0)])
+    wait_for_samples(prometheus, service=service, scrapes=6)
+    checklist = checklist_for(tmp_path, service)
+    checklist.write_text(
+        checklist.read_text(encoding="utf-8").replace("post_deploy_watch: 3s", "post_deploy_watch: 10s"),
+        encoding="utf-8",
+    )
+    with watched_bot(db_url, fake_slack, pd, tls, prometheus, checklist) as rb:
+        alice = rb.user()
+        rid = to_canary(rb, alice)
+        advance(rb, alice, "canary-50")
+        advance(rb, alice, "canary-100")
+        tick_phase(rb, alice, "production")
+        advance(rb, alice, "post_deploy")
+        tick_phase(rb, alice, "post_deploy")
+
+        alice.click_button(CHANNEL, header(rb), "release-advance")
+        refusal = rb.fake.wait_for(
+            lambda: [r for r in rb.fake.responses() if "post-deploy watch is not over" in r.get("text", "")]
+        )[-1]
+        assert find_button({"blocks": refusal["blocks"]}, "gate-override")
+        assert step_of(rb) == "post_deploy"
+
+        def summary() -> str | None:
+            return next((t for t in thread_texts(rb) if "post-deploy watch's 10 seconds are over" in t), None)
+
+        note = rb.fake.wait_for(summary, timeout=30)
+        assert "the metric watch and its paging have stopped" in note
+        assert re.search(r":white_check_mark: Whole window: error rate 0\.[34]\d % · P95 \d+ ms", note), note
+        assert "samples over a line" in note
+        assert "Incidents during the watch: 0" in note
+        started = rb.services.view(rid).release.step_started_at
+        end = started + timedelta(seconds=10)
+        settle_s = time.monotonic() + 3
+        rb.fake.wait_for(lambda: time.monotonic() > settle_s, timeout=5, interval=0.5)
+        with uow_of(rb) as uow:
+            inside = uow.watch.samples.between(rid, started, end)
+            after = uow.watch.samples.between(rid, end + timedelta(milliseconds=1), end + timedelta(hours=1))
+            closed = [e for e in uow.audit.for_release(rid) if e.action == "watch_window_closed"]
+        assert inside and after == []
+        assert len(closed) == 1 and closed[0].details["verdict"] == "pass"
+        assert closed[0].details["samples"] >= 3 and closed[0].details["breached"] == 0
+        assert sum(1 for t in thread_texts(rb) if "seconds are over" in t) == 1
+
+        # The time is up: finishing needs no override now.
+        advance(rb, alice, "finished")
+        with uow_of(rb) as uow:
+            overrides = [e for e in uow.audit.for_release(rid) if e.action == "gate_overridden"]
+        assert overrides == []
+
+
+def _gate_line(rb: RunningBot) -> str:
+    """The header's "gate over this stage" line as Slack shows it now ('' when there is none)."""
+    message = release_messages(rb.fake)[0]
+    return next((line for line in render_text(message["blocks"]).splitlines() if "Gate over this stage" in line), "")
+
+
+def _header_gate_updates(rb: RunningBot) -> list[str]:
+    """Every gate line the bot sent in a chat.update of the header, oldest first."""
+    top = release_messages(rb.fake)[0]["ts"]
+    lines = []
+    for call in rb.fake.calls("chat.update"):
+        if call.params.get("ts") != top:
+            continue
+        blocks = call.params.get("blocks")
+        text = render_text(json.loads(blocks) if isinstance(blocks, str) else blocks or [])
+        lines += [line for line in text.splitlines() if "Gate over this stage" in line]
+    return lines
+
+
+def test_the_gate_is_judged_over_the_whole_stage_live_on_the_header_and_failing_it_takes_an_override(
+    db_url: str,
+    fake_slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls: TlsFiles,
+    prometheus: PrometheusServer,
+    exporter: Exporter,
+    tmp_path: Path,
+) -> None:
+    """Seed 3.3 (error rate < 1 %, P95 < 200 ms during the deploy): the header follows the stage's own figures
+    sample by sample; leaving a stage whose window fails is refused, and a manager's override with a reason
+    (강제 진행) moves it on, audited with the figures; the 100 % stage is observed before it is judged."""
+    service = f"gate-{db_url[:6]}"
+    # No errors at first: a window of a few seconds holds a handful of error counts, too few for a steady ratio.
+    exporter.set(service, error_ratio=0.0, per_scrape=200, latencies=[(0.05, 1.0)])
+    wait_for_samples(prometheus, service=service, scrapes=6)
+    checklist = checklist_for(tmp_path, service)
+    checklist.write_text(
+        checklist.read_text(encoding="utf-8").replace("min_observation: 1s", "min_observation: 8s"),
+        encoding="utf-8",
+    )
+    with watched_bot(db_url, fake_slack, pd, tls, prometheus, checklist) as rb:
+        alice = rb.user()
+        rid = to_canary(rb, alice)
+        rb.fake.wait_for(lambda: ":white_check_mark: Whole window" in _gate_line(rb), timeout=15)
+        assert re.search(r"error rate 0\.00 % · P95 \d+ ms .*0 of \d+ samples over a line", _gate_line(rb))
+
+        # 3 % errors: over the gate's 1 %, under the 5 % that pages. The stage's own ratio climbs over the line.
+        exporter.set(service, error_ratio=0.03)
+        rb.fake.wait_for(lambda: ":x: Whole window" in _gate_line(rb), timeout=20)
+        updates = _header_gate_updates(rb)
+        assert len(set(updates)) >= 3, updates  # redrawn as samples arrived, not once at the end
+        assert pd.incidents == {}
+        rb.fake.wait_for(lambda: any("wait of *Canary 10%* is over" in t for t in thread_texts(rb)), timeout=10)
+
+        alice.click_button(CHANNEL, header(rb), "release-advance")
+        refusal = rb.fake.wait_for(
+            lambda: [r for r in rb.fake.responses() if "monitoring gate over this whole stage" in r.get("text", "")]
+        )[-1]
+        assert ":x: Whole window: error rate" in refusal["text"]
+        assert step_of(rb) == "canary-10"
+
+        alice.click_button(CHANNEL, {"ts": header(rb)["ts"], "blocks": refusal["blocks"]}, "gate-override")
+        modal = rb.fake.wait_for(lambda: [v for v in rb.fake.views.values() if v["callback_id"] == "override-modal"])[-1]
+        assert submit_view(alice, modal, "3 % is the known batch job; checked with the owners").status_code == 200
+        rb.fake.wait_for(lambda: step_of(rb) == "canary-50", timeout=10)
+        with uow_of(rb) as uow:
+            [override] = [e for e in uow.audit.for_release(rid) if e.action == "gate_overridden"]
+        assert override.details["gates"] == ["monitoring"]
+        assert override.details["monitoring"]["verdict"] == "breach"
+        assert override.details["monitoring"]["error_rate"] >= 0.01
+        assert override.details["reason"].startswith("3 % is the known batch job")
+
+        # Healthy again: canary-50's own window passes, and it moves on without an override.
+        exporter.set(service, error_ratio=0.0)
+        rb.fake.wait_for(lambda: ":white_check_mark: Whole window" in _gate_line(rb), timeout=25)
+        advance(rb, alice, "canary-100")
+        tick_phase(rb, alice, "production")
+        # The 100 % stage has no wait: it is observed (8 s here, 5 minutes shipped) before the gate judges it.
+        alice.click_button(CHANNEL, header(rb), "release-advance")
+        observing = rb.fake.wait_for(
+            lambda: [r for r in rb.fake.responses() if "no wait of its own" in r.get("text", "")]
+        )[-1]
+        assert "observed for 8 s before" in observing["text"] and step_of(rb) == "canary-100"
+        advance(rb, alice, "post_deploy", timeout=20)
+        with uow_of(rb) as uow:
+            overrides = [e for e in uow.audit.for_release(rid) if e.action == "gate_overridden"]
+        assert len(overrides) == 1
+
+
+def test_at_100_percent_cpu_and_memory_are_read_and_shown_beside_the_33_item(
+    db_url: str,
+    fake_slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls: TlsFiles,
+    prometheus: PrometheusServer,
+    exporter: Exporter,
+    tmp_path: Path,
+) -> None:
+    """Seed 3.2 "100% → 전체 메트릭": CPU and memory against their limits from cAdvisor and kube-state-metrics
+    (the default queries for the rollback target), read at 100 % traffic only, shown beside the item's box."""
+    service = f"res-{db_url[:6]}"
+    namespace = f"res-{db_url[:6]}"
+    exporter.set(service, error_ratio=0.0, per_scrape=200, latencies=[(0.05, 1.0)])
+    pods = {"cpu_limit": 0.5, "memory_limit": 1e9}
+    exporter.set_pod(namespace, "backend-7d9f-a1", "backend", cpu_cores=0.25, memory_bytes=3e8, **pods)
+    exporter.set_pod(namespace, "backend-7d9f-b2", "backend", cpu_cores=0.1, memory_bytes=2e8, **pods)
+    wait_for_samples(prometheus, service=service, scrapes=6)
+    checklist = checklist_for(tmp_path, service)
+    text = checklist.read_text(encoding="utf-8").replace("test-prod", namespace)
+    # The shipped default shapes, with a rate window the test's young counters fill (5m in production).
+    cpu = DEFAULT_CPU_QUERY.format(namespace=namespace, container="backend").replace("[5m]", "[5s]")
+    extra = f"  resource_item: error_rate_ok\n  cpu_query: '{cpu}'\n"
+    text = text.replace("  baseline_window: 10s\n", "  baseline_window: 10s\n" + extra)
+    checklist.write_text(text, encoding="utf-8")
+
+    def item_text() -> str:
+        production = next(m for m in release_messages(rb.fake) if "3.3 Monitoring during the deploy" in str(m))
+        return render_text(production["blocks"])
+
+    with watched_bot(db_url, fake_slack, pd, tls, prometheus, checklist) as rb:
+        alice = rb.user()
+        rid = to_canary(rb, alice)
+        advance(rb, alice, "canary-50")
+        with uow_of(rb) as uow:
+            assert uow.watch.samples.latest(rid, "cpu") == []  # not read below 100 %
+        assert "Measured at 100 %" not in item_text()
+        advance(rb, alice, "canary-100")
+        shown = rb.fake.wait_for(
+            lambda: re.search(r"Measured at 100 %: CPU (\d+) % · memory (\d+) % of their limits", item_text()),
+            timeout=15,
+        )
+        # The busiest pod: CPU 0.25 of 0.5 cores, memory 300 of 1000 MB.
+        assert 49 <= int(shown.group(1)) <= 51 and shown.group(2) == "30", shown.group(0)
+        assert ":warning:" not in item_text()
+
+        exporter.set_pod(namespace, "backend-7d9f-a1", "backend", cpu_cores=0.25, memory_bytes=9e8, **pods)
+        rb.fake.wait_for(lambda: "memory :warning: 90 %" in item_text(), timeout=15)
+        with uow_of(rb) as uow:
+            [memory] = uow.watch.samples.latest(rid, "memory")
+        assert memory.verdict == "breach" and memory.value == pytest.approx(0.9)

@@ -58,6 +58,8 @@ class ScriptedMetrics:
 
     def query(self, promql: str, *, at: datetime | None = None) -> Reading:
         self.queries.append((promql, at))
+        if "timestamp(" in promql:  # when Prometheus last scraped: unknown here, so sampling is time-based
+            return Reading(None, "no series matched")
         if at is not None:
             return self.baseline
         if "histogram_quantile" in promql:
@@ -70,6 +72,7 @@ class RecordingAlerts:
     pings: list[IncidentRecord] = field(default_factory=list)
     refreshes: list[IncidentRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    redraws: int = 0
 
     def ping(self, view: ReleaseView, incident: IncidentRecord) -> str:
         self.pings.append(incident)
@@ -80,6 +83,9 @@ class RecordingAlerts:
 
     def thread_note(self, view: ReleaseView, text: str) -> None:
         self.notes.append(text)
+
+    def redraw(self, view: ReleaseView, kinds: tuple[str, ...]) -> None:
+        self.redraws += 1
 
 
 @dataclass
@@ -446,3 +452,30 @@ def test_the_watch_row_of_a_release_that_is_gone_is_not_found_not_an_assertion(d
             uow.watch.releases.get_or_create(4242, datetime.now(UTC))
     finally:
         engine.dispose()
+
+
+def test_sampling_follows_prometheus_scrapes_and_falls_back_to_the_interval() -> None:
+    from bot.adapters.prometheus import DEFAULT_ERROR_RATE_QUERY, render_query
+    from bot.domain.checklist import MetricsSpec
+    from bot.usecases.watch import freshness_query, sample_due
+
+    query = render_query(DEFAULT_ERROR_RATE_QUERY, selector='service="backend"')
+    assert freshness_query(query) == (
+        'max(timestamp(http_requests_total{service="backend",code=~"5.."})'
+        ' or timestamp(http_requests_total{service="backend"}))'
+    )
+    assert freshness_query("vector(0.01)") is None
+    spec = MetricsSpec(error_rate_query=query, p95_query=query, sample_interval=timedelta(seconds=15))
+    t0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    assert sample_due(at(0), None, 100.0, None, spec)  # the first sample: at once
+    # A new scrape landed: sample right away, once it is a scrape apart from the last sample.
+    assert sample_due(at(15.2), at(0.3), 115.0, 100.0, spec)
+    assert not sample_due(at(14.0), at(0.3), 100.0, 100.0, spec)  # no new scrape yet: wait for it
+    # Other targets scraped a moment later must not bring the next sample within the same interval.
+    assert not sample_due(at(5), at(0.3), 105.0, 100.0, spec)
+    # A stuck scrape time: sample anyway after a while, so blindness is still counted.
+    assert sample_due(at(61), at(0.3), 100.0, 100.0, spec)
+    # No scrape time at all: every sample interval, as before.
+    assert not sample_due(at(10), at(0), None, None, spec)
+    assert sample_due(at(14), at(0), None, None, spec)

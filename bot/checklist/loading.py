@@ -25,7 +25,9 @@ from bot.checklist.schema import (
     ChecklistModel,
     EvidenceModel,
     ItemModel,
+    MetricsModel,
     SectionModel,
+    TargetModel,
     _percent,
     _ratio,
     _StrictLoader,
@@ -311,6 +313,44 @@ def _evidence(m: ChecklistModel, phase_env: str | None, ev: EvidenceModel) -> Ev
     )
 
 
+# The CPU and memory of the service against its limits, for the common setup: cAdvisor (kubelet) for use,
+# kube-state-metrics for limits. The busiest pod counts: one pod near its limit is the one that falls over.
+DEFAULT_CPU_QUERY = (
+    "max(sum by (pod) (rate(container_cpu_usage_seconds_total"
+    '{{namespace="{namespace}",container="{container}"}}[5m]))'
+    " / sum by (pod) (kube_pod_container_resource_limits"
+    '{{namespace="{namespace}",container="{container}",resource="cpu"}}))'
+)
+DEFAULT_MEMORY_QUERY = (
+    "max(sum by (pod) (container_memory_working_set_bytes"
+    '{{namespace="{namespace}",container="{container}"}})'
+    " / sum by (pod) (kube_pod_container_resource_limits"
+    '{{namespace="{namespace}",container="{container}",resource="memory"}}))'
+)
+
+
+def _resource_item(m: ChecklistModel) -> str | None:
+    """The full key (phase.section.item) of the item that shows CPU and memory, or None when ambiguous."""
+    wanted = m.metrics.resource_item if m.metrics else None
+    if wanted is None:
+        return None
+    full = [f"{p.key}.{sec.key}.{i.key}" for p in m.phases for sec in p.sections for i in sec.items]
+    found = [k for k in full if k == wanted or k.endswith(f".{wanted}")]
+    return found[0] if len(found) == 1 else None
+
+
+def _metrics_spec(metrics: MetricsModel, target: TargetModel | None, resource_item: str | None) -> MetricsSpec:
+    """The metrics section; CPU and memory default to cAdvisor/kube-state-metrics queries for the rollback
+    target's deployment (its container is assumed to share the deployment's name) when the file gives none."""
+    values = metrics.model_dump(exclude={"baseline_p95"})
+    if target is not None:
+        names = {"namespace": target.namespace, "container": target.deployment}
+        values["cpu_query"] = values["cpu_query"] or DEFAULT_CPU_QUERY.format(**names)
+        values["memory_query"] = values["memory_query"] or DEFAULT_MEMORY_QUERY.format(**names)
+    values["resource_item"] = resource_item
+    return MetricsSpec(**values, baseline_p95_ms=metrics.baseline_p95)
+
+
 def _check_release_parts(m: ChecklistModel, kinds: set[PhaseKind], problems: _Problems) -> None:
     if PhaseKind.CANARY in kinds and not m.canary:
         problems.add("canary", "the canary phase needs canary stages (a list of key, traffic, wait)")
@@ -327,6 +367,11 @@ def _check_release_parts(m: ChecklistModel, kinds: set[PhaseKind], problems: _Pr
         problems.add("post_deploy_watch", "post_deploy_watch is set but no phase has kind watch")
     if kinds & {PhaseKind.CANARY, PhaseKind.WATCH} and m.rollback is None:
         problems.add("rollback", "a canary or watch phase needs rollback.target for the one-click rollback")
+    if m.metrics is not None and m.metrics.resource_item is not None and _resource_item(m) is None:
+        problems.add(
+            "metrics.resource_item",
+            f"no single item has the key {m.metrics.resource_item!r} (give its key, or phase.section.key)",
+        )
     if m.gate is not None and m.metrics is None:
         problems.add("gate", "the gate is judged from Prometheus: add a metrics section")
     for n, criterion in enumerate(m.rollback.criteria if m.rollback else []):
@@ -418,7 +463,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         ),
         environments=tuple(Environment(**e.model_dump()) for e in m.environments),
         canary_stages=tuple(CanaryStage(s.key, s.traffic, s.wait) for s in m.canary),
-        gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95) if m.gate else None,
+        gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95, m.gate.min_observation) if m.gate else None,
         criteria=tuple(
             Criterion(c.key, c.title, c.kind, _threshold(c.kind, c.threshold), c.dry_run, c.on_breach)
             for c in (rollback.criteria if rollback else [])
@@ -429,7 +474,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         post_deploy_watch=m.post_deploy_watch,
         contacts=tuple(Contact(**c.model_dump()) for c in m.contacts),
         metrics=(
-            MetricsSpec(**metrics.model_dump(exclude={"baseline_p95"}), baseline_p95_ms=metrics.baseline_p95)
+            _metrics_spec(metrics, rollback.target if rollback else None, _resource_item(m))
             if metrics
             else None
         ),

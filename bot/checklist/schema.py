@@ -196,6 +196,8 @@ class CanaryStageModel(_Model):
 class GateModel(_Model):
     max_error_rate: Percent
     max_p95: LatencyMs
+    # How long a stage without a wait (the 100 % stage) is observed before the gate may judge it.
+    min_observation: Duration = timedelta(minutes=5)
 
 
 class CriterionModel(_Model):
@@ -236,6 +238,10 @@ class MetricsModel(_Model):
     no_data_warning_after: int = Field(default=3, ge=1)
     baseline_window: Duration = timedelta(minutes=30)
     baseline_p95: LatencyMs | None = None
+    cpu_query: Annotated[str, PlainValidator(_text(4000))] | None = None
+    memory_query: Annotated[str, PlainValidator(_text(4000))] | None = None
+    resource_item: Key | None = None
+    resource_max: Percent = 0.8
 
 
 class ContactModel(_Model):

@@ -55,7 +55,9 @@ def summarize(checklist: Checklist) -> str:
         lines.append("Canary: " + " -> ".join(waits))
     if c.gate:
         lines.append(
-            f"Gate: error rate below {_pct(c.gate.max_error_rate)}, p95 below {c.gate.max_p95_ms:g}ms"
+            f"Gate: error rate below {_pct(c.gate.max_error_rate)}, p95 below {c.gate.max_p95_ms:g}ms, "
+            "judged over each canary stage's whole window; a stage without a wait is first observed "
+            + format_duration(c.gate.min_observation)
         )
     if c.post_deploy_watch:
         lines.append(f"Post-deploy watch: {format_duration(c.post_deploy_watch)}")
@@ -79,6 +81,12 @@ def summarize(checklist: Checklist) -> str:
             f"{m.consecutive_breaches} breaches in a row, warn after {m.no_data_warning_after} empty "
             f"samples, p95 baseline {baseline}"
         )
+        if m.cpu_query or m.memory_query:
+            shown = f", shown beside {m.resource_item}" if m.resource_item else " (no resource_item shows them)"
+            lines.append(
+                f"Resources at 100 %: CPU and memory against their limits{shown}, marked at "
+                f"{_pct(m.resource_max)} or more"
+            )
     evidence = c.evidence_items
     if evidence:
         lines.append(f"Evidence ({_count(len(evidence), 'item')}; release tags {c.tag_pattern}):")

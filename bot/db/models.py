@@ -225,6 +225,8 @@ class ReleaseWatchRow(Base):
     last_sample_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]  # the release ended and its incidents were resolved
     created_at: Mapped[datetime]
+    # The monitoring gate over the current canary stage so far (``bot.usecases.gate_window.window_record``).
+    gate_window: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WatchStateRow(Base):

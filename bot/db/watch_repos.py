@@ -114,6 +114,11 @@ class ReleaseWatches:
         )
         return [WatchRef(*row) for row in self._s.execute(stmt)]
 
+    def gate_window(self, release_id: int) -> dict[str, Any] | None:
+        """The stored figures of the gate over the current canary stage, if the watch has any."""
+        row = self._s.get(ReleaseWatchRow, release_id)
+        return dict(row.gate_window) if row is not None and row.gate_window else None
+
     def update(self, release_id: int, **values: Any) -> None:
         self._s.execute(
             update(ReleaseWatchRow).where(ReleaseWatchRow.release_id == release_id).values(**values)
@@ -169,6 +174,22 @@ class MetricSamples:
             .where(MetricSampleRow.release_id == release_id, MetricSampleRow.metric == metric)
             .order_by(MetricSampleRow.id.desc())
             .limit(limit)
+        )
+        return [
+            SampleRecord(r.release_id, r.at, r.metric, r.value, r.verdict, r.reason)
+            for r in self._s.scalars(stmt)
+        ]
+
+    def between(self, release_id: int, start: datetime, end: datetime) -> list[SampleRecord]:
+        """Every sample of a release taken in ``[start, end]``, oldest first."""
+        stmt = (
+            select(MetricSampleRow)
+            .where(
+                MetricSampleRow.release_id == release_id,
+                MetricSampleRow.at >= start,
+                MetricSampleRow.at <= end,
+            )
+            .order_by(MetricSampleRow.id)
         )
         return [
             SampleRecord(r.release_id, r.at, r.metric, r.value, r.verdict, r.reason)

@@ -105,6 +105,9 @@ class MonitoringGate:
 
     max_error_rate: float
     max_p95_ms: float
+    # A canary stage without a wait (100 %) is still watched this long before the gate judges it: the seed
+    # judges every stage "during the deploy", and a stage nobody observed has no figures to judge.
+    min_observation: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,12 @@ class MetricsSpec:
     no_data_warning_after: int = 3
     baseline_window: timedelta = timedelta(minutes=30)
     baseline_p95_ms: float | None = None  # fixed baseline; otherwise measured before canary stage 1
+    # Seed 3.2 "100% → 전체 메트릭": CPU and memory use of the service (a ratio of its limits), read at 100 %
+    # traffic and shown beside ``resource_item``'s box; at or over ``resource_max`` is marked.
+    cpu_query: str | None = None
+    memory_query: str | None = None
+    resource_item: str | None = None
+    resource_max: float = 0.8
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A release walks a linear list of steps: one per checklist/deploy/watch phase, and for the canary phase a
 "ready" step followed by one step per canary stage. Leaving the last step of a phase needs that phase's items
-ticked; leaving a canary stage needs its wait to be over. Either gate can be overridden with a reason.
+ticked; leaving a canary stage needs its wait to be over, and finishing the post-deploy watch needs its time
+(``post_deploy_watch``) to be over. Either gate can be overridden with a reason.
 
 Imports only the standard library, ``bot.errors`` and ``bot.domain.checklist``.
 """
@@ -80,6 +81,14 @@ def plan_steps(checklist: Checklist) -> tuple[Step, ...]:
         else:
             steps.append(Step(phase.key, phase.key, StepKind(phase.kind.value)))
     return tuple(steps)
+
+
+def step_wait(checklist: Checklist, step: Step) -> timedelta | None:
+    """How long a step must last before it may be left without an override: a canary stage's wait, and the
+    post-deploy watch (seed 4.2 "모니터링 (30분)": finishing early is a decision someone signs with a reason)."""
+    if step.kind is StepKind.WATCH:
+        return checklist.post_deploy_watch
+    return step.wait
 
 
 def step_index(steps: tuple[Step, ...], key: str) -> int:
@@ -163,8 +172,9 @@ def advance(
             if not override_reason:
                 raise GateNotMet("gate_open_items", open_items=missing)
             overridden.append("checklist")
-    if step.wait is not None:
-        remaining = (step_started_at + step.wait - now).total_seconds()
+    wait = step_wait(checklist, step)
+    if wait is not None:
+        remaining = (step_started_at + wait - now).total_seconds()
         if remaining > 0:
             if not override_reason:
                 raise GateNotMet("gate_wait", wait_remaining_s=remaining)

@@ -156,6 +156,32 @@ WORDS: dict[str, dict[str, str]] = {
     "checklist_version": {"en": "checklist version {version}", "ko": "체크리스트 버전 {version}"},
     "gate_checklist": {"en": "checklist", "ko": "체크리스트"},
     "gate_wait": {"en": "wait", "ko": "대기 시간"},
+    "gate_monitoring": {"en": "monitoring", "ko": "모니터링"},
+    "gate_window_failed": {
+        "en": "The monitoring gate over this stage does not pass.",
+        "ko": "이 단계 전체 기준으로 모니터링 게이트를 통과하지 못했습니다.",
+    },
+    "gate_observing": {
+        "en": "This stage is still being observed before the monitoring gate judges it.",
+        "ko": "모니터링 게이트를 판단하기 전에 이 단계를 아직 관찰하는 중입니다.",
+    },
+    "gate_window_refused": {
+        "en": "The monitoring gate over this whole stage does not pass. Moving on now takes a manager's "
+        "override with a reason:",
+        "ko": "이 단계 전체 기준으로 모니터링 게이트를 통과하지 못했습니다. 지금 진행하려면 매니저가 사유를 입력하고 "
+        "강제 진행해야 합니다:",
+    },
+    "gate_window_undecided": {
+        "en": "The monitoring gate over this stage cannot be judged (no data: {reasons}). Moving on takes a "
+        "manager's override with a reason.",
+        "ko": "이 단계의 모니터링 게이트를 판단할 수 없습니다 (데이터 없음: {reasons}). 진행하려면 매니저가 사유를 "
+        "입력하고 강제 진행해야 합니다.",
+    },
+    "gate_observing_left": {
+        "en": "This stage has no wait of its own: it is observed for {total} before the monitoring gate judges "
+        "it. {minutes} min left.",
+        "ko": "이 단계는 자체 대기 시간이 없어 모니터링 게이트를 판단하기 전에 {total} 동안 관찰합니다. {minutes}분 남음.",
+    },
     "status_active": {"en": "in progress", "ko": "진행 중"},
     "status_finished": {"en": ":white_check_mark: finished", "ko": ":white_check_mark: 완료"},
     "status_aborted": {"en": ":no_entry: aborted", "ko": ":no_entry: 중단됨"},
@@ -250,6 +276,10 @@ WORDS: dict[str, dict[str, str]] = {
     "gate_wait_left": {
         "en": "The wait of this stage is not over: {minutes} min left.",
         "ko": "이 단계의 대기 시간이 끝나지 않았습니다: {minutes}분 남음.",
+    },
+    "gate_watch_left": {
+        "en": "The post-deploy watch is not over: {minutes} min left. Finishing now needs a reason.",
+        "ko": "배포 후 모니터링이 아직 끝나지 않았습니다: {minutes}분 남음. 지금 끝내려면 사유가 필요합니다.",
     },
     "and_more": {"en": "…and {count} more", "ko": "…외 {count}개"},
     "btn_override": {"en": "Override with a reason", "ko": "사유를 입력하고 강제 진행"},

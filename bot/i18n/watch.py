@@ -149,6 +149,38 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "기준선의 {threshold}배 = {limit}",
     },
     "latency_times": {"en": "{value} ({times}x)", "ko": "{value} (기준선의 {times}배)"},
+    # --- the gate over a whole window (a canary stage, the post-deploy watch) ---
+    "window_figures": {
+        "en": "{mark} Whole window: error rate {error} · P95 {p95} (gate: under {max_error} · under {max_p95}) · "
+        "{breached} of {samples} samples over a line",
+        "ko": "{mark} 구간 전체: 에러율 {error} · P95 {p95} (기준: {max_error} 미만 · {max_p95} 미만) · "
+        "샘플 {samples}개 중 {breached}개 기준 초과",
+    },
+    "header_gate": {
+        "en": "*Gate over this stage* (since {since}):",
+        "ko": "*이 단계 전체 게이트* ({since}부터):",
+    },
+    "header_gate_waiting": {
+        "en": "*Gate over this stage*: waiting for the first sample",
+        "ko": "*이 단계 전체 게이트*: 첫 샘플을 기다리는 중",
+    },
+    "resource_figures": {
+        "en": ":bar_chart: Measured at 100 %: CPU {cpu} · memory {memory} of their limits (busiest pod; "
+        "marked at {limit} or more) · {when}",
+        "ko": ":bar_chart: 100% 단계 측정값: CPU {cpu} · 메모리 {memory} (한도 대비, 가장 바쁜 파드 기준, "
+        "{limit} 이상이면 표시) · {when}",
+    },
+    "span_minutes": {"en": "{minutes} minutes", "ko": "{minutes}분"},
+    "span_seconds": {"en": "{seconds} seconds", "ko": "{seconds}초"},
+    "watch_over": {
+        "en": ":checkered_flag: The post-deploy watch's {span} are over: the metric watch and its paging have "
+        "stopped. Summary:",
+        "ko": ":checkered_flag: 배포 후 모니터링 {span}이 끝났습니다. 메트릭 감시와 자동 호출을 멈췄습니다. 요약:",
+    },
+    "watch_over_incidents": {
+        "en": "Incidents during the watch: {count}",
+        "ko": "모니터링 중 인시던트: {count}건",
+    },
     # --- PagerDuty ---
     "pd_summary_metric": {
         "en": "{service} {version}: {title} — {value} (threshold {threshold})",

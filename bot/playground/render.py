@@ -35,6 +35,8 @@ _EMOJI = {
     "grey_question": "❔",
     "heavy_minus_sign": "➖",
     "label": "🏷",
+    "checkered_flag": "🏁",
+    "bar_chart": "📊",
 }
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")

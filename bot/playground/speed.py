@@ -1,9 +1,10 @@
 """The playground's clock: a checklist's waits, compressed by a stated factor so a release fits in a minute.
 
-Only the durations that make a person wait are divided: the canary stages' waits, the post-deploy watch and the
-metric watch's sampling interval (so a breach is caught within the compressed seconds). Nothing else changes: the
-checklist's text, keys, criteria and thresholds are the file's own. The result is written next to the
-playground's database and validated like any checklist, and the bot runs on it unchanged.
+Only the durations that make a person wait are divided: the canary stages' waits, the post-deploy watch, the
+gate's observation of the 100 % stage and the metric watch's sampling interval (so a breach is caught within the
+compressed seconds). Nothing else changes: the checklist's text, keys, criteria and thresholds are the file's own.
+The result is written next to the playground's database and validated like any checklist, and the bot runs on it
+unchanged.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def compress(source: Path, speed: float, destination: Path) -> tuple[Path, list[
         if isinstance(stage, dict):
             swap(stage, "wait", f"canary {stage.get('key')}")
     swap(data, "post_deploy_watch", "post-deploy watch")
+    gate = data.get("gate")
+    if isinstance(gate, dict):
+        gate.setdefault("min_observation", "5m")
+        swap(gate, "min_observation", "gate observation at 100 %")
     metrics = data.get("metrics")
     if isinstance(metrics, dict):
         metrics.setdefault("sample_interval", "15s")

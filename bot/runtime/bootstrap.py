@@ -58,6 +58,7 @@ from bot.slack.publisher import Publisher
 from bot.slack.rollback_listeners import RollbackContext, recovery_job, register_rollback
 from bot.slack.sync import MessageSync
 from bot.usecases.evidence import EvidenceService, EvidenceSources
+from bot.usecases.gate_window import GateWindow
 from bot.usecases.lifecycle import Lifecycle
 from bot.usecases.releases import Services
 from bot.usecases.rollback import LazyDeployer, RollbackService
@@ -304,6 +305,9 @@ def build(
         _close_with_bot(watch.metrics, owned_closers)
     if pager is None:
         _close_with_bot(watch.pager, owned_closers)
+    services.metrics_on = watch.metrics is not None
+    # Leaving a canary stage is judged on the gate over the whole stage (seed 3.3).
+    lifecycle.gate_window = GateWindow(uow=unit_of_work, clock=clock, metrics=watch.metrics)
     poster = TimerPoster(
         gateway=gateway, lang=settings.language, managers=settings.manager_ids, figures=watch.figures
     )

@@ -142,18 +142,22 @@ class Clockwork:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 
-    def add_interval(self, job_id: str, fn: Callable[[], None], seconds: float) -> None:
-        """Other leader-only periodic work (metric watch, outbox) shares this scheduler."""
+    def add_interval(self, job_id: str, fn: Callable[[], None], seconds: float, *, overlap: int = 1) -> None:
+        """Other leader-only periodic work (metric watch, outbox) shares this scheduler.
+
+        ``overlap`` runs of the job may be under way at once (the outbox: a slow lane must not hold the rest)."""
 
         def guarded() -> None:
             if self._is_leader():
                 fn()
 
-        self.every(job_id, guarded, seconds)
+        self.every(job_id, guarded, seconds, overlap=overlap)
 
-    def every(self, job_id: str, fn: Callable[[], None], seconds: float) -> None:
+    def every(self, job_id: str, fn: Callable[[], None], seconds: float, *, overlap: int = 1) -> None:
         """Periodic work every process runs, leader or not."""
-        self.scheduler.add_job(fn, "interval", seconds=seconds, id=job_id, replace_existing=True)
+        self.scheduler.add_job(
+            fn, "interval", seconds=seconds, id=job_id, replace_existing=True, max_instances=overlap
+        )
 
     def wake(self) -> None:
         """Re-arm the one-shot wake-up at the earliest pending due time."""

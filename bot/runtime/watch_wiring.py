@@ -16,6 +16,7 @@ from bot.runtime.clockwork import Clockwork
 from bot.slack.alerts import SlackAlerts
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.watch_listeners import WatchContext, register_watch
+from bot.usecases.gate_window import GateWindow
 from bot.usecases.incidents import IncidentDesk
 from bot.usecases.lifecycle import Lifecycle, Transition
 from bot.usecases.outbox import PagerOutbox
@@ -23,6 +24,8 @@ from bot.usecases.releases import Services, UowFactory
 from bot.usecases.watch import GateFigures, MetricWatch
 
 DEFAULT_SAMPLE_S = 15.0
+WATCH_POLL_S = 1.0
+OUTBOX_OVERLAP = 4  # outbox runs under way at once; each takes only lanes no other run is working
 
 
 @dataclass
@@ -46,6 +49,7 @@ def make_parts(
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
 ) -> WatchParts:
     """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing."""
+    # Adapters made here are closed by Bot.stop (bootstrap's closers); handed-in ones are their owner's.
     if metrics is None and settings.prometheus_url:
         metrics = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
     if pager is None and settings.pagerduty_routing_key:
@@ -56,8 +60,11 @@ def make_parts(
             clock=clock,
         )
     desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
+    window = GateWindow(uow=uow, clock=clock, metrics=metrics)
     return WatchParts(
-        figures=GateFigures(uow=uow, services=services, lang=settings.language, enabled=metrics is not None),
+        figures=GateFigures(
+            uow=uow, services=services, lang=settings.language, enabled=metrics is not None, window=window
+        ),
         desk=desk,
         watch=MetricWatch(
             uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang=settings.language
@@ -96,8 +103,14 @@ def install(
         def kick() -> None:
             # A page should leave as soon as it is queued, not at the outbox's next interval.
             if clockwork.scheduler.running and is_leader():
+                # Several kicks may run at once: a kick while an earlier run still retries a slow key must
+                # send the new key now (a second instance of the same job id would otherwise be skipped).
                 clockwork.scheduler.add_job(
-                    outbox.deliver_due, "date", id="pager-outbox-now", replace_existing=True
+                    outbox.deliver_due,
+                    "date",
+                    id="pager-outbox-now",
+                    replace_existing=True,
+                    max_instances=OUTBOX_OVERLAP,
                 )
 
         parts.desk.kick = kick
@@ -105,10 +118,13 @@ def install(
         def deliver() -> None:
             outbox.deliver_due()
 
-        clockwork.add_interval("pager-outbox", deliver, outbox_interval_s)
+        clockwork.add_interval("pager-outbox", deliver, outbox_interval_s, overlap=OUTBOX_OVERLAP)
     # Whether PagerDuty and Prometheus are on is said once, in serve's start-up line (bot.runtime.startup).
     spec = checklist.metrics
-    seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
+    sample_s = spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S
+    # The watch polls often and samples when Prometheus has scraped anew (``bot.usecases.watch.sample_due``):
+    # the poll period is all the delay left between a scrape and the sample that judges it.
+    seconds = interval_s or min(sample_s, WATCH_POLL_S)
     clockwork.add_interval("metric-watch", parts.watch.tick, seconds)
 
     # After a transition commits: queue change events and resolves at once, off the listener's thread.

@@ -155,6 +155,10 @@ class SlackAlerts:
         text, blocks = render_alert(view, incident, self._lang, paged=self._paged)
         self._publisher.gateway.update(view.release.channel_id, incident.slack_ts, text, blocks)
 
+    def redraw(self, view: ReleaseView, kinds: tuple[str, ...]) -> None:
+        """Have the sync redraw the release's messages of these kinds soon (its sweep would, within 15 s)."""
+        self._publisher.sync.mark_dirty(m.id for m in view.messages if m.kind in kinds)
+
     def thread_note(self, view: ReleaseView, text: str) -> None:
         if view.release.thread_ts is None:
             return

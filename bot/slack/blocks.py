@@ -17,6 +17,7 @@ from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, pro
 from bot.i18n import t
 from bot.slack import evidence_blocks, traffic_blocks
 from bot.slack.ids import ActionId, block_id, declare_action_id
+from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView
 
 Block = dict[str, Any]
@@ -189,6 +190,30 @@ def _followup_actions(view: ReleaseView, message: MessageRecord, lang: str) -> l
     return [{"type": "actions", "block_id": bid, "elements": [button]}]
 
 
+def _resource_line(view: ReleaseView, item_key: str, lang: str) -> str | None:
+    """CPU and memory measured at 100 % (seed 3.2), beside the 3.3 item that asks whether they are normal."""
+    spec = view.checklist.metrics
+    if spec is None or spec.resource_item != item_key or not view.resources:
+        return None
+
+    def figure(metric: str) -> str:
+        sample = view.resources.get(metric)
+        if sample is None or sample.value is None:
+            return t(lang, "no_figure")
+        mark = ":warning: " if sample.value >= spec.resource_max else ""
+        return f"{mark}{sample.value * 100:.0f} %"
+
+    newest = max(s.at for s in view.resources.values())
+    return t(
+        lang,
+        "resource_figures",
+        cpu=figure("cpu"),
+        memory=figure("memory"),
+        limit=f"{spec.resource_max * 100:g} %",
+        when=slack_date(newest, "{time}"),
+    )
+
+
 def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: bool) -> Block:
     state = view.items.get(entry.key)
     checked = bool(state and state.checked)
@@ -196,6 +221,9 @@ def _item_block(view: ReleaseView, entry: Entry, bid: str, lang: str, ended: boo
     evidence = evidence_blocks.item_lines(view, entry.key, lang)
     if evidence:
         text += "\n" + evidence
+    resources = _resource_line(view, entry.key, lang)
+    if resources:
+        text += "\n" + resources
     if checked and state is not None:
         who = state.actor.mention
         text += "\n:white_check_mark: " + t(lang, "ticked_by", who=who, when=slack_date(state.at))
@@ -301,6 +329,16 @@ def _step_title(view: ReleaseView, key: str, lang: str) -> str:
     """A step's title as people read it ("1. 배포 전 체크리스트"), not its key; a key no longer in the plan as is."""
     step = next((s for s in view.steps if s.key == key), None)
     return step_label(view.checklist, step, lang) if step else escape(key)
+def _gate_window_line(view: ReleaseView, step: Step | None, lang: str) -> str | None:
+    """The monitoring gate over this canary stage so far (seed 3.3), live while the stage runs."""
+    record = view.gate_window
+    gate = view.checklist.gate
+    if step is None or step.kind is not StepKind.CANARY or gate is None or not view.metrics_on:
+        return None
+    if record is None or record.get("step") != step.key:
+        return t(lang, "header_gate_waiting")
+    line = t(lang, "header_gate", since=slack_date(view.release.step_started_at, "{time}"))
+    return line + " " + record_line(record, lang)
 
 
 def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
@@ -340,6 +378,11 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
         blocks.append(
             {"type": "section", "block_id": block_id("hs", rel, mid, rev), "text": _mrkdwn(now_line)}
         )
+        gate_line = _gate_window_line(view, step, lang)
+        if gate_line is not None:
+            blocks.append(
+                {"type": "context", "block_id": block_id("hw", rel, mid, rev), "elements": [_mrkdwn(gate_line)]}
+            )
     counts = progress(view.checklist, view.checked)
     parts = " · ".join(
         f"{phase.title} {counts[phase.key][0]}/{counts[phase.key][1]}"

@@ -136,5 +136,8 @@ class ChartingAlerts:
     def refresh(self, view: ReleaseView, incident: IncidentRecord) -> None:
         self._inner.refresh(view, incident)
 
+    def redraw(self, view: ReleaseView, kinds: tuple[str, ...]) -> None:
+        self._inner.redraw(view, kinds)
+
     def thread_note(self, view: ReleaseView, text: str) -> None:
         self._inner.thread_note(view, text)

@@ -192,7 +192,14 @@ def advance_from_button(
         result = ctx.lifecycle.advance(view.release.id, from_step=from_step, to_step=to_step, actor=actor)
     except GateNotMet as gate:
         text, blocks = notices.gate_refusal(
-            view, from_step, to_step, ctx.lang, gate.open_items, gate.wait_remaining_s
+            view,
+            from_step,
+            to_step,
+            ctx.lang,
+            gate.open_items,
+            gate.wait_remaining_s,
+            window=gate.window,
+            observing_s=gate.observing_s,
         )
         respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
         return

@@ -12,6 +12,7 @@ from bot.i18n.units import human_duration, whole_minutes
 from bot.ports import HealthResult
 from bot.slack.blocks import Block, advance_label, clip, escape, slack_date, step_label
 from bot.slack.ids import ActionId, CallbackId
+from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView
 
 Message = tuple[str, list[Block]]
@@ -220,9 +221,27 @@ def gate_refusal(
     lang: str,
     open_items: tuple[str, ...],
     wait_remaining_s: float | None,
+    window: dict[str, Any] | None = None,
+    observing_s: float | None = None,
 ) -> Message:
     """Why the clicker may not move on yet, and the way to override with a reason."""
     lines = []
+    if window is not None:
+        if window.get("verdict") == "no_data":
+            reasons = "; ".join(str(r) for r in window.get("reasons") or []) or t(lang, "gate_no_samples")
+            lines.append(":grey_question: " + t(lang, "gate_window_undecided", reasons=escape(reasons)))
+        else:
+            lines.append(":x: " + t(lang, "gate_window_refused"))
+            lines.append(record_line(window, lang))
+    if observing_s is not None and view.checklist.gate is not None:
+        lines.append(
+            t(
+                lang,
+                "gate_observing_left",
+                total=human_duration(view.checklist.gate.min_observation, lang),
+                minutes=f"{max(observing_s, 0) / 60:.1f}",
+            )
+        )
     if open_items:
         lines.append(t(lang, "gate_open_items", count=len(open_items)))
         for key in open_items[:15]:
@@ -230,7 +249,10 @@ def gate_refusal(
         if len(open_items) > 15:
             lines.append(t(lang, "and_more", count=len(open_items) - 15))
     if wait_remaining_s is not None:
-        lines.append(t(lang, "gate_wait_left", minutes=whole_minutes(wait_remaining_s)))
+        current = next((s for s in view.steps if s.key == from_step), None)
+        # Leaving the post-deploy watch early is finishing the release before seed 4.2's 30 minutes are up.
+        key = "gate_watch_left" if current is not None and current.kind is StepKind.WATCH else "gate_wait_left"
+        lines.append(t(lang, key, minutes=whole_minutes(wait_remaining_s)))
     rid = view.release.id
     blocks = [
         section("\n".join(lines)),

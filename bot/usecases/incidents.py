@@ -41,6 +41,8 @@ class AlertSink(Protocol):
 
     def thread_note(self, view: ReleaseView, text: str) -> None: ...
 
+    def redraw(self, view: ReleaseView, kinds: tuple[str, ...]) -> None: ...
+
 
 @dataclass(frozen=True)
 class Fired:

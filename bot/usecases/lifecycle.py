@@ -16,8 +16,9 @@ from bot.domain import release as flow
 from bot.domain.records import Actor, TimerRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
 from bot.domain.roles import Action
-from bot.errors import InvalidTransition, Locked
+from bot.errors import GateNotMet, InvalidTransition, Locked
 from bot.ports import Clock, HealthResult
+from bot.usecases.gate_window import GateWindow, window_record
 from bot.usecases.releases import ReleaseView, Services, UowFactory
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class Lifecycle:
         self.hooks: list[TransitionHook] = []
         # Called before a move with (release id, from step, to step); raising refuses it (traffic drift).
         self.guards: list[Callable[[int, str, str], None]] = []
+        # The monitoring gate over a canary stage; set by bootstrap when the bot reads metrics.
+        self.gate_window: GateWindow | None = None
 
     def _notify(self, transition: Transition) -> None:
         for hook in self.hooks:
@@ -113,6 +116,8 @@ class Lifecycle:
         self.require(release_id, actor, Action.OVERRIDE if override_reason else Action.ADVANCE)
         for guard in self.guards:
             guard(release_id, from_step, to_step)
+        # Prometheus is asked before the transaction, so no row stays locked while it answers.
+        monitoring = self._monitoring_gate(release_id, from_step)
         now = self._clock.now()
         with self._uow() as uow:
             record = uow.releases.get(release_id, for_update=True)
@@ -139,6 +144,12 @@ class Lifecycle:
                 checked=view.checked,
                 override_reason=override_reason,
             )
+            overridden = move.overridden
+            if monitoring is not None:
+                if not override_reason:
+                    raise monitoring
+                overridden = (*overridden, "monitoring")
+            move = flow.Advance(move.from_step, move.to_step, overridden)
             uow.timers.cancel_pending(release_id, [STAGE_WAIT])
             if move.overridden:
                 uow.audit.append(
@@ -151,6 +162,7 @@ class Lifecycle:
                         "to": move.to_step,
                         "gates": list(move.overridden),
                         "reason": override_reason,
+                        **({"monitoring": monitoring.window} if monitoring is not None and monitoring.window else {}),
                     },
                 )
             if move.finishes:
@@ -192,6 +204,29 @@ class Lifecycle:
             Transition(release_id, move.from_step, move.to_step, status, actor, now, override_reason)
         )
         return result
+
+    def _monitoring_gate(self, release_id: int, from_step: str) -> GateNotMet | None:
+        """Why the monitoring gate holds a release in its canary stage, or None when it lets it go (seed 3.3).
+
+        Judged over the stage's whole wait, from the stage's start until now: the window's error ratio and p95
+        from Prometheus. A stage without a wait (100 %) is observed ``gate.min_observation`` first. Without a
+        metrics source the gate is not judged here (people check the dashboards, as the checklist asks)."""
+        window = self.gate_window
+        if window is None or not window.enabled:
+            return None
+        view = self._services.view(release_id)
+        step, gate, spec = view.current_step, view.checklist.gate, view.checklist.metrics
+        if step is None or step.key != from_step or step.kind is not StepKind.CANARY or gate is None or spec is None:
+            return None
+        started = view.release.step_started_at
+        if step.wait is None:
+            left = (started + gate.min_observation - self._clock.now()).total_seconds()
+            if left > 0:
+                return GateNotMet("gate_observing", observing_s=left)
+        report = window.judge(release_id, gate, spec, started)
+        if report is None or report.passed:
+            return None
+        return GateNotMet("gate_window_failed", window=window_record(report, step.key))
 
     def _schedule_for_step(
         self, uow: SqlUnitOfWork, view: ReleaseView, step_key: str, now: datetime, actor: Actor

@@ -1,6 +1,12 @@
 """The PagerDuty outbox: deliver queued events through the ``Pager`` port, in order per dedup key, with
 backoff, across restarts and outages.
 
+Each dedup key is a lane of its own: its events go out in order, one at a time, but lanes run side by side, and a
+run never waits for a lane another run is already working. A trigger that PagerDuty answers slowly and with errors
+(each attempt is the adapter's bounded retries, seconds long) therefore never delays another key's first attempt:
+with one queue, a latency page once waited behind the error-rate page's retries and reached PagerDuty ~63 s after
+the breach began.
+
 The rows are the truth. A use case queues an event in the same transaction as the decision behind it; this job
 (leader-only) sends it later. An event that cannot be delivered stays pending with ``next_attempt_at`` pushed
 back (doubling, capped) and is retried until PagerDuty takes it; one PagerDuty refuses for good (400, a bad
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +35,15 @@ from bot.ports import ChangeEvent, Clock, PageEvent, Pager
 from bot.usecases.releases import UowFactory
 
 log = logging.getLogger(__name__)
+MAX_LANES = 8  # keys delivered side by side in one run; the rest wait for the next run
+
+
+def lanes(pending: Iterable[OutboxRecord]) -> dict[str, list[OutboxRecord]]:
+    """Pending rows per dedup key, oldest first; a change event (no key) is a lane of its own."""
+    result: dict[str, list[OutboxRecord]] = {}
+    for row in pending:
+        result.setdefault(row.dedup_key if row.dedup_key is not None else f"#change:{row.id}", []).append(row)
+    return result
 
 
 def _links(raw: Any) -> tuple[tuple[str, str], ...]:
@@ -78,49 +95,55 @@ class PagerOutbox:
         self._base = base_backoff_s
         self._max = max_backoff_s
         self._lock = threading.Lock()
+        self._busy: set[str] = set()  # lanes a run in this process is working on
 
     def backoff(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failed attempt: base, 2×base, 4×base, … capped."""
         return timedelta(seconds=min(self._base * 2 ** max(attempts - 1, 0), self._max))
 
     def deliver_due(self) -> int:
-        """Send every due event, oldest first; return how many PagerDuty accepted."""
-        # One delivery run at a time in this process (the interval job and a kick may overlap).
-        if not self._lock.acquire(blocking=False):
-            return 0
-        try:
-            return self._run()
-        finally:
-            self._lock.release()
-
-    def _run(self) -> int:
+        """Send every due event, oldest first per dedup key, keys side by side; return how many PagerDuty
+        accepted. Lanes another run (the interval job, a kick) is already working are left to it."""
         with self._uow() as uow:
             pending = uow.watch.outbox.pending()
+        mine = self._take(lanes(pending))
         try:
-            delivered = self._deliver(pending)
-        except NotLeader as e:
-            log.warning("outbox left to the next leader: %s", e)
-            delivered = 0
+            delivered = self._deliver(mine)
+        finally:
+            with self._lock:
+                self._busy.difference_update(mine)
         with self._uow() as uow:
             OUTBOX_DEPTH.set(uow.watch.outbox.depth())
         return delivered
 
-    def _deliver(self, pending: list[OutboxRecord]) -> int:
-        blocked: set[str] = set()
+    def _take(self, all_lanes: dict[str, list[OutboxRecord]]) -> dict[str, list[OutboxRecord]]:
+        with self._lock:
+            free = {key: rows for key, rows in all_lanes.items() if key not in self._busy}
+            mine = dict(list(free.items())[:MAX_LANES])
+            self._busy.update(mine)
+        return mine
+
+    def _deliver(self, mine: dict[str, list[OutboxRecord]]) -> int:
+        if len(mine) <= 1:
+            return sum(self._lane(rows) for rows in mine.values())
+        with ThreadPoolExecutor(max_workers=len(mine), thread_name_prefix="pager-lane") as pool:
+            return sum(pool.map(self._lane, mine.values()))
+
+    def _lane(self, rows: list[OutboxRecord]) -> int:
+        """Deliver one key's due rows in order; stop at the first that is not due or not delivered.
+
+        A later event of an alert must never overtake an earlier one: a trigger delivered after its resolve
+        would open a new incident."""
         delivered = 0
-        for row in pending:
-            # A later event of an alert must never overtake an earlier one: a trigger delivered after its
-            # resolve would open a new incident.
-            if row.dedup_key is not None and row.dedup_key in blocked:
-                continue
-            if row.next_attempt_at > self._clock.now():
-                if row.dedup_key is not None:
-                    blocked.add(row.dedup_key)
-                continue
-            if self._attempt(row):
+        try:
+            for row in rows:
+                if row.next_attempt_at > self._clock.now() or not self._attempt(row):
+                    break
                 delivered += 1
-            elif row.dedup_key is not None:
-                blocked.add(row.dedup_key)
+        except NotLeader as e:
+            log.warning("outbox left to the next leader: %s", e)
+        except Exception:  # one lane's surprise must not take the other lanes' results down with it
+            log.exception("outbox lane %s failed", rows[0].dedup_key)
         return delivered
 
     def _attempt(self, row: OutboxRecord) -> bool:

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
@@ -35,6 +36,18 @@ UowFactory = Callable[[], SqlUnitOfWork]
 POST_CLAIM_LEASE = timedelta(minutes=5)
 
 
+def _resources(uow: SqlUnitOfWork, release_id: int, checklist: Checklist) -> dict[str, SampleRecord]:
+    spec = checklist.metrics
+    if spec is None or spec.resource_item is None:
+        return {}
+    found: dict[str, SampleRecord] = {}
+    for metric in ("cpu", "memory"):
+        latest = uow.watch.samples.latest(release_id, metric)
+        if latest:
+            found[metric] = latest[0]
+    return found
+
+
 @dataclass(frozen=True)
 class ReleaseView:
     """Everything a renderer needs to draw a release, read in one transaction."""
@@ -51,6 +64,11 @@ class ReleaseView:
     item_overrides: dict[str, AuditEvent] = field(default_factory=dict)
     evidence_on: bool = False  # the bot evaluates evidence (GitHub configured): show the re-check button
     traffic: TrafficState | None = None  # the cluster's view, for checklists with a traffic provider
+    # The monitoring gate over the current canary stage so far, as the watch last judged it (gate_window.py).
+    gate_window: dict[str, Any] | None = None
+    metrics_on: bool = False
+    # The latest CPU and memory samples (seed 3.2 at 100 %), by metric, for the item that shows them.
+    resources: dict[str, SampleRecord] = field(default_factory=dict)
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -133,6 +151,8 @@ class Services:
         self._checklist_source = checklist_source
         self.permissions = Permissions(uow=uow, clock=clock, is_manager=is_manager)
         self.evidence_on = evidence_on
+        # Prometheus is configured: canary stages show the monitoring gate over the stage (set by bootstrap).
+        self.metrics_on = False
 
     def _with_contacts(self, checklist: Checklist) -> Checklist:
         # A release keeps the checklist it started with, but who is called is today's setting, not the snapshot's.
@@ -186,6 +206,9 @@ class Services:
             item_overrides=item_overrides,
             evidence_on=self.evidence_on,
             traffic=None if checklist.traffic.is_manual else TrafficStates(uow.session).get(release_id),
+            gate_window=uow.watch.releases.gate_window(release_id),
+            metrics_on=self.metrics_on,
+            resources=_resources(uow, release_id, checklist),
         )
 
     def view(self, release_id: int) -> ReleaseView:

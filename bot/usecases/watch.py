@@ -13,7 +13,7 @@ Must not import slack_bolt, slack_sdk, httpx or kubernetes.
 from __future__ import annotations
 
 import logging
-import re
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,23 +30,31 @@ from bot.domain.analysis import (
     explain,
     gate_status,
 )
-from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_duration, parse_duration
+from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_duration
 from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
+from bot.domain.window import WindowReport
 from bot.errors import ChatError, GateNotMet, MetricsError, NotFound, NotLeader
 from bot.i18n import t
 from bot.i18n.units import human_duration
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
+from bot.usecases.gate_window import GateWindow, record_line, window_line, window_record
 from bot.usecases.incident_words import fmt_ms, fmt_rate, no_data_words, why_details
 from bot.usecases.incidents import Fired, IncidentDesk
 from bot.usecases.releases import ReleaseView, Services, UowFactory
+from bot.usecases.watch_queries import freshness_query, rate_window, sample_due, widen
 
 log = logging.getLogger(__name__)
 ERROR_RATE, P95 = "error_rate", "p95"
 WATCHED_STEPS = (StepKind.CANARY, StepKind.WATCH)
-_RATE_WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)\]")
+WATCH_CLOSED = "watch_window_closed"
+CPU, MEMORY = "cpu", "memory"
+
+
+def _percent(value: float | None) -> str:
+    return "none" if value is None else f"{value * 100:.0f}"
 
 
 def needs_tick(ref: WatchRef, step_kind: StepKind | None) -> bool:
@@ -62,23 +70,9 @@ def metric_of(criterion: Criterion) -> str:
     return ERROR_RATE if criterion.kind is CriterionKind.ERROR_RATE else P95
 
 
-def rate_window(query: str, fallback: timedelta) -> timedelta:
-    """The first range selector's duration in a query (``1m`` in ``rate(x[1m])``), for the "why"."""
-    match = _RATE_WINDOW.search(query)
-    try:
-        return parse_duration(match.group(1)) if match else fallback
-    except ValueError:  # ms, d, w, y: units checklists do not use for rate windows
-        return fallback
-
-
 def window_of(criterion: Criterion, spec: MetricsSpec) -> timedelta:
     query = spec.error_rate_query if metric_of(criterion) == ERROR_RATE else spec.p95_query
     return rate_window(query, spec.sample_interval)
-
-
-def widen(query: str, window: timedelta) -> str:
-    """The same query over another window: the baseline is the p95 over the whole baseline window."""
-    return _RATE_WINDOW.sub(f"[{format_duration(window)}]", query)
 
 
 def _sample(reading: Reading, at: datetime) -> Sample:
@@ -114,6 +108,11 @@ class MetricWatch:
         # Called after commit with (release id, criterion, details) for each criterion that opened an incident
         # (the traffic provider aborts the canary for criteria with ``on_breach: abort``).
         self.on_fired: list[Callable[[int, Criterion, dict[str, Any]], None]] = []
+        self._window = GateWindow(uow=uow, clock=clock, metrics=metrics)
+        self._closed: set[int] = set()  # releases whose post-deploy watch is over and reported
+        # The newest scrape each release's last sample saw. In memory: after a restart the first sample is
+        # spaced by ``last_sample_at`` alone, then alignment resumes.
+        self._scrapes: dict[int, float] = {}
 
     def tick(self) -> None:
         """One pass over every release the watch has work on: a step to announce, an end to close, a sample due.
@@ -157,10 +156,91 @@ class MetricWatch:
             view = self._services.view(release_id)
         if self._metrics is None:
             return
-        # Half an interval of slack: the job's own jitter must not make every other sample skip.
-        if last is not None and (self._clock.now() - last) < spec.sample_interval / 2:
+        if self._watch_over(view, spec):
+            return
+        scrape = self._newest_scrape(spec)
+        if not sample_due(self._clock.now(), last, scrape, self._scrapes.get(release_id), spec):
             return
         self.sample(view, spec)
+        if scrape is not None:
+            self._scrapes[release_id] = scrape
+
+    # --- the end of the post-deploy watch ----------------------------------------------------------------
+
+    def _watch_over(self, view: ReleaseView, spec: MetricsSpec) -> bool:
+        """Whether the post-deploy watch's time is up; the first time, report its summary in the thread.
+
+        The watch and its paging cover exactly ``post_deploy_watch`` (seed 4.2 "모니터링 (30분)"): no sample is
+        taken after it, so nothing pages after it either; incidents already open stay open."""
+        step = view.current_step
+        length = view.checklist.post_deploy_watch
+        if step is None or step.kind is not StepKind.WATCH or length is None:
+            return False
+        start = view.release.step_started_at
+        end = start + length
+        if self._clock.now() < end:
+            return False
+        rid = view.release.id
+        if rid in self._closed:
+            return True
+        with self._uow() as uow:
+            done = any(
+                e.action == WATCH_CLOSED and e.details.get("step") == step.key
+                for e in uow.audit.for_release(rid)
+            )
+            incidents = [
+                i for i in uow.watch.incidents.for_release(rid) if start <= i.created_at <= end
+            ]
+        if not done:
+            gate = view.checklist.gate
+            report = self._window.judge(rid, gate, spec, start, end) if gate is not None else None
+            details: dict[str, Any] = {
+                "step": step.key,
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "incidents": len(incidents),
+            }
+            if report is not None:
+                details |= {
+                    "verdict": report.verdict.value,
+                    "error_rate": report.report.error_rate.value,
+                    "p95_s": report.report.p95.value,
+                    "samples": report.samples,
+                    "breached": report.breached,
+                }
+            with self._uow() as uow:
+                uow.leader_only()
+                uow.audit.append(rid, WATCH_CLOSED, BOT, self._clock.now(), details=details)
+                uow.commit()
+            self._note(view, self._summary(length, report, len(incidents)))
+        self._closed.add(rid)
+        return True
+
+    def _summary(self, length: timedelta, report: WindowReport | None, incidents: int) -> str:
+        lang = self._lang
+        minutes = str(round(length.total_seconds() / 60)) if length >= timedelta(minutes=1) else None
+        span = (
+            t(lang, "span_minutes", minutes=minutes)
+            if minutes
+            else t(lang, "span_seconds", seconds=int(length.total_seconds()))
+        )
+        lines = [t(lang, "watch_over", span=span)]
+        if report is not None:
+            lines.append(window_line(report, lang))
+        lines.append(t(lang, "watch_over_incidents", count=incidents))
+        return "\n".join(lines)
+
+    def _newest_scrape(self, spec: MetricsSpec) -> float | None:
+        """When Prometheus last scraped the watched series (epoch seconds), or None when it cannot say."""
+        assert self._metrics is not None
+        query = freshness_query(spec.error_rate_query)
+        if query is None:
+            return None
+        reading = self._metrics.query(query)
+        value = reading.value
+        if reading.is_error or value is None or not math.isfinite(value):
+            return None
+        return value
 
     # --- the baseline ---------------------------------------------------------------------------------
 
@@ -312,7 +392,64 @@ class MetricWatch:
                 except Exception:
                     log.exception("breach hook failed for release %s", rid)
         self._tell_thread(view, spec, outcomes, baseline)
+        self.update_gate_window(view, spec)
+        self.sample_resources(view, spec)
         return [o.decision for o in outcomes]
+
+    def sample_resources(self, view: ReleaseView, spec: MetricsSpec) -> None:
+        """At 100 % traffic and in the post-deploy watch: CPU and memory against their limits (seed 3.2 "전체
+        메트릭"), stored as samples and shown beside the 3.3 item's box. Redrawn only when a whole percent moves."""
+        step = view.current_step
+        at_full = step is not None and (
+            step.kind is StepKind.WATCH
+            or (step.kind is StepKind.CANARY and step.stage is not None and step.stage.traffic_percent >= 100)
+        )
+        if not at_full or self._metrics is None or not (spec.cpu_query or spec.memory_query):
+            return
+        now = self._clock.now()
+        rid = view.release.id
+        changed = False
+        with self._uow() as uow:
+            uow.leader_only()
+            for metric, query in ((CPU, spec.cpu_query), (MEMORY, spec.memory_query)):
+                if not query:
+                    continue
+                reading = self._metrics.query(query)
+                value = reading.value if reading.value is not None and math.isfinite(reading.value) else None
+                verdict = "no_data" if value is None else ("breach" if value >= spec.resource_max else "pass")
+                before = uow.watch.samples.latest(rid, metric)
+                shown_before = _percent(before[0].value) if before else "never"
+                changed |= shown_before != _percent(value)
+                uow.watch.samples.add(SampleRecord(rid, now, metric, value, verdict, reading.no_data_reason))
+            if changed:
+                uow.messages.bump_release(rid, ["checklist"])
+            uow.commit()
+        if changed and self._desk.alerts is not None:
+            self._desk.alerts.redraw(view, ("checklist",))
+
+    def update_gate_window(self, view: ReleaseView, spec: MetricsSpec) -> None:
+        """Judge the gate over the canary stage so far and, when what the header shows changes, redraw it.
+
+        Called after each sample, so the header follows the samples (one redraw per sample interval at most,
+        well inside chat.update's limits; the sync coalesces further)."""
+        step, gate = view.current_step, view.checklist.gate
+        if step is None or step.kind is not StepKind.CANARY or gate is None:
+            return
+        rid = view.release.id
+        report = self._window.judge(rid, gate, spec, view.release.step_started_at)
+        if report is None:
+            return
+        record = window_record(report, step.key)
+        with self._uow() as uow:
+            uow.leader_only()
+            old = uow.watch.releases.gate_window(rid)
+            if old is not None and old.get("step") == step.key and record_line(old, "en") == record_line(record, "en"):
+                return
+            uow.watch.releases.update(rid, gate_window=record)
+            uow.messages.bump_release(rid, ["header"])
+            uow.commit()
+        if self._desk.alerts is not None:
+            self._desk.alerts.redraw(view, ("header",))
 
     def _tell_thread(
         self, view: ReleaseView, spec: MetricsSpec, outcomes: list[_Outcome], baseline: float | None
@@ -357,17 +494,47 @@ class MetricWatch:
 
 
 class GateFigures:
-    """The latest gate figures of a release, for the stage reminders; never "pass" without data."""
+    """The gate figures of a release for the stage reminders: over the whole stage when a ``window`` judge is
+    given (seed 3.3 "배포 중"), else the latest sample's; never "pass" without data."""
 
-    def __init__(self, *, uow: UowFactory, services: Services, lang: str, enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        services: Services,
+        lang: str,
+        enabled: bool,
+        window: GateWindow | None = None,
+    ) -> None:
         self._uow = uow
         self._services = services
         self._lang = lang
         self._enabled = enabled
+        self._window = window
 
     def __call__(self, release_id: int) -> dict[str, Any] | None:
         if not self._enabled:
             return None
+        if self._window is not None and self._window.enabled:
+            return self._over_the_stage(release_id)
+        return self._latest(release_id)
+
+    def _over_the_stage(self, release_id: int) -> dict[str, Any] | None:
+        assert self._window is not None
+        view = self._services.view(release_id)
+        gate, spec, step = view.checklist.gate, view.checklist.metrics, view.current_step
+        if gate is None or spec is None or step is None:
+            return None
+        report = self._window.judge(release_id, gate, spec, view.release.step_started_at)
+        if report is None:
+            return None
+        record = window_record(report, step.key)
+        if report.report.undecided:
+            reasons = "; ".join(str(r) for r in record["reasons"]) or t(self._lang, "gate_no_samples")
+            return {"text": t(self._lang, "gate_undecided", reasons=reasons), "verdict": "no_data", "window": record}
+        return {"text": record_line(record, self._lang), "verdict": report.verdict.value, "window": record}
+
+    def _latest(self, release_id: int) -> dict[str, Any] | None:
         with self._uow() as uow:
             view = self._services.view_in(uow, release_id)
             latest = {m: uow.watch.samples.latest(release_id, m) for m in (ERROR_RATE, P95)}

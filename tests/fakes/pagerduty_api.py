@@ -11,8 +11,9 @@ Serves ``POST /v2/enqueue`` and ``POST /v2/change/enqueue`` the way PagerDuty do
 
 Only the routing-key 400 message is PagerDuty's verbatim text (from prometheus/alertmanager's tests); the
 other ``errors`` strings follow its style. Faults: ``fail_next(n, status)``, ``go_down()``/``come_back()``
-(the port refuses connections, then the SAME port is bound again) and ``rate_limit_per_minute(n)`` per
-routing key.
+(the port refuses connections, then the SAME port is bound again), ``rate_limit_per_minute(n)`` per
+routing key, and ``fault_for(dedup_key, status, delay_s)``: every alert event with that key is answered slowly
+(after ``delay_s``) with ``status``, the way an overloaded PagerDuty behaves for one alert's requests.
 """
 
 from __future__ import annotations
@@ -189,6 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        fault = fake.fault_of(raw)
+        if fault is not None:
+            time.sleep(fault[1])  # outside the lock: other requests are answered meanwhile
+            with fake.lock:
+                fake.requests.append(RecordedRequest(path=self.path, status=fault[0], body=json.loads(raw)))
+            self._reply(fault[0], _FAULT_BODIES.get(fault[0], ("application/json", b'{"status":"error"}')))
+            return
         status, answer = fake.answer(self.path, raw)
         self._reply(status, answer)
 
@@ -219,6 +227,7 @@ class FakePagerDuty:
         self.port = 0
         self._faults: deque[int] = deque()
         self._rate_limit: int | None = None
+        self._key_faults: dict[str, tuple[int, float]] = {}
         self._accepted_at: dict[str, deque[float]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -286,6 +295,27 @@ class FakePagerDuty:
         """Answer the next ``n`` requests (either endpoint) with ``status``; the events are not ingested."""
         with self.lock:
             self._faults.extend([status] * n)
+
+    def fault_for(self, dedup_key: str, status: int | None = 503, delay_s: float = 0.0) -> None:
+        """Answer every alert event with ``dedup_key`` after ``delay_s`` with ``status`` (None = heal)."""
+        with self.lock:
+            if status is None:
+                self._key_faults.pop(dedup_key, None)
+            else:
+                self._key_faults[dedup_key] = (status, delay_s)
+
+    def fault_of(self, raw: bytes) -> tuple[int, float] | None:
+        """The fault configured for this request's dedup key, if any."""
+        with self.lock:
+            if not self._key_faults:
+                return None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        key = body.get("dedup_key") if isinstance(body, dict) else None
+        with self.lock:
+            return self._key_faults.get(key) if isinstance(key, str) else None
 
     def rate_limit_per_minute(self, limit: int | None) -> None:
         """Answer 429 once a routing key has had ``limit`` events accepted in the last 60 s (None = off)."""

@@ -19,7 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 # prometheus_client's default buckets: what most Python services expose.
@@ -64,11 +69,29 @@ class _Service:
         self.scrapes.append(time.time())
 
 
+@dataclass
+class _Pod:
+    """One pod's container as cAdvisor (use) and kube-state-metrics (limits) show it."""
+
+    cpu_cores: float
+    cpu_limit: float
+    memory_bytes: float
+    memory_limit: float
+    cpu_seconds: float = 0.0
+    last: float = field(default_factory=time.time)
+
+    def advance(self) -> None:
+        now = time.time()
+        self.cpu_seconds += self.cpu_cores * (now - self.last)
+        self.last = now
+
+
 class Exporter(Collector):
     """The fake service's metrics plus the HTTP server Prometheus scrapes."""
 
     def __init__(self) -> None:
         self._services: dict[str, _Service] = {}
+        self._pods: dict[tuple[str, str, str], _Pod] = {}
         self._lock = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -96,6 +119,26 @@ class Exporter(Collector):
                 svc.latencies = tuple(latencies)
             if per_scrape is not None:
                 svc.per_scrape = per_scrape
+
+    def set_pod(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        cpu_cores: float,
+        cpu_limit: float,
+        memory_bytes: float,
+        memory_limit: float,
+    ) -> None:
+        """Expose a pod's container CPU use (a counter growing at ``cpu_cores``), memory and their limits."""
+        with self._lock:
+            key = (namespace, pod, container)
+            old = self._pods.get(key)
+            self._pods[key] = _Pod(cpu_cores, cpu_limit, memory_bytes, memory_limit)
+            if old is not None:
+                old.advance()
+                self._pods[key].cpu_seconds = old.cpu_seconds
 
     def script(self, service: str, steps: Sequence[Step]) -> None:
         """Play these scrapes next, then go back to the steady behaviour."""
@@ -144,11 +187,29 @@ class Exporter(Collector):
                 latency.add_metric([name], list(zip(labels, svc.buckets, strict=True)), svc.total_seconds)
         yield requests
         yield latency
+        pod_labels = ["namespace", "pod", "container"]
+        cpu = CounterMetricFamily("container_cpu_usage_seconds", "cAdvisor CPU use.", labels=pod_labels)
+        memory = GaugeMetricFamily("container_memory_working_set_bytes", "cAdvisor memory.", labels=pod_labels)
+        limits = GaugeMetricFamily(
+            "kube_pod_container_resource_limits", "kube-state-metrics limits.", labels=[*pod_labels, "resource"]
+        )
+        with self._lock:
+            for (namespace, pod, container), p in self._pods.items():
+                cpu.add_metric([namespace, pod, container], p.cpu_seconds)
+                memory.add_metric([namespace, pod, container], p.memory_bytes)
+                limits.add_metric([namespace, pod, container, "cpu"], p.cpu_limit)
+                limits.add_metric([namespace, pod, container, "memory"], p.memory_limit)
+        if self._pods:
+            yield cpu
+            yield memory
+            yield limits
 
     def _scrape(self) -> bytes:
         with self._lock:
             for svc in self._services.values():
                 svc.advance()
+            for pod in self._pods.values():
+                pod.advance()
             self._lock.notify_all()
         return generate_latest(self._registry)
 
