@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 import time
 from typing import Any
 
@@ -29,24 +28,13 @@ class HttpHealthChecker:
         self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
         self._owns_client = client is None
-        # Made on the first check: a client loads the CA bundle into a TLS context (~2.3 MB in each process that
-        # builds the bot), and most processes never run a health check.
-        self._client_made: httpx.Client | None = client
-        self._making = threading.Lock()
-
-    @property
-    def _client(self) -> httpx.Client:
-        with self._making:
-            if self._client_made is None:
-                # Redirects are not followed: a health URL that redirects (often to a login page) is not healthy.
-                self._client_made = httpx.Client(timeout=self._timeout, follow_redirects=False)
-            return self._client_made
+        # Redirects are not followed: a health URL that redirects (often to a login page) is not healthy.
+        self._client = client or httpx.Client(timeout=self._timeout, follow_redirects=False)
 
     def close(self) -> None:
         """Close the client if this checker created it."""
-        with self._making:
-            if self._owns_client and self._client_made is not None:
-                self._client_made.close()
+        if self._owns_client:
+            self._client.close()
 
     def check(self, url: str) -> HealthResult:
         """GET ``url`` once; never raises for network problems."""
