@@ -25,24 +25,29 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.procs import bot_argv, process_tree, pss_of, spawn  # noqa: E402
+from bench.procs import bot_argv, cpu_s, process_tree, pss_of, spawn  # noqa: E402
 
-# Issue 20, part 3: each of the two processes within 70 MB idle, healthy within a second (on SQLite).
+# Issue 20, part 3: idle PSS within 70 MB, healthy within a second (on SQLite). The issue's 93-104 MB was the two
+# processes summed; the brief asked for 70 MB each. Both are checked.
 IDLE_PSS_MAX_MB = 70.0
 HEALTHY_MAX_S = 1.0
 SETTLE_S = 0.5  # as bench/run.py: start-up allocations settle before the process is called idle
+KEYS = ("healthy_s", "cpu_to_healthy_s", "serving_pss_mb", "work_pss_mb", "pss_mb")
 
 
 def one_start(name: str, env: dict[str, str], log_dir: Path) -> dict[str, float]:
     """Spawn the bot once: seconds to healthy, and the idle PSS (MiB) of its serving and work processes."""
     server = spawn(name, bot_argv(), env, log_dir)
     try:
+        # CPU the two processes used to get there: unlike the wall clock, it hardly moves with the machine's load.
+        cpu = sum(cpu_s(p) for p in process_tree(server.proc.pid))
         time.sleep(SETTLE_S)
         pids = process_tree(server.proc.pid)
         serving = pss_of(server.proc.pid)
         work = sum(pss_of(p) for p in pids if p != server.proc.pid)
         return {
             "healthy_s": round(server.healthy_after_s, 3),
+            "cpu_to_healthy_s": round(cpu, 3),
             "serving_pss_mb": round(serving, 1),
             "work_pss_mb": round(work, 1),
             "pss_mb": round(serving + work, 1),
@@ -73,7 +78,7 @@ def measure(
         done = [one_start(f"startup-{engine}", env, log_dir) for _ in range(runs)]
     return {
         "runs": done,
-        **{key: spread(done, key) for key in ("healthy_s", "serving_pss_mb", "work_pss_mb", "pss_mb")},
+        **{key: spread(done, key) for key in KEYS},
     }
 
 
@@ -82,35 +87,54 @@ def targets(engine: str, res: dict[str, Any]) -> list[tuple[str, float, float]]:
     rows = [
         ("idle PSS, serving process (MB)", res["serving_pss_mb"]["median"], IDLE_PSS_MAX_MB),
         ("idle PSS, work process (MB)", res["work_pss_mb"]["median"], IDLE_PSS_MAX_MB),
+        ("idle PSS, both processes summed (MB)", res["pss_mb"]["median"], IDLE_PSS_MAX_MB),
     ]
     if engine == "sqlite":
         rows.append(("spawn → healthy (s)", res["healthy_s"]["median"], HEALTHY_MAX_S))
     return rows
 
 
+def brief(res: dict[str, Any]) -> str:
+    def cell(key: str) -> str:
+        c = res[key]
+        return f"{c['median']} ({c['min']}–{c['max']})"
+
+    return (
+        f"healthy {cell('healthy_s')} s (CPU {cell('cpu_to_healthy_s')} s); idle PSS serving "
+        f"{cell('serving_pss_mb')}, work {cell('work_pss_mb')}, both {cell('pss_mb')} MB "
+        f"(median, min–max of {len(res['runs'])})"
+    )
+
+
 def render(results: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        "| engine | run | spawn → healthy s | serving PSS MB | work PSS MB | both PSS MB |",
-        "|---|---|---|---|---|---|",
-    ]
-    for engine, res in results.items():
-        for i, run in enumerate(res["runs"], 1):
-            lines.append(
-                f"| {engine} | {i} | {run['healthy_s']:.2f} | {run['serving_pss_mb']:.1f} "
-                f"| {run['work_pss_mb']:.1f} | {run['pss_mb']:.1f} |"
-            )
-        cells = [res[k] for k in ("healthy_s", "serving_pss_mb", "work_pss_mb", "pss_mb")]
-        lines.append(
-            f"| {engine} | min / median / max | "
-            + " | ".join(f"{c['min']:.2f} / {c['median']:.2f} / {c['max']:.2f}" for c in cells)
-            + " |"
-        )
+    lines = table(results)
     lines += ["", "| target (median of the runs) | engine | value | limit | met |", "|---|---|---|---|---|"]
     for engine, res in results.items():
         for name, value, limit in targets(engine, res):
             met = "yes" if value <= limit else "**MISSED**"
             lines.append(f"| {name} | {engine} | {value} | ≤ {limit} | {met} |")
     return "\n".join(lines)
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Every cold start, and each engine's min / median / max."""
+    lines = [
+        "| engine | run | spawn → healthy s | CPU to healthy s | serving PSS MB | work PSS MB | both PSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for engine, res in results.items():
+        for i, run in enumerate(res["runs"], 1):
+            lines.append(
+                f"| {engine} | {i} | {run['healthy_s']:.2f} | {run['cpu_to_healthy_s']:.2f} | {run['serving_pss_mb']:.1f} "
+                f"| {run['work_pss_mb']:.1f} | {run['pss_mb']:.1f} |"
+            )
+        cells = [res[k] for k in KEYS]
+        lines.append(
+            f"| {engine} | min / median / max | "
+            + " | ".join(f"{c['min']:.2f} / {c['median']:.2f} / {c['max']:.2f}" for c in cells)
+            + " |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
