@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import sys
 import time
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bot-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the bot"
     )
+    parser.add_argument("--json", metavar="PATH", help="also write every run's figures there")
     args = parser.parse_args(argv)
     extra = dict(kv.split("=", 1) for kv in args.bot_env)
     from bench.run import RESULTS_DIR
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fake.stop()
     print(render(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     met = all(v <= lim for e, r in results.items() for _, v, lim in targets(e, r))
     return 0 if met else 1
 
