@@ -33,8 +33,12 @@ finally:
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2])))))
 """
 
+# serve builds the serving process's bot before it forks the work process, and a process must fork with one thread.
+_THREADS = "import threading; print('threads', threading.active_count())"
 
-def loaded_after(tmp_path: Path, code: str = "", **env: str) -> list[str]:
+
+def run_built(tmp_path: Path, code: str = "", **env: str) -> list[str]:
+    """The subprocess's output lines: what ``code`` printed, then the JSON of the modules loaded."""
     environ = {
         "PATH": "/usr/bin:/bin",
         "SLACK_BOT_TOKEN": "xoxb-test",
@@ -53,7 +57,11 @@ def loaded_after(tmp_path: Path, code: str = "", **env: str) -> list[str]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()
+
+
+def loaded_after(tmp_path: Path, code: str = "", **env: str) -> list[str]:
+    loaded: list[str] = json.loads(run_built(tmp_path, code, **env)[-1])
     return loaded
 
 
@@ -72,3 +80,7 @@ def test_configured_paging_and_metrics_load_their_clients_at_build(tmp_path: Pat
         tmp_path, PROMETHEUS_URL="http://127.0.0.1:9", PAGERDUTY_ROUTING_KEY="R" * 32
     )
     assert loaded == ["httpx", "pagerduty"]
+
+
+def test_building_the_bot_starts_no_thread(tmp_path: Path) -> None:
+    assert run_built(tmp_path, _THREADS)[0] == "threads 1"

@@ -87,9 +87,10 @@ def _serve(settings: Settings, checklist: Checklist) -> int:
             leader.acquire()
         gate = AckGate()  # before the fork: the work process reads the count this process keeps
         work = WorkProcess(settings, leader, gate, build_bot)
-        # This process's bot is built before the fork (building starts no thread). Built after it, both builds
-        # wrote into the pages the imports left (first-use caches, reference counts) and each process ended up
-        # with its own copy of ~18 MB of them (bench/startup.py: idle PSS of the two 93 MB, now see RESULTS.md).
+        # This process's bot is built before the fork (building starts no thread; tests/test_lazy_imports.py).
+        # Built after it, both builds wrote into the pages the imports left (first-use caches, reference counts),
+        # and each process kept its own copy of them: idle PSS of the two 91 MB then, 83 MB built before
+        # (bench/startup.py; the rest of the way in bench/RESULTS.md).
         bot = build_bot(settings, hand_off=work.open_channel())
         _settle()
         work.start(on_exit=stop_with)  # before any thread exists here: it forks
