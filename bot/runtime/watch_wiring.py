@@ -18,6 +18,7 @@ from bot.usecases.incidents import IncidentDesk
 from bot.usecases.lifecycle import Lifecycle, Transition
 from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import Services, UowFactory
+from bot.usecases.shared_readings import SharedReadings
 from bot.usecases.watch import GateFigures, MetricWatch
 
 DEFAULT_SAMPLE_S = 15.0
@@ -31,6 +32,7 @@ class WatchParts:
     outbox: PagerOutbox | None
     metrics: Metrics | None
     pager: Pager | None
+    readings: SharedReadings | None = None  # the watch's view of ``metrics``: one query per expression a sample
 
 
 def make_parts(
@@ -61,11 +63,12 @@ def make_parts(
             clock=clock,
         )
     desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
+    readings = SharedReadings(metrics) if metrics is not None else None
     return WatchParts(
         figures=GateFigures(uow=uow, services=services, lang=settings.language, enabled=metrics is not None),
         desk=desk,
         watch=MetricWatch(
-            uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang=settings.language
+            uow=uow, clock=clock, services=services, metrics=readings, desk=desk, lang=settings.language
         ),
         outbox=None
         if pager is None
@@ -78,6 +81,7 @@ def make_parts(
         ),
         metrics=metrics,
         pager=pager,
+        readings=readings,
     )
 
 
@@ -114,7 +118,8 @@ def install(
     # Whether PagerDuty and Prometheus are on is said once, in serve's start-up line (bot.runtime.startup).
     spec = checklist.metrics
     seconds = interval_s or (spec.sample_interval.total_seconds() if spec else DEFAULT_SAMPLE_S)
-    clockwork.add_interval("metric-watch", parts.watch.tick, seconds)
+    tick = parts.watch.tick if parts.readings is None else parts.readings.per_sample(parts.watch.tick)
+    clockwork.add_interval("metric-watch", tick, seconds)
 
     # After a transition commits: queue change events and resolves at once, off the listener's thread.
     def on_transition(transition: Transition) -> None:
