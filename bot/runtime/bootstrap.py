@@ -191,6 +191,8 @@ class Bot:
         self.leader.stop()
         self.sync.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        for close in self.extras.get("closers", ()):
+            close()
         self.engine.dispose()
 
 
@@ -404,6 +406,10 @@ def build(
     clockwork.add_interval("rollback-recovery", recover_rollbacks, max(rollback_stale_s / 4, 1.0))
     bot.extras |= {"rollbacks": rollbacks, "on_elected": [recover_rollbacks]}
     bot.extras["watch"] = watch
+    # The Prometheus and PagerDuty clients made from settings hold pooled connections: the bot closes them when it
+    # stops (a client handed in stays its caller's to close).
+    made = [c for c, given in ((watch.metrics, metrics), (watch.pager, pager)) if given is None and c is not None]
+    bot.extras["closers"] = [close for c in made if (close := getattr(c, "close", None)) is not None]
     bot.extras["dashboard"] = dashboard
     bot.extras["evidence"] = evidence_ctx
     bot.extras["github_hooks"] = GitHubHooks(ctx, evidence_ctx, settings)
