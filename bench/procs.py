@@ -47,7 +47,8 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def _pss_one(pid: int) -> float:
+def pss_of(pid: int) -> float:
+    """Proportional set size of one process, in MiB (0 when gone)."""
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
@@ -61,7 +62,7 @@ def pss_mb(pid: int) -> float:
     """Proportional set size summed over the process and its children, in MiB: each page counted once, split
     between the processes sharing it. This is what the tree really holds in memory (close to what a container's
     memory cgroup is charged), where the RSS sum counts the pages a fork shares twice."""
-    return sum(_pss_one(p) for p in process_tree(pid))
+    return sum(pss_of(p) for p in process_tree(pid))
 
 
 def cpu_s(pid: int) -> float:

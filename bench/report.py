@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import startup
+
 # Level keys of bench/run.py: clients, "new" = a connection per request, "slow" = 200 slow clients held meanwhile.
 LEVELS = ("1", "10", "50", "10 new", "50 new", "10 slow", "50 slow")
 P50_LEVELS = LEVELS[1:]  # at c=1 the p50 is Bolt's 10 ms ack poll on both sides
@@ -131,6 +133,9 @@ def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, An
         # PSS: every page once, whichever of the bot's two processes holds it (the RSS sum is in the tables).
         add("peak memory under load, PSS (MB)", engine, res["peak_pss_mb"], RSS_MAX_MB)
         add("spawn → healthy (s)", engine, res["healthy_s"], HEALTHY_MAX_S)
+        if "cold_start" in res:  # bench/startup.py: medians of several cold starts
+            for name, value, limit in startup.targets(engine, res["cold_start"]):
+                add(f"cold start: {name}", engine, value, limit)
     seconds = _detection_seconds(detection)
     if seconds is not None:
         add("detection, worst run (s)", "-", seconds, DETECTION_MAX_S)
@@ -213,6 +218,15 @@ def render(results: dict[str, Any]) -> str:
             f"| {name} | {res['healthy_s']:.2f} | {res['idle_rss_mb']:.0f} | {res['idle_pss_mb']:.0f} "
             f"| {res['peak_rss_mb']:.0f} | {res['peak_pss_mb']:.0f} |"
         )
+    cold = {engine: res["cold_start"] for engine, res in results["bot"].items() if "cold_start" in res}
+    if cold:
+        lines += [
+            "",
+            "Cold starts (bench/startup.py), one at a time before the load: spawn → first 200 on /healthz, then",
+            "each process's PSS 0.5 s later (the serving process, and the work process it forks).",
+            "",
+            *startup.table(cold),
+        ]
     for engine, res in results["bot"].items():
         hostile = res.get("hostile")
         if not hostile:

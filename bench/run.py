@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import report, startup  # noqa: E402
 from bench.driver import channel_of, click_bodies, click_targets, drive, pooled, start_bodies  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
 from bench.hostile import SlowClients, bombs, probe  # noqa: E402
@@ -82,6 +82,7 @@ class Plan:
     quiet_s: float  # no Slack call for this long = the bot has gone quiet
     warmup: int  # releases started before measuring; their checkboxes are what gets clicked
     hostile_s: float  # how long bench/hostile.py's probes run while slow clients are held
+    cold_starts: int  # bench/startup.py: cold starts a server, for spawn → healthy and idle PSS of each process
 
 
 # c=10 and c=50 with kept connections get eight rounds. A round there lasts 0.1-0.3 s, and a stall of the VM inside
@@ -96,6 +97,7 @@ FULL = Plan(
     quiet_s=2.5,
     warmup=42,
     hostile_s=20.0,
+    cold_starts=5,
 )
 QUICK = Plan(
     clicks=80,
@@ -105,6 +107,7 @@ QUICK = Plan(
     quiet_s=1.5,
     warmup=2,
     hostile_s=5.0,
+    cold_starts=2,
 )
 
 
@@ -281,6 +284,10 @@ def run_engine(
     engine: str, fake: FakeSlackProcess, plan: Plan, log_dir: Path, extra: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bot on one engine and a floor beside it: (bot figures, floor figures)."""
+    say(f"bot on {engine}: {plan.cold_starts} cold starts (bench/startup.py)")
+    # First, on a machine nothing else of the bench loads: one start at a time, each process's idle PSS.
+    cold = startup.measure(engine, fake, plan.cold_starts, log_dir, extra)
+    say(f"  {startup.brief(cold)}")
     say(f"bot on {engine}, and the floor (minimal Bolt app) beside it")
     with contextlib.ExitStack() as stack:
         url = scratch_database(engine, log_dir, stack)
@@ -288,7 +295,9 @@ def run_engine(
         stack.callback(bot.stop)
         floor = spawn(f"floor-{engine}", floor_argv(), floor_env(fake), log_dir)
         stack.callback(floor.stop)
-        return measure(bot, floor, fake, plan)
+        bot_figures, floor_figures = measure(bot, floor, fake, plan)
+    bot_figures["cold_start"] = cold
+    return bot_figures, floor_figures
 
 
 def scratch_database(engine: str, log_dir: Path, stack: contextlib.ExitStack) -> str:

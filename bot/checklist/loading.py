@@ -99,6 +99,23 @@ def load_checklist(path: str | Path) -> Checklist:
 
 def load_checklist_text(text: str, source: str = "<text>") -> Checklist:
     """Validate checklist YAML given as text; ``source`` names it in error messages."""
+    key = (text, source)
+    cached = _last.get(key)
+    if cached is not None:
+        return cached
+    checklist = _validate(text, source)
+    _last.clear()
+    _last[key] = checklist
+    return checklist
+
+
+# The last checklist validated, by text and name: ``serve`` loads the same file three times (the start-up check,
+# then each process's build), and in a forked work process a second validation wrote into ~2.5 MB of pages it
+# shared with the serving process. A Checklist is immutable; an edited file is a different key.
+_last: dict[tuple[str, str], Checklist] = {}
+
+
+def _validate(text: str, source: str) -> Checklist:
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: builds plain data only
     except yaml.MarkedYAMLError as e:

@@ -24,7 +24,9 @@ Message = tuple[str, Any]
 class WorkChannel:
     """The serving side of the pipe. ``forward`` and ``wake`` never block the caller: a feeder thread writes.
 
-    ``ready`` says whether the work process is up and working, ``stalled`` why it is stuck (or None)."""
+    ``ready`` says whether the work process is up and working, ``stalled`` why it is stuck (or None). The feeder
+    starts with ``start()``, after the fork: the serving bot is built on the channel before it (see
+    ``bot.runtime.server``), and a process must fork with no thread but its main one."""
 
     def __init__(
         self, conn: Connection, ready: Callable[[], bool], stalled: Callable[[], str | None] = lambda: None
@@ -35,6 +37,8 @@ class WorkChannel:
         # Pickled at once: while the work process is busy the queue holds bytes, ~5x smaller than the payload dicts.
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._feed, name="work-feed", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def forward(self, body: dict[str, Any]) -> None:
@@ -58,6 +62,9 @@ class WorkChannel:
     def close(self, timeout: float) -> None:
         """Send what is queued, then close the pipe: the work process drains and exits."""
         self._queue.put(None)
+        if self._thread.ident is None:  # never started: there is no work process to drain to
+            self._conn.close()
+            return
         self._thread.join(timeout)
 
     def _feed(self) -> None:

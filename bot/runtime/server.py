@@ -82,19 +82,22 @@ def _serve(settings: Settings, checklist: Checklist) -> int:
 
     work: WorkProcess | None = None
     gate: AckGate | None = None
-    # Start-up objects live as long as the process: the collector need not walk them again, and a forked work
-    # process that never touches them keeps sharing their pages with this one.
-    gc.freeze()
     if settings.work_process:
         leader = make_leader(settings.database_url)
         if isinstance(leader, SqliteLeader):
             leader.acquire()
         gate = AckGate()  # before the fork: the work process reads the count this process keeps
         work = WorkProcess(settings, leader, gate, build_bot)
-        channel = work.start(on_exit=stop_with)  # before any thread exists here: it forks
-        bot = build_bot(settings, hand_off=channel)
+        # This process's bot is built before the fork (building starts no thread; tests/test_lazy_imports.py).
+        # Built after it, both builds wrote into the pages the imports left (first-use caches, reference counts),
+        # and each process kept its own copy of them: idle PSS of the two 91 MB then, 83 MB built before
+        # (bench/startup.py; the rest of the way in bench/RESULTS.md).
+        bot = build_bot(settings, hand_off=work.open_channel())
+        _settle()
+        work.start(on_exit=stop_with)  # before any thread exists here: it forks
         log.info("serving; work process %s", work.pid)
     else:
+        _settle()
         # One process: hand the GIL over sooner (default 5 ms), so acks wait less behind the background work.
         sys.setswitchinterval(0.001)
         bot = build_bot(settings)
@@ -180,6 +183,17 @@ def _exit_at(deadline: float, work: WorkProcess | None) -> None:
         os._exit(1)
 
     threading.Thread(target=guard, name="shutdown-guard", daemon=True).start()
+
+
+def _settle() -> None:
+    """Before the fork: finish what each process would otherwise do on its own, in pages they share."""
+    from sqlalchemy.orm import configure_mappers
+
+    # Done on the first query otherwise, in each process: it writes into every mapper and mapped class.
+    configure_mappers()
+    # Start-up objects live as long as the process: the collector need not walk them again, and a forked work
+    # process that never touches them keeps sharing their pages with this one.
+    gc.freeze()
 
 
 def _socket_client_log() -> logging.Logger:

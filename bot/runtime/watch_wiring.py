@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 
-from bot.adapters.pagerduty import PagerDutyPager
-from bot.adapters.prometheus import PrometheusMetrics
 from bot.config import Settings
 from bot.domain.checklist import Checklist
 from bot.ports import Clock, Metrics, Pager
@@ -21,6 +19,7 @@ from bot.usecases.incidents import IncidentDesk
 from bot.usecases.lifecycle import Lifecycle, Transition
 from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import Services, UowFactory
+from bot.usecases.shared_readings import SharedReadings
 from bot.usecases.watch import GateFigures, MetricWatch
 
 DEFAULT_SAMPLE_S = 15.0
@@ -36,6 +35,7 @@ class WatchParts:
     outbox: PagerOutbox | None
     metrics: Metrics | None
     pager: Pager | None
+    readings: SharedReadings | None = None  # the watch's view of ``metrics``: one query per expression a sample
 
 
 def make_parts(
@@ -48,11 +48,18 @@ def make_parts(
     pager: Pager | None = None,
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
 ) -> WatchParts:
-    """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing."""
+    """Build the watch's parts; adapters come from settings unless a test hands them in. Connects nothing.
+
+    An adapter's module is imported only when its setting is on: httpx and the ``pagerduty`` client are ~2-3 MB and
+    ~40 ms of start-up in a process that uses neither."""
     # Adapters made here are closed by Bot.stop (bootstrap's closers); handed-in ones are their owner's.
     if metrics is None and settings.prometheus_url:
+        from bot.adapters.prometheus import PrometheusMetrics
+
         metrics = PrometheusMetrics(settings.prometheus_url, timeout_s=5.0)
     if pager is None and settings.pagerduty_routing_key:
+        from bot.adapters.pagerduty import PagerDutyPager
+
         pager = PagerDutyPager(
             routing_key=settings.pagerduty_routing_key,
             events_url=settings.pagerduty_events_url,
@@ -61,13 +68,14 @@ def make_parts(
         )
     desk = IncidentDesk(uow=uow, clock=clock, services=services, lang=settings.language)
     window = GateWindow(uow=uow, clock=clock, metrics=metrics)
+    readings = SharedReadings(metrics) if metrics is not None else None
     return WatchParts(
         figures=GateFigures(
             uow=uow, services=services, lang=settings.language, enabled=metrics is not None, window=window
         ),
         desk=desk,
         watch=MetricWatch(
-            uow=uow, clock=clock, services=services, metrics=metrics, desk=desk, lang=settings.language
+            uow=uow, clock=clock, services=services, metrics=readings, desk=desk, lang=settings.language
         ),
         outbox=None
         if pager is None
@@ -80,6 +88,7 @@ def make_parts(
         ),
         metrics=metrics,
         pager=pager,
+        readings=readings,
     )
 
 
@@ -125,7 +134,8 @@ def install(
     # The watch polls often and samples when Prometheus has scraped anew (``bot.usecases.watch.sample_due``):
     # the poll period is all the delay left between a scrape and the sample that judges it.
     seconds = interval_s or min(sample_s, WATCH_POLL_S)
-    clockwork.add_interval("metric-watch", parts.watch.tick, seconds)
+    tick = parts.watch.tick if parts.readings is None else parts.readings.per_sample(parts.watch.tick)
+    clockwork.add_interval("metric-watch", tick, seconds)
 
     # After a transition commits: queue change events and resolves at once, off the listener's thread.
     def on_transition(transition: Transition) -> None:

@@ -115,14 +115,26 @@ class WorkProcess:
         self._gate = gate
         self.heartbeat = Heartbeat()  # before the fork: the work process beats, this process reads
         self.channel: WorkChannel | None = None
+        self._pipe: tuple[Connection, Connection] | None = None
         self._child: Child | None = None
         self._ready: Any = None
         self._stopping = False
 
+    def open_channel(self) -> WorkChannel:
+        """The serving end of the pipe, before the fork: the serving bot is built on it first (bot.runtime.server),
+        so that the work process inherits what that build warmed up instead of copying it page by page."""
+        if self.channel is None:
+            self._pipe = multiprocessing.Pipe(duplex=False)
+            self._ready = multiprocessing.Event()
+            _widen(self._pipe[1])
+            self.channel = WorkChannel(self._pipe[1], self.ready, self.heartbeat.stalled)
+        return self.channel
+
     def start(self, on_exit: Callable[[int], None]) -> WorkChannel:
         """Fork now, while this process has no threads; call ``on_exit(code)`` if it dies unasked."""
-        reader, writer = multiprocessing.Pipe(duplex=False)
-        self._ready = multiprocessing.Event()
+        channel = self.open_channel()
+        assert self._pipe is not None
+        reader, writer = self._pipe
         args = (
             self._settings,
             reader,
@@ -147,9 +159,8 @@ class WorkProcess:
 
         self._child = Child(pid, exited)
         reader.close()
-        _widen(writer)
-        self.channel = WorkChannel(writer, self.ready, self.heartbeat.stalled)
-        return self.channel
+        channel.start()
+        return channel
 
     @property
     def pid(self) -> int | None:
