@@ -227,3 +227,30 @@ def test_the_rollback_button_aborts_and_undoes_the_rollout(
     assert sent[0]["reason"] == "rollback"
     requests = [r for r in audit(rb, "cluster_request") if r["verb"] == "patch"]
     assert [r["object"] for r in requests][-2:] == ["rollouts/backend/status", "rollouts/backend"]
+
+
+def test_a_rollback_that_fails_half_way_still_audits_what_it_sent_to_the_cluster(
+    bot_with: Callable[..., RunningBot], kube: FakeKubeApi
+) -> None:
+    from tests.test_rollback_e2e import confirm, open_modal
+
+    install_rollout(kube)
+    rb = bot_with(ARGO)
+    to_canary(rb)
+    rb.fake.wait_for(lambda: "Cluster:* canary 10 %" in header_text(rb), timeout=10)
+    alice = rb.user()
+    modal = open_modal(rb, alice)
+    # The abort is allowed; the undo's patch of the Rollout itself is not: the rollback fails after its abort.
+    kube.rbac = (
+        NS,
+        [
+            {"apiGroups": ["argoproj.io"], "resources": ["rollouts", "rollouts/status"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["rollouts/status"], "verbs": ["patch"]},
+            {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+        ],
+    )
+    confirm(alice, modal, "error rate up")
+    failed = rb.fake.wait_for(lambda: audit(rb, "rollback_failed"), timeout=15)
+    assert failed and rb.services.find(CHANNEL, "v1.4.0").release.status != "rolled_back"
+    objects = [r["object"] for r in audit(rb, "cluster_request") if r["verb"] == "patch"]
+    assert "rollouts/backend/status" in objects  # the abort that did reach the cluster is on the record

@@ -364,6 +364,7 @@ class RollbackService:
         # The user-facing words go to the row and the audit; the detail (server answer) only to the log.
         if detail:
             log.warning("rollback %s failed: %s", record.id, detail)
+        self._audit_cluster_requests(record)
         record = self._transition(
             record,
             RollbackStatus.FAILED,
@@ -372,6 +373,22 @@ class RollbackService:
             error=message,
         )
         return Outcome(record, message, params, self._view(record), rollout=rollout, gitops_warnings=gitops)
+
+    def _audit_cluster_requests(self, record: RollbackRecord) -> None:
+        """A deployer that records what it sent (the Argo Rollouts rollback: abort, then undo) has its requests
+        audited here when the rollback fails; a rollback that succeeds has them audited with the release's
+        rolled-back mark (bot.usecases.traffic). Either way none is lost."""
+        take = getattr(self.deployer, "take_requests", None)
+        if take is None:
+            return
+        sent = take()
+        if not sent:
+            return
+        now = self._clock.now()
+        with self._uow() as uow:
+            for request in sent:
+                uow.audit.append(record.release_id, "cluster_request", BOT, now, details=request.as_dict())
+            uow.commit()
 
     # --- after a crash --------------------------------------------------------------------------------
 
