@@ -199,24 +199,30 @@ class KubeDeployer:
         try:
             response = fn(*args, _request_timeout=self._timeout, _preload_content=False, **kwargs)
             try:
-                doc = json.loads(response.data)
+                data = response.data
             finally:
                 response.release_conn()
         except ApiException as e:
             raise api_error(e, verb=verb, resource=resource, namespace=namespace, name=name) from e
         except urllib3.exceptions.HTTPError as e:
             raise network_error(e, verb=verb, resource=resource, timeout=self._timeout) from e
-        except json.JSONDecodeError as e:
-            raise DeployerError(
-                "The Kubernetes API answered with something that is not JSON.",
-                detail=f"{verb} {resource}: {e}",
-            ) from e
-        if not isinstance(doc, dict):
-            raise DeployerError(
-                "The Kubernetes API answered with an unexpected document.",
-                detail=f"{verb} {resource}: {type(doc).__name__}",
-            )
-        return doc
+        return parse_document(data, verb, resource)
+
+
+def parse_document(data: bytes, verb: str, resource: str) -> dict[str, Any]:
+    """The JSON object the API server answered, or a DeployerError that says what came instead."""
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise DeployerError(
+            "The Kubernetes API answered with something that is not JSON.", detail=f"{verb} {resource}: {e}"
+        ) from e
+    if not isinstance(doc, dict):
+        raise DeployerError(
+            "The Kubernetes API answered with an unexpected document.",
+            detail=f"{verb} {resource}: {type(doc).__name__}",
+        )
+    return doc
 
 
 def load_api_client(kubeconfig: str | None = None, environ: Mapping[str, str] | None = None) -> Any:

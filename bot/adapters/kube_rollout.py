@@ -70,11 +70,20 @@ def select_revision(dep: Mapping[str, Any], owned: list[dict[str, Any]], to_revi
     # kubectl walks the old ReplicaSets first and the one matching the current template last.
     current = [rs for rs in owned if templates_equal(rs["spec"]["template"], template_of(dep))][:1]
     ordered = [rs for rs in owned if rs not in current] + current
+    found = pick_revision([(revision_of(rs), rs) for rs in ordered], to_revision)
+    if found is None:
+        raise NotFound(f"no rollout history found for deployment {json.dumps(dep['metadata']['name'])}")
+    return found
+
+
+def pick_revision(numbered: list[tuple[int | None, dict[str, Any]]], to_revision: int) -> dict[str, Any] | None:
+    """kubectl's (and the Argo plugin's) choice among numbered ReplicaSets, walked in the given order: the one
+    numbered ``to_revision``, or for 0 the second-highest; None when there is no second one. A negative or missing
+    number is skipped, as both tools skip a ReplicaSet whose revision does not parse."""
     latest: tuple[int, dict[str, Any] | None] = (-1, None)
     previous: tuple[int, dict[str, Any] | None] = (-1, None)
-    for rs in ordered:
-        number = revision_of(rs)
-        if number < 0:
+    for number, rs in numbered:
+        if number is None or number < 0:
             continue
         if to_revision == 0:
             if latest[0] < number:
@@ -85,8 +94,6 @@ def select_revision(dep: Mapping[str, Any], owned: list[dict[str, Any]], to_revi
             return rs
     if to_revision > 0:
         raise NotFound(f"unable to find specified revision {to_revision} in history")
-    if previous[1] is None:
-        raise NotFound(f"no rollout history found for deployment {json.dumps(dep['metadata']['name'])}")
     return previous[1]
 
 

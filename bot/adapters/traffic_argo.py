@@ -22,7 +22,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.adapters.kube_rollout import label_selector
+from bot.adapters.kube_rollout import label_selector, pick_revision
 from bot.adapters.traffic_kube import JSON_PATCH, MERGE, ClusterApiError, ClusterCalls
 from bot.domain.traffic import canary_steps, weight_at
 from bot.errors import Conflict, DeployerError, NotFound
@@ -146,24 +146,10 @@ def _revision(rs: Mapping[str, Any]) -> int | None:
 
 def previous_replicaset(name: str, owned: list[dict[str, Any]], to_revision: int = 0) -> dict[str, Any]:
     """``rolloutRevision``: the second-highest revision (or ``to_revision``), in the server's order."""
-    latest: tuple[int, dict[str, Any] | None] = (-1, None)
-    previous: tuple[int, dict[str, Any] | None] = (-1, None)
-    for rs in owned:
-        v = _revision(rs)
-        if v is None:
-            continue
-        if to_revision == 0:
-            if latest[0] < v:
-                previous, latest = latest, (v, rs)
-            elif previous[0] < v:
-                previous = (v, rs)
-        elif v == to_revision:
-            return rs
-    if to_revision > 0:
-        raise NotFound(f"unable to find specified revision {to_revision} in history")
-    if previous[1] is None:
+    found = pick_revision([(_revision(rs), rs) for rs in owned], to_revision)
+    if found is None:
         raise NotFound(f'no revision found for rollout "{name}"')
-    return previous[1]
+    return found
 
 
 def _without_hash(template: Mapping[str, Any]) -> Any:

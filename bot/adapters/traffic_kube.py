@@ -16,7 +16,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bot.adapters.kube import DEFAULT_TIMEOUT, load_api_client, network_error
+from bot.adapters.kube import DEFAULT_TIMEOUT, load_api_client, network_error, parse_document
 from bot.errors import DeployerError
 from bot.ports import ClusterRequest
 
@@ -188,24 +188,14 @@ class ClusterCalls:
         try:
             response = fn(*args, _request_timeout=self.timeout, _preload_content=False, **kwargs)
             try:
-                doc = json.loads(response.data)
+                data = response.data
             finally:
                 response.release_conn()
         except ApiException as e:
             raise traffic_api_error(e, verb, resource, self.namespace, name) from e
         except urllib3.exceptions.HTTPError as e:
             raise network_error(e, verb=verb, resource=resource, timeout=self.timeout) from e
-        except json.JSONDecodeError as e:
-            raise DeployerError(
-                "The Kubernetes API answered with something that is not JSON.",
-                detail=f"{verb} {resource}: {e}",
-            ) from e
-        if not isinstance(doc, dict):
-            raise DeployerError(
-                "The Kubernetes API answered with an unexpected document.",
-                detail=f"{verb} {resource}: {type(doc).__name__}",
-            )
-        return doc
+        return parse_document(data, verb, resource)
 
 
 def _event(line: bytes) -> dict[str, Any] | None:
