@@ -235,7 +235,7 @@ def traffic_api_error(
     messages = {
         401: "The bot's Kubernetes credentials were rejected (401): the token may be expired or revoked.",
         403: f"The bot's service account may not {verb} {what} in namespace {namespace}; "
-        "see deploy/rbac-traffic.yaml.",
+        "see deploy/rbac-traffic-argo-rollouts.yaml or deploy/rbac-traffic-gateway-api.yaml.",
         404: f"The Kubernetes API found no {what} in namespace {namespace} (404).",
         409: f"Conflict: {what} changed while the bot was updating it; look again and retry.",
         422: f"Kubernetes rejected the change to {what}: {server}",

@@ -91,16 +91,7 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
     @guard
     def on_by_hand(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        value = action.get("value")
-        if not isinstance(value, str) or not value.isdigit():
-            raise PermissionDenied("forged_action")
-        release_id = int(value)
-        release_ctx.set(release_id)
-        channel, _ts = parsing.container(body)
-        view = ctx.slack.services.view(release_id)
-        if view.release.channel_id != channel:
-            raise PermissionDenied("forged_action")
-        actor = parsing.actor_of(body)
+        release_id, channel, actor = _release_clicked(ctx, body, action)
         # Refused before the dialog opens (and again on submit): the refusal is recorded.
         ctx.lifecycle.require(release_id, actor, Action.RECORD_ROLLBACK)
         ctx.slack.publisher.gateway.open_view(
@@ -134,16 +125,7 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
     @guard
     def on_rollback(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        value = action.get("value")
-        if not isinstance(value, str) or not value.isdigit():
-            raise PermissionDenied("forged_action")
-        release_id = int(value)
-        release_ctx.set(release_id)
-        channel, _ts = parsing.container(body)
-        view = ctx.slack.services.view(release_id)
-        if view.release.channel_id != channel:
-            raise PermissionDenied("forged_action")
-        actor = parsing.actor_of(body)
+        release_id, channel, actor = _release_clicked(ctx, body, action)
         open_confirmation(ctx, str(body.get("trigger_id", "")), release_id, channel, actor)
 
     @app.view(CallbackId.ROLLBACK.value)
@@ -467,3 +449,17 @@ def _never_raises(fn: Callable[[], None]) -> Callable[[], None]:
 
 def recovery_job(ctx: RollbackContext) -> Callable[[], None]:
     return _never_raises(lambda: report_interrupted(ctx))
+
+
+def _release_clicked(ctx: RollbackContext, body: dict[str, Any], action: dict[str, Any]) -> tuple[int, str, Actor]:
+    """The release a button names, checked against the channel it was clicked in; forged values are refused."""
+    value = action.get("value")
+    if not isinstance(value, str) or not value.isdigit():
+        raise PermissionDenied("forged_action")
+    release_id = int(value)
+    release_ctx.set(release_id)
+    channel, _ts = parsing.container(body)
+    view = ctx.slack.services.view(release_id)
+    if view.release.channel_id != channel:
+        raise PermissionDenied("forged_action")
+    return release_id, channel, parsing.actor_of(body)
