@@ -120,7 +120,10 @@ def test_a_burst_of_clicks_coalesces_into_a_few_exact_updates(db_url: str, fake_
 
 
 def test_new_posts_stay_within_one_a_second_per_channel(db_url: str, fake_slack: FakeSlack) -> None:
-    fake_slack.enforce_rate_limits(post_per_channel_per_s=1.0, burst=1)
+    # Slack: "one message per second per channel, with short bursts allowed". The fake stamps arrivals in this
+    # process, beside the bot, so a post can arrive a GIL switch late; a burst of two absorbs that, and the pacing
+    # itself is checked on the whole run below.
+    fake_slack.enforce_rate_limits(post_per_channel_per_s=1.0, burst=2)
     settings = make_settings(db_url, fake_slack)
     rb = start_bot(settings, fake_slack, sync_interval_s=1.0)  # the real pacer
     try:
@@ -132,7 +135,9 @@ def test_new_posts_stay_within_one_a_second_per_channel(db_url: str, fake_slack:
         )
         posts = fake_slack.calls("chat.postMessage")
         assert all(c.http_status == 200 for c in posts)
-        assert all(b.at - a.at >= 0.95 for a, b in itertools.pairwise(posts))
+        # Paced one a second or slower: over the whole run (arrival jitter cancels out), and no two back to back.
+        assert posts[-1].at - posts[0].at >= (len(posts) - 1) * 1.0
+        assert all(b.at - a.at >= 0.8 for a, b in itertools.pairwise(posts))
     finally:
         rb.stop()
 

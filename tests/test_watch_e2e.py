@@ -708,8 +708,9 @@ def test_at_100_percent_cpu_and_memory_are_read_and_shown_beside_the_33_item(
             lambda: re.search(r"Measured at 100 %: CPU (\d+) % · memory (\d+) % of their limits", item_text()),
             timeout=15,
         )
-        # The busiest pod: CPU 0.25 of 0.5 cores, memory 300 of 1000 MB.
-        assert 49 <= int(shown.group(1)) <= 51 and shown.group(2) == "30", shown.group(0)
+        # The busiest pod: CPU 0.25 of 0.5 cores, memory 300 of 1000 MB. rate() over a 5 s window of a counter
+        # scraped every second extrapolates from the samples it has, so a late scrape moves CPU by a few points.
+        assert 45 <= int(shown.group(1)) <= 55 and shown.group(2) == "30", shown.group(0)
         assert ":warning:" not in item_text()
 
         exporter.set_pod(namespace, "backend-7d9f-a1", "backend", cpu_cores=0.25, memory_bytes=9e8, **pods)
