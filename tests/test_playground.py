@@ -48,6 +48,7 @@ advance
 advance
 wait
 home
+wait 3
 advance
 status
 /release report v1.2.3
