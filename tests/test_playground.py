@@ -45,6 +45,7 @@ wait
 advance
 wait
 advance
+wait 2
 advance
 wait
 home
