@@ -243,30 +243,38 @@ def load_api_client(kubeconfig: str | None = None, environ: Mapping[str, str] | 
             detail=f"kubernetes config: {type(e).__name__}: {e}",
         ) from e
     # urllib3's default retries a timed-out GET three times; retry only refused connections, quickly.
-    cfg.retries = urllib3.Retry(
-        total=2, connect=2, read=0, status=0, redirect=0, other=0, backoff_factor=0.1
-    )
+    cfg.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0, backoff_factor=0.1)
     return client.ApiClient(configuration=cfg)
 
 
 # --- errors -----------------------------------------------------------------------------------------------
 
 
-def api_error(e: ApiException, *, verb: str, resource: str, namespace: str, name: str) -> ReleaseBotError:
-    """Translate an API answer into our error tree; the server's Status message goes to ``detail`` only."""
+def api_wording(
+    e: ApiException,
+    *,
+    verb: str,
+    resource: str,
+    namespace: str,
+    name: str,
+    rbac: str,
+    noun: str | None = None,
+) -> tuple[str, str]:
+    """What a person reads about an API answer, and the detail that goes to logs only (the server's Status message).
+
+    ``rbac`` names the shipped manifest that grants the verb; ``noun`` is how a conflict names the object (the
+    resource's plural by default)."""
     code = int(e.status or 0)
     server = _status_message(e.body) or str(e.reason or "")
     what = f'{resource} "{name}"' if name else resource
     detail = f"{verb} {what} in namespace {namespace}: HTTP {code}: {server}"
-    if code == 404 and resource == "deployments" and name:
-        return NotFound(f'Deployment "{name}" was not found in namespace "{namespace}".', detail=detail)
+    conflicted = f'{noun} "{name}"' if noun and name else what
     messages = {
         0: "The bot could not open a secure connection to the Kubernetes API.",
         401: "The bot's Kubernetes credentials were rejected (401): the token may be expired or revoked.",
-        403: f"The bot's service account may not {verb} {resource} in namespace {namespace}; "
-        "see deploy/rbac.yaml.",
+        403: f"The bot's service account may not {verb} {resource} in namespace {namespace}; see {rbac}.",
         404: f"The Kubernetes API found no {what} in namespace {namespace} (404).",
-        409: f'Conflict: deployment "{name}" changed while the bot was updating it; look again and retry.',
+        409: f"Conflict: {conflicted} changed while the bot was updating it; look again and retry.",
         422: f"Kubernetes rejected the change to {what}: {server}",
         429: "The Kubernetes API is throttling the bot (429); try again in a minute.",
     }
@@ -276,6 +284,22 @@ def api_error(e: ApiException, *, verb: str, resource: str, namespace: str, name
         )
     else:
         text = messages.get(code, f"The Kubernetes API refused to {verb} {what} (HTTP {code}).")
+    return text, detail
+
+
+def api_error(e: ApiException, *, verb: str, resource: str, namespace: str, name: str) -> ReleaseBotError:
+    """Translate an API answer into our error tree."""
+    text, detail = api_wording(
+        e,
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        name=name,
+        rbac="deploy/rbac.yaml",
+        noun="deployment",
+    )
+    if int(e.status or 0) == 404 and resource == "deployments" and name:
+        return NotFound(f'Deployment "{name}" was not found in namespace "{namespace}".', detail=detail)
     return DeployerError(text, detail=detail)
 
 

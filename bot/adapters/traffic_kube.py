@@ -16,7 +16,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bot.adapters.kube import DEFAULT_TIMEOUT, load_api_client, network_error, parse_document
+from bot.adapters.kube import DEFAULT_TIMEOUT, api_wording, load_api_client, network_error, parse_document
 from bot.errors import DeployerError
 from bot.ports import ClusterRequest
 
@@ -223,28 +223,7 @@ class ClusterApiError(DeployerError):
 def traffic_api_error(
     e: ApiException, verb: str, resource: str, namespace: str, name: str
 ) -> ClusterApiError:
-    """The API's answer in plain words; its Status message goes to ``detail`` only."""
-    code = int(e.status or 0)
-    try:
-        server = str(json.loads(e.body).get("message", "")) if e.body else ""
-    except (ValueError, TypeError, AttributeError):
-        server = ""
-    server = server or str(e.reason or "")
-    what = f'{resource} "{name}"' if name else resource
-    detail = f"{verb} {what} in namespace {namespace}: HTTP {code}: {server}"
-    messages = {
-        401: "The bot's Kubernetes credentials were rejected (401): the token may be expired or revoked.",
-        403: f"The bot's service account may not {verb} {what} in namespace {namespace}; "
-        "see deploy/rbac-traffic-argo-rollouts.yaml or deploy/rbac-traffic-gateway-api.yaml.",
-        404: f"The Kubernetes API found no {what} in namespace {namespace} (404).",
-        409: f"Conflict: {what} changed while the bot was updating it; look again and retry.",
-        422: f"Kubernetes rejected the change to {what}: {server}",
-        429: "The Kubernetes API is throttling the bot (429); try again in a minute.",
-    }
-    if code >= 500:
-        text = (
-            f"The Kubernetes API server failed while the bot tried to {verb} {what} (HTTP {code}); try again."
-        )
-    else:
-        text = messages.get(code, f"The Kubernetes API refused to {verb} {what} (HTTP {code}).")
-    return ClusterApiError(text, detail=detail, status=code)
+    """The API's answer in plain words (the same words as a Deployment's); its Status message goes to ``detail``."""
+    rbac = "deploy/rbac-traffic-argo-rollouts.yaml or deploy/rbac-traffic-gateway-api.yaml"
+    text, detail = api_wording(e, verb=verb, resource=resource, namespace=namespace, name=name, rbac=rbac)
+    return ClusterApiError(text, detail=detail, status=int(e.status or 0))
