@@ -58,6 +58,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=3000
 
+# A font that draws Hangul: report charts title a Korean checklist's stages in Korean (bot/slack/charts.py falls back
+# to a Latin title without one). Nanum is Debian's own Korean font package, ~10 MB.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-nanum \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 release-bot \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin release-bot \
