@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from bot.errors import ReleaseBotError
 from bot.i18n import t
@@ -26,9 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply pending migrations (idempotent)")
     check = sub.add_parser("checklist", help="checklist files")
     check_sub = check.add_subparsers(dest="checklist_command", required=True)
-    check_file = check_sub.add_parser("check", help="validate a checklist file and summarise it")
+    check_file = check_sub.add_parser(
+        "check",
+        help="validate a checklist file, or a set of them (a directory, several files), and summarise it",
+    )
     check_file.add_argument(
-        "file", nargs="?", help="the file (default: RELEASE_BOT_CHECKLIST, else the shipped deployment.yaml)"
+        "file",
+        nargs="*",
+        help="the file, a directory of them or several files (default: RELEASE_BOT_CHECKLIST, else the shipped "
+        "deployment.yaml)",
     )
     check_file.add_argument(
         "--cluster",
@@ -97,8 +104,13 @@ def _run(args: argparse.Namespace) -> int:
         from bot.config import parse_contacts
         from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
 
-        path = args.file or load_settings(os.environ).checklist_path
+        path = ",".join(args.file) or load_settings(os.environ).checklist_path
         ids = parse_contacts(os.environ.get("RELEASE_CONTACTS", ""))
+        from bot.checklist.loading import checklist_files
+
+        files = checklist_files(path)
+        if len(files) > 1 or Path(path).is_dir():
+            return _check_set(files, ids, cluster=args.cluster)
         checklist = load_checklist(path)
         checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
         print(f"{path}:")
@@ -146,6 +158,55 @@ def _run(args: argparse.Namespace) -> int:
 
         return resync(settings, args.version)
     return 2
+
+
+def _check_set(files: list[Path], ids: tuple[tuple[str, str], ...], *, cluster: bool) -> int:
+    """``checklist check`` of several files: each one's summary line, then every problem of a file or the set."""
+    from bot.checklist.loading import read_checklist, set_errors
+    from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
+    from bot.domain.checklist_set import Member
+    from bot.errors import ChecklistError
+
+    members, errors = [], []
+    for path in files:
+        try:
+            checklist, text = read_checklist(path)
+        except ChecklistError as e:
+            errors += [f"error: {line}" for line in e.user_message.splitlines()]
+            continue
+        checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
+        members.append(Member(checklist, text, str(path)))
+        version = f", version {checklist.version}" if checklist.version else ""
+        where = f"channels {', '.join(checklist.channels)}" if checklist.channels else "every other channel"
+        managers = f"; managers {', '.join(checklist.managers)}" if checklist.managers else ""
+        print(
+            f"{path}: {checklist.title} (service {checklist.service}, name {checklist.name}{version}): {where}{managers}"
+        )
+        for contact in contacts_without_id(checklist.contacts):
+            print(
+                f"warning: {path}: contact {contact.key} ({contact.role}) has no Slack id, so an incident notifies nobody"
+            )
+    every = tuple(contact for m in members for contact in m.checklist.contacts)
+    for name in unmatched_contact_names(every, ids):
+        print(f"warning: RELEASE_CONTACTS names {name!r}, which is no contact of any checklist")
+    errors += [f"error: {line}" for line in set_errors(members)]
+    if cluster and not errors:
+        from bot.runtime.traffic_wiring import cluster_check
+
+        for m in members:
+            if m.checklist.traffic.is_manual:
+                continue
+            stages = tuple(s.traffic_percent for s in m.checklist.canary_stages)
+            errors += [
+                f"mismatch: {m.path}: {p}" for p in cluster_check(m.checklist.traffic, stages, os.environ)
+            ]
+    for line in errors:
+        print(line)
+    print(
+        f"{len(members)} of {len(files)} checklists valid; "
+        + (f"{len(errors)} problem{'' if len(errors) == 1 else 's'}" if errors else "the set is valid")
+    )
+    return 1 if errors else 0
 
 
 def _export(database_url: str, version: str, fmt: str, lang: str) -> int:

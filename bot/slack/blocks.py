@@ -34,7 +34,7 @@ def escape(text: str) -> str:
 
 
 # Parameters of refusals and errors that the bot builds as Slack markup itself (a mention, a permalink).
-MARKUP_PARAMS = frozenset({"who", "link"})
+MARKUP_PARAMS = frozenset({"who", "link", "channels"})  # channels: <#C…> of validated ids
 
 
 def escape_params(params: Mapping[str, object]) -> dict[str, object]:

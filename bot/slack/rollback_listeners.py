@@ -20,7 +20,7 @@ from slack_bolt import Ack, App
 from bot.domain.records import Actor
 from bot.domain.roles import Action
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
-from bot.errors import PermissionDenied, ReleaseBotError
+from bot.errors import PermissionDenied, ReleaseBotError, UsageError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.ports import RolloutStatus
@@ -51,18 +51,37 @@ class RollbackContext:
         return self.slack.lang
 
 
+def _service_to_unlock(ctx: RollbackContext, cmd: parsing.Command) -> str:
+    if cmd.service is not None:
+        return cmd.service
+    serving = ctx.slack.services.serving(ctx.slack.settings.release_channel or cmd.channel_id)
+    if len(serving) == 1:
+        return serving[0].service
+    if not serving:
+        return ctx.slack.services.template.service
+    raise UsageError(
+        "unlock_ambiguous",
+        params={
+            "services": ", ".join(f"`{c.service}`" for c in serving),
+            "example": f"/release unlock {serving[0].service} {cmd.reason}"[:200],
+        },
+    )
+
+
 def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
     lang = ctx.lang
 
     def rollback_command(cmd: parsing.Command, ack: Ack) -> None:
         ack()
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         release_ctx.set(view.release.id)
         open_confirmation(ctx, cmd.trigger_id or "", view.release.id, view.release.channel_id, cmd.actor)
 
     def unlock_command(cmd: parsing.Command, ack: Ack) -> None:
+        service = _service_to_unlock(ctx, cmd)  # a channel of several services must name one: said in the ack
         ack()
-        service = ctx.slack.services.template.service
         cleared = ctx.rollbacks.unlock(service, actor=cmd.actor, reason=cmd.reason)
         text = t(lang, "rb_unlocked", who=cmd.actor.mention, service=service, reason=escape(cmd.reason))
         publisher = ctx.slack.publisher
@@ -71,7 +90,9 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
             publisher.submit(publisher.thread_reply, release_id, text, [section(text)])
 
     def rolledback_command(cmd: parsing.Command, ack: Ack) -> None:
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         ack()
         release_ctx.set(view.release.id)
         ctx.slack.publisher.submit(
