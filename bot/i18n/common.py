@@ -114,8 +114,14 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": "이 채널에서 릴리스를 진행하는 체크리스트가 없습니다. 릴리스 채널: {channels}.",
     },
     "version_ambiguous": {
-        "en": "{version} is a release of several services here: {services}. Name one, e.g. `{example}`",
-        "ko": "이 채널에서 {version}은(는) 여러 서비스의 릴리스입니다: {services}. 서비스를 지정해 주세요. 예: `{example}`",
+        "en": (
+            "{version} is a release of several services here: {services}. Name one before the version, "
+            "e.g. `{example}`"
+        ),
+        "ko": (
+            "이 채널에서 {version}은(는) 여러 서비스의 릴리스입니다: {services}. 버전 앞에 서비스를 지정해 "
+            "주세요. 예: `{example}`"
+        ),
     },
     "unlock_ambiguous": {
         "en": "This channel runs several services: {services}. Name the one to unlock, e.g. `{example}`",

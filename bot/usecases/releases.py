@@ -70,6 +70,8 @@ class ReleaseView:
     metrics_on: bool = False
     # The latest CPU and memory samples (seed 3.2 at 100 %), by metric, for the item that shows them.
     resources: dict[str, SampleRecord] = field(default_factory=dict)
+    # The deployment runs several checklists: the header names this release's checklist and service.
+    named: bool = False
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -229,6 +231,7 @@ class Services:
             gate_window=uow.watch.releases.gate_window(release_id),
             metrics_on=self.metrics_on,
             resources=_resources(uow, release_id, checklist),
+            named=self.checklists is not None and len(self.checklists) > 1,
         )
 
     def view(self, release_id: int) -> ReleaseView:
@@ -322,7 +325,7 @@ class Services:
         if len(found) == 1 or len(active) == 1:
             return active[0] if active else found[0]
         services = ", ".join(f"`{r.service}`" for r in found)
-        example = f"/release status {found[0].service} {version}"
+        example = f"{found[0].service} {version}"
         raise UsageError(
             "version_ambiguous", params={"version": version, "services": services, "example": example}
         )
