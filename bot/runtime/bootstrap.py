@@ -357,7 +357,11 @@ def build(
     # Leaving a canary stage is judged on the gate over the whole stage (seed 3.3).
     lifecycle.gate_window = GateWindow(uow=unit_of_work, clock=clock, metrics=watch.metrics)
     poster = TimerPoster(
-        gateway=gateway, lang=settings.language, managers=settings.manager_ids, figures=watch.figures
+        gateway=gateway,
+        lang=settings.language,
+        managers=settings.manager_ids,
+        figures=watch.figures,
+        service_managers={c.service: c.managers for c in checklists if c.managers},
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
     lifecycle.on_timers_changed = hand_off.wake if hand_off is not None else clockwork.wake
