@@ -441,3 +441,108 @@ def test_the_migration_rewrites_active_keys_with_the_service_and_back(db_url: st
     downgrade(db_url, "0009")
     assert keys() == [("v1.2.2", None), ("v1.2.3", f"{SHARED}:v1.2.3")]
     engine.dispose()
+
+
+# --- commands that take a service where a reason may follow ----------------------------------------------------
+
+
+def test_parsing_takes_a_service_only_where_it_cannot_be_part_of_a_reason() -> None:
+    from bot.slack.parsing import parse_command
+
+    def parsed(text: str) -> tuple[str | None, str | None, str]:
+        body = {"text": text, "channel_id": SHARED, "user_id": "U1", "user_name": "alice"}
+        cmd = parse_command(body, ("alpha", "beta"))
+        return cmd.service, cmd.version, cmd.reason
+
+    assert parsed("start alpha v1.2.3") == ("alpha", "v1.2.3", "")
+    assert parsed("start v1.2.3") == (None, "v1.2.3", "")
+    assert parsed("abort beta v1.2.3 wrong artifact") == ("beta", "v1.2.3", "wrong artifact")
+    assert parsed("rolledback alpha v1.2.3 reverted by hand") == ("alpha", "v1.2.3", "reverted by hand")
+    # Not a service of this deployment: the words are the reason, as they always were.
+    assert parsed("rolledback reverted v1.2.3 broke login") == (None, None, "reverted v1.2.3 broke login")
+    assert parsed("unlock beta fixed and redeployed") == ("beta", None, "fixed and redeployed")
+    assert parsed("unlock fixed and redeployed") == (None, None, "fixed and redeployed")
+
+
+def test_unlock_and_contacts_in_a_channel_of_several_services(many: RunningBot) -> None:
+    alice = many.user()
+    ambiguous = alice.command("unlock redeployed the fix", channel=SHARED).json()
+    assert ambiguous["response_type"] == "ephemeral"
+    assert (
+        "`alpha`, `beta`" in ambiguous["text"]
+        and "`/release unlock alpha redeployed the fix`" in ambiguous["text"]
+    )
+
+    # A rollback of beta locks beta's production only.
+    alice.command("start beta v1.0.0", channel=SHARED)
+    header_text(many.fake, SHARED, "v1.0.0", "beta")
+    alice.command("rolledback beta v1.0.0 reverted by hand", channel=SHARED)
+    many.fake.wait_for(
+        lambda: any("*beta* is now locked" in m.get("text", "") for m in many.fake.messages.get(SHARED, []))
+    )
+    alice.command("start beta v1.0.1", channel=SHARED)
+    many.fake.wait_for(lambda: any("locked" in r.get("text", "") for r in many.fake.responses()))
+    alice.command("start alpha v1.0.1", channel=SHARED)
+    header_text(many.fake, SHARED, "v1.0.1", "alpha")
+
+    alice.command("unlock beta redeployed the fix", channel=SHARED, response_name="unlocked")
+    unlocked = many.fake.wait_for(lambda: many.fake.responses("unlocked"))[0]["text"]
+    assert "beta" in unlocked and "redeployed the fix" in unlocked
+    alice.command("start beta v1.0.1", channel=SHARED)
+    header_text(many.fake, SHARED, "v1.0.1", "beta")
+
+    # Each serving checklist's own contacts, one table each.
+    contacts = alice.command("contacts", channel=SHARED).json()["text"]
+    assert contacts.count("PM") == 2
+
+
+# --- the tag push ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("services", "started"),
+    [
+        (("backend", "web"), "backend"),  # the service named like the repository (hallyulatino/backend)
+        (("api", "web"), None),  # several serve RELEASE_CHANNEL and none is named like it: nothing starts
+        (("api",), "api"),  # the one serving RELEASE_CHANNEL
+    ],
+)
+def test_a_pushed_tag_starts_with_the_repositorys_checklist(
+    db_url: str, fake_slack: FakeSlack, tmp_path: Path, services: tuple[str, ...], started: str | None
+) -> None:
+    from tests.evidence_support import CHANNEL, REPO, WEBHOOK_SECRET, ready_repo
+    from tests.fakes import github_webhooks as hooks
+    from tests.fakes.github_api import FakeGitHub
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for service in services:
+        (folder / f"{service}.yaml").write_text(
+            checklist_text(service, f"{service} checklist", channels=[CHANNEL])
+        )
+    (folder / "other.yaml").write_text(checklist_text("other", "Elsewhere", channels=[ALPHA_ONLY]))
+    with FakeGitHub() as github:
+        _repo, sha = ready_repo(github)
+        rb = bot_on(
+            db_url,
+            fake_slack,
+            folder,
+            github_repository=REPO,
+            github_api_url=github.base_url,
+            github_token=github.token,
+            github_webhook_secret=WEBHOOK_SECRET,
+            release_channel=CHANNEL,
+        )
+        try:
+            response = hooks.deliver(
+                rb.http, rb.url, "push", hooks.push_tag(REPO, "v1.4.0", sha), secret=WEBHOOK_SECRET
+            )
+            assert response.status_code == 202
+            if started is None:
+                rb.bot.work_pool.submit(lambda: None).result(5)  # type: ignore[union-attr]
+                assert nothing_started(rb)
+            else:
+                assert f"*{started} checklist*" in header_text(rb.fake, CHANNEL, "v1.4.0", started)
+                assert [r.service for r in rb.services.recent(None)] == [started]
+        finally:
+            rb.stop()
