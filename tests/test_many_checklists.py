@@ -168,6 +168,9 @@ def test_two_services_release_the_same_version_in_one_channel(many: RunningBot) 
     many.fake.wait_for(lambda: any("already in progress" in r.get("text", "") for r in many.fake.responses()))
     assert len(many.services.recent(SHARED)) == 2
 
+    listed = alice.command("list", channel=SHARED).json()["text"]
+    assert "|alpha v1.2.3>" in listed and "|beta v1.2.3>" in listed
+
     # Without the service, a command naming the version cannot tell which is meant.
     ambiguous = alice.command("status v1.2.3", channel=SHARED).json()
     assert ambiguous["response_type"] == "ephemeral"
@@ -478,7 +481,9 @@ def test_unlock_and_contacts_in_a_channel_of_several_services(many: RunningBot) 
     header_text(many.fake, SHARED, "v1.0.0", "beta")
     alice.command("rolledback beta v1.0.0 reverted by hand", channel=SHARED)
     many.fake.wait_for(
-        lambda: any("*beta* is now locked" in m.get("text", "") for m in many.fake.messages.get(SHARED, []))
+        lambda: any(
+            "`/release unlock beta <reason>`" in m.get("text", "") for m in many.fake.messages.get(SHARED, [])
+        )
     )
     alice.command("start beta v1.0.1", channel=SHARED)
     many.fake.wait_for(lambda: any("locked" in r.get("text", "") for r in many.fake.responses()))

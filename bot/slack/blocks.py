@@ -584,7 +584,7 @@ def render_list(views: Sequence[tuple[ReleaseView, str]], lang: str) -> str:
                 lang,
                 "list_line",
                 link=link,
-                version=view.release.version,
+                version=f"{view.release.service} {view.release.version}" if view.named else view.release.version,
                 status=t(lang, f"status_{view.release.status}"),
                 step=step_label(view.checklist, view.current_step, lang),
                 when=slack_date(view.release.started_at),

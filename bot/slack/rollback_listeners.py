@@ -51,6 +51,10 @@ class RollbackContext:
         return self.slack.lang
 
 
+def _locked_note(lang: str, view: ReleaseView, service: str) -> str:
+    return t(lang, "rb_locked_note_named" if view.named else "rb_locked_note", service=service)
+
+
 def _service_to_unlock(ctx: RollbackContext, cmd: parsing.Command) -> str:
     if cmd.service is not None:
         return cmd.service
@@ -319,7 +323,7 @@ def final_state(outcome: Outcome, lang: str) -> tuple[str, list[str]]:
             env = outcome.view.checklist.environment(outcome.health_env)
             extra.append(notices.health_note(env.title, outcome.health, record.requested_by.id, lang)[0])
         if outcome.lock is not None:
-            extra.append(t(lang, "rb_locked_note", service=outcome.lock.service))
+            extra.append(_locked_note(lang, outcome.view, outcome.lock.service))
     elif record.status is RollbackStatus.FAILED:
         state = t(lang, "rb_failed", error=escape(message))
     else:
@@ -380,7 +384,7 @@ def record_by_hand(ctx: RollbackContext, release_id: int, actor: Actor, reason: 
     lead = t(lang, "rb_by_hand_recorded", who=actor.mention, when=when, reason=escape(reason))
     text, rendered = notices.rollback_procedure(view, lang, lead)
     publisher.thread_reply(release_id, text, rendered)
-    locked = t(lang, "rb_locked_note", service=view.release.service)
+    locked = _locked_note(lang, view, view.release.service)
     publisher.thread_reply(release_id, locked, [section(locked)])
     post_followup(ctx, view)
     post_report(ctx, release_id)
