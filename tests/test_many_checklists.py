@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from bot.checklist.loading import load_checklist_set
 from bot.db.migrate import downgrade, upgrade
-from bot.errors import ChecklistError, ConfigError
+from bot.errors import ChecklistError, ConfigError, UsageError
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import FAST_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
@@ -178,6 +178,7 @@ def test_two_services_release_the_same_version_in_one_channel(many: RunningBot) 
     assert "before the version, e.g. `beta v1.2.3`" in ambiguous["text"]
     status = alice.command("status beta v1.2.3", channel=SHARED).json()
     assert "Beta checklist" in status["text"] and "Alpha" not in status["text"]
+    assert "Beta checklist" in alice.command("status beta", channel=SHARED).json()["text"]
 
     alice.command("abort beta v1.2.3 wrong artifact", channel=SHARED)
     many.fake.wait_for(lambda: many.services.find(SHARED, "v1.2.3", "beta").release.status == "aborted")
@@ -465,6 +466,19 @@ def test_parsing_takes_a_service_only_where_it_cannot_be_part_of_a_reason() -> N
     assert parsed("rolledback reverted v1.2.3 broke login") == (None, None, "reverted v1.2.3 broke login")
     assert parsed("unlock beta fixed and redeployed") == ("beta", None, "fixed and redeployed")
     assert parsed("unlock fixed and redeployed") == (None, None, "fixed and redeployed")
+    assert parsed("status Beta") == ("beta", None, "")  # that service's running release here
+    with pytest.raises(UsageError, match="command_extra_words"):
+        parsed("start v1.2.3 v1.2.4")  # a version is never taken for a service
+
+    with pytest.raises(UsageError) as unknown:
+        parsed("abort delta v1.2.3 wrong artifact")
+    assert (unknown.value.user_message, unknown.value.params["services"]) == (
+        "service_unknown",
+        "`alpha`, `beta`",
+    )
+    with pytest.raises(UsageError) as not_version:
+        parsed("status not-a-version")
+    assert not_version.value.user_message == "version_invalid"
 
 
 def test_unlock_and_contacts_in_a_channel_of_several_services(many: RunningBot) -> None:

@@ -99,6 +99,9 @@ def parse_command(body: dict[str, Any], services: Collection[str] = ()) -> Comma
         except UsageError as e:
             raise UsageError(e.user_message, params={"version": raw[:80]}) from None
         rest = parts[1].strip() if len(parts) > 1 else ""
+    if service is not None and services and service not in services:
+        names = ", ".join(f"`{name}`" for name in services)
+        raise UsageError("service_unknown", params={"service": service, "services": names})
     if sub in NEEDS_REASON and not rest:
         raise UsageError("reason_missing", params={"sub": sub})
     if sub not in NEEDS_REASON and rest:
@@ -126,13 +129,17 @@ def _service_first(sub: str, rest: str, services: Collection[str]) -> tuple[str 
     may follow directly (rolledback, unlock), only a service this deployment has counts: "rolledback reverted
     v1.4.0 broke login" keeps its reason."""
     parts = rest.split(maxsplit=1)
-    if len(parts) < 2 or not _SERVICE.fullmatch(parts[0]):
+    word = parts[0].lower() if parts else ""
+    if not _SERVICE.fullmatch(word) or _LOOKS_LIKE_VERSION.match(word):
         return None, rest
-    if sub in ("rolledback", "unlock") and parts[0] not in services:
+    if len(parts) < 2:
+        # `/release status web`: that service's active release here.
+        return (word, "") if sub == "status" and word in services else (None, rest)
+    if sub in ("rolledback", "unlock") and word not in services:
         return None, rest
     if sub != "unlock" and not _LOOKS_LIKE_VERSION.match(parts[1]):
         return None, rest
-    return parts[0], parts[1].strip()
+    return word, parts[1].strip()
 
 
 def _team_domain(body: dict[str, Any]) -> str | None:
