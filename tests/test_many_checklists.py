@@ -58,6 +58,9 @@ def write_set(folder: Path, *, fallback: bool = True, beta: bool = True) -> Path
     if fallback:
         (folder / "gamma.yaml").write_text(checklist_text("gamma", "Gamma checklist"))
     (folder / "README.md").write_text("not a checklist: only *.yaml and *.yml are read\n")
+    # An editor's hidden copy, and a mounted ConfigMap's ..data entry: never read as checklists.
+    (folder / ".alpha.yaml.swp.yaml").write_text("name: [broken\n")
+    (folder / "..data").mkdir(exist_ok=True)
     return folder
 
 
