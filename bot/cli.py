@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="print the audit trail of a release")
     export.add_argument("version")
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
+    export.add_argument("--service", help="the service, where several services released this version")
     resync = sub.add_parser("resync", help="bring a release's Slack messages back in line with the database")
     resync.add_argument("version")
+    resync.add_argument("--service", help="the service, where several services released this version")
     playground = sub.add_parser(
         "playground",
         help="try the bot in this terminal: the real bot against a simulated Slack, cluster, Prometheus and "
@@ -152,11 +154,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"database is up to date: {safe_url(settings.database_url)}")
         return 0
     if args.command == "export":
-        return _export(settings.database_url, args.version, args.format, settings.language)
+        return _export(settings.database_url, args.version, args.format, settings.language, args.service)
     if args.command == "resync":
         from bot.runtime.server import resync
 
-        return resync(settings, args.version)
+        return resync(settings, args.version, args.service)
     return 2
 
 
@@ -209,7 +211,7 @@ def _check_set(files: list[Path], ids: tuple[tuple[str, str], ...], *, cluster: 
     return 1 if errors else 0
 
 
-def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
+def _export(database_url: str, version: str, fmt: str, lang: str, service: str | None = None) -> int:
     from bot.db.migrate import require_current
     from bot.db.problems import no_release
     from bot.errors import NotFound
@@ -219,7 +221,7 @@ def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
     require_current(database_url)
     with reading(database_url) as services:
         try:
-            record, events = services.audit_trail(version)
+            record, events = services.audit_trail(version, service)
         except NotFound as e:
             raise no_release(version, database_url) from e
         rows = audit_rows(record, events)

@@ -6,6 +6,7 @@ Signed HTTP into the real Bolt app, the real slack_sdk out to the fake Slack; SQ
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -188,6 +189,13 @@ def test_two_services_release_the_same_version_in_one_channel(many: RunningBot) 
     assert many.services.find(SHARED, "v1.2.3", "alpha").release.status == "active"
     # One of them still running: that is the one a bare version means (today's "the active one first").
     assert "Alpha checklist" in alice.command("status v1.2.3", channel=SHARED).json()["text"]
+
+    # The audit trail of each, on the command line.
+    env = {"DATABASE_URL": many.bot.settings.database_url, "RELEASE_BOT_LANGUAGE": "en"}
+    exported = cli("export", "v1.2.3", "--service", "beta", env=env)
+    assert exported.returncode == 0, exported.stderr
+    events = json.loads(exported.stdout)
+    assert events[0]["details"]["service"] == "beta" and events[-1]["action"] == "release_aborted"
 
 
 def test_todays_single_file_keeps_its_syntax_and_serves_every_channel(running: RunningBot) -> None:

@@ -241,7 +241,7 @@ def make_http_server(
     return HttpServer(host, port, app, threads, read_timeout_s=read_timeout_s or READ_TIMEOUT_S)
 
 
-def resync(settings: Settings, version: str) -> int:
+def resync(settings: Settings, version: str, service: str | None = None) -> int:
     """Re-render a release's messages from the database and push them to Slack.
 
     It only calls Slack's Web API, so the bot token is all it needs of Slack (no signing secret, no app token)."""
@@ -255,7 +255,7 @@ def resync(settings: Settings, version: str) -> int:
     bot = build(settings)
     try:
         try:
-            record, _ = bot.services.audit_trail(version)
+            record, _ = bot.services.audit_trail(version, service)
         except NotFound as e:
             raise no_release(version, settings.database_url) from e
         updated, posted = bot.publisher.resync_release(record.id)

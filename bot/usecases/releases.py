@@ -339,9 +339,10 @@ class Services:
         with self._read() as uow:
             return [self.view_in(uow, r.id) for r in uow.releases.recent(channel_id=channel_id, limit=limit)]
 
-    def audit_trail(self, version: str) -> tuple[ReleaseRecord, list[AuditEvent]]:
+    def audit_trail(self, version: str, service: str | None = None) -> tuple[ReleaseRecord, list[AuditEvent]]:
+        """The audit trail of a version's latest release (of ``service``, where several release that version)."""
         with self._read() as uow:
-            record = uow.releases.latest(version)
+            record = uow.releases.latest(version, service=service)
             if record is None:
                 raise NotFound("version_not_found", params={"version": version})
             return record, uow.audit.for_release(record.id)
