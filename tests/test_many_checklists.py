@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -576,3 +577,19 @@ def test_a_pushed_tag_starts_with_the_repositorys_checklist(
                 assert [r.service for r in rb.services.recent(None)] == [started]
         finally:
             rb.stop()
+
+
+def test_the_start_up_line_names_each_checklist_its_file_and_channels(tmp_path: Path) -> None:
+    from bot.runtime.startup import summary
+
+    folder = write_set(tmp_path / "set")
+    fake = SimpleNamespace(base_url="http://127.0.0.1:1/api/")
+    settings = replace(make_settings("sqlite:///x.db", fake), checklist_path=str(folder))  # type: ignore[arg-type]
+    line = summary(settings, load_checklist_set(folder), None, environ={})
+    assert f"alpha from {folder / 'alpha.yaml'} (alpha, sha256 " in line
+    assert f"; channels {ALPHA_ONLY} {SHARED})" in line
+    assert f"gamma from {folder / 'gamma.yaml'} (gamma, sha256 " in line and "every other channel" in line
+    alone = summary(
+        replace(settings, checklist_path=str(FAST_CHECKLIST)), load_checklist_set(FAST_CHECKLIST), None
+    )
+    assert f"checklist {FAST_CHECKLIST} (fast, sha256 " in alone  # one file: the line it always was

@@ -115,7 +115,7 @@ def summary(
             f"checklist {settings.checklist_path} ({checklists.default.name}, "
             f"{checklist_version(settings.checklist_path)})"
             if len(checklists) == 1 and not checklists.default.channels
-            else f"{len(checklists)} checklists: {describe_set(checklists)}"
+            else f"checklists: {describe_set(checklists)}"
         ),
         f"database {safe_url(settings.database_url)}",
         f"language {settings.language}",
