@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from bot.errors import ReleaseBotError
 from bot.i18n import t
@@ -26,9 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply pending migrations (idempotent)")
     check = sub.add_parser("checklist", help="checklist files")
     check_sub = check.add_subparsers(dest="checklist_command", required=True)
-    check_file = check_sub.add_parser("check", help="validate a checklist file and summarise it")
+    check_file = check_sub.add_parser(
+        "check",
+        help="validate a checklist file, or a set of them (a directory, several files), and summarise it",
+    )
     check_file.add_argument(
-        "file", nargs="?", help="the file (default: RELEASE_BOT_CHECKLIST, else the shipped deployment.yaml)"
+        "file",
+        nargs="*",
+        help="the file, a directory of them or several files (default: RELEASE_BOT_CHECKLIST, else the shipped "
+        "deployment.yaml)",
     )
     check_file.add_argument(
         "--cluster",
@@ -43,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="print the audit trail of a release")
     export.add_argument("version")
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
+    export.add_argument("--service", help="the service, where several services released this version")
     resync = sub.add_parser("resync", help="bring a release's Slack messages back in line with the database")
     resync.add_argument("version")
+    resync.add_argument("--service", help="the service, where several services released this version")
     playground = sub.add_parser(
         "playground",
         help="try the bot in this terminal: the real bot against a simulated Slack, cluster, Prometheus and "
@@ -97,8 +106,13 @@ def _run(args: argparse.Namespace) -> int:
         from bot.config import parse_contacts
         from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
 
-        path = args.file or load_settings(os.environ).checklist_path
+        path = ",".join(args.file) or load_settings(os.environ).checklist_path
         ids = parse_contacts(os.environ.get("RELEASE_CONTACTS", ""))
+        from bot.checklist.loading import checklist_files
+
+        files = checklist_files(path)
+        if len(files) > 1 or Path(path).is_dir():
+            return _check_set(files, ids, cluster=args.cluster)
         checklist = load_checklist(path)
         checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
         print(f"{path}:")
@@ -140,15 +154,64 @@ def _run(args: argparse.Namespace) -> int:
         print(f"database is up to date: {safe_url(settings.database_url)}")
         return 0
     if args.command == "export":
-        return _export(settings.database_url, args.version, args.format, settings.language)
+        return _export(settings.database_url, args.version, args.format, settings.language, args.service)
     if args.command == "resync":
         from bot.runtime.server import resync
 
-        return resync(settings, args.version)
+        return resync(settings, args.version, args.service)
     return 2
 
 
-def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
+def _check_set(files: list[Path], ids: tuple[tuple[str, str], ...], *, cluster: bool) -> int:
+    """``checklist check`` of several files: each one's summary line, then every problem of a file or the set."""
+    from bot.checklist.loading import read_checklist, set_errors
+    from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
+    from bot.domain.checklist_set import Member
+    from bot.errors import ChecklistError
+
+    members, errors = [], []
+    for path in files:
+        try:
+            checklist, text = read_checklist(path)
+        except ChecklistError as e:
+            errors += [f"error: {line}" for line in e.user_message.splitlines()]
+            continue
+        checklist = replace(checklist, contacts=with_contact_ids(checklist.contacts, ids))
+        members.append(Member(checklist, text, str(path)))
+        version = f", version {checklist.version}" if checklist.version else ""
+        where = f"channels {', '.join(checklist.channels)}" if checklist.channels else "every other channel"
+        managers = f"; managers {', '.join(checklist.managers)}" if checklist.managers else ""
+        print(
+            f"{path}: {checklist.title} (service {checklist.service}, name {checklist.name}{version}): {where}{managers}"
+        )
+        for contact in contacts_without_id(checklist.contacts):
+            print(
+                f"warning: {path}: contact {contact.key} ({contact.role}) has no Slack id, so an incident notifies nobody"
+            )
+    every = tuple(contact for m in members for contact in m.checklist.contacts)
+    for name in unmatched_contact_names(every, ids):
+        print(f"warning: RELEASE_CONTACTS names {name!r}, which is no contact of any checklist")
+    errors += [f"error: {line}" for line in set_errors(members)]
+    if cluster and not errors:
+        from bot.runtime.traffic_wiring import cluster_check
+
+        for m in members:
+            if m.checklist.traffic.is_manual:
+                continue
+            stages = tuple(s.traffic_percent for s in m.checklist.canary_stages)
+            errors += [
+                f"mismatch: {m.path}: {p}" for p in cluster_check(m.checklist.traffic, stages, os.environ)
+            ]
+    for line in errors:
+        print(line)
+    print(
+        f"{len(members)} of {len(files)} checklists valid; "
+        + (f"{len(errors)} problem{'' if len(errors) == 1 else 's'}" if errors else "the set is valid")
+    )
+    return 1 if errors else 0
+
+
+def _export(database_url: str, version: str, fmt: str, lang: str, service: str | None = None) -> int:
     from bot.db.migrate import require_current
     from bot.db.problems import no_release
     from bot.errors import NotFound
@@ -158,7 +221,7 @@ def _export(database_url: str, version: str, fmt: str, lang: str) -> int:
     require_current(database_url)
     with reading(database_url) as services:
         try:
-            record, events = services.audit_trail(version)
+            record, events = services.audit_trail(version, service)
         except NotFound as e:
             raise no_release(version, database_url) from e
         rows = audit_rows(record, events)

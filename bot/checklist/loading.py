@@ -8,6 +8,7 @@ file and the path of the field, because the person reading it is editing YAML, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn, get_args
@@ -48,9 +49,10 @@ from bot.domain.checklist import (
     RollbackTarget,
     Section,
 )
+from bot.domain.checklist_set import ChecklistSet, Member, set_problems
 from bot.domain.evidence import EvidenceSource, EvidenceSpec
 from bot.domain.traffic import TrafficProviderKind, TrafficSpec
-from bot.errors import ChecklistError
+from bot.errors import ChecklistError, ConfigError
 
 
 def default_checklist_path() -> Path:
@@ -79,6 +81,11 @@ def write_starter(destination: str | Path, *, force: bool = False) -> Path:
 
 def load_checklist(path: str | Path) -> Checklist:
     """Read and validate a checklist file; raise ChecklistError naming the file and the field."""
+    return read_checklist(path)[0]
+
+
+def read_checklist(path: str | Path) -> tuple[Checklist, str]:
+    """The checklist of a file and its text (a release stores the text it started with)."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -94,7 +101,52 @@ def load_checklist(path: str | Path) -> Checklist:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ChecklistError(f"{source}: not UTF-8 text (bad byte at offset {e.start})") from e
-    return load_checklist_text(text, source)
+    return load_checklist_text(text, source), text
+
+
+def checklist_files(spec: str | Path) -> list[Path]:
+    """The files ``RELEASE_BOT_CHECKLIST`` names: one file, a directory (its *.yaml and *.yml, by name) or a
+    comma-separated list of files."""
+    parts = [p.strip() for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise ChecklistError("RELEASE_BOT_CHECKLIST names no file")
+    if len(parts) > 1:
+        return [Path(p) for p in parts]
+    path = Path(parts[0])
+    if not path.is_dir():
+        return [path]
+    # Editors leave hidden swap and backup copies beside the files: only visible *.yaml/*.yml are checklists.
+    found = sorted(
+        f
+        for f in path.iterdir()
+        if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file()
+    )
+    if not found:
+        raise ChecklistError(f"{path}: no checklist in this directory (*.yaml or *.yml)")
+    return found
+
+
+def set_errors(members: Sequence[Member]) -> list[str]:
+    """One line per broken rule of the set (services unique, one fallback), each naming its file."""
+    return [f"{path}: {problem}" for path, problem in set_problems(tuple(members))]
+
+
+def load_checklist_set(spec: str | Path) -> ChecklistSet:
+    """Read every checklist ``spec`` names and check the set; raise ChecklistError (a file) or ConfigError
+    (the set), each one line naming the file and the problem."""
+    members = []
+    for path in checklist_files(spec):
+        checklist, text = read_checklist(path)
+        members.append(Member(checklist, text, str(path)))
+    errors = set_errors(members)
+    if errors:
+        more = (
+            f" (and {len(errors) - 1} more: release-bot checklist check lists them)"
+            if len(errors) > 1
+            else ""
+        )
+        raise ConfigError(f"RELEASE_BOT_CHECKLIST is invalid: {errors[0]}{more}")
+    return ChecklistSet(tuple(members))
 
 
 def load_checklist_text(text: str, source: str = "<text>") -> Checklist:
@@ -104,7 +156,8 @@ def load_checklist_text(text: str, source: str = "<text>") -> Checklist:
     if cached is not None:
         return cached
     checklist = _validate(text, source)
-    _last.clear()
+    if len(_last) >= _KEPT:
+        _last.clear()
     _last[key] = checklist
     return checklist
 
@@ -112,7 +165,9 @@ def load_checklist_text(text: str, source: str = "<text>") -> Checklist:
 # The last checklist validated, by text and name: ``serve`` loads the same file three times (the start-up check,
 # then each process's build), and in a forked work process a second validation wrote into ~2.5 MB of pages it
 # shared with the serving process. A Checklist is immutable; an edited file is a different key.
+# A deployment with several checklists validates each of them, so a few are kept.
 _last: dict[tuple[str, str], Checklist] = {}
+_KEPT = 32
 
 
 def _validate(text: str, source: str) -> Checklist:
@@ -206,6 +261,16 @@ def _duplicates(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return problems
 
 
+def _listed_twice(name: str, ids: list[str]) -> list[tuple[str, str]]:
+    first: dict[str, int] = {}
+    problems = []
+    for n, value in enumerate(ids):
+        if value in first:
+            problems.append((f"{name}[{n}]", f"{value} is listed twice (also at {name}[{first[value]}])"))
+        first.setdefault(value, n)
+    return problems
+
+
 _FLOW_RANK = {PhaseKind.DEPLOY: 1, PhaseKind.CANARY: 2, PhaseKind.WATCH: 3}
 
 
@@ -264,6 +329,7 @@ def _check(m: ChecklistModel) -> _Problems:
     ):
         problems += _duplicates([(f"{name}[{n}].key", key) for n, key in enumerate(listed)])
     problems += _duplicates(keys["sections"]) + _duplicates(keys["items"])
+    problems += _listed_twice("channels", m.channels) + _listed_twice("managers", m.managers)
     _check_release_parts(m, set(first_of), problems)
     _check_traffic(m, problems)
     return problems
@@ -500,5 +566,7 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
         version=m.version,
         closing_note=m.closing_note,
         criteria_lead_in=rollback.criteria_lead_in if rollback else None,
+        channels=tuple(m.channels),
+        managers=tuple(m.managers),
         source=source,
     )

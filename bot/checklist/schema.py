@@ -33,6 +33,7 @@ MAX_EVIDENCE = 5  # sources per item: each is shown on the item's line in Slack
 _KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _VERSION = re.compile(r"\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]{1,40})?")
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,20}")
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _K8S_NAMESPACE = re.compile(_DNS_LABEL)
 _K8S_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
@@ -111,6 +112,12 @@ LatencyMs = Annotated[float, PlainValidator(_latency_ms)]
 Procedure = Annotated[str, PlainValidator(_procedure)]
 SlackId = Annotated[
     str, PlainValidator(_pattern(_SLACK_ID, "Slack id", ": U… for a user or S… for a user group"))
+]
+ChannelId = Annotated[
+    str,
+    PlainValidator(
+        _pattern(_CHANNEL_ID, "channel id", ": C… (G… for an old private channel), from its details")
+    ),
 ]
 Version = Annotated[str, PlainValidator(_pattern(_VERSION, "version", ': write it like "1.0.0" (in quotes)'))]
 Lax = Field(strict=False)  # enums arrive from YAML as strings, which strict mode would refuse
@@ -256,6 +263,10 @@ class ChecklistModel(_Model):
     name: Key
     title: Title
     service: Key
+    # The channels whose `/release start` runs this checklist; none: every channel no other checklist claims.
+    channels: list[ChannelId] = []
+    # Who may start, advance, abort and roll back this service's releases, besides RELEASE_MANAGERS.
+    managers: list[SlackId] = []
     phases: list[PhaseModel] = Field(min_length=1)
     environments: list[EnvironmentModel] = []
     canary: list[CanaryStageModel] = []

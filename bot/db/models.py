@@ -80,8 +80,9 @@ class ReleaseRow(Base):
     step: Mapped[str] = mapped_column(String(64))
     step_started_at: Mapped[datetime]
     step_started_by: Mapped[str | None] = mapped_column(String(32))
-    # "<channel>:<version>" while active, NULL once ended: a portable "one active release per channel".
-    active_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # "<channel>:<service>:<version>" while active, NULL once ended: a portable "one active release of a service's
+    # version per channel" (two services sharing a channel may both release v1.2.3).
+    active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     started_by: Mapped[str] = mapped_column(String(32))
     started_by_name: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime]

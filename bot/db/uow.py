@@ -41,6 +41,11 @@ from bot.domain.release import ReleaseStatus
 from bot.errors import NotFound, NotLeader
 
 
+def active_key(channel_id: str, service: str, version: str) -> str:
+    """The unique key of an active release: one per channel, service and version."""
+    return f"{channel_id}:{service}:{version}"
+
+
 def _release(row: ReleaseRow) -> ReleaseRecord:
     return ReleaseRecord(
         id=row.id,
@@ -110,9 +115,9 @@ class Releases:
             raise NotFound("release_not_found")
         return source
 
-    def find_active(self, channel_id: str, version: str) -> ReleaseRecord | None:
+    def find_active(self, channel_id: str, service: str, version: str) -> ReleaseRecord | None:
         row = self._s.scalars(
-            select(ReleaseRow).where(ReleaseRow.active_key == f"{channel_id}:{version}")
+            select(ReleaseRow).where(ReleaseRow.active_key == active_key(channel_id, service, version))
         ).first()
         return _release(row) if row else None
 
@@ -142,14 +147,30 @@ class Releases:
         )
         return list(self._s.scalars(stmt))
 
-    def latest(self, version: str, *, channel_id: str | None = None) -> ReleaseRecord | None:
+    def latest(
+        self, version: str, *, channel_id: str | None = None, service: str | None = None
+    ) -> ReleaseRecord | None:
         """The most recent release of a version: the active one first, else the newest."""
         stmt = select(ReleaseRow).where(ReleaseRow.version == version)
         if channel_id is not None:
             stmt = stmt.where(ReleaseRow.channel_id == channel_id)
+        if service is not None:
+            stmt = stmt.where(ReleaseRow.service == service)
         stmt = stmt.order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
         row = self._s.scalars(stmt.limit(1)).first()
         return _release(row) if row else None
+
+    def of_version(self, version: str, channel_id: str) -> list[ReleaseRecord]:
+        """Each service's latest release of ``version`` in the channel (active first, then newest)."""
+        stmt = (
+            select(ReleaseRow)
+            .where(ReleaseRow.version == version, ReleaseRow.channel_id == channel_id)
+            .order_by((ReleaseRow.status == ReleaseStatus.ACTIVE.value).desc(), ReleaseRow.id.desc())
+        )
+        latest: dict[str, ReleaseRecord] = {}
+        for row in self._s.scalars(stmt.limit(50)):
+            latest.setdefault(row.service, _release(row))
+        return list(latest.values())
 
     def recent(
         self, *, channel_id: str | None = None, limit: int = 10, channel_ids: Collection[str] | None = None

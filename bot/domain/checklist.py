@@ -226,6 +226,8 @@ class Checklist:
     version: str | None = None  # the checklist document's own version (its front matter), recorded per release
     closing_note: str | None = None  # the document's last word ("반드시 확인해야 합니다"), shown on every header
     criteria_lead_in: str | None = None  # the sentence that introduces the rollback criteria (seed 5.1)
+    channels: tuple[str, ...] = ()  # the channels it serves; empty: every channel no other checklist claims
+    managers: tuple[str, ...] = ()  # user and user-group ids who manage this service's releases
     source: str = field(default="", compare=False)
 
     def phase(self, key: str) -> Phase:

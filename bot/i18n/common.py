@@ -17,7 +17,9 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release rolledback [v1.2.3] <reason>` record a rollback done by hand (follow-up and report)\n"
             "• `/release contacts` the emergency contacts (only you see them)\n"
             "• `/release report v1.2.3` the release report as a file\n"
-            "• `/release help` this help"
+            "• `/release help` this help\n"
+            "Where a channel runs several services' releases, name the service before the version: "
+            "`/release start backend v1.2.3`, `/release status backend v1.2.3`"
         ),
         "ko": (
             "*사용법*\n"
@@ -31,7 +33,9 @@ WORDS: dict[str, dict[str, str]] = {
             "• `/release rolledback [v1.2.3] <사유>` 수동 롤백 기록 (후속 작업과 리포트 게시)\n"
             "• `/release contacts` 비상 연락처 (나에게만 표시)\n"
             "• `/release report v1.2.3` 릴리스 리포트 파일\n"
-            "• `/release help` 도움말"
+            "• `/release help` 도움말\n"
+            "한 채널에서 여러 서비스를 릴리스할 때는 버전 앞에 서비스 이름을 붙이세요: "
+            "`/release start backend v1.2.3`, `/release status backend v1.2.3`"
         ),
     },
     "unknown_subcommand": {
@@ -79,6 +83,49 @@ WORDS: dict[str, dict[str, str]] = {
     "version_not_found": {
         "en": "There is no release {version} in this channel. `/release list` shows what there is.",
         "ko": "이 채널에 {version} 릴리스가 없습니다. `/release list`로 목록을 확인하세요.",
+    },
+    "service_unknown": {
+        "en": "There is no service `{service}` here. The services with a checklist: {services}.",
+        "ko": "`{service}` 서비스가 없습니다. 체크리스트가 있는 서비스: {services}.",
+    },
+    "service_elsewhere": {
+        "en": "`{service}` releases run in {channels}, not in this channel (here: {here}). Nothing was started.",
+        "ko": (
+            "`{service}` 릴리스는 이 채널이 아니라 {channels}에서 진행됩니다 (이 채널: {here}). "
+            "아무것도 시작하지 않았습니다."
+        ),
+    },
+    "service_fallback_elsewhere": {
+        "en": (
+            "`{service}` releases run in the channels no other checklist lists; this channel runs {here}. "
+            "Nothing was started."
+        ),
+        "ko": (
+            "`{service}` 릴리스는 다른 체크리스트가 지정하지 않은 채널에서 진행됩니다. 이 채널: {here}. "
+            "아무것도 시작하지 않았습니다."
+        ),
+    },
+    "service_ambiguous": {
+        "en": "This channel runs the releases of several services: {services}. Name one, e.g. `{example}`",
+        "ko": "이 채널은 여러 서비스의 릴리스를 진행합니다: {services}. 서비스를 지정해 주세요. 예: `{example}`",
+    },
+    "channel_unclaimed": {
+        "en": "No checklist runs releases in this channel. Releases run in {channels}.",
+        "ko": "이 채널에서 릴리스를 진행하는 체크리스트가 없습니다. 릴리스 채널: {channels}.",
+    },
+    "version_ambiguous": {
+        "en": (
+            "{version} is a release of several services here: {services}. Name one before the version, "
+            "e.g. `{example}`"
+        ),
+        "ko": (
+            "이 채널에서 {version}은(는) 여러 서비스의 릴리스입니다: {services}. 버전 앞에 서비스를 지정해 "
+            "주세요. 예: `{example}`"
+        ),
+    },
+    "unlock_ambiguous": {
+        "en": "This channel runs several services: {services}. Name the one to unlock, e.g. `{example}`",
+        "ko": "이 채널은 여러 서비스를 릴리스합니다: {services}. 잠금을 해제할 서비스를 지정해 주세요. 예: `{example}`",
     },
     "no_active_release": {
         "en": "There is no active release in this channel. Start one with `/release start v1.4.0`.",

@@ -108,6 +108,13 @@ WORDS: dict[str, dict[str, str]] = {
         "`/release unlock <reason>`.",
         "ko": ":lock: 릴리스 매니저가 `/release unlock <사유>`를 실행할 때까지 *{service}* 프로덕션이 잠깁니다.",
     },
+    # Several checklists run: the unlock names the service, as a channel of several services needs it to.
+    "rb_locked_note_named": {
+        "en": ":lock: Production of *{service}* is now locked until a release manager runs "
+        "`/release unlock {service} <reason>`.",
+        "ko": ":lock: 릴리스 매니저가 `/release unlock {service} <사유>`를 실행할 때까지 *{service}* 프로덕션이 "
+        "잠깁니다.",
+    },
     "rb_interrupted": {
         "en": ":warning: The rollback of `{target}` confirmed by {who} was interrupted (the bot stopped "
         "while it was {status}). It was *not* retried. Kubernetes now says: {live}\n"

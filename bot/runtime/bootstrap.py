@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_bolt import App
@@ -20,10 +19,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy import Engine, text
 
-from bot.checklist.loading import load_checklist
+from bot.checklist.loading import load_checklist_set
 from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
 from bot.db.uow import SqlUnitOfWork
+from bot.domain.checklist import Checklist
 from bot.domain.leadership import LeaseTiming
 from bot.ports import (
     Clock,
@@ -42,8 +42,8 @@ from bot.runtime.dashboard_wiring import make_dashboard
 from bot.runtime.github_webhook import GitHubWebhook
 from bot.runtime.heartbeat import BEAT_S, Heartbeat
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
+from bot.runtime.traffic_wiring import ByTarget, rollback_deployer
 from bot.runtime.traffic_wiring import install as install_traffic
-from bot.runtime.traffic_wiring import rollback_deployer
 from bot.runtime.watch_wiring import install as install_watch
 from bot.runtime.watch_wiring import make_parts as make_watch_parts
 from bot.runtime.web import WebApp
@@ -76,6 +76,19 @@ def _kube_deployer(settings: Settings) -> Deployer:
     from bot.adapters.kube import KubeDeployer
 
     return KubeDeployer.from_environment(settings.kubeconfig)
+
+
+def _deployer(
+    settings: Settings, checklist: Checklist, *, several: bool, traffic: TrafficProvider | None
+) -> Any:
+    """What the rollback button drives: the Deployment undo, or for an Argo Rollouts checklist its Rollout."""
+    kube = LazyDeployer(lambda: _kube_deployer(settings))
+    rollout = rollback_deployer(settings, checklist.traffic) if traffic is None else None
+    if rollout is None:
+        return kube
+    if not several or checklist.rollback is None:
+        return rollout
+    return ByTarget(rollout, (checklist.rollback.deployment, checklist.rollback.namespace), kube)
 
 
 def _close_with_bot(adapter: object, closers: list[Callable[[], None]]) -> None:
@@ -288,8 +301,10 @@ def build(
     it is handed.
     """
     clock = clock or SystemClock()
-    checklist_path = Path(settings.checklist_path)
-    checklist = load_checklist(checklist_path)
+    checklists = load_checklist_set(settings.checklist_path)
+    # The one checklist that drives traffic, if any (ChecklistSet allows one); the watch and the traffic wiring
+    # that once followed "the" checklist follow it, else the fallback.
+    checklist = next((c for c in checklists if not c.traffic.is_manual), checklists.default)
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     read_factory = make_session_factory(engine, readonly=True)
@@ -302,11 +317,18 @@ def build(
     client = web_client or make_web_client(settings)
     gateway = SlackGateway(client, pacer=pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
+    service_managers = {
+        c.service: Managers(c.managers, gateway, ttl_s=settings.usergroup_cache_s).is_manager
+        for c in checklists
+        if c.managers
+    }
     services = Services(
         uow=unit_of_work,
         clock=clock,
-        checklist=checklist,
-        checklist_source=checklist_path.read_text(encoding="utf-8"),
+        checklist=None,
+        checklist_source="",
+        checklists=checklists,
+        service_managers=service_managers,
         is_manager=managers.is_manager,
         read_uow=lambda: SqlUnitOfWork(read_factory),
         evidence_on=settings.evidence_on,
@@ -335,7 +357,11 @@ def build(
     # Leaving a canary stage is judged on the gate over the whole stage (seed 3.3).
     lifecycle.gate_window = GateWindow(uow=unit_of_work, clock=clock, metrics=watch.metrics)
     poster = TimerPoster(
-        gateway=gateway, lang=settings.language, managers=settings.manager_ids, figures=watch.figures
+        gateway=gateway,
+        lang=settings.language,
+        managers=settings.manager_ids,
+        figures=watch.figures,
+        service_managers={c.service: c.managers for c in checklists if c.managers},
     )
     clockwork = Clockwork(lifecycle=lifecycle, poster=poster, sweep_s=sweep_s, is_leader=leader.is_leader)
     lifecycle.on_timers_changed = hand_off.wake if hand_off is not None else clockwork.wake
@@ -367,9 +393,7 @@ def build(
         services=services,
         lifecycle=lifecycle,
         # Credentials are read on the first rollback, not at build time.
-        deployer=deployer
-        or (rollback_deployer(settings, checklist.traffic) if traffic is None else None)
-        or LazyDeployer(lambda: _kube_deployer(settings)),
+        deployer=deployer or _deployer(settings, checklist, several=len(checklists) > 1, traffic=traffic),
         health=lifecycle_ctx.health,
         rollout_timeout_s=settings.rollout_timeout_s,
         worker=worker_name(),
@@ -391,9 +415,11 @@ def build(
     ctx.on_started.append(evidence_ctx.start_hook)
     lifecycle.hooks.append(evidence_ctx.on_transition)
 
+    # The watch polls at the pace of the most frequently sampled checklist; each release samples at its own.
+    sampled = [c for c in checklists if c.metrics is not None]
     register_watch = install_watch(
         watch,
-        checklist=checklist,
+        checklist=min(sampled, key=lambda c: c.metrics.sample_interval) if sampled else checklist,  # type: ignore[union-attr]
         lifecycle=lifecycle,
         clockwork=clockwork,
         slack=ctx,

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -45,10 +45,13 @@ class TimerPoster:
         lang: str,
         managers: tuple[str, ...],
         figures: Callable[[int], dict[str, object] | None],
+        service_managers: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self._gateway = gateway
         self._lang = lang
         self._managers = managers
+        # A checklist's own managers are called to their service's decisions too (several checklists).
+        self._service_managers = dict(service_managers or {})
         self._figures = figures
         # Called with each posted reminder and its ts (charts follow it); must return quickly.
         self.after_post: list[Callable[[DueTimer, str], None]] = []
@@ -64,20 +67,23 @@ class TimerPoster:
             return None
         step = str(due.timer.payload.get("step", ""))
         who = [str(due.timer.payload.get("started_by") or "")]
+        managers = tuple(
+            dict.fromkeys((*self._managers, *self._service_managers.get(view.release.service, ())))
+        )
         if due.timer.kind == STAGE_WAIT:
             text, blocks = notices.stage_reminder(
                 view,
                 step,
                 self._lang,
                 who=who,
-                managers=self._managers,
+                managers=managers,
                 late_s=due.late_s,
                 figures=self._figures(view.release.id),
                 serving_since=due.timer.payload.get("serving_since"),
             )
         elif due.timer.kind == WATCH_END:
             text, blocks = notices.watch_reminder(
-                view, step, self._lang, who=who, managers=self._managers, late_s=due.late_s
+                view, step, self._lang, who=who, managers=managers, late_s=due.late_s
             )
         else:
             log.warning("unknown timer kind %s", due.timer.kind)

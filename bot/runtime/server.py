@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
-from bot.domain.checklist import Checklist
+from bot.domain.checklist_set import ChecklistSet
 from bot.errors import ChatError, ReleaseBotError
 
 if TYPE_CHECKING:
@@ -37,31 +37,39 @@ HTTP_DRAIN_S = 3
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
-    from bot.checklist.loading import load_checklist
+    from bot.checklist.loading import load_checklist_set
     from bot.runtime.startup import check_port
 
     settings.require_slack()
     # A broken checklist, no managers or a taken port stops start-up before anything is touched or forked.
-    checklist = load_checklist(settings.checklist_path)
-    settings.require_managers()  # closed by default: nobody may act until someone is named (or * for everyone)
+    checklists = load_checklist_set(settings.checklist_path)
+    # Closed by default: nobody may act until someone is named (or * for everyone), here or in a checklist.
+    if not any(c.managers for c in checklists):
+        settings.require_managers()
     check_port(settings.host, settings.port)
     metrics_dir = _share_metrics() if settings.work_process else None
     _limit_malloc_arenas()
     try:
-        return _serve(settings, checklist)
+        return _serve(settings, checklists)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve(settings: Settings, checklist: Checklist) -> int:
+def _serve(settings: Settings, checklists: ChecklistSet) -> int:
     from bot.db.migrate import prepare
     from bot.observability import configure_logging
     from bot.runtime.ack_gate import AckGate
     from bot.runtime.bootstrap import build
     from bot.runtime.leader import SqliteLeader, make_leader
     from bot.runtime.socket_link import quiet_client
-    from bot.runtime.startup import check_app_token, port_error, summary, warn_about_contacts
+    from bot.runtime.startup import (
+        check_app_token,
+        port_error,
+        summary,
+        warn_about_contacts,
+        warn_about_managers,
+    )
     from bot.runtime.work_process import WorkProcess
     from bot.slack.identity import check_token
 
@@ -70,8 +78,9 @@ def _serve(settings: Settings, checklist: Checklist) -> int:
     identity = check_token(quiet_client(settings.slack_bot_token, settings.slack_api_url))
     if settings.socket_mode:
         check_app_token(settings)
-    log.info("%s", summary(settings, checklist, identity))
-    warn_about_contacts(checklist, settings.release_contacts)
+    log.info("%s", summary(settings, checklists, identity))
+    warn_about_contacts(checklists, settings.release_contacts)
+    warn_about_managers(checklists, settings)
     build_bot = functools.partial(build, identity=identity)
     stop = threading.Event()
     exit_code = [0]
@@ -232,7 +241,7 @@ def make_http_server(
     return HttpServer(host, port, app, threads, read_timeout_s=read_timeout_s or READ_TIMEOUT_S)
 
 
-def resync(settings: Settings, version: str) -> int:
+def resync(settings: Settings, version: str, service: str | None = None) -> int:
     """Re-render a release's messages from the database and push them to Slack.
 
     It only calls Slack's Web API, so the bot token is all it needs of Slack (no signing secret, no app token)."""
@@ -246,7 +255,7 @@ def resync(settings: Settings, version: str) -> int:
     bot = build(settings)
     try:
         try:
-            record, _ = bot.services.audit_trail(version)
+            record, _ = bot.services.audit_trail(version, service)
         except NotFound as e:
             raise no_release(version, settings.database_url) from e
         updated, posted = bot.publisher.resync_release(record.id)

@@ -15,7 +15,8 @@ from bot import __version__
 from bot.adapters.kube_credentials import credentials_source
 from bot.config import Settings
 from bot.db.problems import safe_url
-from bot.domain.checklist import Checklist, contacts_without_id, unmatched_contact_names, with_contact_ids
+from bot.domain.checklist import contacts_without_id, unmatched_contact_names, with_contact_ids
+from bot.domain.checklist_set import ChecklistSet
 from bot.errors import ConfigError
 from bot.slack.identity import Identity
 
@@ -79,9 +80,19 @@ def checklist_version(path: str) -> str:
     return "sha256 " + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
+def describe_set(checklists: ChecklistSet) -> str:
+    """Each checklist's service and where it runs, with its file's digest."""
+    return ", ".join(
+        f"{m.checklist.service} from {m.path} ({m.checklist.name}, {checklist_version(m.path)}; "
+        + (f"channels {' '.join(m.checklist.channels)}" if m.checklist.channels else "every other channel")
+        + ")"
+        for m in checklists.members
+    )
+
+
 def summary(
     settings: Settings,
-    checklist: Checklist,
+    checklists: ChecklistSet,
     identity: Identity | None,
     *,
     environ: Mapping[str, str] | None = None,
@@ -100,7 +111,12 @@ def summary(
     cluster = credentials_source(settings.kubeconfig, env)
     parts = [
         f"release-bot {__version__}: {mode}",
-        f"checklist {settings.checklist_path} ({checklist.name}, {checklist_version(settings.checklist_path)})",
+        (
+            f"checklist {settings.checklist_path} ({checklists.default.name}, "
+            f"{checklist_version(settings.checklist_path)})"
+            if len(checklists) == 1 and not checklists.default.channels
+            else f"checklists: {describe_set(checklists)}"
+        ),
         f"database {safe_url(settings.database_url)}",
         f"language {settings.language}",
         slack,
@@ -117,14 +133,31 @@ def summary(
     return " · ".join(parts)
 
 
-def warn_about_contacts(checklist: Checklist, ids: tuple[tuple[str, str], ...]) -> None:
+def warn_about_contacts(checklists: ChecklistSet, ids: tuple[tuple[str, str], ...]) -> None:
     """Say at start when an incident would notify nobody on Slack, or when RELEASE_CONTACTS names nobody."""
-    for name in unmatched_contact_names(checklist.contacts, ids):
-        log.warning("RELEASE_CONTACTS names %r, which is no contact of the checklist: it is ignored", name)
-    for contact in contacts_without_id(with_contact_ids(checklist.contacts, ids)):
-        log.warning(
-            "contact %s (%s) has no Slack id: no incident can notify it; "
-            "set its slack_id in the checklist or RELEASE_CONTACTS",
-            contact.key,
-            contact.role,
-        )
+    every = tuple(contact for c in checklists for contact in c.contacts)
+    for name in unmatched_contact_names(every, ids):
+        log.warning("RELEASE_CONTACTS names %r, which is no contact of any checklist: it is ignored", name)
+    for checklist in checklists:
+        for contact in contacts_without_id(with_contact_ids(checklist.contacts, ids)):
+            log.warning(
+                "contact %s (%s) of %s has no Slack id: no incident can notify it; "
+                "set its slack_id in the checklist or RELEASE_CONTACTS",
+                contact.key,
+                contact.role,
+                checklist.service,
+            )
+
+
+def warn_about_managers(checklists: ChecklistSet, settings: Settings) -> None:
+    """A checklist nobody manages: its releases cannot be started or moved until someone is named."""
+    if settings.release_managers:
+        return
+    for m in checklists.members:
+        if not m.checklist.managers:
+            log.warning(
+                "%s (service %s) names no managers and RELEASE_MANAGERS is not set: nobody may start or move "
+                "its releases",
+                m.path,
+                m.checklist.service,
+            )

@@ -34,6 +34,35 @@ def provider_for(settings: Settings, spec: TrafficSpec) -> TrafficProvider:
     return GatewayRouteProvider.from_environment(spec, kubeconfig=settings.kubeconfig)
 
 
+class ByTarget:
+    """A set of several checklists, one of them on Argo Rollouts: its rollback target rolls back through the
+    Rollout, every other service's Deployment the way it always did."""
+
+    def __init__(self, rollout: Any, target: tuple[str, str], others: Any) -> None:
+        self._rollout, self._target, self._others = rollout, target, others
+
+    def _for(self, deployment: str, namespace: str) -> Any:
+        return self._rollout if (deployment, namespace) == self._target else self._others
+
+    def plan_rollback(self, deployment: str, namespace: str, *, to_revision: int = 0) -> Any:
+        return self._for(deployment, namespace).plan_rollback(deployment, namespace, to_revision=to_revision)
+
+    def undo(self, deployment: str, namespace: str, *, to_revision: int = 0) -> Any:
+        return self._for(deployment, namespace).undo(deployment, namespace, to_revision=to_revision)
+
+    def rollout_status(self, deployment: str, namespace: str) -> Any:
+        return self._for(deployment, namespace).rollout_status(deployment, namespace)
+
+    def take_requests(self) -> Any:
+        return self._rollout.take_requests()
+
+    def close(self) -> None:
+        for part in (self._rollout, self._others):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+
 def rollback_deployer(settings: Settings, spec: TrafficSpec) -> Any:
     """For Argo Rollouts, the rollback button aborts and undoes the Rollout (there is no Deployment to undo)."""
     if spec.provider is not TrafficProviderKind.ARGO_ROLLOUTS:

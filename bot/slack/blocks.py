@@ -34,7 +34,7 @@ def escape(text: str) -> str:
 
 
 # Parameters of refusals and errors that the bot builds as Slack markup itself (a mention, a permalink).
-MARKUP_PARAMS = frozenset({"who", "link"})
+MARKUP_PARAMS = frozenset({"who", "link", "channels"})  # channels: <#C…> of validated ids
 
 
 def escape_params(params: Mapping[str, object]) -> dict[str, object]:
@@ -341,6 +341,13 @@ def _gate_window_line(view: ReleaseView, step: Step | None, lang: str) -> str | 
     return line + " " + record_line(record, lang)
 
 
+def _checklist_named(view: ReleaseView) -> str:
+    """Where one deployment runs several checklists, which one (and service) this release follows."""
+    if not view.named:
+        return ""
+    return f"*{escape(view.checklist.title)}* (`{escape(view.release.service)}`) · "
+
+
 def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple[str, list[Block]]:
     rel, mid, rev = view.release.id, message.id, message.content_rev
     record = view.release
@@ -357,7 +364,8 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             "block_id": block_id("hc", rel, mid, rev),
             "elements": [
                 _mrkdwn(
-                    t(lang, "started_by", who=record.started_by.mention, when=slack_date(record.started_at))
+                    _checklist_named(view)
+                    + t(lang, "started_by", who=record.started_by.mention, when=slack_date(record.started_at))
                     + f" · {status_text}"
                 )
             ],
@@ -529,7 +537,8 @@ def message_slots(checklist: Checklist) -> list[tuple[str, int]]:
 def render_status(view: ReleaseView, lang: str) -> str:
     record = view.release
     lines = [
-        t(lang, "status_title", version=record.version, status=t(lang, f"status_{record.status}")),
+        _checklist_named(view)
+        + t(lang, "status_title", version=record.version, status=t(lang, f"status_{record.status}")),
         t(lang, "current_step", step=step_label(view.checklist, view.current_step, lang)),
     ]
     counts = progress(view.checklist, view.checked)
@@ -575,7 +584,7 @@ def render_list(views: Sequence[tuple[ReleaseView, str]], lang: str) -> str:
                 lang,
                 "list_line",
                 link=link,
-                version=view.release.version,
+                version=f"{view.release.service} {view.release.version}" if view.named else view.release.version,
                 status=t(lang, f"status_{view.release.status}"),
                 step=step_label(view.checklist, view.current_step, lang),
                 when=slack_date(view.release.started_at),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
+from bot.domain.checklist import Checklist
 from bot.domain.records import Actor
 from bot.errors import Conflict, ReleaseBotError, UsageError
 from bot.i18n import t
@@ -86,7 +87,16 @@ class GitHubHooks:
         if not ref.startswith("refs/tags/") or payload.get("deleted") or _str(payload.get("after")) == _ZERO:
             return "not a new tag"
         tag = ref.removeprefix("refs/tags/")
-        checklist = self.slack.services.template
+        repository = _str(_dict(payload.get("repository")).get("name")).lower()
+        checklist = self._checklist(repository)
+        if checklist is None:
+            log.warning(
+                "a tag of %r was pushed, but no checklist's service is %r and several serve RELEASE_CHANNEL: "
+                "nothing started",
+                repository,
+                repository,
+            )
+            return "no checklist"
         version = checklist.version_of_tag(tag)
         if version is None:
             return "tag outside the pattern"
@@ -98,12 +108,16 @@ class GitHubHooks:
         actor = self.actor_of(payload)
         try:
             view = self.slack.services.start_release(
-                channel_id=channel, version=version, actor=actor, delivery=(delivery, "push")
+                channel_id=channel,
+                version=version,
+                actor=actor,
+                delivery=(delivery, "push"),
+                checklist=checklist,
             )
         except Conflict as e:
             if e.user_message == "delivery_seen":
                 return "redelivery"
-            existing = self._active(version)
+            existing = self._active(version, checklist.service)
             if existing is not None and self.slack.services.first_delivery(
                 delivery, "push", existing.release.id
             ):
@@ -183,22 +197,33 @@ class GitHubHooks:
         self.evidence.soon(view.release.id)
         return "told"
 
-    def _active(self, version: str) -> ReleaseView | None:
+    def _checklist(self, repository: str) -> Checklist | None:
+        """The checklist a tag of the repository (its name) starts: the one whose service is that name, else the
+        one serving RELEASE_CHANNEL (with one checklist, always that one); None when several serve it."""
+        catalog = self.slack.services.catalog
+        named = catalog.by_service(repository)
+        if named is not None:
+            return named
+        serving = catalog.serving(self.settings.release_channel or "")
+        return serving[0] if len(serving) == 1 else None
+
+    def _active(self, version: str, service: str | None = None) -> ReleaseView | None:
         channel = self.settings.release_channel
         if channel is None:
             return None
         try:
-            view = self.slack.services.find(channel, version)
+            view = self.slack.services.find(channel, version, service)
         except ReleaseBotError:
             return None
         return view if not view.status.is_terminal else None
 
     def _release_for(self, ref: str, sha: str) -> ReleaseView | None:
         """The active release a deployment or run belongs to: by its tag when CI names one, else by its commit."""
-        checklist = self.slack.services.template
+        named = self._checklist((self.settings.github_repository or "").split("/")[-1].lower())
+        checklist = named or self.slack.services.template
         version = checklist.version_of_tag(ref.removeprefix("refs/tags/")) if ref else None
         if version is not None:
-            return self._active(version)
+            return self._active(version, named.service if named else None)
         github = self.evidence.evidence.github
         if not sha or github is None:
             return None

@@ -84,7 +84,9 @@ def register_lifecycle(app: App, ctx: LifecycleContext, guard: Guard) -> None:
 
     def abort_command(cmd: parsing.Command, ack: Ack) -> None:
         ack()
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         release_ctx.set(view.release.id)
         abort_release(ctx, view.release.id, cmd.actor, cmd.reason)
 

@@ -11,7 +11,7 @@ import inspect
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -138,7 +138,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
     @guard
     def on_release(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         try:
-            cmd = parsing.parse_command(body)
+            cmd = parsing.parse_command(body, ctx.services.catalog.services)
         except UsageError as e:
             # Bad input is answered in the ack itself: instant, private, and no Slack API call.
             ack(text=_usage_text(ctx, e), response_type="ephemeral")
@@ -146,7 +146,7 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
         if cmd.sub == "help":
             ack(text=t(lang, "usage"), response_type="ephemeral")
         elif cmd.sub == "status":
-            view = ctx.services.find(ctx.settings.release_channel or cmd.channel_id, cmd.version)
+            view = ctx.services.find(ctx.settings.release_channel or cmd.channel_id, cmd.version, cmd.service)
             ack(text=blocks.render_status(view, lang), response_type="ephemeral")
         elif cmd.sub == "list":
             views = ctx.services.recent_views(ctx.settings.release_channel or cmd.channel_id)
@@ -155,9 +155,18 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
             ]
             ack(text=blocks.render_list(pairs, lang), response_type="ephemeral")
         elif cmd.sub == "contacts":
-            ack(text=blocks.render_contacts(ctx.services.template, lang), response_type="ephemeral")
+            serving = ctx.services.serving(ctx.settings.release_channel or cmd.channel_id) or (
+                ctx.services.template,
+            )
+            text = "\n\n".join(blocks.render_contacts(c, lang) for c in serving)
+            ack(text=text, response_type="ephemeral")
         elif cmd.sub == "start":
             assert cmd.version is not None
+            # Which checklist is asked here, before anything is said to start: a wrong or missing service is
+            # answered in the ack, privately.
+            channel = ctx.settings.release_channel or cmd.channel_id
+            chosen = ctx.services.catalog.resolve(channel, cmd.service, cmd.version)
+            cmd = replace(cmd, service=chosen.service)
             ack(text=t(lang, "starting", version=cmd.version), response_type="ephemeral")
             guard.defer(body, respond, start_release, ctx, cmd)
         elif cmd.sub in ctx.commands:
@@ -179,7 +188,9 @@ def register(app: App, ctx: SlackContext, guard: Guard) -> None:
 def start_release(ctx: SlackContext, cmd: parsing.Command) -> None:
     assert cmd.version is not None
     channel = ctx.settings.release_channel or cmd.channel_id
-    view = ctx.services.start_release(channel_id=channel, version=cmd.version, actor=cmd.actor)
+    view = ctx.services.start_release(
+        channel_id=channel, version=cmd.version, actor=cmd.actor, service=cmd.service
+    )
     release_ctx.set(view.release.id)
     origin = Origin(cmd.actor.id, cmd.channel_id, cmd.response_url, cmd.team_domain)
     published = ctx.publisher.publish_release(view, origin)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ NEEDS_REASON = ("abort", "incident", "unlock", "rolledback")
 # A version these take when given first ("rolledback v1.4.0 <reason>"); without one, the channel's active release.
 MAY_NAME_VERSION = ("rolledback",)
 _LOOKS_LIKE_VERSION = re.compile(r"^[vV]\d")
+# A checklist's service key (bot.checklist.schema), named before the version where a channel serves several.
+_SERVICE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 # str.splitlines() breaks at these; Slack keeps a pasted line break in the command text.
 _LINE_BREAKS = ("\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
@@ -37,6 +40,7 @@ class Command:
     response_url: str | None
     trigger_id: str | None
     team_domain: str | None
+    service: str | None = None  # named before the version: `/release start backend v1.2.3`
 
 
 def _str(body: dict[str, Any], key: str) -> str:
@@ -58,8 +62,11 @@ def actor_of(body: dict[str, Any]) -> Actor:
     return Actor(uid, str(name)[:128])
 
 
-def parse_command(body: dict[str, Any]) -> Command:
-    """Parse ``/release <sub> [version] [reason…]``; an unknown or missing subcommand means help.
+def parse_command(body: dict[str, Any], services: Collection[str] = ()) -> Command:
+    """Parse ``/release <sub> [service] [version] [reason…]``; an unknown or missing subcommand means help.
+
+    ``services`` are the deployment's service names, which may come before a version (and before an unlock's
+    reason) where a channel serves several.
 
     Anything this grammar does not name is refused whole rather than dropped: a command pasted twice
     (``start v6.6.8`` then ``start v6.6.9`` on the next line) must not quietly start only the first."""
@@ -74,6 +81,9 @@ def parse_command(body: dict[str, Any]) -> Command:
     if sub not in SUBCOMMANDS:
         raise UsageError("unknown_subcommand", params={"sub": sub[:40]})
     version: str | None = None
+    service: str | None = None
+    if sub in MAY_NAME_VERSION or sub in NEEDS_VERSION or (sub == "status" and rest) or sub == "unlock":
+        service, rest = _service_first(sub, rest, services)
     if sub in MAY_NAME_VERSION and _LOOKS_LIKE_VERSION.match(rest):
         parts = rest.split(maxsplit=1)
         try:
@@ -89,6 +99,9 @@ def parse_command(body: dict[str, Any]) -> Command:
         except UsageError as e:
             raise UsageError(e.user_message, params={"version": raw[:80]}) from None
         rest = parts[1].strip() if len(parts) > 1 else ""
+    if service is not None and services and service not in services:
+        names = ", ".join(f"`{name}`" for name in services)
+        raise UsageError("service_unknown", params={"service": service, "services": names})
     if sub in NEEDS_REASON and not rest:
         raise UsageError("reason_missing", params={"sub": sub})
     if sub not in NEEDS_REASON and rest:
@@ -105,7 +118,28 @@ def parse_command(body: dict[str, Any]) -> Command:
         response_url=_str(body, "response_url") or None,
         trigger_id=_str(body, "trigger_id") or None,
         team_domain=_str(body, "team_domain") or _team_domain(body),
+        service=service,
     )
+
+
+def _service_first(sub: str, rest: str, services: Collection[str]) -> tuple[str | None, str]:
+    """(service, the rest) when the words start with a service name, else (None, rest) unchanged.
+
+    Before a version any service-shaped word is one (an unknown one is answered with the list). Where a reason
+    may follow directly (rolledback, unlock), only a service this deployment has counts: "rolledback reverted
+    v1.4.0 broke login" keeps its reason."""
+    parts = rest.split(maxsplit=1)
+    word = parts[0].lower() if parts else ""
+    if not _SERVICE.fullmatch(word) or _LOOKS_LIKE_VERSION.match(word):
+        return None, rest
+    if len(parts) < 2:
+        # `/release status web`: that service's active release here.
+        return (word, "") if sub == "status" and word in services else (None, rest)
+    if sub in ("rolledback", "unlock") and word not in services:
+        return None, rest
+    if sub != "unlock" and not _LOOKS_LIKE_VERSION.match(parts[1]):
+        return None, rest
+    return word, parts[1].strip()
 
 
 def _team_domain(body: dict[str, Any]) -> str | None:

@@ -135,6 +135,8 @@ class ReportPoster:
 
     def command(self, cmd: Command, ack: Ack) -> None:
         """``/release report VERSION``: answer at once, upload in the background."""
-        view = self._services.find(cmd.channel_id, cmd.version)  # NotFound is answered in the ack
+        view = self._services.find(
+            cmd.channel_id, cmd.version, cmd.service
+        )  # NotFound is answered in the ack
         ack(text=t(self._lang, "report_uploading", version=view.release.version), response_type="ephemeral")
         self._publisher.submit(self.upload, view.release.id, cmd.response_url)

@@ -20,7 +20,7 @@ from slack_bolt import Ack, App
 from bot.domain.records import Actor
 from bot.domain.roles import Action
 from bot.domain.rollbacks import RollbackRecord, RollbackStatus
-from bot.errors import PermissionDenied, ReleaseBotError
+from bot.errors import PermissionDenied, ReleaseBotError, UsageError
 from bot.i18n import t
 from bot.observability import release_id as release_ctx
 from bot.ports import RolloutStatus
@@ -51,18 +51,41 @@ class RollbackContext:
         return self.slack.lang
 
 
+def _locked_note(lang: str, view: ReleaseView, service: str) -> str:
+    return t(lang, "rb_locked_note_named" if view.named else "rb_locked_note", service=service)
+
+
+def _service_to_unlock(ctx: RollbackContext, cmd: parsing.Command) -> str:
+    if cmd.service is not None:
+        return cmd.service
+    serving = ctx.slack.services.serving(ctx.slack.settings.release_channel or cmd.channel_id)
+    if len(serving) == 1:
+        return serving[0].service
+    if not serving:
+        return ctx.slack.services.template.service
+    raise UsageError(
+        "unlock_ambiguous",
+        params={
+            "services": ", ".join(f"`{c.service}`" for c in serving),
+            "example": f"/release unlock {serving[0].service} {cmd.reason}"[:200],
+        },
+    )
+
+
 def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
     lang = ctx.lang
 
     def rollback_command(cmd: parsing.Command, ack: Ack) -> None:
         ack()
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         release_ctx.set(view.release.id)
         open_confirmation(ctx, cmd.trigger_id or "", view.release.id, view.release.channel_id, cmd.actor)
 
     def unlock_command(cmd: parsing.Command, ack: Ack) -> None:
+        service = _service_to_unlock(ctx, cmd)  # a channel of several services must name one: said in the ack
         ack()
-        service = ctx.slack.services.template.service
         cleared = ctx.rollbacks.unlock(service, actor=cmd.actor, reason=cmd.reason)
         text = t(lang, "rb_unlocked", who=cmd.actor.mention, service=service, reason=escape(cmd.reason))
         publisher = ctx.slack.publisher
@@ -71,7 +94,9 @@ def register_rollback(app: App, ctx: RollbackContext, guard: Guard) -> None:
             publisher.submit(publisher.thread_reply, release_id, text, [section(text)])
 
     def rolledback_command(cmd: parsing.Command, ack: Ack) -> None:
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         ack()
         release_ctx.set(view.release.id)
         ctx.slack.publisher.submit(
@@ -298,7 +323,7 @@ def final_state(outcome: Outcome, lang: str) -> tuple[str, list[str]]:
             env = outcome.view.checklist.environment(outcome.health_env)
             extra.append(notices.health_note(env.title, outcome.health, record.requested_by.id, lang)[0])
         if outcome.lock is not None:
-            extra.append(t(lang, "rb_locked_note", service=outcome.lock.service))
+            extra.append(_locked_note(lang, outcome.view, outcome.lock.service))
     elif record.status is RollbackStatus.FAILED:
         state = t(lang, "rb_failed", error=escape(message))
     else:
@@ -359,7 +384,7 @@ def record_by_hand(ctx: RollbackContext, release_id: int, actor: Actor, reason: 
     lead = t(lang, "rb_by_hand_recorded", who=actor.mention, when=when, reason=escape(reason))
     text, rendered = notices.rollback_procedure(view, lang, lead)
     publisher.thread_reply(release_id, text, rendered)
-    locked = t(lang, "rb_locked_note", service=view.release.service)
+    locked = _locked_note(lang, view, view.release.service)
     publisher.thread_reply(release_id, locked, [section(locked)])
     post_followup(ctx, view)
     post_report(ctx, release_id)

@@ -44,7 +44,9 @@ def register_watch(app: App, ctx: WatchContext, guard: Guard) -> None:
 
     def incident_command(cmd: parsing.Command, ack: Ack) -> None:
         ack(text=t(lang, "incident_declaring", version=cmd.version), response_type="ephemeral")
-        view = ctx.slack.services.find(ctx.slack.settings.release_channel or cmd.channel_id, cmd.version)
+        view = ctx.slack.services.find(
+            ctx.slack.settings.release_channel or cmd.channel_id, cmd.version, cmd.service
+        )
         release_ctx.set(view.release.id)
         declare_and_ping(ctx, view.release.id, DECLARED, cmd.actor, cmd.reason)
 

@@ -251,7 +251,9 @@ class EvidenceService:
                 item = checklist.item(item_key)
             except KeyError:
                 raise NotFound("unknown_item") from None
-            if not self._is_manager(actor.id):
+            if not (
+                self._is_manager(actor.id) or self._services.permissions.is_manager(actor.id, record.service)
+            ):
                 self._services.permissions.record_refusal(
                     uow, release_id, actor, Action.OVERRIDE_EVIDENCE, item_key
                 )

@@ -178,7 +178,9 @@ class IncidentDesk:
         if previous is None or previous.status is not IncidentStatus.DISMISSED:
             return
         until = previous.updated_at + REDECLARE_COOLDOWN
-        if self._clock.now() >= until or self._services.permissions.is_manager(actor.id):
+        if self._clock.now() >= until or self._services.permissions.is_manager(
+            actor.id, view.release.service
+        ):
             return
         uow.audit.append(
             view.release.id,

@@ -7,7 +7,7 @@ resolved by the Slack layer). Must not import slack_bolt, slack_sdk, kubernetes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.records import Actor
@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 class Permissions:
-    """``require`` raises ``PermissionDenied`` (and audits the refusal) unless the actor may take the action."""
+    """``require`` raises ``PermissionDenied`` (and audits the refusal) unless the actor may take the action.
+
+    A release manager (``RELEASE_MANAGERS``) manages every release; a checklist's own ``managers`` manage the
+    releases of its service (``service_managers``: service → the check of its managers), today's list, not the
+    one a release started with. Nobody else does: closed by default.
+    """
 
     def __init__(
         self,
@@ -27,20 +32,35 @@ class Permissions:
         uow: Callable[[], SqlUnitOfWork],
         clock: Clock,
         is_manager: Callable[[str], bool],
+        service_managers: Mapping[str, Callable[[str], bool]] | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._is_manager = is_manager
+        self._service_managers = dict(service_managers or {})
 
-    def is_manager(self, user_id: str) -> bool:
-        return self._is_manager(user_id)
+    def is_manager(self, user_id: str, service: str | None = None) -> bool:
+        """Whether the user manages the releases of ``service`` (with None: every release)."""
+        if self._is_manager(user_id):
+            return True
+        check = self._service_managers.get(service) if service is not None else None
+        return check is not None and check(user_id)
 
-    def allows(self, actor: Actor, action: Action) -> bool:
-        return not needs_manager(action) or self._is_manager(actor.id)
+    def allows(self, actor: Actor, action: Action, service: str | None = None) -> bool:
+        return not needs_manager(action) or self.is_manager(actor.id, service)
 
-    def require(self, release_id: int | None, actor: Actor, action: Action) -> None:
-        """Refuse unless allowed; the refusal lands in the release's audit trail (or the log, before one exists)."""
-        if self.allows(actor, action):
+    def require(
+        self, release_id: int | None, actor: Actor, action: Action, *, service: str | None = None
+    ) -> None:
+        """Refuse unless allowed; the refusal lands in the release's audit trail (or the log, before one exists).
+
+        ``service`` is the release's (read from it when not given); a start names the service it would start."""
+        if not needs_manager(action) or self._is_manager(actor.id):
+            return
+        if service is None and release_id is not None and self._service_managers:
+            with self._uow() as uow:
+                service = uow.releases.get(release_id).service
+        if self.allows(actor, action, service):
             return
         if release_id is None:
             log.warning("refused %s to %s: not a release manager", action.value, actor.id)

@@ -7,7 +7,7 @@ returns. Must not import slack_bolt, slack_sdk, kubernetes or httpx.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,16 +15,17 @@ from typing import Any
 from bot.checklist.loading import load_checklist_text
 from bot.db.sample_reads import samples_between
 from bot.db.traffic_repos import TrafficStates
-from bot.db.uow import DuplicateKey, SqlUnitOfWork
+from bot.db.uow import DuplicateKey, SqlUnitOfWork, active_key
 from bot.domain import release as flow
 from bot.domain.checklist import Checklist, with_contact_ids
+from bot.domain.checklist_set import ChecklistSet, Member
 from bot.domain.evidence import OVERRIDE_ACTION, EvidenceResult, EvidenceStatus
 from bot.domain.incident import SampleRecord
 from bot.domain.records import Actor, AuditEvent, ItemState, MessageRecord, ReleaseRecord, TimerRecord
 from bot.domain.release import ReleaseStatus, Step
 from bot.domain.roles import Action
 from bot.domain.traffic import TrafficState
-from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied
+from bot.errors import Conflict, InvalidTransition, Locked, NotFound, PermissionDenied, UsageError
 from bot.ports import Clock
 from bot.usecases.permissions import Permissions, denial
 
@@ -69,6 +70,8 @@ class ReleaseView:
     metrics_on: bool = False
     # The latest CPU and memory samples (seed 3.2 at 100 %), by metric, for the item that shows them.
     resources: dict[str, SampleRecord] = field(default_factory=dict)
+    # The deployment runs several checklists: the header names this release's checklist and service.
+    named: bool = False
 
     @property
     def checked(self) -> dict[str, bool]:
@@ -140,16 +143,25 @@ class Services:
         read_uow: UowFactory | None = None,
         evidence_on: bool = False,
         contact_ids: tuple[tuple[str, str], ...] = (),
+        checklists: ChecklistSet | None = None,
+        service_managers: Mapping[str, Callable[[str], bool]] | None = None,
     ) -> None:
+        """``checklists`` is the deployment's set; without it, ``checklist`` (read from ``checklist_source``)
+        serves every channel, as one file always did."""
         self._uow = uow
         self._contact_ids = contact_ids
         # Reads use their own units of work: on SQLite they take no write lock (see bot.db.engine).
         self._read = read_uow or uow
         self._checklists: dict[int, Checklist] = {}
         self._clock = clock
-        self.checklist = self._with_contacts(checklist) if checklist is not None else None
-        self._checklist_source = checklist_source
-        self.permissions = Permissions(uow=uow, clock=clock, is_manager=is_manager)
+        if checklists is None and checklist is not None:
+            checklists = ChecklistSet((Member(checklist, checklist_source, checklist.source),))
+        self.checklists = checklists
+        # The fallback (or first) checklist: what a caller that knows one checklist (the playground) runs.
+        self.checklist = self._with_contacts(checklists.default) if checklists is not None else None
+        self.permissions = Permissions(
+            uow=uow, clock=clock, is_manager=is_manager, service_managers=service_managers
+        )
         self.evidence_on = evidence_on
         # Prometheus is configured: canary stages show the monitoring gate over the stage (set by bootstrap).
         self.metrics_on = False
@@ -170,6 +182,16 @@ class Services:
         if self.checklist is None:
             raise InvalidTransition("this process reads releases only")
         return self.checklist
+
+    @property
+    def catalog(self) -> ChecklistSet:
+        if self.checklists is None:
+            raise InvalidTransition("this process reads releases only")
+        return self.checklists
+
+    def serving(self, channel_id: str) -> tuple[Checklist, ...]:
+        """The checklists a start in this channel may run, with today's contacts."""
+        return tuple(self._with_contacts(c) for c in self.catalog.serving(channel_id))
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -209,6 +231,7 @@ class Services:
             gate_window=uow.watch.releases.gate_window(release_id),
             metrics_on=self.metrics_on,
             resources=_resources(uow, release_id, checklist),
+            named=self.checklists is not None and len(self.checklists) > 1,
         )
 
     def view(self, release_id: int) -> ReleaseView:
@@ -269,20 +292,43 @@ class Services:
         with self._read() as uow:
             return [m.id for m in uow.messages.out_of_sync()]
 
-    def find(self, channel_id: str, version: str | None) -> ReleaseView:
-        """The release a command names: by version in this channel, else the channel's active one."""
+    def find(self, channel_id: str, version: str | None, service: str | None = None) -> ReleaseView:
+        """The release a command names: by version (and service) in this channel, else the channel's active one.
+
+        Where several services released the version here, the one active release is meant; with none or
+        several active, the command must name the service (``UsageError("version_ambiguous")``)."""
         with self._read() as uow:
             if version:
                 # Only this channel's releases: a command never reaches into another channel's release.
-                record = uow.releases.latest(version, channel_id=channel_id)
-                if record is None:
-                    raise NotFound("version_not_found", params={"version": version})
+                record = self._of_version(uow, channel_id, version, service)
             else:
-                recent = uow.releases.recent(channel_id=channel_id, limit=1)
-                if not recent or recent[0].status != ReleaseStatus.ACTIVE:
+                recent = uow.releases.recent(channel_id=channel_id, limit=20)
+                active = [
+                    r for r in recent if r.status == ReleaseStatus.ACTIVE and service in (None, r.service)
+                ]
+                if not active:
                     raise NotFound("no_active_release")
-                record = recent[0]
+                record = active[0]
             return self.view_in(uow, record.id)
+
+    @staticmethod
+    def _of_version(uow: SqlUnitOfWork, channel_id: str, version: str, service: str | None) -> ReleaseRecord:
+        if service is not None:
+            record = uow.releases.latest(version, channel_id=channel_id, service=service)
+            if record is None:
+                raise NotFound("version_not_found", params={"version": f"{service} {version}"})
+            return record
+        found = uow.releases.of_version(version, channel_id)
+        if not found:
+            raise NotFound("version_not_found", params={"version": version})
+        active = [r for r in found if r.status == ReleaseStatus.ACTIVE]
+        if len(found) == 1 or len(active) == 1:
+            return active[0] if active else found[0]
+        services = ", ".join(f"`{r.service}`" for r in found)
+        example = f"{found[0].service} {version}"
+        raise UsageError(
+            "version_ambiguous", params={"version": version, "services": services, "example": example}
+        )
 
     def recent(self, channel_id: str | None, limit: int = 10) -> list[ReleaseRecord]:
         with self._read() as uow:
@@ -293,9 +339,10 @@ class Services:
         with self._read() as uow:
             return [self.view_in(uow, r.id) for r in uow.releases.recent(channel_id=channel_id, limit=limit)]
 
-    def audit_trail(self, version: str) -> tuple[ReleaseRecord, list[AuditEvent]]:
+    def audit_trail(self, version: str, service: str | None = None) -> tuple[ReleaseRecord, list[AuditEvent]]:
+        """The audit trail of a version's latest release (of ``service``, where several release that version)."""
         with self._read() as uow:
-            record = uow.releases.latest(version)
+            record = uow.releases.latest(version, service=service)
             if record is None:
                 raise NotFound("version_not_found", params={"version": version})
             return record, uow.audit.for_release(record.id)
@@ -303,38 +350,52 @@ class Services:
     # --- starting --------------------------------------------------------------------------------------
 
     def start_release(
-        self, *, channel_id: str, version: str, actor: Actor, delivery: tuple[str, str] | None = None
+        self,
+        *,
+        channel_id: str,
+        version: str,
+        actor: Actor,
+        delivery: tuple[str, str] | None = None,
+        service: str | None = None,
+        checklist: Checklist | None = None,
     ) -> ReleaseView:
-        """Create a release and its message slots; refuse a second active one of the version here.
+        """Create a release and its message slots; refuse a second active one of the service's version here.
 
+        The checklist is ``checklist`` when the caller chose it (a tag push), else the one of ``service`` that
+        serves this channel, else the one the channel runs (``ChecklistSet.resolve``).
         ``delivery`` is the (GUID, event) of the GitHub webhook that asked for it: recorded in the same transaction,
         so that a redelivery finds it and starts nothing (``Conflict("delivery_seen")``)."""
         version = flow.validate_version(version)
+        chosen = checklist or self.catalog.resolve(channel_id, service, version)
         if delivery is None:
             # A verified tag push is authorized by the repository (who may push its release tags), not by
             # RELEASE_MANAGERS; anything asked in Slack is.
-            self.permissions.require(None, actor, Action.START)
+            self.permissions.require(None, actor, Action.START, service=chosen.service)
         try:
-            return self._start(channel_id, version, actor, delivery)
+            return self._start(channel_id, version, actor, delivery, chosen)
         except DuplicateKey:
             # Two starts raced (Postgres lets both read "none active"): the unique active key decided.
             with self._read() as uow:
-                existing = uow.releases.find_active(channel_id, version)
+                existing = uow.releases.find_active(channel_id, chosen.service, version)
             if existing is None:
                 raise
             raise _exists(version, existing) from None
 
     def _start(
-        self, channel_id: str, version: str, actor: Actor, delivery: tuple[str, str] | None
+        self,
+        channel_id: str,
+        version: str,
+        actor: Actor,
+        delivery: tuple[str, str] | None,
+        checklist: Checklist,
     ) -> ReleaseView:
         now = self._clock.now()
         with self._uow() as uow:
             if delivery is not None and uow.deliveries.seen(delivery[0]):
                 raise Conflict("delivery_seen")
-            existing = uow.releases.find_active(channel_id, version)
+            existing = uow.releases.find_active(channel_id, checklist.service, version)
             if existing is not None:
                 raise _exists(version, existing)
-            checklist = self.template
             lock = uow.locks.active(checklist.service)
             if lock is not None:
                 locked_by = uow.releases.get(lock.release_id)
@@ -348,13 +409,13 @@ class Services:
                 channel_id=channel_id,
                 service=checklist.service,
                 checklist_name=checklist.name,
-                checklist_source=self._checklist_source,
+                checklist_source=self.catalog.text_of(checklist.service),
                 checklist_version=checklist.version,
                 status=ReleaseStatus.ACTIVE.value,
                 step=steps[0].key,
                 step_started_at=now,
                 step_started_by=actor.id,
-                active_key=f"{channel_id}:{version}",
+                active_key=active_key(channel_id, checklist.service, version),
                 started_by=actor.id,
                 started_by_name=actor.name,
                 started_at=now,
@@ -365,7 +426,12 @@ class Services:
                 "release_started",
                 actor,
                 now,
-                details={"version": version, "channel": channel_id, "checklist": checklist.name}
+                details={
+                    "version": version,
+                    "channel": channel_id,
+                    "checklist": checklist.name,
+                    "service": checklist.service,
+                }
                 | ({"github_delivery": delivery[0]} if delivery else {}),
             )
             if delivery is not None:
@@ -459,7 +525,9 @@ class Services:
                     phase = checklist.item_phase(item_key)
                 except KeyError:
                     raise NotFound("unknown_item") from None
-                if phase.tick_role.value == "release_managers" and not self.permissions.is_manager(cmd.actor.id):
+                if phase.tick_role.value == "release_managers" and not self.permissions.is_manager(
+                    cmd.actor.id, record.service
+                ):
                     self.permissions.record_refusal(uow, record.id, cmd.actor, Action.TICK, item_key)
                     uow.commit()
                     raise PermissionDenied(denial(Action.TICK))

@@ -112,6 +112,8 @@ class TrafficService:
     def on_transition(self, transition: Transition) -> None:
         """After a committed move: drive the cluster to the new stage, or abort it after a rollback."""
         view = self._services.view(transition.release_id)
+        if view.checklist.traffic != self.spec:
+            return  # another service's release, on a checklist that moves no traffic (several checklists)
         if transition.status is ReleaseStatus.ROLLED_BACK:
             if self.rollback_requests is not None:
                 sent = self.rollback_requests()
@@ -162,7 +164,7 @@ class TrafficService:
     def abort_on_breach(self, release_id: int, *, criterion: str, title: str, figures: str) -> bool:
         """A criterion with ``on_breach: abort`` fired: abort now, say so in the channel. True when sent."""
         view = self._services.view(release_id)
-        if view.status.is_terminal or not view.reached_production:
+        if view.status.is_terminal or not view.reached_production or view.checklist.traffic != self.spec:
             return False
         result = self.abort(release_id, actor=BOT, reason=f"on_breach: {criterion}")
         if result is None:
