@@ -127,6 +127,43 @@ def test_rolledback_command_records_it_for_the_channels_release_and_refuses_a_se
     assert len([e for e in audit(rolling) if e.action == "rollback_by_hand"]) == 1
 
 
+def test_a_rollback_by_hand_ends_the_release_and_locks_production_in_one_transaction(
+    rolling: RunningBot, kube: FakeKubeApi
+) -> None:
+    """Were the lock written after the release ended, a start in between would ship the rolled-back version again.
+    Written in the same transaction, a lock that cannot be written leaves the release as it was."""
+    from sqlalchemy import event
+
+    from bot.db.models import ServiceLockRow
+
+    install_backend(kube, namespace="test-prod")
+    header = start_release(rolling)
+    mina = manager(rolling)
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("the database refused the lock row")
+
+    event.listen(ServiceLockRow, "before_insert", refuse)
+    try:
+        assert mina.command("rolledback v1.4.0 undone from the console").status_code == 200
+        rolling.fake.wait_for(
+            lambda: [e for e in rolling.fake.ephemerals if "That didn't work" in e.get("text", "")]
+        )
+    finally:
+        event.remove(ServiceLockRow, "before_insert", refuse)
+    assert rolling.services.find(CHANNEL, "v1.4.0").status.value == "active"
+    assert not [e for e in audit(rolling) if e.action in ("rollback_by_hand", "release_rolled_back")]
+
+    assert mina.command("rolledback v1.4.0 undone from the console").status_code == 200
+    progress(rolling, header, "rolled production back by hand")
+    actions = [e.action for e in audit(rolling)]
+    assert actions.count("release_rolled_back") == 1 and actions.count("service_locked") == 1
+    ended, locked = (
+        next(e for e in audit(rolling) if e.action == a) for a in ("release_rolled_back", "service_locked")
+    )
+    assert ended.at == locked.at  # one transaction, one clock reading
+
+
 def test_a_failed_bot_rollback_still_gets_the_procedure_the_follow_up_and_the_report(
     rolling: RunningBot, kube: FakeKubeApi
 ) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bot.db.uow import SqlUnitOfWork
 from bot.domain import release as flow
-from bot.domain.records import Actor, TimerRecord
+from bot.domain.records import BOT, Actor, TimerRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, StepKind
 from bot.domain.roles import Action
 from bot.errors import GateNotMet, InvalidTransition, Locked
@@ -284,11 +284,14 @@ class Lifecycle:
         details: dict[str, object],
         by_hand: dict[str, object] | None = None,
         action_ts: str | None = None,
+        lock_reason: str | None = None,
     ) -> ReleaseView:
         """End a release as rolled back (after a successful rollback): cancel its timers, redraw everything.
 
         ``by_hand`` records a rollback people did outside the bot, in the same transaction under the release's row
         lock: of two clicks at once one records it, the other is told it is already rolled back.
+        ``lock_reason`` locks the service's production in that same transaction: a start between the release
+        ending and a separate lock write would go through (a rolled-back version must not go out again unnoticed).
         """
         now = self._clock.now()
         with self._uow() as uow:
@@ -306,6 +309,11 @@ class Lifecycle:
             uow.audit.append(
                 release_id, "release_rolled_back", actor, now, details={"step": record.step, **details}
             )
+            if lock_reason is not None:
+                lock = uow.locks.lock(record.service, release_id, lock_reason, now)
+                uow.audit.append(
+                    release_id, "service_locked", BOT, now, details={"service": lock.service, "lock": lock.id}
+                )
             uow.messages.bump_release(release_id)
             uow.commit()
             view = self._services.view_in(uow, release_id)

@@ -289,18 +289,9 @@ class RollbackService:
                 "to_revision": record.to_revision,
                 "reason": record.reason,
             },
+            lock_reason=record.reason,
         )
-        now = self._clock.now()
-        with self._uow() as uow:
-            lock = uow.locks.lock(view.release.service, record.release_id, record.reason, now)
-            uow.audit.append(
-                record.release_id,
-                "service_locked",
-                BOT,
-                now,
-                details={"service": lock.service, "lock": lock.id},
-            )
-            uow.commit()
+        lock = self._active_lock(view.release.service)
         return Outcome(
             record,
             "rolled_back",
@@ -422,7 +413,7 @@ class RollbackService:
 
     def record_by_hand(
         self, release_id: int, *, actor: Actor, reason: str, action_ts: str | None = None
-    ) -> tuple[ReleaseView, ServiceLock]:
+    ) -> tuple[ReleaseView, ServiceLock | None]:
         """Record a rollback someone did outside the bot (kubectl, the cloud console): who, when and why.
 
         It ends the release as rolled back and locks production like the bot's own rollback, so the follow-up,
@@ -450,15 +441,14 @@ class RollbackService:
             details={"by_hand": True, "reason": reason},
             by_hand={"reason": reason, "step": view.release.step},
             action_ts=action_ts,
+            lock_reason=reason,
         )
-        now = self._clock.now()
+        # Taken with the release's end just now; None only if someone unlocked in between.
+        return view, self._active_lock(view.release.service)
+
+    def _active_lock(self, service: str) -> ServiceLock | None:
         with self._uow() as uow:
-            lock = uow.locks.lock(view.release.service, release_id, reason, now)
-            uow.audit.append(
-                release_id, "service_locked", BOT, now, details={"service": lock.service, "lock": lock.id}
-            )
-            uow.commit()
-        return view, lock
+            return uow.locks.active(service)
 
     # --- the production lock --------------------------------------------------------------------------
 
