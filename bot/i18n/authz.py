@@ -14,9 +14,9 @@ WORDS: dict[str, dict[str, str]] = {
     # --- refusals by role (keys made by bot.usecases.permissions.denial) ---
     "denied_start": {
         "en": "Only release managers may start a release. Ask one of them, or the bot's admin to add you to "
-        "RELEASE_MANAGERS.",
+        "RELEASE_MANAGERS or to the `managers` of this service's checklist.",
         "ko": "릴리스 매니저만 릴리스를 시작할 수 있습니다. 매니저에게 요청하거나, 봇 관리자에게 "
-        "RELEASE_MANAGERS에 추가해 달라고 하세요.",
+        "RELEASE_MANAGERS 또는 이 서비스 체크리스트의 `managers`에 추가해 달라고 하세요.",
     },
     "denied_tick": _denied("tick items in this phase", "이 단계의 항목을 체크할 수 있습니다."),
     "denied_advance": _denied("move a release on", "릴리스를 다음 단계로 진행할 수 있습니다."),
