@@ -50,7 +50,7 @@ from bot.runtime.web import WebApp
 from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
 from bot.slack.evidence_listeners import EvidenceContext, register_evidence
-from bot.slack.gateway import ChannelPacer, SlackGateway
+from bot.slack.gateway import ChannelPacer, SlackGateway, UpdatePacer
 from bot.slack.github_hooks import GitHubHooks, handle_soon
 from bot.slack.identity import Identity
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
@@ -258,6 +258,7 @@ def build(
     clock: Clock | None = None,
     web_client: WebClient | None = None,
     pacer: ChannelPacer | None = None,
+    update_pacer: UpdatePacer | None = None,
     sync_interval_s: float = 1.0,
     health: HealthChecker | None = None,
     sweep_s: float = 5.0,
@@ -300,7 +301,9 @@ def build(
         return SqlUnitOfWork(session_factory, term=leader.term)
 
     client = web_client or make_web_client(settings)
-    gateway = SlackGateway(client, pacer=pacer)
+    # chat.update's Tier 3 is the workspace's, whatever the number of replicas: only the leader spends it.
+    update_pacer = update_pacer or UpdatePacer(may_update=leader.is_leader)
+    gateway = SlackGateway(client, pacer=pacer, update_pacer=update_pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
     services = Services(
         uow=unit_of_work,
@@ -348,10 +351,12 @@ def build(
     publisher_ref: list[Publisher] = []
     sync = MessageSync(
         render=lambda mid: publisher_ref[0].render(mid),
-        send=lambda rendered: publisher_ref[0].send(rendered),
+        send=lambda rendered: publisher_ref[0].send(rendered, paced=True),
         mark_synced=services.mark_synced,
         find_out_of_sync=services.out_of_sync,
         min_interval_s=sync_interval_s,
+        pace=update_pacer,
+        send_route=lambda rendered, url: gateway.replace_through(url, rendered.text, rendered.blocks),
     )
     publisher = Publisher(
         services=services, gateway=gateway, sync=sync, executor=executor, lang=settings.language
