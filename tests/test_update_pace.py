@@ -78,6 +78,8 @@ def test_a_click_on_each_of_many_releases_makes_no_429_and_every_message_converg
         clicked[channel] = message["ts"]
         assert alice.click_item(channel, message, key, tick=True).status_code == 200
 
+    for channel in CHANNELS:  # the clicks' work is done after the ack: first the database has them all
+        paced.fake.wait_for(lambda channel=channel: paced.services.find(channel, "v1.4.0").checked.get(key))
     # Twelve headers to redraw against a burst of ten: the pacer spreads them, and Slack refuses none.
     for channel in CHANNELS:
         paced.fake.wait_for(lambda channel=channel: converged(paced, channel), timeout=20)
@@ -99,6 +101,8 @@ def test_two_quick_clicks_on_one_message_end_with_the_later_state(paced: Running
     stale = item_message(paced.fake, first, channel)  # both click on the message as it was before either
     alice.click_item(channel, stale, first, tick=True)
     bob.click_item(channel, stale, second, tick=True)
+    checked = paced.services.find
+    paced.fake.wait_for(lambda: all(checked(channel, "v1.4.0").checked.get(k) for k in (first, second)))
     paced.fake.wait_for(lambda: converged(paced, channel), timeout=10)
     final = item_message(paced.fake, first, channel)
     assert ticked(final, first) and ticked(final, second)
@@ -116,3 +120,30 @@ def test_a_response_url_slack_refuses_falls_back_to_a_paced_chat_update(paced: R
     paced.fake.wait_for(lambda: ticked(item_message(paced.fake, key, channel), key), timeout=10)
     assert [c for c in paced.fake.calls("chat.update") if c.params.get("ts") == message["ts"]]
     paced.fake.wait_for(lambda: converged(paced, channel), timeout=10)
+
+
+def test_two_replicas_posting_in_one_channel_keep_slacks_pace_together(db_url: str, fake_slack: FakeSlack) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("replicas share a Postgres database; SQLite runs one")
+    fake_slack.enforce_rate_limits(post_per_channel_per_s=1.0, burst=1)
+    # Both with the pacer `serve` builds (pacer=None): on Postgres it takes its turns in the database.
+    replicas = [
+        start_bot(make_settings(db_url, fake_slack), fake_slack, sync_interval_s=0.2),
+        start_bot(make_settings(db_url, fake_slack), fake_slack, sync_interval_s=0.2),
+    ]
+    try:
+        # Each replica publishes a release in the same channel at the same moment: ten posts for one channel.
+        replicas[0].user().command("start v1.4.0", channel="C0SHARED")
+        replicas[1].user().command("start v1.5.0", channel="C0SHARED")
+        per_release = 1 + len(replicas[0].services.checklist.flow_phases)
+        fake_slack.wait_for(
+            lambda: len([c for c in fake_slack.calls("chat.postMessage") if c.http_status == 200])
+            >= 2 * per_release,
+            timeout=30,
+        )
+        assert fake_slack.rate_limited() == {}
+        posts = [c for c in fake_slack.calls("chat.postMessage") if c.params.get("channel") == "C0SHARED"]
+        assert len(posts) == 2 * per_release
+    finally:
+        for rb in replicas:
+            rb.stop()

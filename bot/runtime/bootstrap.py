@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from bot.checklist.loading import load_checklist
 from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
+from bot.db.pacing import shared_turns
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.leadership import LeaseTiming
 from bot.ports import (
@@ -303,6 +304,8 @@ def build(
     client = web_client or make_web_client(settings)
     # chat.update's Tier 3 is the workspace's, whatever the number of replicas: only the leader spends it.
     update_pacer = update_pacer or UpdatePacer(may_update=leader.is_leader)
+    # Posts per channel are the workspace's too: on Postgres the replicas take their turns in the database.
+    pacer = pacer or ChannelPacer(shared=shared_turns(engine))
     gateway = SlackGateway(client, pacer=pacer, update_pacer=update_pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
     services = Services(

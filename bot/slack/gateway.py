@@ -30,22 +30,37 @@ def permalink(team_domain: str | None, channel_id: str, ts: str | None) -> str:
 
 
 class ChannelPacer:
-    """Keeps new posts to one per interval per channel (Slack's chat.postMessage limit)."""
+    """Keeps new posts to one per interval per channel (Slack's chat.postMessage limit).
+
+    With ``shared`` (``bot.db.pacing``: the replicas' turns in the database), turns are taken there, so that
+    replicas posting in one channel keep the pace together; when the database cannot answer, this process's own
+    pace is kept, as without it."""
 
     def __init__(
         self,
         interval_s: float = 1.1,  # a little over Slack's 1/s, so clock skew never tips a post into a 429
         *,
+        shared: Callable[[str, float], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._interval = interval_s
+        self._shared = shared
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
         self._monotonic = monotonic
         self._sleep = sleep
 
     def wait(self, channel: str) -> None:
+        if self._shared is not None and self._interval > 0:
+            try:
+                pause = self._shared(channel, self._interval)
+            except Exception as e:
+                log.warning("post turns from the database failed (%s); pacing this process alone", type(e).__name__)
+            else:
+                if pause > 0:
+                    self._sleep(pause)
+                return
         with self._lock:
             now = self._monotonic()
             slot = max(now, self._next.get(channel, 0.0))
