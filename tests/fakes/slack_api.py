@@ -409,6 +409,21 @@ class FakeSlack(SlackState):
             return 400, {"ok": False, "error": e.error, **e.extra}
         return 200, {"ok": True}
 
+    def redraws(self, ts: str) -> list[Call]:
+        """The calls that redrew message ``ts``, oldest first: chat.update, and replace_original through a
+        response_url bound to it (as a click's is)."""
+        with self._lock:
+            bound = {n for n, u in self._response_urls.items() if u["ts"] == ts}
+            return [
+                c
+                for c in self._calls
+                if c.http_status == 200
+                and (
+                    (c.method == "chat.update" and c.params.get("ts") == ts)
+                    or (c.method == "response_url" and c.params.get("replace_original") and c.params["name"] in bound)
+                )
+            ]
+
     def responses(self, name: str | None = None) -> list[dict[str, Any]]:
         """Bodies POSTed to response URLs (all, or one ``name``), oldest first."""
         return [
