@@ -129,10 +129,14 @@ class MetricWatch:
         # The watch polls every second for a fresh scrape; a canary between two samples is skipped here on the
         # shared read instead of loading it (reconcile, view) to find that out: that cost a core at 100 releases.
         scrapes: dict[str, float | None] = {}
-        due = [r.release_id for r, kind, c in listed if not self._between_samples(r, kind, c, scrapes)]
-        for release_id in due:
+        due = [
+            (r.release_id, r.status != ReleaseStatus.ACTIVE.value or r.announced_step != r.step)
+            for r, kind, c in listed
+            if not self._between_samples(r, kind, c, scrapes)
+        ]
+        for release_id, moved in due:
             try:
-                self.tick_release(release_id)
+                self.tick_release(release_id, reconcile=moved)
             except NotLeader as e:
                 log.warning("metric watch left to the next leader: %s", e)
                 return
@@ -173,8 +177,11 @@ class MetricWatch:
         checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
         return next((s.kind for s in plan_steps(checklist) if s.key == ref.step), None)
 
-    def tick_release(self, release_id: int) -> None:
-        self._desk.reconcile(release_id)
+    def tick_release(self, release_id: int, *, reconcile: bool = True) -> None:
+        """``reconcile``: the release ended or moved since the watch last announced it (the shared read says so);
+        otherwise reconciling would load it only to find nothing to tell PagerDuty."""
+        if reconcile:
+            self._desk.reconcile(release_id)
         view = self._services.view(release_id)
         step = view.current_step
         spec = view.checklist.metrics
