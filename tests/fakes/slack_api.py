@@ -3,6 +3,10 @@
 A real socket (not a patched client) so the SDK's wire formats, retry handlers and timeouts run for real, and
 so a bot started as a subprocess can use it too. Answers follow reference/slack.md §5, §6, §9: HTTP 200 with
 ``ok``/``error`` for API errors, 429 + ``Retry-After`` for rate limits, 5xx only when told to fail.
+Rate limits are opt-in: ``enforce_rate_limits`` (chat.postMessage per channel) and ``enforce_tiers`` (chat.update and
+chat.delete at Tier 3: 50 a minute for the workspace with a burst of 10; views.publish at Tier 4: 100 a minute with a
+burst of 20; reference/slack.md §6 says "50+" and "100+" and that short bursts are tolerated, without a number, so
+the fake holds the floor of each tier and a fifth of a minute's burst). ``rate_limited()`` counts the 429s per method.
 Method handlers live in ``slack_methods``; this module owns the server, the faults and the recording.
 
     with FakeSlack() as fake:
