@@ -24,6 +24,19 @@ def _serve(conn: Connection) -> None:
             if op == "stop":
                 conn.send(None)
                 return
+            if op == "enforce":
+                # Slack's limits as the fake knows them: posts 1/s per channel, Tier 3 and Tier 4 per workspace.
+                fake.enforce_rate_limits(post_per_channel_per_s=1.0, burst=2)
+                fake.enforce_tiers()
+                conn.send(None)
+                continue
+            if op == "rate_limited":
+                conn.send(fake.rate_limited())
+                continue
+            if op == "bind":
+                name, channel, ts = arg
+                conn.send(fake.response_url(name, channel=channel, message_ts=ts))
+                continue
             calls = fake.calls()
             if op == "count":
                 conn.send(len(calls))
@@ -68,9 +81,18 @@ class FakeSlackProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    def response_url(self, name: str) -> str:
+    def response_url(self, name: str, *, channel: str | None = None, message_ts: str | None = None) -> str:
+        if channel is not None and message_ts is not None:
+            # Bound to its message, as a click's is, so replace_original redraws it: one round trip.
+            return str(self._ask("bind", (name, channel, message_ts)))
         # The fake registers unknown response URL names on first use, so no round trip is needed here.
         return f"http://127.0.0.1:{self.port}/response/{name}"
+
+    def enforce_limits(self) -> None:
+        self._ask("enforce")
+
+    def rate_limited(self) -> dict[str, int]:
+        return dict(self._ask("rate_limited"))
 
     def count(self) -> int:
         return int(self._ask("count"))

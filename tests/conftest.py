@@ -20,7 +20,7 @@ from bot.db.migrate import upgrade
 from bot.runtime.bootstrap import Bot, build
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.server import make_http_server
-from bot.slack.gateway import ChannelPacer
+from bot.slack.gateway import ChannelPacer, UpdatePacer
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_user import BOT_TOKEN, SECRET, SlackUser
 
@@ -166,6 +166,8 @@ class RunningBot:
 
 def start_bot(settings: Settings, fake: FakeSlack, **build_kwargs: Any) -> RunningBot:
     upgrade(settings.database_url)
+    # Like the post pacer, chat.update's workspace pacing is tested where it is the subject (test_update_pace).
+    build_kwargs.setdefault("update_pacer", UpdatePacer.unlimited())
     bot = build(settings, **build_kwargs)
     bot.start_background()
     server = make_http_server("127.0.0.1", 0, bot.web, 16)

@@ -97,7 +97,10 @@ class SlackUser:
                 "blocks": message.get("blocks", []),
             },
             "state": {"values": {}},
-            "response_url": self.fake.response_url(f"act-{time.monotonic_ns()}"),
+            # Bound to the message, as Slack's is: replace_original through it redraws that message.
+            "response_url": self.fake.response_url(
+                f"act-{time.monotonic_ns()}", channel=channel, message_ts=message["ts"]
+            ),
         }
 
     def click_item(

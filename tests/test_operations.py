@@ -93,7 +93,7 @@ def test_a_burst_of_clicks_coalesces_into_a_few_exact_updates(db_url: str, fake_
         keys = [i.key for i in rb.services.checklist.phase("pre_deploy").items]
         message = item_message(fake_slack, keys[0])
         time.sleep(1.1)
-        before = len(fake_slack.calls("chat.update"))
+        before = len(fake_slack.calls())
         began = time.monotonic()
         for n in range(30):  # 30 clicks in about 5 s, alternating two items, from one stale copy
             key = keys[n % 2]
@@ -105,10 +105,16 @@ def test_a_burst_of_clicks_coalesces_into_a_few_exact_updates(db_url: str, fake_
             timeout=5,
         )
         time.sleep(1.5)
-        updates = [c for c in fake_slack.calls("chat.update")[before:] if c.params["ts"] == message["ts"]]
+        # The clicked message is redrawn through the clicks' response_urls (replace_original), else by chat.update.
+        updates = [
+            c
+            for c in fake_slack.calls()[before:]
+            if (c.method == "chat.update" and c.params["ts"] == message["ts"])
+            or (c.method == "response_url" and c.params.get("replace_original"))
+        ]
         gaps = [b.at - a.at for a, b in itertools.pairwise(updates)]
         print(
-            f"\n30 clicks in 5 s → {len(updates)} chat.update calls for that message; min gap {min(gaps, default=0):.2f} s"
+            f"\n30 clicks in 5 s → {len(updates)} redraws of that message; min gap {min(gaps, default=0):.2f} s"
         )
         assert 2 <= len(updates) <= 8
         assert all(gap >= 0.9 for gap in gaps)

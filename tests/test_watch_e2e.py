@@ -584,12 +584,10 @@ def _gate_line(rb: RunningBot) -> str:
 
 
 def _header_gate_updates(rb: RunningBot) -> list[str]:
-    """Every gate line the bot sent in a chat.update of the header, oldest first."""
+    """Every gate line the bot sent in a redraw of the header (chat.update, or through a click's response_url)."""
     top = release_messages(rb.fake)[0]["ts"]
     lines = []
-    for call in rb.fake.calls("chat.update"):
-        if call.params.get("ts") != top:
-            continue
+    for call in rb.fake.redraws(top):
         blocks = call.params.get("blocks")
         text = render_text(json.loads(blocks) if isinstance(blocks, str) else blocks or [])
         lines += [line for line in text.splitlines() if "Gate over this stage" in line]

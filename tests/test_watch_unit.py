@@ -479,3 +479,35 @@ def test_sampling_follows_prometheus_scrapes_and_falls_back_to_the_interval() ->
     # No scrape time at all: every sample interval, as before.
     assert not sample_due(at(10), at(0), None, None, spec)
     assert sample_due(at(14), at(0), None, None, spec)
+
+
+def test_a_poll_between_samples_skips_every_canary_on_one_read(world: World) -> None:
+    # The watch polls every second for a fresh scrape. Between two samples it used to load each release in a
+    # canary (reconcile, view) to find nothing due: ~15 statements a release a second, a core at 100 releases.
+    for i in range(20):
+        view = world.services.start_release(channel_id=f"C0POLL{i:04d}", version="v1.4.0", actor=ALICE)
+        with world.uow() as u:  # type: ignore[operator]
+            u.releases.update(view.release.id, step="canary-10", step_started_at=world.clock.now())
+            u.commit()
+    world.sample()  # baselines and the first sample of all 21
+    sampled = [q for q, at in world.metrics.queries if at is None and "timestamp(" not in q]
+    assert len(sampled) >= 2 * 21  # the error rate and the p95 of each, at least
+
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        world.clock.advance(0.3)  # the fast checklist samples every second: nothing is due yet
+        world.watch.tick()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(statements) <= 8, statements  # the shared read and its transaction, not a load per release
+    assert [q for q, at in world.metrics.queries if at is None and "timestamp(" not in q] == sampled
+
+    world.clock.advance(0.7)  # a second after the last sample: every canary is sampled again
+    world.watch.tick()
+    again = [q for q, at in world.metrics.queries if at is None and "timestamp(" not in q]
+    assert len(again) - len(sampled) >= 2 * 21

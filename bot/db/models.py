@@ -361,3 +361,13 @@ class TrafficStateRow(Base):
     drift_posted: Mapped[str | None] = mapped_column(String(300))  # the key of the drift posted in the thread
     drift_acknowledged: Mapped[str | None] = mapped_column(String(300))
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChannelPaceRow(Base):
+    """The next moment any replica may post in a channel: Slack's 1 post/s per channel is the workspace's, so
+    replicas take their turns here (``bot.db.pacing``) rather than each from its own clock."""
+
+    __tablename__ = "channel_pace"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[datetime]

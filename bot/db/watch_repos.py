@@ -102,6 +102,8 @@ class ReleaseWatches:
                 ReleaseRow.status,
                 ReleaseRow.step,
                 ReleaseWatchRow.announced_step,
+                ReleaseWatchRow.baseline_status,
+                ReleaseWatchRow.last_sample_at,
             )
             .outerjoin(ReleaseWatchRow, ReleaseWatchRow.release_id == ReleaseRow.id)
             .where(

@@ -105,3 +105,6 @@ class WatchRef:
     status: str
     step: str
     announced_step: str | None  # None: the watch has not seen the release yet
+    # Enough to tell, without loading the release, that a canary's next sample is not due yet.
+    baseline_status: str | None = None
+    last_sample_at: datetime | None = None

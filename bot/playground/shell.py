@@ -158,7 +158,7 @@ class Playground:
         from bot.config import load_settings
         from bot.db.migrate import upgrade
         from bot.runtime.bootstrap import build
-        from bot.slack.gateway import ChannelPacer
+        from bot.slack.gateway import ChannelPacer, UpdatePacer
 
         folder = Path(self._tmp.name)
         checklist, path, changed = load_compressed(self._source, self._speed, folder)
@@ -229,6 +229,7 @@ class Playground:
             sweep_s=0.5,
             sync_interval_s=0.2,
             pacer=ChannelPacer(0.0),
+            update_pacer=UpdatePacer.unlimited(),
             home_interval_s=1.0,
             pager=self.pager,
             health=HealthStandIn(),

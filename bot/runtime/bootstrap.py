@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from bot.checklist.loading import load_checklist_set
 from bot.config import Settings
 from bot.db.engine import READONLY, make_engine, make_session_factory
+from bot.db.pacing import shared_turns
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.checklist import Checklist
 from bot.domain.leadership import LeaseTiming
@@ -50,7 +51,7 @@ from bot.runtime.web import WebApp
 from bot.slack.app import create_app, new_work_pool
 from bot.slack.authz import Managers
 from bot.slack.evidence_listeners import EvidenceContext, register_evidence
-from bot.slack.gateway import ChannelPacer, SlackGateway
+from bot.slack.gateway import ChannelPacer, SlackGateway, UpdatePacer
 from bot.slack.github_hooks import GitHubHooks, handle_soon
 from bot.slack.identity import Identity
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
@@ -271,6 +272,7 @@ def build(
     clock: Clock | None = None,
     web_client: WebClient | None = None,
     pacer: ChannelPacer | None = None,
+    update_pacer: UpdatePacer | None = None,
     sync_interval_s: float = 1.0,
     health: HealthChecker | None = None,
     sweep_s: float = 5.0,
@@ -315,7 +317,11 @@ def build(
         return SqlUnitOfWork(session_factory, term=leader.term)
 
     client = web_client or make_web_client(settings)
-    gateway = SlackGateway(client, pacer=pacer)
+    # chat.update's Tier 3 is the workspace's, whatever the number of replicas: only the leader spends it.
+    update_pacer = update_pacer or UpdatePacer(may_update=leader.is_leader)
+    # Posts per channel are the workspace's too: on Postgres the replicas take their turns in the database.
+    pacer = pacer or ChannelPacer(shared=shared_turns(engine))
+    gateway = SlackGateway(client, pacer=pacer, update_pacer=update_pacer)
     managers = Managers(settings.release_managers, gateway, ttl_s=settings.usergroup_cache_s)
     service_managers = {
         c.service: Managers(c.managers, gateway, ttl_s=settings.usergroup_cache_s).is_manager
@@ -374,10 +380,12 @@ def build(
     publisher_ref: list[Publisher] = []
     sync = MessageSync(
         render=lambda mid: publisher_ref[0].render(mid),
-        send=lambda rendered: publisher_ref[0].send(rendered),
+        send=lambda rendered: publisher_ref[0].send(rendered, paced=True),
         mark_synced=services.mark_synced,
         find_out_of_sync=services.out_of_sync,
         min_interval_s=sync_interval_s,
+        pace=update_pacer,
+        send_route=lambda rendered, url: gateway.replace_through(url, rendered.text, rendered.blocks),
     )
     publisher = Publisher(
         services=services, gateway=gateway, sync=sync, executor=executor, lang=settings.language

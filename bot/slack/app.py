@@ -93,6 +93,20 @@ def _quiet_bolt_construction() -> None:
         bolt.addFilter(_DropNotes(notes))
 
 
+def click_route(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(channel, ts, response_url) of the message a click came from, when its response_url can redraw it."""
+    container = body.get("container")
+    url = body.get("response_url")
+    if body.get("type") != "block_actions" or not isinstance(container, dict) or not isinstance(url, str):
+        return None
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    if container.get("type") != "message" or container.get("is_ephemeral") or not url:
+        return None
+    if not isinstance(channel, str) or not isinstance(ts, str):
+        return None
+    return channel, ts, url
+
+
 def new_work_pool() -> ThreadPoolExecutor:
     """Where listeners' deferred work runs (``Guard.defer``)."""
     # Few workers on purpose: clicks on one release serialise on its row anyway, and every extra runnable thread
@@ -133,6 +147,13 @@ def create_app(
         work,
         forward,
     )
+    @app.middleware
+    def offer_reply_route(body: dict[str, Any], next: Callable[[], Any]) -> Any:
+        route = click_route(body)
+        if route is not None:
+            ctx.publisher.sync.offer_route(*route)
+        return next()
+
     register(app, ctx, guard)
     extra(app, guard)
     register_fallbacks(app, ctx)

@@ -30,22 +30,37 @@ def permalink(team_domain: str | None, channel_id: str, ts: str | None) -> str:
 
 
 class ChannelPacer:
-    """Keeps new posts to one per interval per channel (Slack's chat.postMessage limit)."""
+    """Keeps new posts to one per interval per channel (Slack's chat.postMessage limit).
+
+    With ``shared`` (``bot.db.pacing``: the replicas' turns in the database), turns are taken there, so that
+    replicas posting in one channel keep the pace together; when the database cannot answer, this process's own
+    pace is kept, as without it."""
 
     def __init__(
         self,
         interval_s: float = 1.1,  # a little over Slack's 1/s, so clock skew never tips a post into a 429
         *,
+        shared: Callable[[str, float], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._interval = interval_s
+        self._shared = shared
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
         self._monotonic = monotonic
         self._sleep = sleep
 
     def wait(self, channel: str) -> None:
+        if self._shared is not None and self._interval > 0:
+            try:
+                pause = self._shared(channel, self._interval)
+            except Exception as e:
+                log.warning("post turns from the database failed (%s); pacing this process alone", type(e).__name__)
+            else:
+                if pause > 0:
+                    self._sleep(pause)
+                return
         with self._lock:
             now = self._monotonic()
             slot = max(now, self._next.get(channel, 0.0))
@@ -54,12 +69,70 @@ class ChannelPacer:
             self._sleep(slot - now)
 
 
+class UpdatePacer:
+    """Keeps chat.update within Slack's Tier 3 for the whole workspace: a token bucket of ``burst`` refilled at
+    ``per_minute`` a minute. ``per_minute=None`` paces nothing (tests that are not about pacing).
+
+    Tier 3 is "50+ a minute" per app per workspace (reference/slack.md §6), shared by every replica. So only the
+    leader spends it (``may_update``): another replica redraws what it can through the clicks' own response_url,
+    and leaves the rest to the leader, whose sweep finds every message the database says Slack has not seen.
+    """
+
+    def __init__(
+        self,
+        per_minute: float | None = 45.0,  # under 50: a minute of the bucket's own drift never tips into a 429
+        burst: int = 8,  # under the short bursts Slack tolerates
+        *,
+        may_update: Callable[[], bool] = lambda: True,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = None if per_minute is None else per_minute / 60.0
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at = monotonic()
+        self._lock = threading.Lock()
+        self.may_update = may_update
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    @classmethod
+    def unlimited(cls) -> UpdatePacer:
+        return cls(None)
+
+    def take(self) -> float:
+        """0.0 when an update may go now (its token taken), else the seconds until one may (nothing taken)."""
+        if self._rate is None:
+            return 0.0
+        with self._lock:
+            now = self._monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self._rate
+
+    def give_back(self) -> None:
+        """An update taken for but not sent (it went through a response_url instead)."""
+        if self._rate is not None:
+            with self._lock:
+                self._tokens = min(self._burst, self._tokens + 1)
+
+    def wait(self) -> None:
+        while (pause := self.take()) > 0:
+            self._sleep(pause)
+
+
 class SlackGateway:
     """Posts, updates and ephemeral replies, with Slack's errors turned into ``ChatError``."""
 
-    def __init__(self, client: WebClient, *, pacer: ChannelPacer | None = None) -> None:
+    def __init__(
+        self, client: WebClient, *, pacer: ChannelPacer | None = None, update_pacer: UpdatePacer | None = None
+    ) -> None:
         self.client = client
         self._pacer = pacer or ChannelPacer()
+        self.update_pacer = update_pacer or UpdatePacer()
 
     def _call(self, method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         SLACK_CALLS.labels(method=method).inc()
@@ -141,8 +214,25 @@ class SlackGateway:
                 break
         return found
 
-    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], *, paced: bool = False
+    ) -> None:
+        """chat.update; ``paced``: the caller has taken its turn from ``update_pacer`` already."""
+        if not paced:
+            self.update_pacer.wait()
         self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def replace_through(self, response_url: str, text: str, blocks: list[dict[str, Any]]) -> bool:
+        """Redraw the message a click came from through the click's response_url (``replace_original``): not a
+        Web API method, so no tier counts it. False when Slack would not take it (used up, expired, down)."""
+        SLACK_CALLS.labels(method="response_url.replace").inc()
+        try:
+            answer = WebhookClient(url=response_url, timeout=5).send(
+                text=text, blocks=blocks, replace_original=True
+            )
+        except (SlackClientError, OSError):
+            return False
+        return bool(answer.status_code == 200)
 
     def ephemeral(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None

@@ -78,8 +78,9 @@ class Publisher:
         text, rendered = blocks.render_message(view, message, self.lang)
         return Rendered(message.id, message.channel_id, message.ts, message.content_rev, text, rendered)
 
-    def send(self, rendered: Rendered) -> None:
-        self.gateway.update(rendered.channel, rendered.ts, rendered.text, rendered.blocks)
+    def send(self, rendered: Rendered, *, paced: bool = False) -> None:
+        """chat.update; ``paced``: the caller took its turn from the gateway's update pacer already."""
+        self.gateway.update(rendered.channel, rendered.ts, rendered.text, rendered.blocks, paced=paced)
 
     def submit(self, fn: Any, *args: Any) -> Future[Any]:
         """Run slow Slack work on the background pool, keeping the release id in the log context."""

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot.errors import ChatError, NotFound
 
@@ -34,8 +34,37 @@ class Rendered:
     blocks: list[dict[str, Any]]
 
 
+class Pace(Protocol):
+    """Turns for chat.update (``bot.slack.gateway.UpdatePacer``)."""
+
+    def take(self) -> float: ...
+
+    def give_back(self) -> None: ...
+
+    def may_update(self) -> bool: ...
+
+
+@dataclass
+class _Route:
+    """The response_url of the newest click on a message: it can redraw that message outside chat.update's tier."""
+
+    url: str
+    expires: float
+    uses: int = 0
+
+
+ROUTE_USES = 4  # of the 5 a response_url allows: one is left for an error answer to the click
+ROUTE_TTL_S = 25 * 60.0  # of its 30 minutes, with margin for clocks
+
+
 class MessageSync:
-    """The per-message update coalescer."""
+    """The per-message update coalescer.
+
+    With ``pace``, chat.update waits its turn in a workspace-wide budget (Slack's Tier 3). A message clicked a
+    moment ago does not wait: ``offer_route`` hands over the click's response_url, and the message is redrawn
+    through it (``send_route``), in its own lane, ahead of the paced ones. Both lanes render from the database
+    just before sending and never send a revision older than one already sent, so the last render wins.
+    """
 
     def __init__(
         self,
@@ -47,6 +76,8 @@ class MessageSync:
         min_interval_s: float = 1.0,
         sweep_interval_s: float = 15.0,
         monotonic: Callable[[], float] = time.monotonic,
+        pace: Pace | None = None,
+        send_route: Callable[[Rendered, str], bool] | None = None,
     ) -> None:
         self._render = render
         self._send = send
@@ -55,9 +86,16 @@ class MessageSync:
         self._min_interval = min_interval_s
         self._sweep_interval = sweep_interval_s
         self._monotonic = monotonic
+        self._pace = pace
+        self._send_route = send_route
         self._cv = threading.Condition()
-        self._heap: list[tuple[float, int]] = []
+        self._heap: list[tuple[float, int]] = []  # paced lane
+        self._fast: list[tuple[float, int]] = []  # redrawn through a click's response_url
         self._due: dict[int, float] = {}
+        self._lane: dict[int, bool] = {}  # True: fast
+        self._where: dict[int, tuple[str, str]] = {}
+        self._at: dict[tuple[str, str], int] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
         self._last_sent: dict[int, float] = {}
         self._sent_rev: dict[int, int] = {}
         self._failures: dict[int, int] = {}
@@ -87,6 +125,18 @@ class MessageSync:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def offer_route(self, channel: str, ts: str, response_url: str) -> None:
+        """A click on message (channel, ts) came with this response_url: the next redraws of that message may use
+        it. The process that draws (not a relaying one) is the one whose app also sees the click."""
+        if self._relay is not None or self._send_route is None:
+            return
+        with self._cv:
+            self._routes[(channel, ts)] = _Route(response_url, self._monotonic() + ROUTE_TTL_S)
+            mid = self._at.get((channel, ts))
+            if mid is not None and mid in self._due and not self._lane[mid]:
+                self._push(mid, self._due[mid], fast=True)  # waiting for a paced turn: it need not any more
+            self._cv.notify_all()
+
     def mark_dirty(self, message_ids: Iterable[int]) -> None:
         if self._relay is not None:
             self._relay(list(message_ids))
@@ -97,45 +147,105 @@ class MessageSync:
                 if mid in self._due:
                     continue  # already queued: it will render the newest state when it runs
                 due = max(now, self._last_sent.get(mid, float("-inf")) + self._min_interval)
-                self._push(mid, due)
+                self._push(mid, due, fast=self._fast_lane(mid, now))
             self._cv.notify_all()
 
-    def _push(self, mid: int, due: float) -> None:
+    def _fast_lane(self, mid: int, now: float) -> bool:
+        if self._pace is None:
+            return False  # nothing to wait for in the paced lane
+        where = self._where.get(mid)
+        if where is None:
+            # Where it is in Slack is learnt from its first render, which the fast lane does at no paced cost.
+            return any(r.expires > now for r in self._routes.values())
+        return self._live_route(where, now) is not None
+
+    def _live_route(self, where: tuple[str, str], now: float) -> _Route | None:
+        route = self._routes.get(where)
+        if route is not None and (route.uses >= ROUTE_USES or route.expires <= now):
+            del self._routes[where]
+            return None
+        return route
+
+    def _push(self, mid: int, due: float, *, fast: bool = False) -> None:
         self._due[mid] = due
-        heapq.heappush(self._heap, (due, mid))
+        self._lane[mid] = fast
+        heapq.heappush(self._fast if fast else self._heap, (due, mid))
 
     def idle(self) -> bool:
         with self._cv:
             return not self._due and self._busy == 0
 
+    def _top(self, heap: list[tuple[float, int]], fast: bool) -> tuple[float, int] | None:
+        """The earliest live entry of a lane; superseded entries are dropped on the way."""
+        while heap:
+            due, mid = heap[0]
+            if self._due.get(mid) == due and self._lane.get(mid) == fast:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _take(self, mid: int) -> None:
+        del self._due[mid]
+        del self._lane[mid]
+        self._busy += 1
+
+    def _pick(self, now: float) -> tuple[int | None, bool, float]:
+        """(message, whether a paced turn was taken for it, when to look again). Called with the lock held."""
+        wake = float("inf")
+        top = self._top(self._fast, True)
+        if top is not None:
+            if top[0] <= now:
+                heapq.heappop(self._fast)
+                self._take(top[1])
+                return top[1], False, now
+            wake = top[0]
+        top = self._top(self._heap, False)
+        if top is None:
+            return None, False, wake
+        if top[0] > now:
+            return None, False, min(wake, top[0])
+        if self._pace is None:
+            heapq.heappop(self._heap)
+            self._take(top[1])
+            return top[1], False, now
+        if not self._pace.may_update():
+            # Not this replica's to spend: the leader's sweep finds the message out of sync in the database.
+            heapq.heappop(self._heap)
+            self._take(top[1])
+            self._busy -= 1
+            return None, False, now
+        pause = self._pace.take()
+        if pause > 0:
+            return None, False, min(wake, now + pause)
+        heapq.heappop(self._heap)
+        self._take(top[1])
+        return top[1], True, now
+
     def _run(self) -> None:
         next_sweep = self._monotonic()
         while True:
             with self._cv:
+                mid: int | None = None
+                paced = False
                 while not self._stopping:
                     now = self._monotonic()
                     if now >= next_sweep:
                         break
-                    if self._heap and self._heap[0][0] <= now:
+                    mid, paced, wake = self._pick(now)
+                    if mid is not None:
                         break
-                    wake = next_sweep if not self._heap else min(next_sweep, self._heap[0][0])
-                    self._cv.wait(max(0.0, wake - now))
+                    if wake <= now:
+                        continue
+                    self._cv.wait(max(0.0, min(wake, next_sweep) - now))
                 if self._stopping:
                     return
-                now = self._monotonic()
-                mid: int | None = None
-                if self._heap and self._heap[0][0] <= now:
-                    due, mid = heapq.heappop(self._heap)
-                    if self._due.get(mid) != due:
-                        continue  # superseded entry
-                    del self._due[mid]
-                    self._busy += 1
             if mid is None:
                 next_sweep = self._monotonic() + self._sweep_interval
-                self._sweep()
+                if self._pace is None or self._pace.may_update():
+                    self._sweep()
                 continue
             try:
-                self._flush(mid)
+                self._flush(mid, paced)
             finally:
                 with self._cv:
                     self._busy -= 1
@@ -149,15 +259,47 @@ class MessageSync:
         if ids:
             self.mark_dirty(ids)
 
-    def _flush(self, mid: int) -> None:
+    def _flush(self, mid: int, paced: bool = False) -> None:
         try:
             rendered = self._render(mid)
         except NotFound:
-            return
+            rendered = None
         except Exception:
             log.exception("rendering message %s failed", mid)
-            return
+            rendered = None
         if rendered is None or rendered.rev <= self._sent_rev.get(mid, 0):
+            if paced and self._pace is not None:
+                self._pace.give_back()
+            return
+        where = (rendered.channel, rendered.ts)
+        now = self._monotonic()
+        with self._cv:
+            self._where[mid] = where
+            self._at[where] = mid
+            route = self._live_route(where, now) if self._send_route is not None else None
+            if route is not None:
+                route.uses += 1
+        if route is not None:
+            if paced and self._pace is not None:
+                self._pace.give_back()
+            assert self._send_route is not None
+            if self._send_route(rendered, route.url):
+                self._sent(mid, rendered)
+                return
+            log.warning("redrawing message %s through a response_url failed; it waits for chat.update", mid)
+            with self._cv:
+                if self._routes.get(where) is route:
+                    del self._routes[where]
+                if mid not in self._due:
+                    self._push(mid, now)
+                self._cv.notify_all()
+            return
+        if self._pace is not None and not paced:
+            # Came by the fast lane to learn where it is, and has no route: it waits for a paced turn.
+            with self._cv:
+                if mid not in self._due:
+                    self._push(mid, now)
+                self._cv.notify_all()
             return
         try:
             self._send(rendered)
@@ -177,6 +319,9 @@ class MessageSync:
                 log.error("Slack refused the update of message %s: %s", mid, e.code)
                 self._mark_synced(mid, rendered.rev)
             return
+        self._sent(mid, rendered)
+
+    def _sent(self, mid: int, rendered: Rendered) -> None:
         self._failures.pop(mid, None)
         self._last_sent[mid] = self._monotonic()
         self._sent_rev[mid] = rendered.rev

@@ -30,7 +30,7 @@ from bot.domain.analysis import (
     explain,
     gate_status,
 )
-from bot.domain.checklist import Criterion, CriterionKind, MetricsSpec, format_duration
+from bot.domain.checklist import Checklist, Criterion, CriterionKind, MetricsSpec, format_duration
 from bot.domain.incident import SampleRecord, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, StepKind, plan_steps
@@ -120,14 +120,23 @@ class MetricWatch:
         The rest are skipped on one shared read: a tick's cost follows the releases in a canary or the watch,
         not every release left open (the bench keeps a thousand open, each once cost ~12 queries a tick)."""
         with self._uow() as uow:
-            due = [
-                ref.release_id
-                for ref in uow.watch.releases.refs()
-                if needs_tick(ref, self._step_kind(uow, ref))
-            ]
-        for release_id in due:
+            listed = []
+            for ref in uow.watch.releases.refs():
+                kind = self._step_kind(uow, ref)
+                if needs_tick(ref, kind):
+                    checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
+                    listed.append((ref, kind, checklist))
+        # The watch polls every second for a fresh scrape; a canary between two samples is skipped here on the
+        # shared read instead of loading it (reconcile, view) to find that out: that cost a core at 100 releases.
+        scrapes: dict[str, float | None] = {}
+        due = [
+            (r.release_id, r.status != ReleaseStatus.ACTIVE.value or r.announced_step != r.step)
+            for r, kind, c in listed
+            if not self._between_samples(r, kind, c, scrapes)
+        ]
+        for release_id, moved in due:
             try:
-                self.tick_release(release_id)
+                self.tick_release(release_id, reconcile=moved)
             except NotLeader as e:
                 log.warning("metric watch left to the next leader: %s", e)
                 return
@@ -137,12 +146,42 @@ class MetricWatch:
                 log.exception("metric watch failed for release %s", release_id)
         self._desk.ping_pending()
 
+    def _between_samples(
+        self, ref: WatchRef, kind: StepKind | None, checklist: Checklist, scrapes: dict[str, float | None]
+    ) -> bool:
+        """Whether ``tick_release`` would do nothing for this release now: an active canary the watch has
+        announced, with its baseline, whose next sample is not due (post-deploy watches take the full path: their
+        end is reported on time)."""
+        if (
+            self._metrics is None
+            or kind is not StepKind.CANARY
+            or ref.status != ReleaseStatus.ACTIVE.value
+            or ref.announced_step != ref.step
+            or ref.baseline_status is None
+            or ref.last_sample_at is None
+        ):
+            return False
+        spec = checklist.metrics
+        if spec is None:
+            return False
+        if spec.error_rate_query not in scrapes:
+            try:
+                scrapes[spec.error_rate_query] = self._newest_scrape(spec)
+            except Exception:
+                return False  # the full path meets the same failure and handles it per release
+        scrape = scrapes[spec.error_rate_query]
+        now = self._clock.now()
+        return not sample_due(now, ref.last_sample_at, scrape, self._scrapes.get(ref.release_id), spec)
+
     def _step_kind(self, uow: SqlUnitOfWork, ref: WatchRef) -> StepKind | None:
         checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
         return next((s.kind for s in plan_steps(checklist) if s.key == ref.step), None)
 
-    def tick_release(self, release_id: int) -> None:
-        self._desk.reconcile(release_id)
+    def tick_release(self, release_id: int, *, reconcile: bool = True) -> None:
+        """``reconcile``: the release ended or moved since the watch last announced it (the shared read says so);
+        otherwise reconciling would load it only to find nothing to tell PagerDuty."""
+        if reconcile:
+            self._desk.reconcile(release_id)
         view = self._services.view(release_id)
         step = view.current_step
         spec = view.checklist.metrics

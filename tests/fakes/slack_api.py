@@ -3,6 +3,10 @@
 A real socket (not a patched client) so the SDK's wire formats, retry handlers and timeouts run for real, and
 so a bot started as a subprocess can use it too. Answers follow reference/slack.md §5, §6, §9: HTTP 200 with
 ``ok``/``error`` for API errors, 429 + ``Retry-After`` for rate limits, 5xx only when told to fail.
+Rate limits are opt-in: ``enforce_rate_limits`` (chat.postMessage per channel) and ``enforce_tiers`` (chat.update and
+chat.delete at Tier 3: 50 a minute for the workspace with a burst of 10; views.publish at Tier 4: 100 a minute with a
+burst of 20; reference/slack.md §6 says "50+" and "100+" and that short bursts are tolerated, without a number, so
+the fake holds the floor of each tier and a fifth of a minute's burst). ``rate_limited()`` counts the 429s per method.
 Method handlers live in ``slack_methods``; this module owns the server, the faults and the recording.
 
     with FakeSlack() as fake:
@@ -34,6 +38,18 @@ _JSON_FIELDS = {
 }
 _JSON_FIELDS["files"] = "invalid_arguments"
 TIER_4_METHODS = frozenset({"conversations.members"})  # the tiered methods whose allowance the fake counts
+# enforce_tiers(): reference/slack.md §6 gives Tier 3 as "50+ a minute" and Tier 4 as "100+", per method, per app,
+# per workspace, and says short bursts are tolerated without a number. The fake holds each method to exactly the
+# floor of its tier over time (a token bucket refilled at per_minute / 60 a second) and lets a burst of a fifth of
+# the minute through at once: stricter than Slack's "+", so a bot that makes no 429 here makes none there.
+TIER_3_PER_MINUTE = 50
+TIER_3_BURST = 10
+TIER_4_BURST = 20
+TIERED = {
+    "chat.update": (TIER_3_PER_MINUTE, TIER_3_BURST),
+    "chat.delete": (TIER_3_PER_MINUTE, TIER_3_BURST),
+    "views.publish": (TIER_4_PER_MINUTE, TIER_4_BURST),
+}
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60
 
@@ -157,6 +173,39 @@ class FakeSlack(SlackState):
         with self._lock:
             self._post_rate = (post_per_channel_per_s, burst)
             self._buckets.clear()
+
+    def enforce_tiers(self, limits: dict[str, tuple[int, int]] | None = None) -> None:
+        """Hold chat.update and chat.delete to Tier 3 and views.publish to Tier 4 (``TIERED``: per minute, burst),
+        across the whole workspace as Slack counts them; over it, 429 + ``Retry-After`` and a count in
+        ``rate_limited()``. Opt-in like ``enforce_rate_limits``: most tests drive a bot whose update pacing is off."""
+        with self._lock:
+            self._tiers = dict(TIERED if limits is None else limits)
+            self._tier_buckets.clear()
+
+    def rate_limited(self) -> dict[str, int]:
+        """429 answers so far, per method (enforced limits and injected ``rate_limit`` faults alike)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for call in self._calls:
+                if call.http_status == 429:
+                    counts[call.method] = counts.get(call.method, 0) + 1
+            return counts
+
+    def _bucket_wait(self, method: str) -> float:
+        """Seconds until ``method`` may be called under ``enforce_tiers`` (0: allowed now, token taken)."""
+        limit = self._tiers.get(method)
+        if limit is None:
+            return 0.0
+        per_minute, burst = limit
+        rate = per_minute / 60.0
+        now = self._clock()
+        tokens, last = self._tier_buckets.get(method, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        if tokens >= 1:
+            self._tier_buckets[method] = (tokens - 1, now)
+            return 0.0
+        self._tier_buckets[method] = (tokens, now)
+        return (1 - tokens) / rate
 
     def _take_fault(self, method: str) -> tuple[int, int] | None:
         for fault in self._faults:
@@ -322,6 +371,9 @@ class FakeSlack(SlackState):
                 wait = self._post_wait(str(params.get("channel")))
                 if wait > 0:
                     return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
+            wait = self._bucket_wait(method)
+            if wait > 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
             if method in TIER_4_METHODS:
                 wait = self._tier_wait(method, TIER_4_PER_MINUTE)
                 if wait > 0:
@@ -360,6 +412,21 @@ class FakeSlack(SlackState):
         except SlackError as e:
             return 400, {"ok": False, "error": e.error, **e.extra}
         return 200, {"ok": True}
+
+    def redraws(self, ts: str) -> list[Call]:
+        """The calls that redrew message ``ts``, oldest first: chat.update, and replace_original through a
+        response_url bound to it (as a click's is)."""
+        with self._lock:
+            bound = {n for n, u in self._response_urls.items() if u["ts"] == ts}
+            return [
+                c
+                for c in self._calls
+                if c.http_status == 200
+                and (
+                    (c.method == "chat.update" and c.params.get("ts") == ts)
+                    or (c.method == "response_url" and c.params.get("replace_original") and c.params["name"] in bound)
+                )
+            ]
 
     def responses(self, name: str | None = None) -> list[dict[str, Any]]:
         """Bodies POSTed to response URLs (all, or one ``name``), oldest first."""

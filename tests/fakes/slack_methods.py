@@ -91,6 +91,8 @@ class SlackState:
             self._usergroups: dict[str, dict[str, Any]] = {}
             self._members: dict[str, list[str]] = {}
             self._tier_calls: dict[str, list[float]] = {}
+            self._tiers: dict[str, tuple[int, int]] = {}
+            self._tier_buckets: dict[str, tuple[float, float]] = {}
             self._users: dict[str, dict[str, Any]] = {}
             self.revoked_tokens: set[str] = set()
             self.ephemerals: list[dict[str, Any]] = []

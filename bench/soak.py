@@ -1,0 +1,171 @@
+"""A soak: releases started, brought into a canary, their waits run out, and ended, cycle after cycle, on two
+replicas on one Postgres, with the replicas' memory and their database connections sampled (issue 20, part 2).
+
+    python -m bench.soak                 # 120 minutes
+    python -m bench.soak --minutes 5     # a short look
+
+Not part of CI. The same world as ``bench/org.py`` (fake Slack enforcing its limits in its own process, stand-in
+Prometheus, the test checklist with a short canary wait): each cycle starts ``--per-cycle`` releases in as many
+channels, ticks and advances them into canary-10 (the watch starts), waits for their canary reminders to fire, then
+aborts them with a reason. "Simulated time" is this compression: a cycle is a release's whole life in about half a
+minute, so two hours run some 200 cycles. After every cycle it prints the PSS of both replicas' process trees and
+the connections ``pg_stat_activity`` shows for the scratch database; at the end, the first and last thirds compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, cast
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.driver import builder  # noqa: E402
+from bench.fake_proc import FakeSlackProcess  # noqa: E402
+from bench.org import Db, checkboxes, say, send_all, tree_pss, write_checklist  # noqa: E402
+from bench.procs import ScratchPostgres, bot_argv, spawn  # noqa: E402
+from bench.run import RESULTS_DIR, bot_env, migrate  # noqa: E402
+from bot.checklist.loading import load_checklist  # noqa: E402
+from bot.playground.prometheus import PrometheusStandIn  # noqa: E402
+
+PER_RELEASE = 5  # header + the fast checklist's four flow phases
+ADVANCES = (("pre_deploy", "staging"), ("staging", "production"), ("production", "canary-10"))
+
+
+def cycle(
+    db: Db, fake: FakeSlackProcess, urls: list[str], n: int, per_cycle: int, ticks: dict[str, list[str]]
+) -> None:
+    user = builder(fake)
+    channels = [f"C0SOAK{i:04d}" for i in range(per_cycle)]
+    versions = [f"v3.{n}.{i}" for i in range(per_cycle)]
+    bodies = [
+        cast(str, user.command(f"start {v}", channel=c)) for v, c in zip(versions, channels, strict=True)
+    ]
+    send_all(urls, bodies, 5)
+    db.wait(
+        "SELECT count(*) FROM messages m JOIN releases r ON r.id = m.release_id "
+        "WHERE r.status = 'active' AND m.ts IS NOT NULL AND m.kind <> 'followup'",
+        per_cycle * PER_RELEASE,
+        120,
+        "the cycle's messages posted",
+    )
+    rows = db.all("SELECT id, channel_id FROM releases WHERE status = 'active'")
+    ts_rid = {
+        str(ts): int(r)
+        for r, ts in db.all(
+            "SELECT m.release_id, m.ts FROM messages m JOIN releases r ON r.id = m.release_id "
+            "WHERE r.status = 'active' AND m.ts IS NOT NULL"
+        )
+    }
+    posted = fake.messages(channels)
+    mine: dict[int, list[dict[str, Any]]] = {}
+    for msgs in posted.values():
+        for m in msgs:
+            rid = ts_rid.get(str(m["ts"]))
+            if rid is not None and not m.get("thread_ts"):
+                mine.setdefault(rid, []).append(m)
+    channel_of = {int(r): str(c) for r, c in rows}
+    for phase_from, phase_to in ADVANCES:
+        clicks = [
+            cast(str, user.click_item(channel_of[rid], next(m for m in msgs if key in checkboxes(m)), key, tick=True))
+            for rid, msgs in mine.items()
+            for key in ticks.get(phase_from, ())
+        ]
+        if clicks:
+            send_all(urls, clicks, 5)
+        header = {rid: msgs[0] for rid, msgs in mine.items()}
+        advances = [
+            cast(
+                str,
+                user.click_button(
+                    channel_of[rid], header[rid], "release-advance", value=f"{rid}:{phase_from}:{phase_to}"
+                ),
+            )
+            for rid in mine
+        ]
+        send_all(urls, advances, 5)
+        db.wait(
+            f"SELECT count(*) FROM releases WHERE status = 'active' AND step = '{phase_to}'",
+            per_cycle,
+            120,
+            f"the cycle's releases in {phase_to}",
+        )
+    db.wait(
+        "SELECT count(*) FROM timers t JOIN releases r ON r.id = t.release_id "
+        "WHERE r.status = 'active' AND t.status = 'pending'",
+        0,
+        120,
+        "the cycle's canary reminders fired",
+    )
+    aborts = [
+        cast(str, user.command(f"abort {v} soak cycle over", channel=c))
+        for v, c in zip(versions, channels, strict=True)
+    ]
+    send_all(urls, aborts, 5)
+    db.wait("SELECT count(*) FROM releases WHERE status = 'active'", 0, 120, "the cycle's releases ended")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=120.0)
+    parser.add_argument("--per-cycle", type=int, default=10)
+    parser.add_argument("--wait", type=int, default=5, help="the canary-10 wait, seconds")
+    args = parser.parse_args(argv)
+    fake = FakeSlackProcess().start()
+    fake.enforce_limits()
+    rows: list[tuple[int, float, float, int, int]] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(fake.stop)
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
+        checklist, error_q, p95_q = write_checklist(folder, args.wait)
+        loaded = load_checklist(checklist)
+        ticks = {p: [i.key for i in loaded.phase(p).items] for p in ("pre_deploy", "staging")}
+        prometheus = PrometheusStandIn(error_rate_query=error_q, p95_query=p95_q).start()
+        stack.callback(prometheus.stop)
+        scratch = stack.enter_context(ScratchPostgres())
+        migrate(scratch.url)
+        extra = {"RELEASE_BOT_CHECKLIST": str(checklist), "PROMETHEUS_URL": prometheus.url}
+        replicas = []
+        for n in range(2):
+            replica = spawn(f"bot-soak-{n}", bot_argv(), bot_env(scratch.url, fake, extra), RESULTS_DIR / "logs")
+            stack.callback(replica.stop)
+            replicas.append(replica)
+        urls = [r.url for r in replicas]
+        db = Db(scratch.name)
+        began = time.monotonic()
+        n = 0
+        print("| cycle | minutes | PSS both replicas MiB | DB connections | releases ended |")
+        print("|---|---|---|---|---|")
+        while time.monotonic() - began < args.minutes * 60:
+            cycle(db, fake, urls, n, args.per_cycle, ticks)
+            n += 1
+            conns = int(db.one("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", scratch.name)) - 1
+            ended = int(db.one("SELECT count(*) FROM releases WHERE status <> 'active'"))
+            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended)
+            rows.append(row)
+            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {row[3]} | {row[4]} |", flush=True)
+        limited = fake.rate_limited()
+    third = max(1, len(rows) // 3)
+    first, last = rows[:third], rows[-third:]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    print(
+        f"\nsoak: {len(rows)} cycles, {rows[-1][4] if rows else 0} releases started and ended in "
+        f"{args.minutes:g} min; PSS first third {mean([r[2] for r in first]):.1f} MiB, last third "
+        f"{mean([r[2] for r in last]):.1f} MiB; connections first third {mean([r[3] for r in first]):.1f}, "
+        f"last third {mean([r[3] for r in last]):.1f}; 429s {limited or 'none'}"
+    )
+    say("(the bench's own connection is not counted)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
