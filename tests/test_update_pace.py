@@ -80,17 +80,27 @@ def test_a_click_on_each_of_many_releases_makes_no_429_and_every_message_converg
 
     for channel in CHANNELS:  # the clicks' work is done after the ack: first the database has them all
         paced.fake.wait_for(lambda channel=channel: paced.services.find(channel, "v1.4.0").checked.get(key))
-    # Twelve headers to redraw against a burst of ten: the pacer spreads them, and Slack refuses none.
     for channel in CHANNELS:
         paced.fake.wait_for(lambda channel=channel: converged(paced, channel), timeout=20)
         assert ticked(item_message(paced.fake, key, channel), key)
-    assert paced.fake.rate_limited() == {}
-    # Each clicked message was redrawn through its click's response_url, not chat.update (which the headers took).
-    updates = paced.fake.calls("chat.update")[before:]
-    assert not [c for c in updates if c.params.get("ts") in clicked.values()]
+    # Each clicked message was redrawn through its click's response_url, and nothing else changed: the header
+    # shows no tick counts, so twelve clicks spent none of the workspace's Tier 3.
+    assert paced.fake.calls("chat.update")[before:] == []
     replaced = [r for r in paced.fake.responses() if r.get("replace_original")]
     assert len(replaced) >= len(CHANNELS)
-    assert {c.params.get("channel") for c in updates} == set(CHANNELS)  # the headers
+
+    # Ending three releases redraws every message of each, more than Tier 3's burst: the pacer spreads them,
+    # Slack refuses none, and each message ends up showing what the database holds.
+    ended = CHANNELS[:3]
+    for channel in ended:
+        assert alice.command("abort v1.4.0 paced out", channel=channel).status_code == 200
+    for channel in ended:
+        paced.fake.wait_for(lambda channel=channel: paced.services.find(channel, "v1.4.0").status.value == "aborted")
+    for channel in ended:
+        paced.fake.wait_for(lambda channel=channel: converged(paced, channel), timeout=40)
+    updates = paced.fake.calls("chat.update")[before:]
+    assert len(updates) > TIER_3_BURST and {c.params.get("channel") for c in updates} == set(ended)
+    assert paced.fake.rate_limited() == {}
 
 
 def test_two_quick_clicks_on_one_message_end_with_the_later_state(paced: RunningBot) -> None:

@@ -26,7 +26,7 @@ from bot.ports import ChangeEvent, PageEvent, Reading
 from bot.usecases.incidents import IncidentDesk
 from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import ReleaseView, Services
-from bot.usecases.watch import GateFigures, MetricWatch, needs_tick
+from bot.usecases.watch import HEADER_FIGURES_EVERY, GateFigures, MetricWatch, needs_tick
 from tests.conftest import FAST_CHECKLIST, leading
 
 ALICE = Actor("U061F7AUR", "alice")
@@ -511,3 +511,35 @@ def test_a_poll_between_samples_skips_every_canary_on_one_read(world: World) -> 
     world.watch.tick()
     again = [q for q, at in world.metrics.queries if at is None and "timestamp(" not in q]
     assert len(again) - len(sampled) >= 2 * 21
+
+
+def test_the_header_shows_gate_news_at_once_and_drifting_figures_every_few_minutes(world: World) -> None:
+    """chat.update is Tier 3 for the whole workspace: a header redrawn at every sample of every release would never
+    catch up at an org's scale. A new verdict is shown at once; figures that only drift, every few minutes."""
+
+    def shown() -> dict[str, object] | None:
+        with world.uow() as uow:  # type: ignore[operator]
+            return uow.watch.releases.gate_window(world.release_id)
+
+    def sample_at(error_rate: float) -> None:
+        world.metrics.error_rate.extend([Reading(error_rate)] * 2)  # the sample's query, then the window's
+        world.sample()
+
+    sample_at(0.002)
+    first = shown()
+    assert first is not None and first["verdict"] == "pass"
+    redraws = world.alerts.redraws
+    for n in range(5):
+        sample_at(0.003 + n / 1000)
+    assert shown() == first and world.alerts.redraws == redraws
+
+    world.clock.advance(HEADER_FIGURES_EVERY.total_seconds())
+    sample_at(0.0042)
+    refreshed = shown()
+    assert refreshed is not None and refreshed["error_rate"] == 0.0042 and refreshed["end"] != first["end"]
+    assert world.alerts.redraws == redraws + 1
+
+    sample_at(0.03)  # over the gate's 1 %, under the 5 % that pages: news, shown at once
+    breached = shown()
+    assert breached is not None and breached["verdict"] == "breach"
+    assert world.alerts.redraws == redraws + 2

@@ -190,7 +190,6 @@ WORDS: dict[str, dict[str, str]] = {
     "current_step": {"en": "*Now:* {step}", "ko": "*현재 단계:* {step}"},
     "time_in_step": {"en": "entered this step {when}", "ko": "이 단계 시작: {when}"},
     "next_reminder": {"en": "next reminder {when}", "ko": "다음 알림 {when}"},
-    "progress_line": {"en": "*Checklist:* {parts}", "ko": "*체크리스트:* {parts}"},
     "override_note": {
         "en": ":warning: {who} overrode the {gate} gate leaving {step}: _{reason}_",
         "ko": ":warning: {who} 님이 {step} 단계에서 {gate} 게이트를 강제 진행: _{reason}_",

@@ -157,8 +157,8 @@ WORDS: dict[str, dict[str, str]] = {
         "샘플 {samples}개 중 {breached}개 기준 초과",
     },
     "header_gate": {
-        "en": "*Gate over this stage* (since {since}):",
-        "ko": "*이 단계 전체 게이트* ({since}부터):",
+        "en": "*Gate over this stage* ({since} to {until}):",
+        "ko": "*이 단계 전체 게이트* ({since}부터 {until}까지):",
     },
     "header_gate_waiting": {
         "en": "*Gate over this stage*: waiting for the first sample",

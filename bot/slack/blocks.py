@@ -337,7 +337,14 @@ def _gate_window_line(view: ReleaseView, step: Step | None, lang: str) -> str | 
         return None
     if record is None or record.get("step") != step.key:
         return t(lang, "header_gate_waiting")
-    line = t(lang, "header_gate", since=slack_date(view.release.step_started_at, "{time}"))
+    try:
+        until = datetime.fromisoformat(str(record.get("end")))
+    except ValueError:
+        until = view.release.step_started_at
+    # The end shows how fresh the figures are: drifting figures are refreshed every few minutes, not every sample.
+    line = t(
+        lang, "header_gate", since=slack_date(view.release.step_started_at, "{time}"), until=slack_date(until, "{time}")
+    )
     return line + " " + record_line(record, lang)
 
 
@@ -391,19 +398,9 @@ def render_header(view: ReleaseView, message: MessageRecord, lang: str) -> tuple
             blocks.append(
                 {"type": "context", "block_id": block_id("hw", rel, mid, rev), "elements": [_mrkdwn(gate_line)]}
             )
-    counts = progress(view.checklist, view.checked)
-    parts = " · ".join(
-        f"{phase.title} {counts[phase.key][0]}/{counts[phase.key][1]}"
-        for phase in view.checklist.flow_phases
-        if counts[phase.key][1]
-    )
-    blocks.append(
-        {
-            "type": "context",
-            "block_id": block_id("hg", rel, mid, rev),
-            "elements": [_mrkdwn(t(lang, "progress_line", parts=parts))],
-        }
-    )
+    # No tick counts here: the phase messages below show every box, and a header that changed with each tick
+    # would spend chat.update's workspace-wide Tier 3 on every click of every release (App Home and
+    # `/release status` give the counts).
     blocks.extend(traffic_blocks.header_blocks(view, rel, mid, rev, lang))
     evidence_line = evidence_blocks.header_line(view, lang)
     if evidence_line is not None:

@@ -547,10 +547,8 @@ class Services:
             dirty: list[int] = []
             if changed:
                 uow.releases.update(record.id, last_activity_at=now)
+                # Only the ticked message: the header shows no tick counts (bot.slack.blocks.render_header).
                 dirty = [cmd.message_id]
-                header = next((m for m in uow.messages.for_release(record.id) if m.kind == "header"), None)
-                if header is not None:
-                    dirty.append(header.id)
                 uow.messages.bump(dirty)
             uow.commit()
             return ToggleResult(tuple(changed), tuple(dirty))

@@ -70,6 +70,24 @@ def metric_of(criterion: Criterion) -> str:
     return ERROR_RATE if criterion.kind is CriterionKind.ERROR_RATE else P95
 
 
+# How often the header's gate figures are refreshed when nothing else about them changed (see update_gate_window).
+HEADER_FIGURES_EVERY = timedelta(minutes=5)
+
+
+def _header_news(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the header should show ``new`` in place of ``old`` now."""
+    if record_line(old, "en") == record_line(new, "en"):
+        return old.get("step") != new.get("step")
+    if any(old.get(key) != new.get(key) for key in ("step", "verdict", "breached")):
+        return True
+    try:
+        shown_at = datetime.fromisoformat(str(old.get("end")))
+        taken_at = datetime.fromisoformat(str(new.get("end")))
+    except ValueError:
+        return True
+    return taken_at - shown_at >= HEADER_FIGURES_EVERY
+
+
 def window_of(criterion: Criterion, spec: MetricsSpec) -> timedelta:
     query = spec.error_rate_query if metric_of(criterion) == ERROR_RATE else spec.p95_query
     return rate_window(query, spec.sample_interval)
@@ -467,10 +485,13 @@ class MetricWatch:
             self._desk.alerts.redraw(view, ("checklist",))
 
     def update_gate_window(self, view: ReleaseView, spec: MetricsSpec) -> None:
-        """Judge the gate over the canary stage so far and, when what the header shows changes, redraw it.
+        """Judge the gate over the canary stage so far and, when it is news, show it on the header.
 
-        Called after each sample, so the header follows the samples (one redraw per sample interval at most,
-        well inside chat.update's limits; the sync coalesces further)."""
+        News is a new stage, a verdict that flips, or one more sample over a line: redrawn at once. Figures that
+        merely drift are refreshed every ``HEADER_FIGURES_EVERY``: chat.update is Tier 3 for the whole
+        workspace (~50 a minute), and 200 headers redrawn every sample would be 800 a minute, so none would
+        ever show what the database holds. The lifecycle judges the window afresh when someone advances; this
+        record is what the header shows, and the header shows when it was taken."""
         step, gate = view.current_step, view.checklist.gate
         if step is None or step.kind is not StepKind.CANARY or gate is None:
             return
@@ -482,7 +503,7 @@ class MetricWatch:
         with self._uow() as uow:
             uow.leader_only()
             old = uow.watch.releases.gate_window(rid)
-            if old is not None and old.get("step") == step.key and record_line(old, "en") == record_line(record, "en"):
+            if old is not None and not _header_news(old, record):
                 return
             uow.watch.releases.update(rid, gate_window=record)
             uow.messages.bump_release(rid, ["header"])
