@@ -1,6 +1,6 @@
 """Measure how fast leadership moves: after a silent network cut, after kill -9, and after a clean stop.
 
-Not a test: run ``/work/venv/bin/python -m bench.leadership [--runs 3]`` from the repository root; Postgres must
+Not a test: run ``.venv/bin/python -m bench.leadership [--runs 3]`` from the repository root; Postgres must
 answer at ``TEST_DATABASE_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; a scratch database
 is created beside it and dropped afterwards).
 

@@ -1,7 +1,7 @@
 """One level, bot against floor, for many rounds: each round's p99 and the pooled ratio.
 
-    /work/venv/bin/python -m bench.level                       # SQLite, c=50, 8 rounds of 200 clicks
-    /work/venv/bin/python -m bench.level --engine postgres --concurrency 10 --rounds 12
+    .venv/bin/python -m bench.level                       # SQLite, c=50, 8 rounds of 200 clicks
+    .venv/bin/python -m bench.level --engine postgres --concurrency 10 --rounds 12
 
 The full bench pools three rounds a level. At c=50 a round lasts ~0.2 s, and a stall of the machine inside one
 moves the pooled p99 of either side; many rounds of one level show whether a ratio is the code or the stall.

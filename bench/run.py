@@ -1,8 +1,8 @@
 """Benchmark the real ``release-bot serve`` against the Bolt floor, over loopback, in one command.
 
-    /work/venv/bin/python bench/run.py            # full: SQLite and Postgres, ~35 min
-    /work/venv/bin/python bench/run.py --quick    # smaller counts, about a minute
-    /work/venv/bin/python bench/run.py --engines sqlite --detection 2
+    .venv/bin/python bench/run.py            # full: SQLite and Postgres, ~35 min
+    .venv/bin/python bench/run.py --quick    # smaller counts, about a minute
+    .venv/bin/python bench/run.py --engines sqlite --detection 2
 
 See bench/README.md for what is measured and how to read the table.
 """

@@ -1,7 +1,7 @@
 """Cold start and idle footprint: spawn → healthy, and the idle PSS of each of the bot's two processes.
 
-    /work/venv/bin/python -m bench.startup                     # SQLite, 5 starts
-    /work/venv/bin/python -m bench.startup --engines sqlite,postgres --runs 8
+    .venv/bin/python -m bench.startup                     # SQLite, 5 starts
+    .venv/bin/python -m bench.startup --engines sqlite,postgres --runs 8
 
 Each run spawns the real ``release-bot serve`` on an already migrated database (as a replica after its migrate Job
 starts) against the fake Slack, times spawn → first ``200`` on ``/healthz``, waits 0.5 s for start-up allocations

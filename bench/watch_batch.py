@@ -1,8 +1,8 @@
 """The metric watch's cost a sample with many releases in a canary: each release asking Prometheus for itself,
 against the releases of one service sharing each query (bot.usecases.shared_readings).
 
-    /work/venv/bin/python -m bench.watch_batch                  # 200 releases, SQLite, 5 ms a query, 3 samples
-    /work/venv/bin/python -m bench.watch_batch --releases 50 --query-ms 20
+    .venv/bin/python -m bench.watch_batch                  # 200 releases, SQLite, 5 ms a query, 3 samples
+    .venv/bin/python -m bench.watch_batch --releases 50 --query-ms 20
 
 In process, on a scratch SQLite file: the real watch, unit of work and incident desk, a leader's lease, and a
 stand-in Prometheus that answers after ``--query-ms`` (a round trip to a real one) and counts the queries. Every
