@@ -185,6 +185,12 @@ def test_two_services_release_the_same_version_in_one_channel(many: RunningBot) 
     assert "Beta checklist" in status["text"] and "Alpha" not in status["text"]
     assert "Beta checklist" in alice.command("status beta", channel=SHARED).json()["text"]
 
+    # Naming nothing while both run: asked which, never the newest taken for it.
+    bare = alice.command("status", channel=SHARED).json()
+    assert bare["response_type"] == "ephemeral"
+    assert "Several services have a release running here: `beta`, `alpha`" in bare["text"]
+    assert "e.g. `beta v1.2.3`" in bare["text"]
+
     alice.command("abort beta v1.2.3 wrong artifact", channel=SHARED)
     many.fake.wait_for(lambda: many.services.find(SHARED, "v1.2.3", "beta").release.status == "aborted")
     assert many.services.find(SHARED, "v1.2.3", "alpha").release.status == "active"

@@ -123,6 +123,11 @@ WORDS: dict[str, dict[str, str]] = {
             "주세요. 예: `{example}`"
         ),
     },
+    "active_ambiguous": {
+        "en": "Several services have a release running here: {services}. Name the one you mean, e.g. `{example}`",
+        "ko": "이 채널에서 여러 서비스의 릴리스가 진행 중입니다: {services}. 어느 릴리스인지 지정해 주세요. "
+        "예: `{example}`",
+    },
     "unlock_ambiguous": {
         "en": "This channel runs several services: {services}. Name the one to unlock, e.g. `{example}`",
         "ko": "이 채널은 여러 서비스를 릴리스합니다: {services}. 잠금을 해제할 서비스를 지정해 주세요. 예: `{example}`",

@@ -296,7 +296,8 @@ class Services:
         """The release a command names: by version (and service) in this channel, else the channel's active one.
 
         Where several services released the version here, the one active release is meant; with none or
-        several active, the command must name the service (``UsageError("version_ambiguous")``)."""
+        several active, the command must name the service (``UsageError("version_ambiguous")``). Naming nothing
+        where several services have a release running is ``UsageError("active_ambiguous")``."""
         with self._read() as uow:
             if version:
                 # Only this channel's releases: a command never reaches into another channel's release.
@@ -308,6 +309,16 @@ class Services:
                 ]
                 if not active:
                     raise NotFound("no_active_release")
+                if len({r.service for r in active}) > 1:
+                    # Several services' releases run here: the newest is not necessarily the one meant, and an
+                    # abort or a recorded rollback of the wrong one would stop a healthy release.
+                    raise UsageError(
+                        "active_ambiguous",
+                        params={
+                            "services": ", ".join(f"`{r.service}`" for r in active),
+                            "example": f"{active[0].service} {active[0].version}",
+                        },
+                    )
                 record = active[0]
             return self.view_in(uow, record.id)
 
