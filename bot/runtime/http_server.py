@@ -374,6 +374,11 @@ class HttpServer:
         self._server = server
 
     @property
+    def bodies_in_hand(self) -> int:
+        """Bytes of request bodies held now against the budget (0 before ``prepare``)."""
+        return self._server.budget.used if self._server is not None else 0
+
+    @property
     def bind_addr(self) -> tuple[str, int]:
         if self._server is None:
             raise RuntimeError("prepare() first")
