@@ -4,6 +4,7 @@ that fails on command, and a real database (SQLite and Postgres) behind the real
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from bot.ports import ChangeEvent, PageEvent, Reading
 from bot.usecases.incidents import IncidentDesk
 from bot.usecases.outbox import PagerOutbox
 from bot.usecases.releases import ReleaseView, Services
-from bot.usecases.watch import HEADER_FIGURES_EVERY, GateFigures, MetricWatch, needs_tick
+from bot.usecases.watch import HEADER_FIGURES_EVERY, DriftBudget, GateFigures, MetricWatch, needs_tick
 from tests.conftest import FAST_CHECKLIST, leading
 
 ALICE = Actor("U061F7AUR", "alice")
@@ -543,3 +544,57 @@ def test_the_header_shows_gate_news_at_once_and_drifting_figures_every_few_minut
     breached = shown()
     assert breached is not None and breached["verdict"] == "breach"
     assert world.alerts.redraws == redraws + 2
+
+
+def test_drifting_figures_wait_for_the_drift_budget_and_news_never_does(world: World) -> None:
+    """Refreshes of figures that only drifted share a budget (a third of chat.update's pace): 200 headers due a
+    refresh at once must not queue ahead of a verdict. Here the budget is one refresh every ten minutes."""
+    w = dataclasses.replace(
+        world,
+        watch=MetricWatch(
+            uow=world.uow,
+            clock=world.clock,
+            services=world.services,
+            metrics=world.metrics,
+            desk=world.desk,
+            lang="en",
+            drift_per_minute=0.1,
+        ),
+    )
+
+    def shown() -> dict[str, object]:
+        with w.uow() as uow:  # type: ignore[operator]
+            record = uow.watch.releases.gate_window(w.release_id)
+        assert record is not None
+        return record
+
+    def sample_at(error_rate: float) -> None:
+        w.metrics.error_rate.extend([Reading(error_rate)] * 2)  # the sample's query, then the window's
+        w.sample()
+
+    sample_at(0.002)
+    redraws = w.alerts.redraws
+    w.clock.advance(HEADER_FIGURES_EVERY.total_seconds())
+    sample_at(0.004)  # due a refresh, and the budget's one token is there
+    assert shown()["error_rate"] == 0.004 and w.alerts.redraws == redraws + 1
+
+    w.clock.advance(HEADER_FIGURES_EVERY.total_seconds())
+    sample_at(0.005)  # due again, but only half a token has come back in five minutes
+    assert shown()["error_rate"] == 0.004 and w.alerts.redraws == redraws + 1
+
+    sample_at(0.03)  # a new verdict spends no budget
+    assert shown()["verdict"] == "breach" and w.alerts.redraws == redraws + 2
+
+    w.clock.advance(HEADER_FIGURES_EVERY.total_seconds())
+    sample_at(0.031)  # the token is back: the drifting figures are shown again
+    assert shown()["error_rate"] == 0.031 and w.alerts.redraws == redraws + 3
+
+
+def test_the_drift_budget_refills_with_the_clock_and_holds_a_minute_s_worth() -> None:
+    clock = FakeClock()
+    budget = DriftBudget(clock, per_minute=3)
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+    clock.advance(20)
+    assert [budget.take() for _ in range(2)] == [True, False]
+    clock.advance(3600)
+    assert sum(budget.take() for _ in range(10)) == 3

@@ -72,20 +72,45 @@ def metric_of(criterion: Criterion) -> str:
 
 # How often the header's gate figures are refreshed when nothing else about them changed (see update_gate_window).
 HEADER_FIGURES_EVERY = timedelta(minutes=5)
+# chat.update is Tier 3 for the whole workspace and the bot paces it at 45 a minute (bot.slack.gateway.UpdatePacer).
+# Refreshing figures that only drifted may take a third of that; the rest stays free for news (a verdict, an
+# advance, a tick) so a backlog of refreshes never delays them. 200 headers then refresh about every 13 minutes.
+DRIFT_REDRAWS_PER_MINUTE = 15.0
 
 
-def _header_news(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the header should show ``new`` in place of ``old`` now."""
-    if record_line(old, "en") == record_line(new, "en"):
-        return old.get("step") != new.get("step")
-    if any(old.get(key) != new.get(key) for key in ("step", "verdict", "breached")):
+class DriftBudget:
+    """A token bucket on the injected clock: how many drifting-figure redraws the watch may still spend."""
+
+    def __init__(self, clock: Clock, per_minute: float = DRIFT_REDRAWS_PER_MINUTE) -> None:
+        self._clock = clock
+        self._rate = per_minute / 60.0
+        self._burst = max(per_minute, 1.0)
+        self._tokens = self._burst
+        self._at: datetime | None = None
+
+    def take(self) -> bool:
+        now = self._clock.now()
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at).total_seconds() * self._rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
         return True
+
+
+def _header_news(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Whether the header should show ``new`` in place of ``old``: "news" at once, "drift" when a refresh is due."""
+    if record_line(old, "en") == record_line(new, "en"):
+        return "news" if old.get("step") != new.get("step") else None
+    if any(old.get(key) != new.get(key) for key in ("step", "verdict", "breached")):
+        return "news"
     try:
         shown_at = datetime.fromisoformat(str(old.get("end")))
         taken_at = datetime.fromisoformat(str(new.get("end")))
     except ValueError:
-        return True
-    return taken_at - shown_at >= HEADER_FIGURES_EVERY
+        return "news"
+    return "drift" if taken_at - shown_at >= HEADER_FIGURES_EVERY else None
 
 
 def window_of(criterion: Criterion, spec: MetricsSpec) -> timedelta:
@@ -116,6 +141,7 @@ class MetricWatch:
         metrics: Metrics | None,
         desk: IncidentDesk,
         lang: str,
+        drift_per_minute: float = DRIFT_REDRAWS_PER_MINUTE,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -127,6 +153,7 @@ class MetricWatch:
         # (the traffic provider aborts the canary for criteria with ``on_breach: abort``).
         self.on_fired: list[Callable[[int, Criterion, dict[str, Any]], None]] = []
         self._window = GateWindow(uow=uow, clock=clock, metrics=metrics)
+        self._drift = DriftBudget(clock, drift_per_minute)
         self._closed: set[int] = set()  # releases whose post-deploy watch is over and reported
         # The newest scrape each release's last sample saw. In memory: after a restart the first sample is
         # spaced by ``last_sample_at`` alone, then alignment resumes.
@@ -488,10 +515,11 @@ class MetricWatch:
         """Judge the gate over the canary stage so far and, when it is news, show it on the header.
 
         News is a new stage, a verdict that flips, or one more sample over a line: redrawn at once. Figures that
-        merely drift are refreshed every ``HEADER_FIGURES_EVERY``: chat.update is Tier 3 for the whole
-        workspace (~50 a minute), and 200 headers redrawn every sample would be 800 a minute, so none would
-        ever show what the database holds. The lifecycle judges the window afresh when someone advances; this
-        record is what the header shows, and the header shows when it was taken."""
+        merely drift are refreshed every ``HEADER_FIGURES_EVERY`` at most, and only while ``DriftBudget`` has
+        a token: chat.update is Tier 3 for the whole workspace (~50 a minute), and 200 headers redrawn every
+        sample would be 800 a minute, so none would ever show what the database holds; 200 refreshes due at
+        once would still queue ahead of real news for four minutes. The lifecycle judges the window afresh when
+        someone advances; this record is what the header shows, and the header shows when it was taken."""
         step, gate = view.current_step, view.checklist.gate
         if step is None or step.kind is not StepKind.CANARY or gate is None:
             return
@@ -503,7 +531,8 @@ class MetricWatch:
         with self._uow() as uow:
             uow.leader_only()
             old = uow.watch.releases.gate_window(rid)
-            if old is not None and not _header_news(old, record):
+            kind = "news" if old is None else _header_news(old, record)
+            if kind is None or (kind == "drift" and not self._drift.take()):
                 return
             uow.watch.releases.update(rid, gate_window=record)
             uow.messages.bump_release(rid, ["header"])
