@@ -87,8 +87,13 @@ def _detection_seconds(detection: dict[str, Any]) -> float | None:
     return None
 
 
-def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every target of issue 7, per engine, as ``{target, engine, value, limit, met}``."""
+def targets(
+    bots: dict[str, Any],
+    floor: dict[str, Any],
+    detection: dict[str, Any],
+    org: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every target of issues 7 and 20, per engine, as ``{target, engine, value, limit, met}``."""
     rows: list[dict[str, Any]] = []
 
     def add(name: str, engine: str, value: float | None, limit: float) -> None:
@@ -142,6 +147,10 @@ def targets(bots: dict[str, Any], floor: dict[str, Any], detection: dict[str, An
     median = detection.get("median_s")
     if isinstance(median, (int, float)):
         add("detection, median (s)", "-", float(median), DETECTION_MEDIAN_MAX_S)
+    if org is not None:
+        where = f"postgres, 2 replicas, {org['releases']} releases"
+        for name, value, limit in org["targets"]:
+            add(name, where, value, limit)
     return rows
 
 
@@ -152,8 +161,10 @@ def assemble(
     floor: dict[str, Any],
     detection: dict[str, Any],
     took_s: float,
+    *,
+    org: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    rows = targets(bots, floor, detection)
+    rows = targets(bots, floor, detection, org)
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "mode": mode,
@@ -162,6 +173,7 @@ def assemble(
         "bot": bots,
         "floor": floor,
         "detection": detection,
+        "org": org,
         "targets": rows,
         "all_targets_met": all(r["met"] for r in rows),
         "took_s": round(took_s, 1),
@@ -250,6 +262,8 @@ def render(results: dict[str, Any]) -> str:
         "Detection (bench/detection.py): " + (f"{seconds:.1f} s" if seconds is not None else det["status"]),
         "",
     ]
+    org = results.get("org")
+    lines += [org["table"], ""] if org else ["The org (bench/org.py): not run (give --org)", ""]
     lines += ["| target | engine | value | limit | met |", "|---|---|---|---|---|"]
     for r in results["targets"]:
         lines.append(
@@ -263,6 +277,40 @@ def render(results: dict[str, Any]) -> str:
 def write_json(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def side_by_side(runs_dir: Path, last: int = 3) -> str:
+    """The targets of the last full runs kept in ``runs_dir`` (one JSON each), one column a run, newest last."""
+    runs = []
+    for path in sorted(runs_dir.glob("*.json"))[-last:]:
+        try:
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    if len(runs) < 2:
+        return ""
+    keys: list[tuple[str, str]] = []
+    values: dict[tuple[str, str], list[str]] = {}
+    for n, run in enumerate(runs):
+        for r in run["targets"]:
+            key = (r["target"], r["engine"])
+            if key not in values:
+                keys.append(key)
+                values[key] = ["–"] * len(runs)
+            values[key][n] = f"{r['value']}" if r["met"] else f"**{r['value']}**"
+    head = "| target | engine | limit | " + " | ".join(f"{r['date'][:16]}" for r in runs) + " |"
+    limits = {(r["target"], r["engine"]): r["limit"] for run in runs for r in run["targets"]}
+    lines = [
+        f"The last {len(runs)} full runs side by side (bench/results/runs/; a missed target in bold):",
+        "",
+        head,
+        "|---" * (head.count("|") - 1) + "|",
+    ]
+    for key in keys:
+        lines.append(f"| {key[0]} | {key[1]} | ≤ {limits[key]} | " + " | ".join(values[key]) + " |")
+    missed = [sum(not r["met"] for r in run["targets"]) for run in runs]
+    lines += ["", "Targets missed, run by run: " + ", ".join(str(m) for m in missed) + "."]
+    return "\n".join(lines)
 
 
 ANALYSIS_MARK = "<!-- analysis: kept across runs -->"

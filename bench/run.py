@@ -1,8 +1,12 @@
 """Benchmark the real ``release-bot serve`` against the Bolt floor, over loopback, in one command.
 
-    .venv/bin/python bench/run.py            # full: SQLite and Postgres, ~35 min
-    .venv/bin/python bench/run.py --quick    # smaller counts, about a minute
+    .venv/bin/python bench/run.py            # full: SQLite and Postgres, then the org (bench/org.py), ~50 min
+    .venv/bin/python bench/run.py --quick    # smaller counts, about a minute (add --org for the org's quick run)
     .venv/bin/python bench/run.py --engines sqlite --detection 2
+
+The three parts of issue 20 in one run: the bot against the fastest Bolt floor (part 1), the org on one Postgres
+with two replicas (part 2, bench/org.py; its soak, bench/soak.py, runs on its own for hours) and the cold starts
+(part 3, bench/startup.py, first on each engine).
 
 See bench/README.md for what is measured and how to read the table.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -335,6 +340,22 @@ def run_detection(runs: int) -> dict[str, Any]:
     return report.parse_detection(done.returncode, done.stdout, done.stderr)
 
 
+def run_org(quick: bool) -> dict[str, Any]:
+    """bench/org.py in this process, after the engines (it starts its own fake Slack, Postgres and replicas)."""
+    from bench import org
+
+    say("the org (bench/org.py" + (" --quick" if quick else "") + ")")
+    options = org.options(["--quick"] if quick else [])
+    figures = org.run(options)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        org.report(figures)
+    figures["table"] = printed.getvalue().strip()
+    figures["targets"] = org.targets(figures)
+    figures["options"] = dict(vars(options))
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -365,6 +386,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="what-if: extra environment for the bot, e.g. LISTENER_THREADS=64 (repeatable)",
     )
+    parser.add_argument(
+        "--org",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run bench/org.py (200 releases, two replicas, a 5-minute storm; ~12 min; its --quick with "
+        "--quick). Default: on in full mode, off with --quick",
+    )
     args = parser.parse_args(argv)
     extra = dict(kv.split("=", 1) for kv in args.bot_env)
     plan = QUICK if args.quick else FULL
@@ -386,15 +414,22 @@ def main(argv: list[str] | None = None) -> int:
     detection = (
         run_detection(args.detection) if args.detection else {"status": "not run (give --detection RUNS)"}
     )
+    with_org = (not args.quick) if args.org is None else args.org
+    org_figures = run_org(args.quick) if with_org else None
     mode = "quick" if args.quick else "full"
     mode += "".join(f", {k}={v}" for k, v in extra.items())
-    results = report.assemble(plan.__dict__, mode, bots, floor, detection, time.perf_counter() - began)
+    results = report.assemble(
+        plan.__dict__, mode, bots, floor, detection, time.perf_counter() - began, org=org_figures
+    )
     table = report.render(results)
     print(table)
     report.write_json(results, RESULTS_DIR / "latest.json")
+    if not args.quick:  # the runs RESULTS.md sets side by side
+        report.write_json(results, RESULTS_DIR / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}.json")
     write_md = (not args.quick) if args.write_results_md is None else args.write_results_md
     if write_md:
-        report.write_markdown(results, table, ROOT / "bench" / "RESULTS.md")
+        side = report.side_by_side(RESULTS_DIR / "runs")
+        report.write_markdown(results, table + ("\n\n" + side if side else ""), ROOT / "bench" / "RESULTS.md")
     say(f"wrote {RESULTS_DIR / 'latest.json'}" + (" and bench/RESULTS.md" if write_md else ""))
     return 0 if results["all_targets_met"] else 1
 
