@@ -96,16 +96,20 @@ def targets(
     """Every target of issues 7 and 20, per engine, as ``{target, engine, value, limit, met}``."""
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, engine: str, value: float | None, limit: float) -> None:
+    def add(name: str, engine: str, value: float | None, limit: float, *, shown_only: bool = False) -> None:
         met = value is not None and value <= limit
-        rows.append({"target": name, "engine": engine, "value": value, "limit": limit, "met": met})
+        row = {"target": name, "engine": engine, "value": value, "limit": limit, "met": met}
+        if shown_only:
+            row["shown_only"] = True
+        rows.append(row)
 
     for engine, res in bots.items():
         for kind in ("start", "click"):
             for c in LEVELS:
                 for q in ("p50", "p99") if c in P50_LEVELS else ("p99",):
                     ratio = res[kind][c][f"{q}_ms"] / floor[engine][kind][c][f"{q}_ms"]
-                    add(f"{kind} {q} / floor {q}, c={c}", engine, round(ratio, 2), RATIO_MAX)
+                    # Issue 20 asks for c=10 and c=50; c=1 is printed against the same limit, and not counted.
+                    add(f"{kind} {q} / floor {q}, c={c}", engine, round(ratio, 2), RATIO_MAX, shown_only=c == "1")
         add("click p99 at c=10 (ms)", engine, res["click"]["10"]["p99_ms"], CLICK_P99_C10_MS)
         worst = max(res[k][c]["max_ms"] for k in ("start", "click") for c in LEVELS)
         add("slowest ack (ms)", engine, worst, ACK_MAX_MS)
@@ -175,7 +179,7 @@ def assemble(
         "detection": detection,
         "org": org,
         "targets": rows,
-        "all_targets_met": all(r["met"] for r in rows),
+        "all_targets_met": all(r["met"] for r in rows if not r.get("shown_only")),
         "took_s": round(took_s, 1),
     }
 
@@ -266,10 +270,11 @@ def render(results: dict[str, Any]) -> str:
     lines += [org["table"], ""] if org else ["The org (bench/org.py): not run (give --org)", ""]
     lines += ["| target | engine | value | limit | met |", "|---|---|---|---|---|"]
     for r in results["targets"]:
-        lines.append(
-            f"| {r['target']} | {r['engine']} | {r['value']} | ≤ {r['limit']} | {'yes' if r['met'] else '**MISSED**'} |"
-        )
-    missed = sum(not r["met"] for r in results["targets"])
+        met = "yes" if r["met"] else "**MISSED**"
+        if r.get("shown_only"):
+            met = ("within" if r["met"] else "over") + " (c=1: shown, not a target of issue 20)"
+        lines.append(f"| {r['target']} | {r['engine']} | {r['value']} | ≤ {r['limit']} | {met} |")
+    missed = sum(not r["met"] for r in results["targets"] if not r.get("shown_only"))
     lines += ["", "All targets met." if not missed else f"{missed} target(s) missed."]
     return "\n".join(lines)
 
@@ -297,7 +302,7 @@ def side_by_side(runs_dir: Path, last: int = 3) -> str:
             if key not in values:
                 keys.append(key)
                 values[key] = ["–"] * len(runs)
-            values[key][n] = f"{r['value']}" if r["met"] else f"**{r['value']}**"
+            values[key][n] = f"{r['value']}" if r["met"] or r.get("shown_only") else f"**{r['value']}**"
     head = "| target | engine | limit | " + " | ".join(f"{r['date'][:16]}" for r in runs) + " |"
     limits = {(r["target"], r["engine"]): r["limit"] for run in runs for r in run["targets"]}
     lines = [
@@ -308,7 +313,7 @@ def side_by_side(runs_dir: Path, last: int = 3) -> str:
     ]
     for key in keys:
         lines.append(f"| {key[0]} | {key[1]} | ≤ {limits[key]} | " + " | ".join(values[key]) + " |")
-    missed = [sum(not r["met"] for r in run["targets"]) for run in runs]
+    missed = [sum(not r["met"] for r in run["targets"] if not r.get("shown_only")) for run in runs]
     lines += ["", "Targets missed, run by run: " + ", ".join(str(m) for m in missed) + "."]
     return "\n".join(lines)
 
