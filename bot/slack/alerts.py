@@ -11,7 +11,8 @@ from bot.domain.incident import PING_CLAIM, IncidentRecord, IncidentStatus
 from bot.domain.records import BOT
 from bot.i18n import t
 from bot.i18n.units import human_duration
-from bot.slack.blocks import Block, escape, slack_date, step_label
+from bot.slack.blocks import Block, escape, step_label
+from bot.slack.dates import slack_date
 from bot.slack.ids import ActionId
 from bot.slack.notices import button, section
 from bot.slack.publisher import Publisher

@@ -16,6 +16,7 @@ from bot.domain.records import MessageRecord
 from bot.domain.release import FINISHED_STEP, ReleaseStatus, Step, StepKind, progress
 from bot.i18n import t
 from bot.slack import evidence_blocks, traffic_blocks
+from bot.slack.dates import slack_date
 from bot.slack.ids import ActionId, block_id, declare_action_id
 from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView
@@ -47,12 +48,6 @@ def escape_params(params: Mapping[str, object]) -> dict[str, object]:
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
-    """A date every reader sees in their own time zone, with a UTC fallback."""
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
 
 
 def _mrkdwn(text: str, *, verbatim: bool = False) -> Block:

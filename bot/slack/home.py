@@ -25,7 +25,8 @@ from bot.domain.release import progress
 from bot.i18n import t
 from bot.ports import Clock
 from bot.slack.authz import ChannelMembers
-from bot.slack.blocks import Block, _progress_bar, clip, escape, slack_date, step_label
+from bot.slack.blocks import Block, _progress_bar, clip, escape, step_label
+from bot.slack.dates import slack_date
 from bot.slack.gateway import SlackGateway, permalink
 from bot.slack.ids import ActionId
 from bot.usecases.lifecycle import Transition

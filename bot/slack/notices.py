@@ -10,7 +10,8 @@ from bot.domain.release import FINISHED_STEP, StepKind, next_step_key
 from bot.i18n import t
 from bot.i18n.units import human_duration, whole_minutes
 from bot.ports import HealthResult
-from bot.slack.blocks import Block, advance_label, clip, escape, slack_date, step_label
+from bot.slack.blocks import Block, advance_label, clip, escape, step_label
+from bot.slack.dates import slack_date
 from bot.slack.ids import ActionId, CallbackId
 from bot.usecases.gate_window import record_line
 from bot.usecases.releases import ReleaseView

@@ -14,7 +14,8 @@ from bot.domain.release import ReleaseStatus
 from bot.errors import ChatError
 from bot.i18n import t
 from bot.ports import Clock
-from bot.slack.blocks import Block, clip, escape, slack_date
+from bot.slack.blocks import Block, clip, escape
+from bot.slack.dates import slack_date
 from bot.slack.notices import section
 from bot.slack.parsing import Command
 from bot.slack.publisher import Publisher

@@ -28,6 +28,7 @@ from bot.slack import blocks, notices, parsing
 from bot.slack import rollback_blocks as rb
 from bot.slack.app import user_text
 from bot.slack.blocks import clip, escape
+from bot.slack.dates import slack_date
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.lifecycle_listeners import accept_reason
 from bot.slack.listeners import Guard, SlackContext
@@ -380,7 +381,7 @@ def record_by_hand(ctx: RollbackContext, release_id: int, actor: Actor, reason: 
     view, _lock = ctx.rollbacks.record_by_hand(release_id, actor=actor, reason=reason, action_ts=action_ts)
     publisher = ctx.slack.publisher
     publisher.sync.mark_dirty(m.id for m in view.messages)
-    when = blocks.slack_date(view.release.ended_at or view.release.last_activity_at)
+    when = slack_date(view.release.ended_at or view.release.last_activity_at)
     lead = t(lang, "rb_by_hand_recorded", who=actor.mention, when=when, reason=escape(reason))
     text, rendered = notices.rollback_procedure(view, lang, lead)
     publisher.thread_reply(release_id, text, rendered)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from bot.domain.traffic import view_from_dict
 from bot.i18n import t
+from bot.slack.dates import slack_date
 from bot.slack.ids import ActionId, block_id
 from bot.usecases.releases import ReleaseView
 
@@ -16,11 +16,6 @@ Block = dict[str, Any]
 def escape(text: str) -> str:
     # The same three characters as bot.slack.blocks.escape, which imports this module.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_date(at: datetime, fmt: str) -> str:
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
 
 
 def cluster_line(view: ReleaseView, lang: str) -> str | None:
