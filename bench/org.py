@@ -214,6 +214,67 @@ def ticked_in(message: dict[str, Any], key: str) -> bool:
     return False
 
 
+def by_release(
+    posted: dict[str, list[dict[str, Any]]], ts_rid: dict[str, int]
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, dict[str, Any]]]:
+    """The fake's top-level messages grouped by release (``ts_rid``: message ts -> release id), and each header."""
+    by_rid: dict[int, list[dict[str, Any]]] = {}
+    headers: dict[int, dict[str, Any]] = {}
+    for msgs in posted.values():
+        for m in msgs:
+            rid = ts_rid.get(str(m["ts"]))
+            if rid is None or m.get("thread_ts"):
+                continue
+            by_rid.setdefault(rid, []).append(m)
+            if any(
+                e.get("action_id") == "release-advance"
+                for b in m.get("blocks", [])
+                if b.get("type") == "actions"
+                for e in b.get("elements", [])
+            ):
+                headers[rid] = m
+    return by_rid, headers
+
+
+def into_canary(
+    db: Db,
+    urls: Sequence[str],
+    user: Any,
+    by_rid: dict[int, list[dict[str, Any]]],
+    headers: dict[int, dict[str, Any]],
+    channel_of: dict[int, str],
+    item_keys: dict[str, list[str]],
+    *,
+    expect: int,
+    concurrency: int,
+) -> None:
+    """Tick what each advance needs and advance, by signed clicks, until ``expect`` active releases are in canary-10."""
+    for (phase_from, phase_to), tick in itertools.zip_longest(ADVANCES, PHASES_TO_TICK):
+        if tick is not None:
+            clicks = [
+                cast(str, user.click_item(channel_of[rid], next(m for m in msgs if key in checkboxes(m)), key, tick=True))
+                for rid, msgs in by_rid.items()
+                for key in item_keys[tick]
+            ]
+            send_all(urls, clicks, concurrency)
+        advances = [
+            cast(
+                str,
+                user.click_button(
+                    channel_of[rid], headers[rid], "release-advance", value=f"{rid}:{phase_from}:{phase_to}"
+                ),
+            )
+            for rid in by_rid
+        ]
+        send_all(urls, advances, concurrency)
+        db.wait(
+            f"SELECT count(*) FROM releases WHERE status = 'active' AND step = '{phase_to}'",
+            expect,
+            300,
+            f"every release in {phase_to}",
+        )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"releases": args.releases, "channels": args.channels, "storm_s": args.storm_s}
     log_dir = RESULTS_DIR / "logs"
@@ -269,48 +330,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rids: dict[tuple[str, str], int] = {}
         for channel, version, rid in db.all("SELECT channel_id, version, id FROM releases"):
             rids[(channel, version)] = int(rid)
-        by_rid: dict[int, list[dict[str, Any]]] = {}
-        headers: dict[int, dict[str, Any]] = {}
         ts_rid = {str(ts): int(r) for r, ts in db.all("SELECT release_id, ts FROM messages WHERE ts IS NOT NULL")}
-        for msgs in posted.values():
-            for m in msgs:
-                rid = ts_rid.get(str(m["ts"]))
-                if rid is None or m.get("thread_ts"):
-                    continue
-                by_rid.setdefault(rid, []).append(m)
-                if any(
-                    e.get("action_id") == "release-advance"
-                    for b in m.get("blocks", [])
-                    if b.get("type") == "actions"
-                    for e in b.get("elements", [])
-                ):
-                    headers[rid] = m
+        by_rid, headers = by_release(posted, ts_rid)
         channel_of = {rid: ch for (ch, _v), rid in rids.items()}
         began = time.monotonic()
-        for (phase_from, phase_to), tick in itertools.zip_longest(ADVANCES, PHASES_TO_TICK):
-            if tick is not None:
-                clicks = []
-                for rid, msgs in by_rid.items():
-                    for key in item_keys[tick]:
-                        message = next(m for m in msgs if key in checkboxes(m))
-                        clicks.append(cast(str, user.click_item(channel_of[rid], message, key, tick=True)))
-                send_all(urls, clicks, 10)
-            advances = [
-                cast(
-                    str,
-                    user.click_button(
-                        channel_of[rid], headers[rid], "release-advance", value=f"{rid}:{phase_from}:{phase_to}"
-                    ),
-                )
-                for rid in by_rid
-            ]
-            send_all(urls, advances, 10)
-            db.wait(
-                f"SELECT count(*) FROM releases WHERE step = '{phase_to}'",
-                args.releases,
-                300,
-                f"every release in {phase_to}",
-            )
+        into_canary(db, urls, user, by_rid, headers, channel_of, item_keys, expect=args.releases, concurrency=10)
         figures["into_canary_s"] = round(time.monotonic() - began, 1)
         say(f"all {args.releases} releases in canary-10 after {figures['into_canary_s']} s; letting the watch run")
         time.sleep(20.0)  # the first samples (baselines) are taken

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -28,14 +28,13 @@ if str(ROOT) not in sys.path:
 
 from bench.driver import builder  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.org import Db, checkboxes, say, send_all, tree_pss, write_checklist  # noqa: E402
+from bench.org import PHASES_TO_TICK, Db, by_release, into_canary, say, send_all, tree_pss, write_checklist  # noqa: E402
 from bench.procs import ScratchPostgres, bot_argv, spawn  # noqa: E402
 from bench.run import RESULTS_DIR, bot_env, migrate  # noqa: E402
 from bot.checklist.loading import load_checklist  # noqa: E402
 from bot.playground.prometheus import PrometheusStandIn  # noqa: E402
 
 PER_RELEASE = 5  # header + the fast checklist's four flow phases
-ADVANCES = (("pre_deploy", "staging"), ("staging", "production"), ("production", "canary-10"))
 
 
 def cycle(
@@ -63,39 +62,9 @@ def cycle(
             "WHERE r.status = 'active' AND m.ts IS NOT NULL"
         )
     }
-    posted = fake.messages(channels)
-    mine: dict[int, list[dict[str, Any]]] = {}
-    for msgs in posted.values():
-        for m in msgs:
-            rid = ts_rid.get(str(m["ts"]))
-            if rid is not None and not m.get("thread_ts"):
-                mine.setdefault(rid, []).append(m)
+    by_rid, headers = by_release(fake.messages(channels), ts_rid)
     channel_of = {int(r): str(c) for r, c in rows}
-    for phase_from, phase_to in ADVANCES:
-        clicks = [
-            cast(str, user.click_item(channel_of[rid], next(m for m in msgs if key in checkboxes(m)), key, tick=True))
-            for rid, msgs in mine.items()
-            for key in ticks.get(phase_from, ())
-        ]
-        if clicks:
-            send_all(urls, clicks, 5)
-        header = {rid: msgs[0] for rid, msgs in mine.items()}
-        advances = [
-            cast(
-                str,
-                user.click_button(
-                    channel_of[rid], header[rid], "release-advance", value=f"{rid}:{phase_from}:{phase_to}"
-                ),
-            )
-            for rid in mine
-        ]
-        send_all(urls, advances, 5)
-        db.wait(
-            f"SELECT count(*) FROM releases WHERE status = 'active' AND step = '{phase_to}'",
-            per_cycle,
-            120,
-            f"the cycle's releases in {phase_to}",
-        )
+    into_canary(db, urls, user, by_rid, headers, channel_of, ticks, expect=per_cycle, concurrency=5)
     db.wait(
         "SELECT count(*) FROM timers t JOIN releases r ON r.id = t.release_id "
         "WHERE r.status = 'active' AND t.status = 'pending'",
@@ -125,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
         checklist, error_q, p95_q = write_checklist(folder, args.wait)
         loaded = load_checklist(checklist)
-        ticks = {p: [i.key for i in loaded.phase(p).items] for p in ("pre_deploy", "staging")}
+        ticks = {p: [i.key for i in loaded.phase(p).items] for p in PHASES_TO_TICK}
         prometheus = PrometheusStandIn(error_rate_query=error_q, p95_query=p95_q).start()
         stack.callback(prometheus.stop)
         scratch = stack.enter_context(ScratchPostgres())
