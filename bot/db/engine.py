@@ -7,14 +7,31 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# A transaction left open (a thread stuck between two statements) holds its row locks: a click or a timer claim
+# on the same rows would wait behind it for ever. Postgres ends such a session after this long; nothing of ours
+# keeps a transaction open across a wait anywhere near it (Slack calls happen between transactions).
+IDLE_IN_TRANSACTION_S = 60.0
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def make_engine(url: str, *, idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs for concurrent writers."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False}, **kwargs)
         _sqlite_immediate_transactions(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    _postgres_session_limits(engine, idle_in_transaction_s)
+    return engine
+
+
+def _postgres_session_limits(engine: Engine, idle_in_transaction_s: float) -> None:
+    # A SET on connect rather than the startup packet's ``options``: PgBouncer refuses ``options`` unless told to
+    # ignore it, and a pooler in front of Postgres is common (deploy/kubernetes/POSTGRES.md).
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {int(idle_in_transaction_s * 1000)}")
+        dbapi_connection.commit()
 
 
 def _sqlite_immediate_transactions(engine: Engine) -> None:
