@@ -25,6 +25,7 @@ from bot.errors import ChecklistError, ConfigError, UsageError
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import FAST_CHECKLIST, RunningBot, make_settings, start_bot
 from tests.fakes.slack_api import FakeSlack, render_text
+from tests.test_dashboard import open_home
 from tests.test_release_start import release_messages
 
 ALPHA_ONLY = "C0ALPHA001"  # alpha's own channel
@@ -599,3 +600,17 @@ def test_the_start_up_line_names_each_checklist_its_file_and_channels(tmp_path: 
         replace(settings, checklist_path=str(FAST_CHECKLIST)), load_checklist_set(FAST_CHECKLIST), None
     )
     assert f"checklist {FAST_CHECKLIST} (fast, sha256 " in alone  # one file: the line it always was
+
+
+def test_app_home_names_each_releases_service(many: RunningBot) -> None:
+    """Two services' v1.2.3 side by side in one channel: Home must say which row is which."""
+    alice = many.user()
+    many.fake.set_members(SHARED, [alice.user_id])
+    alice.command("start alpha v1.2.3", channel=SHARED)
+    alice.command("start beta v1.2.3", channel=SHARED)
+    many.fake.wait_for(lambda: len(many.services.recent(SHARED)) == 2)
+    assert open_home(alice) == 200
+    home = many.fake.wait_for(lambda: many.fake.home_views.get(alice.user_id))
+    text = render_text(home["blocks"])
+    assert "`alpha` v1.2.3" in text and "`beta` v1.2.3" in text
+

@@ -67,6 +67,12 @@ def _thread_button(view: ReleaseView, domain: str | None, lang: str) -> Block | 
     }
 
 
+def _release_named(view: ReleaseView) -> str:
+    """The version, and where one deployment runs several checklists, the service it belongs to."""
+    version = escape(view.release.version)
+    return f"`{escape(view.release.service)}` {version}" if view.named else version
+
+
 def _active_blocks(
     view: ReleaseView, incidents: Sequence[IncidentRecord], data: HomeData, lang: str
 ) -> list[Block]:
@@ -74,7 +80,7 @@ def _active_blocks(
     line = t(
         lang,
         "home_release_line",
-        version=escape(record.version),
+        version=_release_named(view),
         channel=record.channel_id,
         step=step_label(view.checklist, view.current_step, lang),
         who=record.started_by.mention,
@@ -122,7 +128,7 @@ def _recent_block(view: ReleaseView, data: HomeData, lang: str) -> Block:
     line = t(
         lang,
         "home_recent_line",
-        version=escape(record.version),
+        version=_release_named(view),
         status=t(lang, f"status_{record.status}"),
         duration=took,
         when=slack_date(record.started_at, "{date_short_pretty} {time}"),
