@@ -232,3 +232,31 @@ def test_report_of_an_unknown_version_is_answered_privately(homely: RunningBot) 
     assert answer.status_code == 200
     assert "v9.9.9" in answer.json()["text"]
     assert not homely.fake.files
+
+
+def test_home_publishes_keep_the_workspace_pace_with_many_viewers(db_url: str, fake_slack: FakeSlack) -> None:
+    """views.publish is Tier 4 for the whole workspace. Forty people with the tab open and a release that moves:
+    every tab is redrawn, none refused. The fake holds views.publish to 600 a minute with a burst of 3 (Slack's
+    floor scaled so the test takes seconds) and the bot paces itself at 480."""
+    fake_slack.enforce_tiers({"views.publish": (600, 3)})
+    settings = make_settings(db_url, fake_slack)
+    rb = start_bot(
+        settings, fake_slack, sync_interval_s=0.2, pacer=ChannelPacer(0.0), home_interval_s=0.3, home_per_minute=480
+    )
+    try:
+        people = [rb.user(f"U0VIEW{n:04d}", f"viewer{n}") for n in range(40)]
+        fake_slack.set_members(CHANNEL, [p.user_id for p in people])
+        start(rb, people[0])
+        for person in people:
+            assert open_home(person) == 200
+        rb.fake.wait_for(lambda: len(rb.fake.home_views) == 40, timeout=30)
+        tick_phase(rb, people[0], "pre_deploy")
+        advance(rb, people[0], "staging")  # every viewer's tab is redrawn
+        rb.fake.wait_for(
+            lambda: all("*Now:* 2. Staging" in render_text(v["blocks"]) for v in rb.fake.home_views.values()),
+            timeout=30,
+        )
+        assert fake_slack.rate_limited().get("views.publish", 0) == 0
+    finally:
+        rb.stop()
+

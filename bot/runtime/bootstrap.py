@@ -53,6 +53,7 @@ from bot.slack.authz import Managers
 from bot.slack.evidence_listeners import EvidenceContext, register_evidence
 from bot.slack.gateway import ChannelPacer, SlackGateway, UpdatePacer
 from bot.slack.github_hooks import GitHubHooks, handle_soon
+from bot.slack.home import HOME_PUBLISHES_PER_MINUTE
 from bot.slack.identity import Identity
 from bot.slack.lifecycle_listeners import LifecycleContext, register_lifecycle
 from bot.slack.listeners import Guard, SlackContext
@@ -286,6 +287,7 @@ def build(
     outbox_interval_s: float = 2.0,
     outbox_backoff_s: tuple[float, float] = (2.0, 60.0),
     home_interval_s: float = 10.0,
+    home_per_minute: float | None = HOME_PUBLISHES_PER_MINUTE,
     leader: SqliteLeader | PostgresLeader | None = None,
     heartbeat: Heartbeat | None = None,
     hand_off: WorkChannel | None = None,
@@ -457,6 +459,7 @@ def build(
         clock=clock,
         slack=ctx,
         home_interval_s=home_interval_s,
+        home_per_minute=home_per_minute,
     )
     register_dashboard = install_dashboard(
         dashboard, lifecycle=lifecycle, poster=poster, desk=watch.desk, slack=ctx

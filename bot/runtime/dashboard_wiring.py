@@ -13,7 +13,7 @@ from bot.ports import Clock
 from bot.runtime.clockwork import TimerPoster
 from bot.slack.authz import ChannelMembers
 from bot.slack.chart_posts import ChartingAlerts, ChartPoster
-from bot.slack.home import HomePublisher, HomeReader
+from bot.slack.home import HOME_PUBLISHES_PER_MINUTE, HomePublisher, HomeReader
 from bot.slack.ids import ActionId
 from bot.slack.listeners import Guard, SlackContext
 from bot.slack.report_posts import ReportPoster
@@ -30,7 +30,13 @@ class Dashboard:
 
 
 def make_dashboard(
-    *, uow: UowFactory, services: Services, clock: Clock, slack: SlackContext, home_interval_s: float = 10.0
+    *,
+    uow: UowFactory,
+    services: Services,
+    clock: Clock,
+    slack: SlackContext,
+    home_interval_s: float = 10.0,
+    home_per_minute: float | None = HOME_PUBLISHES_PER_MINUTE,
 ) -> Dashboard:
     """Build the parts; nothing runs until a listener or a hook calls them."""
     publisher = slack.publisher
@@ -42,6 +48,7 @@ def make_dashboard(
             submit=publisher.submit,
             lang=slack.lang,
             min_interval_s=home_interval_s,
+            per_minute=home_per_minute,
         ),
         reports=ReportPoster(uow=uow, services=services, publisher=publisher, clock=clock, lang=slack.lang),
         charts=ChartPoster(

@@ -9,6 +9,7 @@ the background pool.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import threading
@@ -215,8 +216,15 @@ class HomeReader:
         return HomeData(active=active, recent=recent, now=self._clock.now())
 
 
+# views.publish is Tier 4, "100+" a minute per app and workspace (reference/slack.md §6). Each replica publishes
+# for the people whose clicks it serves, so each keeps under half of it.
+HOME_PUBLISHES_PER_MINUTE = 45.0
+
+
 class HomePublisher:
-    """Publishes the Home tab for people who opened it lately; throttled per user, coalesced, off-thread."""
+    """Publishes the Home tab for people who opened it lately: at most once per ``min_interval_s`` per user, at
+    most ``per_minute`` a minute for the whole workspace, coalesced (a publish already waiting for someone includes
+    whatever changed meanwhile), off-thread. One scheduler thread holds the waiting publishes, started on first need."""
 
     def __init__(
         self,
@@ -227,6 +235,7 @@ class HomePublisher:
         submit: Callable[..., Future[Any]],
         lang: str,
         min_interval_s: float = 10.0,
+        per_minute: float | None = HOME_PUBLISHES_PER_MINUTE,
         max_viewers: int = 500,
         viewer_ttl_s: float = 3600.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -237,13 +246,18 @@ class HomePublisher:
         self._submit = submit
         self._lang = lang
         self._interval = min_interval_s
+        self._gap = 60.0 / per_minute if per_minute else 0.0
         self._max_viewers = max_viewers
         self._ttl = viewer_ttl_s
         self._monotonic = monotonic
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._viewers: OrderedDict[str, float] = OrderedDict()  # user → when they last opened the tab
-        self._next_at: dict[str, float] = {}  # user → earliest next publish
-        self._pending: dict[str, threading.Timer | None] = {}  # user → a publish already queued
+        self._next_at: dict[str, float] = {}  # user → earliest next publish for them
+        self._slot_at = 0.0  # earliest next publish for anyone (the workspace's pace)
+        self._pending: set[str] = set()  # users with a publish reserved and not yet rendered
+        self._waiting: list[tuple[float, str]] = []  # heap of (when, user) the scheduler hands to the pool
+        self._scheduler: threading.Thread | None = None
+        self._stopped = False
         self.published = 0
 
     def opened(self, user_id: str) -> None:
@@ -268,33 +282,56 @@ class HomePublisher:
         for user in self.viewers():
             self.request(user)
 
-    def request(self, user_id: str) -> None:
-        """Ask for a publish; one already queued for this user will include whatever changed."""
+    def request(self, user_id: str) -> float | None:
+        """Ask for a publish and reserve its turn; the seconds until it goes, or None when one already waits for
+        this user (it will include whatever changed)."""
         with self._lock:
-            if user_id in self._pending:
-                return
-            delay = max(0.0, self._next_at.get(user_id, 0.0) - self._monotonic())
-            if delay <= 0:
-                self._pending[user_id] = None
-            else:
-                timer = threading.Timer(delay, self._queue, args=(user_id,))
-                timer.daemon = True
-                self._pending[user_id] = timer
-                timer.start()
-                return
-        self._queue(user_id)
+            if user_id in self._pending or self._stopped:
+                return None
+            now = self._monotonic()
+            at = max(now, self._next_at.get(user_id, 0.0), self._slot_at)
+            self._slot_at = at + self._gap
+            self._pending.add(user_id)
+            delay = max(0.0, at - now)
+            if delay > 0:
+                heapq.heappush(self._waiting, (at, user_id))
+                if self._scheduler is None:
+                    self._scheduler = threading.Thread(target=self._schedule, name="home-publish", daemon=True)
+                    self._scheduler.start()
+                self._lock.notify()
+        if delay == 0:
+            self._queue(user_id)
+        return delay
+
+    def _schedule(self) -> None:
+        with self._lock:
+            while not self._stopped:
+                if not self._waiting:
+                    self._lock.wait()
+                    continue
+                at, user_id = self._waiting[0]
+                wait = at - self._monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                heapq.heappop(self._waiting)
+                self._lock.release()
+                try:
+                    self._queue(user_id)
+                finally:
+                    self._lock.acquire()
 
     def _queue(self, user_id: str) -> None:
         try:
             self._submit(self.publish, user_id)
         except RuntimeError:  # the pool is shut down: the bot is stopping
             with self._lock:
-                self._pending.pop(user_id, None)
+                self._pending.discard(user_id)
 
     def publish(self, user_id: str) -> None:
         with self._lock:
             # Cleared before reading, so a change committed while we render asks for one more publish.
-            self._pending.pop(user_id, None)
+            self._pending.discard(user_id)
             self._next_at[user_id] = self._monotonic() + self._interval
         # Only releases of channels the viewer is in: a private channel's releases stay in that channel.
         visible = [c for c in self._reader.channels() if self._members.is_member(c, user_id)]
@@ -304,7 +341,9 @@ class HomePublisher:
 
     def stop(self) -> None:
         with self._lock:
-            timers = [t for t in self._pending.values() if t is not None]
+            self._stopped = True
+            self._waiting.clear()
             self._pending.clear()
-        for timer in timers:
-            timer.cancel()
+            self._lock.notify_all()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=2.0)
