@@ -590,11 +590,11 @@ def test_drifting_figures_wait_for_the_drift_budget_and_news_never_does(world: W
     assert shown()["error_rate"] == 0.031 and w.alerts.redraws == redraws + 3
 
 
-def test_the_drift_budget_refills_with_the_clock_and_holds_a_minute_s_worth() -> None:
+def test_the_drift_budget_refills_with_the_clock_and_holds_only_its_burst() -> None:
     clock = FakeClock()
-    budget = DriftBudget(clock, per_minute=3)
+    budget = DriftBudget(clock, per_minute=6, burst=3)
     assert [budget.take() for _ in range(4)] == [True, True, True, False]
-    clock.advance(20)
+    clock.advance(10)
     assert [budget.take() for _ in range(2)] == [True, False]
-    clock.advance(3600)
+    clock.advance(3600)  # an idle hour does not save up an hour's worth
     assert sum(budget.take() for _ in range(10)) == 3

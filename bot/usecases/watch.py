@@ -76,15 +76,18 @@ HEADER_FIGURES_EVERY = timedelta(minutes=5)
 # Refreshing figures that only drifted may take a third of that; the rest stays free for news (a verdict, an
 # advance, a tick) so a backlog of refreshes never delays them. 200 headers then refresh about every 13 minutes.
 DRIFT_REDRAWS_PER_MINUTE = 15.0
+DRIFT_BURST = 3.0  # a small burst: what it lets through at once is what news may find queued ahead of it
 
 
 class DriftBudget:
     """A token bucket on the injected clock: how many drifting-figure redraws the watch may still spend."""
 
-    def __init__(self, clock: Clock, per_minute: float = DRIFT_REDRAWS_PER_MINUTE) -> None:
+    def __init__(
+        self, clock: Clock, per_minute: float = DRIFT_REDRAWS_PER_MINUTE, burst: float = DRIFT_BURST
+    ) -> None:
         self._clock = clock
         self._rate = per_minute / 60.0
-        self._burst = max(per_minute, 1.0)
+        self._burst = max(min(burst, per_minute), 1.0)
         self._tokens = self._burst
         self._at: datetime | None = None
 
