@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -293,28 +293,35 @@ class MetricSamples:
         )
         return {(rid, metric): value for rid, metric, value in self._s.execute(stmt)}
 
-    def values_since(
-        self, starts: Mapping[int, datetime], until: datetime, metrics: Collection[str]
-    ) -> dict[int, list[tuple[datetime, str, float | None]]]:
-        """(at, metric, value) of each release's samples of ``metrics`` in ``[its start, until]``, oldest first:
-        one statement for them all, plain rows (a stage's samples of 200 releases are thousands of rows)."""
-        found: dict[int, list[tuple[datetime, str, float | None]]] = {}
-        if not starts:
-            return found
+    def stage_moments(
+        self, release_ids: Collection[int], until: datetime, max_error_rate: float, max_p95_s: float
+    ) -> dict[int, tuple[int, int]]:
+        """Of each release's error-rate and p95 samples since its current step began, up to ``until``: (moments
+        sampled, moments where a figure was at or over its line), counted by the database in one statement
+        (``bot.domain.window.breached_samples`` over thousands of rows, which a stage of 200 releases holds).
+        A release without samples is left out."""
+        if not release_ids:
+            return {}
+        over = or_(
+            (MetricSampleRow.metric == "error_rate") & (MetricSampleRow.value >= max_error_rate),
+            (MetricSampleRow.metric == "p95") & (MetricSampleRow.value >= max_p95_s),
+        )
         stmt = (
-            select(MetricSampleRow.release_id, MetricSampleRow.at, MetricSampleRow.metric, MetricSampleRow.value)
+            select(
+                MetricSampleRow.release_id,
+                func.count(MetricSampleRow.at.distinct()),
+                func.count(case((over, MetricSampleRow.at)).distinct()),
+            )
+            .join(ReleaseRow, ReleaseRow.id == MetricSampleRow.release_id)
             .where(
-                MetricSampleRow.release_id.in_(list(starts)),
-                MetricSampleRow.metric.in_(list(metrics)),
-                MetricSampleRow.at >= min(starts.values()),
+                MetricSampleRow.release_id.in_(list(release_ids)),
+                MetricSampleRow.metric.in_(("error_rate", "p95")),
+                MetricSampleRow.at >= ReleaseRow.step_started_at,
                 MetricSampleRow.at <= until,
             )
-            .order_by(MetricSampleRow.id)
+            .group_by(MetricSampleRow.release_id)
         )
-        for rid, at, metric, value in self._s.execute(stmt):
-            if at >= starts[rid]:
-                found.setdefault(rid, []).append((at, metric, value))
-        return found
+        return {rid: (int(moments), int(breached)) for rid, moments, breached in self._s.execute(stmt)}
 
     def latest(self, release_id: int, metric: str, limit: int = 1) -> list[SampleRecord]:
         """The newest samples of a metric, newest first."""

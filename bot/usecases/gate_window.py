@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.analysis import Sample, Verdict
+from bot.domain.analysis import Sample, Verdict, gate_status
 from bot.domain.checklist import MetricsSpec, MonitoringGate
 from bot.domain.window import WindowReport, WindowSample, judge_window
 from bot.i18n import t
@@ -39,6 +39,10 @@ class WindowFigures:
         return judge_window(
             gate, start=self.start, end=self.end, error_rate=self.error_rate, p95=self.p95, samples=samples
         )
+
+    def judge_counted(self, gate: MonitoringGate, moments: int, breached: int) -> WindowReport:
+        """``judge`` with the samples already counted (``breached_samples``: moments sampled, moments over)."""
+        return WindowReport(self.start, self.end, gate_status(gate, self.error_rate, self.p95), moments, breached)
 
 
 class GateWindow:

@@ -41,7 +41,7 @@ from bot.domain.checklist import Checklist, Criterion, CriterionKind, MetricsSpe
 from bot.domain.incident import SampleRecord, WatchedRelease, WatchRef
 from bot.domain.records import BOT
 from bot.domain.release import ReleaseStatus, Step, StepKind, plan_steps
-from bot.domain.window import WindowReport, WindowSample
+from bot.domain.window import WindowReport, WindowSample, breached_samples
 from bot.errors import ChatError, GateNotMet, MetricsError, NotFound, NotLeader
 from bot.i18n import t
 from bot.i18n.units import human_duration
@@ -561,7 +561,7 @@ class MetricWatch:
         and a few writes for every release at once. The incidents the judges fire are opened in it, each
         release's in a savepoint of its own."""
         ids = [r.due.release_id for r in asked]
-        starts = {r.due.release_id: r.due.step_started_at for r in asked if r.window is not None}
+        windows = [r.due.release_id for r in asked if r.window is not None]
         at_full = [r.due.release_id for r in asked if r.resources]
         judged: list[_Judged] = []
         with self._uow() as uow:
@@ -569,8 +569,8 @@ class MetricWatch:
             uow.leader_only()
             locked = uow.watch.releases.lock_watched(ids)
             states = uow.watch.states.load_many(ids, for_update=True)
-            shown = uow.watch.releases.gate_windows(list(starts))
-            stored = uow.watch.samples.values_since(starts, now, (ERROR_RATE, P95))
+            shown = uow.watch.releases.gate_windows(windows)
+            stored = self._stage_moments(uow, [r for r in asked if r.window is not None], now)
             latest = uow.watch.samples.latest_of(at_full, (CPU, MEMORY))
             for r in asked:
                 rid = r.due.release_id
@@ -587,7 +587,7 @@ class MetricWatch:
                     continue  # it moved since: the next tick announces it first
                 try:
                     one = self._judge(
-                        r, release, states.get(rid, {}), shown.get(rid), stored.get(rid, []), latest, now
+                        r, release, states.get(rid, {}), shown.get(rid), stored.get(rid, (0, 0)), latest, now
                     )
                     if one.fires:
                         with uow.savepoint():
@@ -602,13 +602,29 @@ class MetricWatch:
             uow.commit()
         return judged
 
+    @staticmethod
+    def _stage_moments(
+        uow: SqlUnitOfWork, asked: Sequence[_Readings], until: datetime
+    ) -> dict[int, tuple[int, int]]:
+        """(moments sampled, moments over the gate's lines) of each release's stage so far, counted by the
+        database: one statement per distinct gate (per checklist, not per release)."""
+        gates: dict[tuple[float, float], list[int]] = {}
+        for r in asked:
+            gate = r.due.checklist.gate
+            if gate is not None:
+                gates.setdefault((gate.max_error_rate, gate.max_p95_ms / 1000), []).append(r.due.release_id)
+        found: dict[int, tuple[int, int]] = {}
+        for (max_error_rate, max_p95_s), ids in gates.items():
+            found |= uow.watch.samples.stage_moments(ids, until, max_error_rate, max_p95_s)
+        return found
+
     def _judge(
         self,
         asked: _Readings,
         release: WatchedRelease,
         stored: dict[str, dict[str, Any]],
         shown: dict[str, Any] | None,
-        window: list[tuple[datetime, str, float | None]],
+        stage: tuple[int, int],
         latest: dict[tuple[int, str], float | None],
         now: datetime,
     ) -> _Judged:
@@ -653,9 +669,11 @@ class MetricWatch:
         gate = due.checklist.gate
         if asked.window is not None and gate is not None:
             # The stage's samples so far, this one included (it is written with the rest of the batch).
-            samples = [WindowSample(at, metric, value) for at, metric, value in window]
-            samples += [WindowSample(now, metric, s.value) for metric, s in asked.samples.items()]
-            one.header = header_window(shown, window_record(asked.window.judge(gate, samples), due.step.key))
+            moments, breached = breached_samples(
+                gate, [WindowSample(now, metric, s.value) for metric, s in asked.samples.items()]
+            )
+            report = asked.window.judge_counted(gate, stage[0] + moments, stage[1] + breached)
+            one.header = header_window(shown, window_record(report, due.step.key))
         for metric, reading in asked.resources:
             # At 100 % traffic and in the post-deploy watch: CPU and memory against their limits (seed 3.2 "전체
             # 메트릭"), stored as samples and shown beside the 3.3 item's box. Redrawn only when a whole percent moves.
