@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,25 @@ def scratch_database(server_url: str | None, tmp: str) -> Iterator[str]:
         admin.dispose()
 
 
+def stage_history(world: Any, samples: int) -> None:
+    """``samples`` healthy samples of each metric of every release, 15 s apart from its stage's start; the clock
+    moves past them."""
+    from bot.db.models import MetricSampleRow, ReleaseRow
+
+    with world.uow() as uow:
+        starts = list(uow.session.execute(sa.select(ReleaseRow.id, ReleaseRow.step_started_at)))
+        rows = [
+            {"release_id": rid, "at": start + timedelta(seconds=15 * k), "metric": metric, "value": value,
+             "verdict": "pass"}
+            for rid, start in starts
+            for k in range(samples)
+            for metric, value in (("error_rate", 0.004), ("p95", 0.05))
+        ]
+        uow.session.execute(sa.insert(MetricSampleRow), rows)
+        uow.commit()
+    world.clock.advance(15 * samples)
+
+
 def run(world: Any, releases: int, shared: bool, delay_s: float, samples: int) -> dict[str, float]:
     prometheus = SlowPrometheus(delay_s)
     readings = SharedReadings(prometheus)
@@ -150,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         "default: a scratch SQLite file",
     )
     parser.add_argument("--only-shared", action="store_true", help="skip the mode where each release asks")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="samples each release already has in its stage, 15 s apart (a stage 30 minutes old: 120); each "
+        "sample's gate window reads them all",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, tmp) as db_url:
         worlds = unit.world_for(db_url, Path(tmp))
@@ -165,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         thread_ts=f"1700000001.{i:06d}",
                     )
                     uow.commit()
+            if args.history:
+                stage_history(world, args.history)
             rows = [] if args.only_shared else [
                 ("each release asks", run(world, args.releases, False, args.query_ms / 1000, args.samples)),
             ]
@@ -172,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             worlds.close()
     engine = sa.engine.make_url(db_url).get_backend_name()
-    print(f"| watch, {args.releases} releases in a canary, {args.query_ms:g} ms a query, {engine} | "
+    history = f", {args.history} samples in the stage" if args.history else ""
+    print(f"| watch, {args.releases} releases in a canary, {args.query_ms:g} ms a query, {engine}{history} | "
           "queries a sample | wall s a sample | CPU s a sample | statements a sample | transactions a sample |")
     print("|---|---|---|---|---|---|")
     for name, row in rows:
