@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from bot.db import leadership
 from bot.db.models import (
@@ -371,6 +371,15 @@ class Messages:
                 .values(content_rev=MessageRow.content_rev + 1)
             )
 
+    def bump_releases(self, release_ids: Collection[int], kinds: Sequence[str]) -> None:
+        """``bump_release`` of many releases in one statement."""
+        if release_ids:
+            self._s.execute(
+                update(MessageRow)
+                .where(MessageRow.release_id.in_(list(release_ids)), MessageRow.kind.in_(list(kinds)))
+                .values(content_rev=MessageRow.content_rev + 1)
+            )
+
     def bump_release(self, release_id: int, kinds: Sequence[str] | None = None) -> list[int]:
         stmt = select(MessageRow.id).where(MessageRow.release_id == release_id)
         if kinds is not None:
@@ -600,6 +609,11 @@ class SqlUnitOfWork:
         if not leadership.holds(self.session, term):
             raise NotLeader(f"epoch {term.epoch} no longer leads")
         return term
+
+    def savepoint(self) -> SessionTransaction:
+        """``with uow.savepoint(): ...``: what the block wrote is undone if it raises, and the rest of the
+        transaction stands (one release's failure in a batch written for many)."""
+        return self.session.begin_nested()
 
     def commit(self) -> None:
         self.session.commit()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from bot.domain.incident import (
     OutboxRecord,
     OutboxStatus,
     SampleRecord,
+    WatchedRelease,
     WatchRef,
 )
 from bot.domain.release import ReleaseStatus
@@ -104,6 +105,7 @@ class ReleaseWatches:
                 ReleaseWatchRow.announced_step,
                 ReleaseWatchRow.baseline_status,
                 ReleaseWatchRow.last_sample_at,
+                ReleaseRow.step_started_at,
             )
             .outerjoin(ReleaseWatchRow, ReleaseWatchRow.release_id == ReleaseRow.id)
             .where(
@@ -125,6 +127,52 @@ class ReleaseWatches:
         self._s.execute(
             update(ReleaseWatchRow).where(ReleaseWatchRow.release_id == release_id).values(**values)
         )
+
+    # --- a batch of releases sampled together (``MetricWatch`` samples every due release in one transaction) ---
+
+    def lock_watched(self, release_ids: Collection[int]) -> dict[int, WatchedRelease]:
+        """The releases a sample writes for, locked until the transaction ends (one statement, in id order so
+        that two lockers never wait on each other crosswise); a release gone since is left out."""
+        if not release_ids:
+            return {}
+        stmt = (
+            select(
+                ReleaseRow.id,
+                ReleaseRow.status,
+                ReleaseRow.step,
+                ReleaseRow.step_started_at,
+                ReleaseRow.baseline_p95_s,
+            )
+            .where(ReleaseRow.id.in_(sorted(release_ids)))
+            .order_by(ReleaseRow.id)
+            .with_for_update()
+        )
+        return {row[0]: WatchedRelease(*row) for row in self._s.execute(stmt)}
+
+    def gate_windows(self, release_ids: Collection[int]) -> dict[int, dict[str, Any] | None]:
+        """``gate_window`` of each release that has a watch row."""
+        if not release_ids:
+            return {}
+        stmt = select(ReleaseWatchRow.release_id, ReleaseWatchRow.gate_window).where(
+            ReleaseWatchRow.release_id.in_(list(release_ids))
+        )
+        return {rid: dict(shown) if shown else None for rid, shown in self._s.execute(stmt)}
+
+    def sampled(self, release_ids: Collection[int], at: datetime) -> None:
+        if release_ids:
+            self._s.execute(
+                update(ReleaseWatchRow)
+                .where(ReleaseWatchRow.release_id.in_(list(release_ids)))
+                .values(last_sample_at=at)
+            )
+
+    def show_gate_windows(self, records: Mapping[int, dict[str, Any]]) -> None:
+        """Store the gate figures each release's header shows now (one statement for them all)."""
+        if records:
+            self._s.execute(
+                update(ReleaseWatchRow),
+                [{"release_id": rid, "gate_window": record} for rid, record in records.items()],
+            )
 
 
 class WatchStates:
@@ -151,6 +199,48 @@ class WatchStates:
             row.last_sample_at = at
         self._s.flush()
 
+    def load_many(
+        self, release_ids: Collection[int], *, for_update: bool = False
+    ) -> dict[int, dict[str, dict[str, Any]]]:
+        """``load`` of several releases in one statement: release id → criterion → state."""
+        found: dict[int, dict[str, dict[str, Any]]] = {}
+        if not release_ids:
+            return found
+        stmt = (
+            select(WatchStateRow.release_id, WatchStateRow.criterion, WatchStateRow.state)
+            .where(WatchStateRow.release_id.in_(sorted(release_ids)))
+            .order_by(WatchStateRow.release_id, WatchStateRow.criterion)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        for rid, criterion, state in self._s.execute(stmt):
+            found.setdefault(rid, {})[criterion] = dict(state)
+        return found
+
+    def save_sampled(
+        self,
+        states: Iterable[tuple[int, str, dict[str, Any]]],
+        at: datetime,
+        existing: Collection[tuple[int, str]],
+    ) -> None:
+        """Store criteria states judged at a sample ``at``: one UPDATE for the rows in ``existing`` (as
+        ``load_many`` found them), one INSERT for the others."""
+        changed: list[dict[str, Any]] = []
+        added: list[dict[str, Any]] = []
+        for rid, criterion, state in states:
+            values = {
+                "release_id": rid,
+                "criterion": criterion,
+                "state": state,
+                "updated_at": at,
+                "last_sample_at": at,
+            }
+            (changed if (rid, criterion) in existing else added).append(values)
+        if changed:
+            self._s.execute(update(WatchStateRow), changed)
+        if added:
+            self._s.execute(insert(WatchStateRow), added)
+
 
 class MetricSamples:
     def __init__(self, session: Session) -> None:
@@ -168,6 +258,70 @@ class MetricSamples:
             )
         )
         self._s.flush()
+
+    def add_many(self, samples: Sequence[SampleRecord]) -> None:
+        """Store many samples in one statement, in their order (ids follow it: ``latest`` goes by id)."""
+        if samples:
+            self._s.execute(
+                insert(MetricSampleRow),
+                [
+                    {
+                        "release_id": s.release_id,
+                        "at": s.at,
+                        "metric": s.metric,
+                        "value": s.value,
+                        "verdict": s.verdict,
+                        "reason": (s.reason or None) and s.reason[:300],
+                    }
+                    for s in samples
+                ],
+            )
+
+    def latest_of(
+        self, release_ids: Collection[int], metrics: Collection[str]
+    ) -> dict[tuple[int, str], float | None]:
+        """The newest sample's value of each metric of each release, by (release id, metric); absent: none."""
+        if not release_ids:
+            return {}
+        newest = (
+            select(func.max(MetricSampleRow.id))
+            .where(MetricSampleRow.release_id.in_(list(release_ids)), MetricSampleRow.metric.in_(list(metrics)))
+            .group_by(MetricSampleRow.release_id, MetricSampleRow.metric)
+        )
+        stmt = select(MetricSampleRow.release_id, MetricSampleRow.metric, MetricSampleRow.value).where(
+            MetricSampleRow.id.in_(newest)
+        )
+        return {(rid, metric): value for rid, metric, value in self._s.execute(stmt)}
+
+    def stage_moments(
+        self, release_ids: Collection[int], until: datetime, max_error_rate: float, max_p95_s: float
+    ) -> dict[int, tuple[int, int]]:
+        """Of each release's error-rate and p95 samples since its current step began, up to ``until``: (moments
+        sampled, moments where a figure was at or over its line), counted by the database in one statement
+        (``bot.domain.window.breached_samples`` over thousands of rows, which a stage of 200 releases holds).
+        A release without samples is left out."""
+        if not release_ids:
+            return {}
+        over = or_(
+            (MetricSampleRow.metric == "error_rate") & (MetricSampleRow.value >= max_error_rate),
+            (MetricSampleRow.metric == "p95") & (MetricSampleRow.value >= max_p95_s),
+        )
+        stmt = (
+            select(
+                MetricSampleRow.release_id,
+                func.count(MetricSampleRow.at.distinct()),
+                func.count(case((over, MetricSampleRow.at)).distinct()),
+            )
+            .join(ReleaseRow, ReleaseRow.id == MetricSampleRow.release_id)
+            .where(
+                MetricSampleRow.release_id.in_(list(release_ids)),
+                MetricSampleRow.metric.in_(("error_rate", "p95")),
+                MetricSampleRow.at >= ReleaseRow.step_started_at,
+                MetricSampleRow.at <= until,
+            )
+            .group_by(MetricSampleRow.release_id)
+        )
+        return {rid: (int(moments), int(breached)) for rid, moments, breached in self._s.execute(stmt)}
 
     def latest(self, release_id: int, metric: str, limit: int = 1) -> list[SampleRecord]:
         """The newest samples of a metric, newest first."""

@@ -108,3 +108,16 @@ class WatchRef:
     # Enough to tell, without loading the release, that a canary's next sample is not due yet.
     baseline_status: str | None = None
     last_sample_at: datetime | None = None
+    # When the current step began: the gate window's start, and the post-deploy watch's.
+    step_started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WatchedRelease:
+    """What a sample needs of a release, read (and locked) for a whole batch of releases at once."""
+
+    release_id: int
+    status: str
+    step: str
+    step_started_at: datetime
+    baseline_p95_s: float | None

@@ -6,10 +6,12 @@ Must not import slack_bolt, slack_sdk, httpx or kubernetes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.analysis import Sample, Verdict
+from bot.domain.analysis import Sample, Verdict, gate_status
 from bot.domain.checklist import MetricsSpec, MonitoringGate
 from bot.domain.window import WindowReport, WindowSample, judge_window
 from bot.i18n import t
@@ -21,6 +23,26 @@ from bot.usecases.watch_queries import rate_window, widen
 
 def _sample(reading: Reading, at: datetime) -> Sample:
     return Sample(at, reading.value, reading.no_data_reason, reading.is_error)
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    """What Prometheus says of a window: its error ratio and p95, computed over the whole window."""
+
+    start: datetime
+    end: datetime
+    error_rate: Sample
+    p95: Sample
+
+    def judge(self, gate: MonitoringGate, samples: Iterable[WindowSample]) -> WindowReport:
+        """The gate over the window, with the watch's samples in it."""
+        return judge_window(
+            gate, start=self.start, end=self.end, error_rate=self.error_rate, p95=self.p95, samples=samples
+        )
+
+    def judge_counted(self, gate: MonitoringGate, moments: int, breached: int) -> WindowReport:
+        """``judge`` with the samples already counted (``breached_samples``: moments sampled, moments over)."""
+        return WindowReport(self.start, self.end, gate_status(gate, self.error_rate, self.p95), moments, breached)
 
 
 class GateWindow:
@@ -44,6 +66,15 @@ class GateWindow:
         end: datetime | None = None,
     ) -> WindowReport | None:
         """The gate over the window, or None without a metrics source."""
+        figures = self.figures(spec, start, end)
+        if figures is None:
+            return None
+        with self._uow() as uow:
+            stored = uow.watch.samples.between(release_id, figures.start, figures.end)
+        return figures.judge(gate, [WindowSample(s.at, s.metric, s.value) for s in stored])
+
+    def figures(self, spec: MetricsSpec, start: datetime, end: datetime | None = None) -> WindowFigures | None:
+        """Prometheus's figures over ``[start, end]`` (end: now at the latest), or None without a metrics source."""
         if self._metrics is None:
             return None
         now = self._clock.now()
@@ -53,16 +84,7 @@ class GateWindow:
         at = None if end >= now else end
         error_rate = self._metrics.query(widen(spec.error_rate_query, length), at=at)
         p95 = self._metrics.query(widen(spec.p95_query, length), at=at)
-        with self._uow() as uow:
-            stored = uow.watch.samples.between(release_id, start, end)
-        return judge_window(
-            gate,
-            start=start,
-            end=end,
-            error_rate=_sample(error_rate, end),
-            p95=_sample(p95, end),
-            samples=[WindowSample(s.at, s.metric, s.value) for s in stored],
-        )
+        return WindowFigures(start, end, _sample(error_rate, end), _sample(p95, end))
 
 
 def window_record(report: WindowReport, step: str) -> dict[str, Any]:

@@ -238,6 +238,17 @@ class Services:
         with self._read() as uow:
             return self.view_in(uow, release_id)
 
+    def views(self, release_ids: Sequence[int]) -> dict[int, ReleaseView]:
+        """The views of several releases, read in one unit of work; a release gone meanwhile is left out."""
+        found: dict[int, ReleaseView] = {}
+        with self._read() as uow:
+            for release_id in release_ids:
+                try:
+                    found[release_id] = self.view_in(uow, release_id)
+                except NotFound:
+                    continue
+        return found
+
     def samples(self, release_id: int, since: datetime, until: datetime) -> list[SampleRecord]:
         """The metric samples of a release taken in [since, until], oldest first (for charts)."""
         with self._read() as uow:

@@ -7,6 +7,13 @@ criterion, the samples and the criteria's states stored, and the decisions acted
 (an incident and its PagerDuty trigger are queued with the state that says "fired", so a restart neither
 loses nor repeats a page). Slack is told after the commit.
 
+Every release due in a tick is sampled in one batch: Prometheus is asked first (no transaction open), then one
+fenced transaction reads and locks what the judges need for all of them (a handful of statements, however many
+releases), judges in plain Python and writes every release's samples, states, verdicts and message bumps in a few
+more. A release whose judging fails is left out of the batch (and one that breaks the batch's writes has the batch
+written release by release), so one bad release never stops the others. Views are loaded only for releases with
+news for Slack (a note, a redraw, an incident).
+
 Must not import slack_bolt, slack_sdk, httpx or kubernetes.
 """
 
@@ -14,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,16 +38,16 @@ from bot.domain.analysis import (
     gate_status,
 )
 from bot.domain.checklist import Checklist, Criterion, CriterionKind, MetricsSpec, format_duration
-from bot.domain.incident import SampleRecord, WatchRef
+from bot.domain.incident import SampleRecord, WatchedRelease, WatchRef
 from bot.domain.records import BOT
-from bot.domain.release import ReleaseStatus, StepKind, plan_steps
-from bot.domain.window import WindowReport
+from bot.domain.release import ReleaseStatus, Step, StepKind, plan_steps
+from bot.domain.window import WindowReport, WindowSample, breached_samples
 from bot.errors import ChatError, GateNotMet, MetricsError, NotFound, NotLeader
 from bot.i18n import t
 from bot.i18n.units import human_duration
 from bot.observability import JUDGE_VERDICTS
 from bot.ports import Clock, Metrics, Reading
-from bot.usecases.gate_window import GateWindow, record_line, window_line, window_record
+from bot.usecases.gate_window import GateWindow, WindowFigures, record_line, window_line, window_record
 from bot.usecases.incident_words import fmt_ms, fmt_rate, no_data_words, why_details
 from bot.usecases.incidents import Fired, IncidentDesk
 from bot.usecases.releases import ReleaseView, Services, UowFactory
@@ -116,6 +123,23 @@ def _header_news(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return "drift" if taken_at - shown_at >= HEADER_FIGURES_EVERY else None
 
 
+def header_window(
+    old: dict[str, Any] | None, new: dict[str, Any], may_drift: Callable[[], bool] = lambda: True
+) -> dict[str, Any] | None:
+    """The gate figures the header should show after a sample: ``new`` when it is news, else None (leave it).
+
+    News is a new stage, a verdict that flips, or one more sample over a line: redrawn at once. Figures that
+    merely drift are refreshed every ``HEADER_FIGURES_EVERY`` at most, and only when ``may_drift`` (the watch's
+    ``DriftBudget``) gives a token: chat.update is Tier 3 for the whole workspace (~50 a minute), and 200 headers
+    redrawn every sample would be 800 a minute, so none would ever show what the database holds; 200 refreshes due
+    at once would still queue ahead of real news for four minutes. The lifecycle judges the window afresh when
+    someone advances; this record is what the header shows, and the header shows when it was taken."""
+    kind = "news" if old is None else _header_news(old, new)
+    if kind is None or (kind == "drift" and not may_drift()):
+        return None
+    return new
+
+
 def window_of(criterion: Criterion, spec: MetricsSpec) -> timedelta:
     query = spec.error_rate_query if metric_of(criterion) == ERROR_RATE else spec.p95_query
     return rate_window(query, spec.sample_interval)
@@ -130,6 +154,53 @@ class _Outcome:
     criterion: Criterion
     watch: CriterionWatch
     decision: Decision
+
+
+def _at_full_traffic(step: Step) -> bool:
+    return step.kind is StepKind.WATCH or (
+        step.kind is StepKind.CANARY and step.stage is not None and step.stage.traffic_percent >= 100
+    )
+
+
+@dataclass(frozen=True)
+class _Due:
+    """A release to sample: where it is, as the tick (or its view) read it."""
+
+    release_id: int
+    checklist: Checklist
+    spec: MetricsSpec
+    step: Step
+    step_started_at: datetime
+    scrape: float | None = None  # the newest scrape this sample sees, remembered once it is taken
+
+
+@dataclass(frozen=True)
+class _Readings:
+    """What Prometheus said for one release's sample, asked before any transaction opens."""
+
+    due: _Due
+    samples: dict[str, Sample]
+    window: WindowFigures | None  # the gate over the canary stage so far
+    resources: tuple[tuple[str, Reading], ...]  # CPU and memory at 100 %
+
+
+@dataclass
+class _Judged:
+    """One release's sample judged: what the batch writes for it, and what Slack and PagerDuty hear after."""
+
+    due: _Due
+    baseline: float | None
+    outcomes: list[_Outcome] = field(default_factory=list)
+    states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    samples: list[SampleRecord] = field(default_factory=list)
+    audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    verdicts: list[tuple[str, str]] = field(default_factory=list)  # (criterion, verdict) for JUDGE_VERDICTS
+    fires: list[tuple[Criterion, dict[str, Any]]] = field(default_factory=list)
+    fired: list[Fired] = field(default_factory=list)
+    breached: list[tuple[Criterion, dict[str, Any]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    header: dict[str, Any] | None = None  # the gate figures the header shows from now, when they are news
+    resources_changed: bool = False
 
 
 class MetricWatch:
@@ -161,28 +232,43 @@ class MetricWatch:
         # The newest scrape each release's last sample saw. In memory: after a restart the first sample is
         # spaced by ``last_sample_at`` alone, then alignment resumes.
         self._scrapes: dict[int, float] = {}
+        self._steps: dict[int, tuple[Step, ...]] = {}
 
     def tick(self) -> None:
         """One pass over every release the watch has work on: a step to announce, an end to close, a sample due.
 
         The rest are skipped on one shared read: a tick's cost follows the releases in a canary or the watch,
-        not every release left open (the bench keeps a thousand open, each once cost ~12 queries a tick)."""
+        not every release left open (the bench keeps a thousand open, each once cost ~12 queries a tick).
+        Releases whose only work is their sample are sampled together (``_sample_batch``); the others (a step to
+        announce, a baseline to take, an end to report or close) one by one, as before."""
         with self._uow() as uow:
             listed = []
             for ref in uow.watch.releases.refs():
-                kind = self._step_kind(uow, ref)
-                if needs_tick(ref, kind):
+                try:
                     checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
-                    listed.append((ref, kind, checklist))
+                    step = self._step_of(ref, checklist)
+                except Exception as e:  # its snapshot no longer parses: the others are still watched
+                    log.warning("metric watch skips release %s: its checklist cannot be read (%s)", ref.release_id, e)
+                    continue
+                kind = step.kind if step is not None else None
+                if needs_tick(ref, kind):
+                    listed.append((ref, step, checklist))
         # The watch polls every second for a fresh scrape; a canary between two samples is skipped here on the
         # shared read instead of loading it (reconcile, view) to find that out: that cost a core at 100 releases.
         scrapes: dict[str, float | None] = {}
-        due = [
-            (r.release_id, r.status != ReleaseStatus.ACTIVE.value or r.announced_step != r.step)
-            for r, kind, c in listed
-            if not self._between_samples(r, kind, c, scrapes)
-        ]
-        for release_id, moved in due:
+        one_by_one: list[tuple[int, bool]] = []
+        batch: list[_Due] = []
+        for ref, step, checklist in listed:
+            kind = step.kind if step is not None else None
+            if self._between_samples(ref, kind, checklist, scrapes):
+                continue
+            batched, due = self._in_batch(ref, step, checklist, scrapes)
+            if not batched:
+                moved = ref.status != ReleaseStatus.ACTIVE.value or ref.announced_step != ref.step
+                one_by_one.append((ref.release_id, moved))
+            elif due is not None:
+                batch.append(due)
+        for release_id, moved in one_by_one:
             try:
                 self.tick_release(release_id, reconcile=moved)
             except NotLeader as e:
@@ -192,7 +278,42 @@ class MetricWatch:
                 continue  # dropped since this tick listed it: nothing left to watch
             except Exception:
                 log.exception("metric watch failed for release %s", release_id)
+        try:
+            self._sample_batch(batch)
+        except NotLeader as e:
+            log.warning("metric watch left to the next leader: %s", e)
+            return
         self._desk.ping_pending()
+
+    def _in_batch(
+        self, ref: WatchRef, step: Step | None, checklist: Checklist, scrapes: dict[str, float | None]
+    ) -> tuple[bool, _Due | None]:
+        """Whether the release's only work this tick is its sample, so that it is taken in the batch; and that
+        sample when it is due (None: not yet). Every other case takes ``tick_release``'s full path."""
+        spec = checklist.metrics
+        if (
+            self._metrics is None
+            or spec is None
+            or step is None
+            or step.kind not in WATCHED_STEPS
+            or ref.status != ReleaseStatus.ACTIVE.value
+            or ref.announced_step != ref.step
+            or ref.baseline_status is None
+            or ref.step_started_at is None
+        ):
+            return False, None
+        length = checklist.post_deploy_watch
+        if step.kind is StepKind.WATCH and length is not None and self._clock.now() >= ref.step_started_at + length:
+            return False, None  # the post-deploy watch is over: its summary is reported once, on the full path
+        if spec.error_rate_query not in scrapes:
+            try:
+                scrapes[spec.error_rate_query] = self._newest_scrape(spec)
+            except Exception:
+                return False, None  # the full path meets the same failure and handles it per release
+        scrape = scrapes[spec.error_rate_query]
+        if not sample_due(self._clock.now(), ref.last_sample_at, scrape, self._scrapes.get(ref.release_id), spec):
+            return True, None
+        return True, _Due(ref.release_id, checklist, spec, step, ref.step_started_at, scrape)
 
     def _between_samples(
         self, ref: WatchRef, kind: StepKind | None, checklist: Checklist, scrapes: dict[str, float | None]
@@ -221,9 +342,11 @@ class MetricWatch:
         now = self._clock.now()
         return not sample_due(now, ref.last_sample_at, scrape, self._scrapes.get(ref.release_id), spec)
 
-    def _step_kind(self, uow: SqlUnitOfWork, ref: WatchRef) -> StepKind | None:
-        checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
-        return next((s.kind for s in plan_steps(checklist) if s.key == ref.step), None)
+    def _step_of(self, ref: WatchRef, checklist: Checklist) -> Step | None:
+        steps = self._steps.get(ref.release_id)
+        if steps is None:  # a release's checklist never changes: its plan is made once per process
+            steps = self._steps[ref.release_id] = plan_steps(checklist)
+        return next((s for s in steps if s.key == ref.step), None)
 
     def tick_release(self, release_id: int, *, reconcile: bool = True) -> None:
         """``reconcile``: the release ended or moved since the watch last announced it (the shared read says so);
@@ -248,9 +371,7 @@ class MetricWatch:
         scrape = self._newest_scrape(spec)
         if not sample_due(self._clock.now(), last, scrape, self._scrapes.get(release_id), spec):
             return
-        self.sample(view, spec)
-        if scrape is not None:
-            self._scrapes[release_id] = scrape
+        self.sample(view, spec, scrape=scrape)
 
     # --- the end of the post-deploy watch ----------------------------------------------------------------
 
@@ -398,156 +519,282 @@ class MetricWatch:
 
     # --- sampling ---------------------------------------------------------------------------------------
 
-    def sample(self, view: ReleaseView, spec: MetricsSpec) -> list[Decision]:
-        """Query each metric once, judge every metric criterion, store it all and act on the decisions."""
-        assert self._metrics is not None
+    def sample(self, view: ReleaseView, spec: MetricsSpec, *, scrape: float | None = None) -> list[Decision]:
+        """Query each metric once, judge every metric criterion, store it all and act on the decisions: the batch
+        of one release, whose failures are raised rather than logged."""
+        step = view.current_step
+        if step is None:
+            return []
+        due = _Due(view.release.id, view.checklist, spec, step, view.release.step_started_at, scrape)
+        judged = self._sample_batch([due], alone=True)
+        return [o.decision for o in judged[0].outcomes] if judged else []
+
+    def _sample_batch(self, dues: Sequence[_Due], *, alone: bool = False) -> list[_Judged]:
+        """Sample releases together: Prometheus first, then one fenced transaction for them all, then Slack.
+
+        ``alone``: one release's sample whose failure is the caller's; otherwise a release that fails is logged
+        and left out, and ``NotLeader`` (the whole batch refused) is raised."""
+        if not dues or self._metrics is None:
+            return []
         now = self._clock.now()
+        asked: list[_Readings] = []
+        for due in dues:
+            try:
+                asked.append(self._ask(due))
+            except Exception:
+                if alone:
+                    raise
+                log.exception("metric watch failed for release %s", due.release_id)
+        try:
+            judged = self._write(asked, now, alone=alone)
+        except NotLeader:
+            raise
+        except Exception:
+            if alone:
+                raise
+            if len(asked) == 1:
+                log.exception("metric watch failed for release %s", asked[0].due.release_id)
+                return []
+            # Something in the batch's writes broke the transaction (a bad row): nothing of it was written and
+            # nobody was told, so write the same readings release by release, each on its own.
+            log.exception("metric watch: the sample of %d releases failed as a whole; writing each alone", len(asked))
+            judged = []
+            for one in asked:
+                try:
+                    judged += self._write([one], now, alone=False)
+                except NotLeader:
+                    raise
+                except Exception:
+                    log.exception("metric watch failed for release %s", one.due.release_id)
+        self._tell(judged)
+        return judged
+
+    def _ask(self, due: _Due) -> _Readings:
+        """The release's readings, in the order it always asked them: its metrics, the stage's gate figures (a
+        canary with a gate), CPU and memory (at 100 %)."""
+        assert self._metrics is not None
+        spec, at = due.spec, self._clock.now()
         samples = {
-            ERROR_RATE: _sample(self._metrics.query(spec.error_rate_query), now),
-            P95: _sample(self._metrics.query(spec.p95_query), now),
+            ERROR_RATE: _sample(self._metrics.query(spec.error_rate_query), at),
+            P95: _sample(self._metrics.query(spec.p95_query), at),
         }
-        rid = view.release.id
-        criteria = [c for c in view.checklist.criteria if c.kind is not CriterionKind.MANUAL]
-        fired: list[Fired] = []
-        breached: list[tuple[Criterion, dict[str, Any]]] = []
-        outcomes: list[_Outcome] = []
+        window = None
+        if due.step.kind is StepKind.CANARY and due.checklist.gate is not None:
+            window = self._window.figures(spec, due.step_started_at)
+        resources: tuple[tuple[str, Reading], ...] = ()
+        if _at_full_traffic(due.step):
+            resources = tuple(
+                (metric, self._metrics.query(query))
+                for metric, query in ((CPU, spec.cpu_query), (MEMORY, spec.memory_query))
+                if query
+            )
+        return _Readings(due, samples, window, resources)
+
+    def _write(self, asked: Sequence[_Readings], now: datetime, *, alone: bool) -> list[_Judged]:
+        """One transaction for the batch: one fence, a few reads for every release at once, the judges in Python,
+        and a few writes for every release at once. The incidents the judges fire are opened in it, each
+        release's in a savepoint of its own."""
+        ids = [r.due.release_id for r in asked]
+        windows = [r.due.release_id for r in asked if r.window is not None]
+        at_full = [r.due.release_id for r in asked if r.resources]
+        judged: list[_Judged] = []
         with self._uow() as uow:
             # The verdicts, the incidents they open and the pages they queue: accepted only from the leader.
             uow.leader_only()
-            release = uow.releases.get(rid, for_update=True)
-            baseline = release.baseline_p95_s
-            states = uow.watch.states.load(rid, for_update=True)
-            verdicts: dict[str, tuple[str, str | None]] = {}
-            for criterion in criteria:
-                stored = states.get(criterion.key)
-                watch = (
-                    CriterionWatch.from_dict(stored)
-                    if stored
-                    else CriterionWatch.for_criterion(criterion, spec)
-                )
-                sample = samples[metric_of(criterion)]
-                judgement = assess(criterion, sample, baseline_p95_s=baseline)
-                decision = watch.observe(sample, judgement.verdict, reason=judgement.reason)
-                JUDGE_VERDICTS.labels(criterion=criterion.key, verdict=judgement.verdict.value).inc()
-                uow.watch.states.save(rid, criterion.key, watch.to_dict(), now, sampled=True)
-                verdicts.setdefault(metric_of(criterion), (judgement.verdict.value, judgement.reason))
-                outcomes.append(_Outcome(criterion, watch, decision))
-                if decision.action is Action.FIRE and not decision.dry_run:
-                    window = window_of(criterion, spec)
-                    details = why_details(
-                        explain(criterion, watch, baseline_p95_s=baseline, window=window),
-                        stage=release.step,
-                        window=format_duration(window),
+            locked = uow.watch.releases.lock_watched(ids)
+            states = uow.watch.states.load_many(ids, for_update=True)
+            shown = uow.watch.releases.gate_windows(windows)
+            stored = self._stage_moments(uow, [r for r in asked if r.window is not None], now)
+            latest = uow.watch.samples.latest_of(at_full, (CPU, MEMORY))
+            for r in asked:
+                rid = r.due.release_id
+                release = locked.get(rid)
+                if release is None:
+                    if alone:
+                        raise NotFound(f"release {rid} no longer exists")
+                    continue  # dropped since the tick listed it
+                if (
+                    release.status != ReleaseStatus.ACTIVE.value
+                    or release.step != r.due.step.key
+                    or release.step_started_at != r.due.step_started_at
+                ):
+                    continue  # it moved since: the next tick announces it first
+                try:
+                    one = self._judge(
+                        r, release, states.get(rid, {}), shown.get(rid), stored.get(rid, (0, 0)), latest, now
                     )
-                    opened = self._desk.open_in(
-                        uow, view, criterion=criterion.key, title=criterion.title, details=details, actor=BOT
-                    )
-                    if opened is not None:
-                        fired.append(opened)
-                        breached.append((criterion, details))
-                elif decision.action is not Action.NONE:
-                    uow.audit.append(
-                        rid,
-                        {Action.FIRE: "criterion_dry_run", Action.BLIND: "watch_blind"}.get(
-                            decision.action, "watch_data_back"
-                        ),
-                        BOT,
-                        now,
-                        details={
-                            "criterion": criterion.key,
-                            "reason": decision.reason,
-                            "value": samples[metric_of(criterion)].value,
-                        },
-                    )
-            for metric, sample in samples.items():
-                verdict, reason = verdicts.get(
-                    metric, ("pass" if sample.value is not None else "no_data", None)
-                )
-                uow.watch.samples.add(
-                    SampleRecord(rid, now, metric, sample.value, verdict, reason or sample.no_data_reason)
-                )
-            uow.watch.releases.update(rid, last_sample_at=now)
+                    if one.fires:
+                        with uow.savepoint():
+                            self._open(uow, one)
+                except Exception:
+                    if alone:
+                        raise
+                    log.exception("metric watch failed for release %s", rid)
+                    continue
+                judged.append(one)
+            self._store(uow, judged, now, {(rid, key) for rid, found in states.items() for key in found})
             uow.commit()
+        return judged
+
+    @staticmethod
+    def _stage_moments(
+        uow: SqlUnitOfWork, asked: Sequence[_Readings], until: datetime
+    ) -> dict[int, tuple[int, int]]:
+        """(moments sampled, moments over the gate's lines) of each release's stage so far, counted by the
+        database: one statement per distinct gate (per checklist, not per release)."""
+        gates: dict[tuple[float, float], list[int]] = {}
+        for r in asked:
+            gate = r.due.checklist.gate
+            if gate is not None:
+                gates.setdefault((gate.max_error_rate, gate.max_p95_ms / 1000), []).append(r.due.release_id)
+        found: dict[int, tuple[int, int]] = {}
+        for (max_error_rate, max_p95_s), ids in gates.items():
+            found |= uow.watch.samples.stage_moments(ids, until, max_error_rate, max_p95_s)
+        return found
+
+    def _judge(
+        self,
+        asked: _Readings,
+        release: WatchedRelease,
+        stored: dict[str, dict[str, Any]],
+        shown: dict[str, Any] | None,
+        stage: tuple[int, int],
+        latest: dict[tuple[int, str], float | None],
+        now: datetime,
+    ) -> _Judged:
+        """One release's sample judged in plain Python: its criteria, its samples, its header's gate figures."""
+        due, spec, rid = asked.due, asked.due.spec, asked.due.release_id
+        baseline = release.baseline_p95_s
+        one = _Judged(due, baseline)
+        verdicts: dict[str, tuple[str, str | None]] = {}
+        for criterion in due.checklist.criteria:
+            if criterion.kind is CriterionKind.MANUAL:
+                continue
+            state = stored.get(criterion.key)
+            watch = CriterionWatch.from_dict(state) if state else CriterionWatch.for_criterion(criterion, spec)
+            sample = asked.samples[metric_of(criterion)]
+            judgement = assess(criterion, sample, baseline_p95_s=baseline)
+            decision = watch.observe(sample, judgement.verdict, reason=judgement.reason)
+            one.verdicts.append((criterion.key, judgement.verdict.value))
+            one.states.append((criterion.key, watch.to_dict()))
+            verdicts.setdefault(metric_of(criterion), (judgement.verdict.value, judgement.reason))
+            one.outcomes.append(_Outcome(criterion, watch, decision))
+            if decision.action is Action.FIRE and not decision.dry_run:
+                length = window_of(criterion, spec)
+                details = why_details(
+                    explain(criterion, watch, baseline_p95_s=baseline, window=length),
+                    stage=release.step,
+                    window=format_duration(length),
+                )
+                one.fires.append((criterion, details))
+            elif decision.action is not Action.NONE:
+                action = {Action.FIRE: "criterion_dry_run", Action.BLIND: "watch_blind"}.get(
+                    decision.action, "watch_data_back"
+                )
+                one.audits.append(
+                    (action, {"criterion": criterion.key, "reason": decision.reason, "value": sample.value})
+                )
+        for metric, sample in asked.samples.items():
+            verdict, reason = verdicts.get(metric, ("pass" if sample.value is not None else "no_data", None))
+            one.samples.append(
+                SampleRecord(rid, now, metric, sample.value, verdict, reason or sample.no_data_reason)
+            )
+        one.notes = self._thread_news(spec, one.outcomes, baseline)
+        gate = due.checklist.gate
+        if asked.window is not None and gate is not None:
+            # The stage's samples so far, this one included (it is written with the rest of the batch).
+            moments, breached = breached_samples(
+                gate, [WindowSample(now, metric, s.value) for metric, s in asked.samples.items()]
+            )
+            report = asked.window.judge_counted(gate, stage[0] + moments, stage[1] + breached)
+            one.header = header_window(shown, window_record(report, due.step.key), self._drift.take)
+        for metric, reading in asked.resources:
+            # At 100 % traffic and in the post-deploy watch: CPU and memory against their limits (seed 3.2 "전체
+            # 메트릭"), stored as samples and shown beside the 3.3 item's box. Redrawn only when a whole percent moves.
+            value = reading.value if reading.value is not None and math.isfinite(reading.value) else None
+            verdict = "no_data" if value is None else ("breach" if value >= spec.resource_max else "pass")
+            shown_before = _percent(latest[(rid, metric)]) if (rid, metric) in latest else "never"
+            one.resources_changed |= shown_before != _percent(value)
+            one.samples.append(SampleRecord(rid, now, metric, value, verdict, reading.no_data_reason))
+        return one
+
+    def _open(self, uow: SqlUnitOfWork, one: _Judged) -> None:
+        """Open the incidents one release's judges fired (each criterion's once: ``IncidentDesk.open_in``)."""
+        view = self._services.view_in(uow, one.due.release_id)
+        for criterion, details in one.fires:
+            opened = self._desk.open_in(
+                uow, view, criterion=criterion.key, title=criterion.title, details=details, actor=BOT
+            )
+            if opened is not None:
+                one.fired.append(opened)
+                one.breached.append((criterion, details))
+
+    @staticmethod
+    def _store(
+        uow: SqlUnitOfWork,
+        judged: Sequence[_Judged],
+        now: datetime,
+        existing: set[tuple[int, str]],
+    ) -> None:
+        """Every judged release's writes, a statement or two for them all."""
+        uow.watch.states.save_sampled(
+            ((j.due.release_id, key, state) for j in judged for key, state in j.states), now, existing
+        )
+        uow.watch.samples.add_many([s for j in judged for s in j.samples])
+        for j in judged:
+            for action, details in j.audits:
+                uow.audit.append(j.due.release_id, action, BOT, now, details=details)
+        uow.watch.releases.sampled([j.due.release_id for j in judged], now)
+        headers = {j.due.release_id: j.header for j in judged if j.header is not None}
+        uow.watch.releases.show_gate_windows(headers)
+        uow.messages.bump_releases(list(headers), ["header"])
+        uow.messages.bump_releases([j.due.release_id for j in judged if j.resources_changed], ["checklist"])
+
+    def _tell(self, judged: Sequence[_Judged]) -> None:
+        """After the commit: PagerDuty's outbox woken, incidents pinged, breach hooks, thread notes and redraws.
+        A view is loaded only for a release with news for Slack."""
+        for j in judged:
+            for criterion_key, verdict in j.verdicts:
+                JUDGE_VERDICTS.labels(criterion=criterion_key, verdict=verdict).inc()
+            if j.due.scrape is not None:
+                self._scrapes[j.due.release_id] = j.due.scrape
+        fired = [item for j in judged for item in j.fired]
         if fired:
             self._desk.kick()
         for item in fired:
             self._desk.ping(item.incident_id)
-        for criterion, details in breached:
-            for hook in self.on_fired:
-                try:
-                    hook(rid, criterion, details)
-                except Exception:
-                    log.exception("breach hook failed for release %s", rid)
-        self._tell_thread(view, spec, outcomes, baseline)
-        self.update_gate_window(view, spec)
-        self.sample_resources(view, spec)
-        return [o.decision for o in outcomes]
-
-    def sample_resources(self, view: ReleaseView, spec: MetricsSpec) -> None:
-        """At 100 % traffic and in the post-deploy watch: CPU and memory against their limits (seed 3.2 "전체
-        메트릭"), stored as samples and shown beside the 3.3 item's box. Redrawn only when a whole percent moves."""
-        step = view.current_step
-        at_full = step is not None and (
-            step.kind is StepKind.WATCH
-            or (step.kind is StepKind.CANARY and step.stage is not None and step.stage.traffic_percent >= 100)
-        )
-        if not at_full or self._metrics is None or not (spec.cpu_query or spec.memory_query):
+        for j in judged:
+            for criterion, details in j.breached:
+                for hook in self.on_fired:
+                    try:
+                        hook(j.due.release_id, criterion, details)
+                    except Exception:
+                        log.exception("breach hook failed for release %s", j.due.release_id)
+        alerts = self._desk.alerts
+        news = [j for j in judged if j.notes or j.header is not None or j.resources_changed]
+        if alerts is None or not news:
             return
-        now = self._clock.now()
-        rid = view.release.id
-        changed = False
-        with self._uow() as uow:
-            uow.leader_only()
-            for metric, query in ((CPU, spec.cpu_query), (MEMORY, spec.memory_query)):
-                if not query:
-                    continue
-                reading = self._metrics.query(query)
-                value = reading.value if reading.value is not None and math.isfinite(reading.value) else None
-                verdict = "no_data" if value is None else ("breach" if value >= spec.resource_max else "pass")
-                before = uow.watch.samples.latest(rid, metric)
-                shown_before = _percent(before[0].value) if before else "never"
-                changed |= shown_before != _percent(value)
-                uow.watch.samples.add(SampleRecord(rid, now, metric, value, verdict, reading.no_data_reason))
-            if changed:
-                uow.messages.bump_release(rid, ["checklist"])
-            uow.commit()
-        if changed and self._desk.alerts is not None:
-            self._desk.alerts.redraw(view, ("checklist",))
+        views = self._services.views([j.due.release_id for j in news])
+        for j in news:
+            view = views.get(j.due.release_id)
+            if view is None:
+                continue
+            try:
+                for text in j.notes:
+                    self._note(view, text)
+                if j.header is not None:
+                    alerts.redraw(view, ("header",))
+                if j.resources_changed:
+                    alerts.redraw(view, ("checklist",))
+            except Exception:
+                log.exception("metric watch could not tell Slack about release %s", j.due.release_id)
 
-    def update_gate_window(self, view: ReleaseView, spec: MetricsSpec) -> None:
-        """Judge the gate over the canary stage so far and, when it is news, show it on the header.
-
-        News is a new stage, a verdict that flips, or one more sample over a line: redrawn at once. Figures that
-        merely drift are refreshed every ``HEADER_FIGURES_EVERY`` at most, and only while ``DriftBudget`` has
-        a token: chat.update is Tier 3 for the whole workspace (~50 a minute), and 200 headers redrawn every
-        sample would be 800 a minute, so none would ever show what the database holds; 200 refreshes due at
-        once would still queue ahead of real news for four minutes. The lifecycle judges the window afresh when
-        someone advances; this record is what the header shows, and the header shows when it was taken."""
-        step, gate = view.current_step, view.checklist.gate
-        if step is None or step.kind is not StepKind.CANARY or gate is None:
-            return
-        rid = view.release.id
-        report = self._window.judge(rid, gate, spec, view.release.step_started_at)
-        if report is None:
-            return
-        record = window_record(report, step.key)
-        with self._uow() as uow:
-            uow.leader_only()
-            old = uow.watch.releases.gate_window(rid)
-            kind = "news" if old is None else _header_news(old, record)
-            if kind is None or (kind == "drift" and not self._drift.take()):
-                return
-            uow.watch.releases.update(rid, gate_window=record)
-            uow.messages.bump_release(rid, ["header"])
-            uow.commit()
-        if self._desk.alerts is not None:
-            self._desk.alerts.redraw(view, ("header",))
-
-    def _tell_thread(
-        self, view: ReleaseView, spec: MetricsSpec, outcomes: list[_Outcome], baseline: float | None
-    ) -> None:
+    def _thread_news(
+        self, spec: MetricsSpec, outcomes: list[_Outcome], baseline: float | None
+    ) -> list[str]:
         """One thread note per kind of news in this sample: dry-run fires, blindness, data back."""
         lang = self._lang
+        notes: list[str] = []
         for o in outcomes:
             if o.decision.action is Action.FIRE and o.decision.dry_run:
                 expl = explain(
@@ -563,7 +810,7 @@ class MetricWatch:
                     if expl.kind is CriterionKind.ERROR_RATE
                     else fmt_ms(expl.limit, lang)
                 )
-                self._note(view, t(lang, "dry_run_fired", title=o.criterion.title) + f"\n{value} ≥ {limit}")
+                notes.append(t(lang, "dry_run_fired", title=o.criterion.title) + f"\n{value} ≥ {limit}")
         blind = [o for o in outcomes if o.decision.action is Action.BLIND]
         if blind:
             lines = [t(lang, "watch_blind", count=max(o.decision.no_data_in_row for o in blind))]
@@ -571,10 +818,11 @@ class MetricWatch:
                 t(lang, "watch_blind_line", title=o.criterion.title, reason=no_data_words(o.decision.reason, lang))
                 for o in blind
             ]
-            self._note(view, "\n".join(lines))
+            notes.append("\n".join(lines))
         back = [o for o in outcomes if o.decision.action is Action.DATA_BACK]
         if back:
-            self._note(view, t(lang, "watch_data_back", titles=", ".join(o.criterion.title for o in back)))
+            notes.append(t(lang, "watch_data_back", titles=", ".join(o.criterion.title for o in back)))
+        return notes
 
     def _note(self, view: ReleaseView, text: str) -> None:
         if self._desk.alerts is None:
