@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 
 from bot.db.models import LeadershipRow, MetricSampleRow, PagerOutboxRow, WatchStateRow
 from bot.domain.checklist import Criterion
-from bot.domain.incident import IncidentStatus
+from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.ports import Reading
+from bot.usecases.releases import ReleaseView
 from bot.usecases.watch import MetricWatch
 from tests.test_watch_unit import ALICE, BAD, ScriptedMetrics, World, world_for
 
@@ -240,3 +241,98 @@ def test_the_headers_stage_counts_match_the_gate_judged_from_the_stored_samples(
     )
     assert judged is not None and judged.breached == 2
     assert (view.gate_window["samples"], view.gate_window["breached"]) == (judged.samples, judged.breached)
+
+
+def test_one_release_whose_ping_breaks_does_not_cost_the_others_their_abort(world: World) -> None:
+    """After the commit the on_fired hooks (the traffic provider's abort on breach) run before the pings, and each
+    ping on its own: a ping that raises anything (a render bug for one release) must not cost the other releases
+    of the batch their abort, which nothing would run later (their criteria have fired)."""
+    ids = [world.release_id, *canaries(world, 3)]
+    broken = ids[0]
+    fired: list[int] = []
+    world.watch.on_fired.append(lambda rid, _c, _d: fired.append(rid))
+    record = world.alerts.ping
+
+    def ping(view: ReleaseView, incident: IncidentRecord) -> str:
+        if view.release.id == broken:
+            raise KeyError("a template placeholder this release's details lack")
+        return record(view, incident)
+
+    world.alerts.ping = ping  # type: ignore[method-assign]
+    world.sample()  # baselines and first samples
+    world.metrics.error_rate.extend([BAD] * 1000)
+    for _ in range(4):
+        with contextlib.suppress(KeyError):  # APScheduler would log it and run the job again next poll
+            world.sample()
+    assert {rid for rid in ids if rid != broken} <= set(fired), fired
+
+
+@pytest.fixture
+def watching(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from world_for(db_url, tmp_path, step="post_deploy")
+
+
+def test_no_sample_and_no_page_after_the_post_deploy_watch_is_over(watching: World) -> None:
+    """"No sample is taken after the post-deploy watch, so nothing pages after it": the end is checked again under
+    the batch's lock, since what the tick does one by one first (a baseline said in a thread: Slack calls) can
+    take a watch listed just before its end past it."""
+    world = watching
+    view = world.services.view(world.release_id)
+    length = view.checklist.post_deploy_watch
+    assert length is not None
+    end = view.release.step_started_at + length
+    world.sample()  # the watch's baseline and first sample
+    world.clock.at = end - timedelta(milliseconds=100) - timedelta(seconds=1)
+    canaries(world, 1)  # a canary whose baseline the next tick takes, one by one, and says in its thread
+    record = world.alerts.thread_note
+
+    def slow_note(v: ReleaseView, text: str) -> None:
+        world.clock.advance(0.5)  # chat.postMessage, paced per channel: half a second
+        record(v, text)
+
+    world.alerts.thread_note = slow_note  # type: ignore[method-assign]
+    world.sample()  # listed 100 ms before the watch's end
+    with world.uow() as uow:  # type: ignore[operator]
+        after_end = [
+            s
+            for m in ("error_rate", "p95")
+            for s in uow.watch.samples.latest(world.release_id, m, limit=50)
+            if s.at >= end
+        ]
+    assert after_end == [], after_end
+
+
+def test_a_release_written_alone_before_the_lead_is_lost_still_has_its_hooks_run(
+    db_url: str, world: World
+) -> None:
+    """When the batch's writes fail as a whole, the readings are written release by release. Losing the lead
+    half-way stops the rest, but what already committed (an incident open, its trigger queued) still has its
+    on_fired hooks run: the next leader sees that criterion fired and would not."""
+    ids = [world.release_id, *canaries(world, 2)]
+    fired: list[int] = []
+    world.watch.on_fired.append(lambda rid, _c, _d: fired.append(rid))
+    world.sample()  # baselines and first samples
+    world.metrics.error_rate.extend([BAD] * 1000)
+    world.sample()  # one breach each: the next sample fires
+    refuse_samples_of(db_url, ids[-1])  # the batch's one INSERT breaks: written alone, one by one
+    write = world.watch._write  # type: ignore[attr-defined]
+    calls: list[int] = []
+
+    def write_then_lose_the_lead(asked: Any, now: Any, *, alone: bool) -> Any:
+        calls.append(len(asked))
+        done = write(asked, now, alone=alone)
+        if len(calls) == 2:  # the first release written alone has committed: another replica takes over
+            engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+            with engine.begin() as conn:
+                conn.execute(
+                    update(LeadershipRow).values(epoch=LeadershipRow.epoch + 1, holder="the-next-leader")
+                )
+            engine.dispose()
+        return done
+
+    world.watch._write = write_then_lose_the_lead  # type: ignore[attr-defined,method-assign]
+    world.sample()
+    with world.uow() as uow:  # type: ignore[operator]
+        opened = sorted(rid for rid in ids if uow.watch.incidents.for_release(rid))
+    assert opened == [ids[0]]  # committed by the deposed leader while it still led
+    assert fired == opened, fired

@@ -559,13 +559,17 @@ class MetricWatch:
             # nobody was told, so write the same readings release by release, each on its own.
             log.exception("metric watch: the sample of %d releases failed as a whole; writing each alone", len(asked))
             judged = []
-            for one in asked:
-                try:
-                    judged += self._write([one], now, alone=False)
-                except NotLeader:
-                    raise
-                except Exception:
-                    log.exception("metric watch failed for release %s", one.due.release_id)
+            try:
+                for one in asked:
+                    try:
+                        judged += self._write([one], now, alone=False)
+                    except NotLeader:
+                        raise
+                    except Exception:
+                        log.exception("metric watch failed for release %s", one.due.release_id)
+            finally:
+                self._tell(judged)  # what committed before a NotLeader is told all the same
+            return judged
         self._tell(judged)
         return judged
 
@@ -619,6 +623,9 @@ class MetricWatch:
                     or release.step_started_at != r.due.step_started_at
                 ):
                     continue  # it moved since: the next tick announces it first
+                length = r.due.checklist.post_deploy_watch
+                if r.due.step.kind is StepKind.WATCH and length is not None and now >= release.step_started_at + length:
+                    continue  # the watch is over: the full path reports it, and nothing is sampled after it
                 try:
                     one = self._judge(
                         r, release, states.get(rid, {}), shown.get(rid), stored.get(rid, (0, 0)), latest, now
@@ -761,8 +768,8 @@ class MetricWatch:
         fired = [item for j in judged for item in j.fired]
         if fired:
             self._desk.kick()
-        for item in fired:
-            self._desk.ping(item.incident_id)
+        # The hooks first (the traffic provider's abort on breach), each on its own: a ping that breaks for one
+        # release must not cost another its abort, which nothing would run later (the criterion has fired).
         for j in judged:
             for criterion, details in j.breached:
                 for hook in self.on_fired:
@@ -770,11 +777,20 @@ class MetricWatch:
                         hook(j.due.release_id, criterion, details)
                     except Exception:
                         log.exception("breach hook failed for release %s", j.due.release_id)
+        for item in fired:
+            try:
+                self._desk.ping(item.incident_id)
+            except Exception:  # the desk's ping_pending retries it
+                log.exception("incident %s: the channel ping failed", item.incident_id)
         alerts = self._desk.alerts
         news = [j for j in judged if j.notes or j.header is not None or j.resources_changed]
         if alerts is None or not news:
             return
-        views = self._services.views([j.due.release_id for j in news])
+        try:
+            views = self._services.views([j.due.release_id for j in news])
+        except Exception:  # the redraws are bumped in the database (the sync sweeps them); the notes are lost
+            log.exception("metric watch could not read the views of %d releases to tell Slack", len(news))
+            return
         for j in news:
             view = views.get(j.due.release_id)
             if view is None:
