@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ def worker_name() -> str:
 
 
 FIRE_THREADS = 8  # reminders posted at once, each in its own channel's turn
+LATE_S = 2.0  # a reminder posted later than this after its due time is logged as a warning
 
 
 class TimerPoster:
@@ -64,8 +66,16 @@ class TimerPoster:
     def marker(due: DueTimer) -> str:
         return f"timer:{due.timer.id}"
 
-    def post(self, due: DueTimer, still: Callable[[], bool] | None = None) -> str | None:
-        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent."""
+    def post(
+        self,
+        due: DueTimer,
+        still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> str | None:
+        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent.
+
+        ``timings`` gets ``render_s`` and the gateway's ``turn_s`` and ``call_s`` (where a reminder's time goes)."""
+        began = time.monotonic()
         view = due.view
         if view.release.thread_ts is None or view.status.is_terminal:
             return None
@@ -92,6 +102,8 @@ class TimerPoster:
         else:
             log.warning("unknown timer kind %s", due.timer.kind)
             return None
+        if timings is not None:
+            timings["render_s"] = time.monotonic() - began
         ts = self._gateway.post(
             view.release.channel_id,
             text,
@@ -99,6 +111,7 @@ class TimerPoster:
             thread_ts=view.release.thread_ts,
             marker=self.marker(due),
             still=still,
+            timings=timings,
         )
         for hook in self.after_post:
             try:
@@ -229,8 +242,9 @@ class Clockwork:
             raise NotLeader("the lease was not confirmed in time to post a reminder")
 
     def _fire(self, due: DueTimer) -> None:
+        timings: dict[str, float] = {}
         try:
-            ts = self._poster.post(due, self._is_leader)
+            ts = self._poster.post(due, self._is_leader, timings)
         except ChatError as e:
             if not e.retryable:
                 # The channel is archived or the bot was removed: retrying would only repeat the refusal.
@@ -240,10 +254,27 @@ class Clockwork:
             # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
             log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
             return
-        self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+        # Lateness where the team sees it: Slack has the reminder now.
+        posted_late_s = (self._lifecycle.now() - due.timer.due_at).total_seconds() if ts is not None else None
+        recording = time.monotonic()
+        self._lifecycle.timer_fired(
+            due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s, timing=timings
+        )
         TIMERS_FIRED.labels(kind=due.timer.kind).inc()
         TIMER_LATENESS.labels(kind=due.timer.kind).observe(max(due.late_s, 0.0))
-        log.info("timer %s (%s) fired %.3f s after its due time", due.timer.id, due.timer.kind, due.late_s)
+        log.log(
+            logging.WARNING if posted_late_s is not None and posted_late_s > LATE_S else logging.INFO,
+            "timer %s (%s) fired: claimed %.3f s after its due time, posted %s s after it"
+            " (render %.3f s, channel turn %.3f s, Slack %.3f s, record %.3f s)",
+            due.timer.id,
+            due.timer.kind,
+            due.late_s,
+            "-" if posted_late_s is None else f"{posted_late_s:.3f}",
+            timings.get("render_s", 0.0),
+            timings.get("turn_s", 0.0),
+            timings.get("call_s", 0.0),
+            time.monotonic() - recording,
+        )
 
     def recover(self) -> None:
         """Settle timers a dead process claimed but never finished; called on start and on becoming leader."""
@@ -260,15 +291,20 @@ class Clockwork:
         for due in interrupted:
             if not self._is_leader():
                 raise NotLeader("the lease was not confirmed in time")
+            posted_late_s = None
             try:
                 ts = self._poster.already_posted(due)
                 if ts is None:
                     ts = self._poster.post(due, self._is_leader)
+                    if ts is not None:
+                        posted_late_s = (self._lifecycle.now() - due.timer.due_at).total_seconds()
             except ChatError as e:
                 if e.retryable:
                     log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
                     continue
                 log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
                 ts = None
-            self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+            self._lifecycle.timer_fired(
+                due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s
+            )
             TIMERS_FIRED.labels(kind=due.timer.kind).inc()

@@ -161,14 +161,18 @@ class SlackGateway:
         broadcast: bool = False,
         marker: str | None = None,
         still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> str:
         """Post a message (paced per channel) and return its ts.
 
         ``marker`` is stored as message metadata so a restarted bot can tell whether this post happened. ``still``
         is asked after the pacing wait, just before sending: a leader's post raises ``NotLeader`` instead of
         going out once the lease was not confirmed in time (the pacing can hold a post for a second or more).
+        ``timings`` gets ``turn_s`` (waiting for the channel's turn) and ``call_s`` (Slack's round trip).
         """
+        began = time.monotonic()
         self._pacer.wait(channel)
+        turn = time.monotonic()
         if still is not None and not still():
             raise NotLeader("the lease was not confirmed in time to post")
         kwargs: dict[str, Any] = {
@@ -186,6 +190,9 @@ class SlackGateway:
             if broadcast:
                 kwargs["reply_broadcast"] = True
         response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+        if timings is not None:
+            timings["turn_s"] = turn - began
+            timings["call_s"] = time.monotonic() - turn
         return str(response["ts"])
 
     def thread_markers(self, channel: str, thread_ts: str) -> dict[str, str]:

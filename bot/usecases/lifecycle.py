@@ -7,7 +7,7 @@ Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import sla
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -369,8 +369,24 @@ class Lifecycle:
             won.append(DueTimer(timer, view, (now - timer.due_at).total_seconds()))
         return won
 
-    def timer_fired(self, timer_id: int, *, posted_ts: str | None, late_s: float) -> None:
-        """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker."""
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def timer_fired(
+        self,
+        timer_id: int,
+        *,
+        posted_ts: str | None,
+        late_s: float,
+        posted_late_s: float | None = None,
+        timing: Mapping[str, float] | None = None,
+    ) -> None:
+        """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker.
+
+        ``late_s`` is the lateness at the claim; ``posted_late_s`` at the post (Slack accepted it), None when
+        nothing was posted (Slack refused, or the reminder was found already posted at recovery). ``timing``: where
+        the time between claim and post went (seconds), kept with the event so that a late reminder explains
+        itself."""
         now = self._clock.now()
         with self._uow() as uow:
             uow.leader_only()
@@ -385,7 +401,9 @@ class Lifecycle:
                     "kind": timer.kind,
                     "step": timer.payload.get("step"),
                     "late_s": round(late_s, 3),
+                    "posted_late_s": None if posted_late_s is None else round(posted_late_s, 3),
                     "ts": posted_ts,
+                    **({"timing": {k: round(v, 3) for k, v in timing.items()}} if timing else {}),
                 },
             )
             uow.commit()
