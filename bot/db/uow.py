@@ -451,17 +451,22 @@ class Timers:
             stmt = stmt.where(TimerRow.release_id == release_id)
         return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at))]
 
-    def due(self, now: datetime, limit: int = 50) -> list[TimerRecord]:
-        stmt = (
-            select(TimerRow)
-            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
-            .order_by(TimerRow.due_at)
-            .limit(limit)
-        )
-        return [_timer(r) for r in self._s.scalars(stmt)]
+    def due(self, now: datetime, limit: int = 50, skip_channels: Collection[str] = ()) -> list[TimerRecord]:
+        """Pending timers due by ``now``, earliest first; none of a release in ``skip_channels``."""
+        stmt = select(TimerRow).where(TimerRow.status == "pending", TimerRow.due_at <= now)
+        if skip_channels:
+            stmt = stmt.join(ReleaseRow, ReleaseRow.id == TimerRow.release_id).where(
+                ReleaseRow.channel_id.not_in(sorted(skip_channels))
+            )
+        return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at).limit(limit))]
 
-    def next_due(self) -> datetime | None:
-        return self._s.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        stmt = select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending")
+        if skip_channels:
+            stmt = stmt.join(ReleaseRow, ReleaseRow.id == TimerRow.release_id).where(
+                ReleaseRow.channel_id.not_in(sorted(skip_channels))
+            )
+        return self._s.scalar(stmt)
 
     def claim(self, timer_id: int, worker: str, now: datetime) -> bool:
         """Move a pending timer to firing; only one process can win this UPDATE."""

@@ -58,6 +58,10 @@ class ChannelPacer:
             except Exception as e:
                 log.warning("post turns from the database failed (%s); pacing this process alone", type(e).__name__)
             else:
+                with self._lock:  # what this process knows of the channel's next turn (``free_in``)
+                    self._next[channel] = max(
+                        self._next.get(channel, 0.0), self._monotonic() + max(pause, 0.0) + self._interval
+                    )
                 if pause > 0:
                     self._sleep(pause)
                 return
@@ -67,6 +71,13 @@ class ChannelPacer:
             self._next[channel] = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+
+    def free_in(self, channel: str) -> float:
+        """Seconds until the channel's next turn as far as this process knows (its own posts; another replica's
+        post in the channel is learnt only when waiting for the turn). 0.0 when a post may go now."""
+        with self._lock:
+            return max(0.0, self._next.get(channel, 0.0) - self._monotonic())
 
 
 class UpdatePacer:
@@ -150,6 +161,10 @@ class SlackGateway:
             # Connection refused, timeouts, DNS: Slack is unreachable for now.
             SLACK_API_ERRORS.labels(method=method, error="unreachable").inc()
             raise ChatError("post_failed", code="unreachable", retryable=True) from e
+
+    def turn_free_in(self, channel: str) -> float:
+        """Seconds until a post in ``channel`` would go without waiting for its turn (``ChannelPacer.free_in``)."""
+        return self._pacer.free_in(channel)
 
     def post(
         self,

@@ -7,7 +7,7 @@ Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import sla
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -347,18 +347,20 @@ class Lifecycle:
 
     # --- the clock --------------------------------------------------------------------------------------
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        """The earliest pending due time, of a release in none of ``skip_channels``."""
         with self._uow() as uow:
-            return uow.timers.next_due()
+            return uow.timers.next_due(skip_channels)
 
-    def claim_due(self, worker: str, limit: int = 20) -> list[DueTimer]:
+    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[DueTimer]:
         """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at.
 
+        Timers of releases in ``skip_channels`` are left pending (the clock posts one reminder a channel at a time).
         Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
         now = self._clock.now()
         won: list[DueTimer] = []
         with self._uow() as uow:
-            due = uow.timers.due(now, limit)
+            due = uow.timers.due(now, limit, skip_channels)
         for timer in due:
             with self._uow() as uow:
                 uow.leader_only()
