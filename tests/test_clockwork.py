@@ -21,7 +21,7 @@ from bot.domain.records import TimerRecord
 from bot.errors import ChatError, NotLeader
 from bot.runtime.clockwork import Clockwork, TimerPoster
 from bot.slack.gateway import ChannelPacer, SlackGateway
-from bot.usecases.lifecycle import DueTimer, Lifecycle
+from bot.usecases.lifecycle import ClaimedTimer, DueTimer, Lifecycle
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_user import BOT_TOKEN
 
@@ -65,20 +65,28 @@ class Timers:
         view = SimpleNamespace(release=release)
         return DueTimer(timer, cast(Any, view), (self.now() - timer.due_at).total_seconds())
 
-    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[DueTimer]:
+    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
         now = self.now()
+        won: dict[str, TimerRecord] = {}
         with self._lock:
             if not self._leads():
                 raise NotLeader("not leading")
-            won = [t for t in self._due(skip_channels) if t.due_at <= now][:limit]
-            for t in won:
+            for t in self._due(skip_channels):  # the earliest of each channel
+                if t.due_at <= now and len(won) < limit:
+                    won.setdefault(self.channel_of[t.release_id], t)
+            for t in won.values():
                 self.rows[t.id] = replace(t, status="firing", claimed_by=worker)
-            return [self._view(self.rows[t.id]) for t in won]
+        return [ClaimedTimer(self.rows[t.id], c, (now - t.due_at).total_seconds()) for c, t in won.items()]
 
-    def interrupted_timers(self, worker: str | None = None) -> list[DueTimer]:
+    def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
+        return replace(self._view(claimed.timer), late_s=claimed.late_s)
+
+    def interrupted_timers(self, worker: str | None = None, skip: Collection[int] = ()) -> list[DueTimer]:
         with self._lock:
             firing = [
-                t for t in self.rows.values() if t.status == "firing" and worker in (None, t.claimed_by)
+                t
+                for t in self.rows.values()
+                if t.status == "firing" and worker in (None, t.claimed_by) and t.id not in skip
             ]
             return [self._view(t) for t in firing]
 

@@ -451,14 +451,35 @@ class Timers:
             stmt = stmt.where(TimerRow.release_id == release_id)
         return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at))]
 
-    def due(self, now: datetime, limit: int = 50, skip_channels: Collection[str] = ()) -> list[TimerRecord]:
-        """Pending timers due by ``now``, earliest first; none of a release in ``skip_channels``."""
-        stmt = select(TimerRow).where(TimerRow.status == "pending", TimerRow.due_at <= now)
+    def due(self, now: datetime, limit: int = 50) -> list[TimerRecord]:
+        stmt = (
+            select(TimerRow)
+            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+            .order_by(TimerRow.due_at)
+            .limit(limit)
+        )
+        return [_timer(r) for r in self._s.scalars(stmt)]
+
+    def due_by_channel(
+        self, now: datetime, limit: int, skip_channels: Collection[str] = ()
+    ) -> list[tuple[TimerRecord, str]]:
+        """The earliest pending timer due by ``now`` of up to ``limit`` channels, none in ``skip_channels``, with
+        its release's channel; earliest first."""
+        stmt = (
+            select(TimerRow, ReleaseRow.channel_id)
+            .join(ReleaseRow, ReleaseRow.id == TimerRow.release_id)
+            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+        )
         if skip_channels:
-            stmt = stmt.join(ReleaseRow, ReleaseRow.id == TimerRow.release_id).where(
-                ReleaseRow.channel_id.not_in(sorted(skip_channels))
-            )
-        return [_timer(r) for r in self._s.scalars(stmt.order_by(TimerRow.due_at).limit(limit))]
+            stmt = stmt.where(ReleaseRow.channel_id.not_in(sorted(skip_channels)))
+        # A few more rows than channels wanted: a channel's later timers are dropped below (the next pass, with
+        # that channel busy, finds the other channels' first).
+        rows = self._s.execute(stmt.order_by(TimerRow.due_at, TimerRow.id).limit(limit * 4))
+        out: dict[str, TimerRecord] = {}
+        for row, channel in rows:
+            if channel not in out and len(out) < limit:
+                out[channel] = _timer(row)
+        return [(timer, channel) for channel, timer in out.items()]
 
     def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
         stmt = select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending")

@@ -34,7 +34,7 @@ from bot.errors import ChatError, NotLeader
 from bot.observability import TIMER_LATENESS, TIMERS_FIRED
 from bot.slack import notices
 from bot.slack.gateway import SlackGateway
-from bot.usecases.lifecycle import STAGE_WAIT, WATCH_END, DueTimer, Lifecycle
+from bot.usecases.lifecycle import STAGE_WAIT, WATCH_END, ClaimedTimer, DueTimer, Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ def worker_name() -> str:
 
 FIRE_THREADS = 8  # reminders posted at once, each in its own channel's turn
 REARM_S = 1.0  # how often the leader looks for a due time earlier than its wake-up (timers other replicas schedule)
+# A channel's next reminder is claimed this long before its post turn comes, so that loading and rendering it
+# (~0.05-0.2 s under load) overlap the wait instead of following it: claimed only once the turn had come, four
+# reminders of a channel due together were each that much later than the one before (quick run: 0.6 s over the
+# pace's own floor by the fourth). A thread sleeps at most this long for its turn.
+TURN_LEAD_S = 0.25
 LATE_S = 2.0  # a reminder posted later than this after its due time is logged as a warning
 
 
@@ -144,11 +149,11 @@ class Clockwork:
     """Wakes up for due timers and fires them; jobs run only while ``is_leader()`` says so.
 
     Reminders are fired in per-channel lanes: at most one reminder of a channel is in flight in this process, and a
-    channel's next one is claimed only once its post turn is free (``TimerPoster.turn_free_in``), so a fire thread
-    never sleeps for its channel's turn while another channel's reminder is due (with eight threads and four
-    reminders a channel due together, the threads slept behind their channels' posts and the rest of the org
-    waited: 21 s late). A thread and a lane coming free claim the next due reminder at once (``_kick``); a channel
-    whose turn comes later is woken for at that time."""
+    channel's next one is claimed only once its post turn is (about to be: ``TURN_LEAD_S``) free
+    (``TimerPoster.turn_free_in``), so a fire thread never sleeps for its channel's turn while another channel's
+    reminder is due (with eight threads and four reminders a channel due together, the threads slept behind their
+    channels' posts and the rest of the org waited: 21 s late). A thread and a lane coming free claim the next due
+    reminder at once (``_kick``); a channel whose turn comes later is woken for at that time."""
 
     def __init__(
         self,
@@ -218,32 +223,32 @@ class Clockwork:
             fn, "interval", seconds=seconds, id=job_id, replace_existing=True, max_instances=overlap
         )
 
-    def _held(self) -> tuple[set[str], float | None, bool]:
+    def _held(self) -> tuple[set[str], float | None, int]:
         """Channels not to claim in now (a reminder in flight, or their turn not yet free), the seconds until the
-        first of those turns comes, and whether every fire thread is taken."""
+        first of those turns comes, and how many fire threads are free."""
         with self._state:
             busy = set(self._lanes)
-            full = len(self._in_flight) >= self._threads
+            free = self._threads - len(self._in_flight)
             recent = list(self._recent)
         soonest: float | None = None
         for channel in recent:
             if channel in busy:
                 continue
-            wait = self._poster.turn_free_in(channel)
+            wait = self._poster.turn_free_in(channel) - TURN_LEAD_S
             if wait > 0:
                 busy.add(channel)
                 soonest = wait if soonest is None else min(soonest, wait)
             else:
                 with self._state:
                     self._recent.discard(channel)
-        return busy, soonest, full
+        return busy, soonest, free
 
     def wake(self) -> None:
         """Re-arm the one-shot wake-up at the earliest time a pending timer can be claimed."""
         if not self.scheduler.running or self._stopped:
             return
-        busy, soonest, full = self._held()
-        if full:
+        busy, soonest, free = self._held()
+        if free <= 0:
             return  # a thread coming free claims the next one (``_kick``)
         now = datetime.now(UTC)
         due = self._lifecycle.next_due(busy)
@@ -300,44 +305,46 @@ class Clockwork:
         settles meanwhile is either left out or already recorded fired."""
         with self._state:
             in_flight = set(self._in_flight)
-        return [d for d in self._lifecycle.interrupted_timers(worker) if d.timer.id not in in_flight]
+        return self._lifecycle.interrupted_timers(worker, skip=in_flight)
 
     def _dispatch(self) -> None:
-        """Claim due timers, earliest first, into free lanes while a fire thread is free; returns without waiting.
+        """Claim due timers, earliest first, one for each free thread in as many free lanes; returns without waiting.
 
-        Each claim is taken only just before its reminder is posted, while this process still leads, so a leader
-        that loses the lease mid-way leaves the rest unclaimed for the next one."""
+        Each claim is taken only just before its reminder is posted (a thread is free for it), while this process
+        still leads, so a leader that loses the lease mid-way leaves the rest unclaimed for the next one. The
+        release is loaded on the fire thread, not here."""
         while self._is_leader() and not self._stopped:
-            busy, _soonest, full = self._held()
-            if full:
+            busy, _soonest, free = self._held()
+            if free <= 0:
                 return
-            won = self._lifecycle.claim_due(self._worker, limit=1, skip_channels=busy)
+            won = self._lifecycle.claim_due(self._worker, limit=free, skip_channels=busy)
             if not won:
                 return
-            due = won[0]
-            channel = due.view.release.channel_id
-            with self._state:
-                self._lanes[channel] = due.timer.id
-                self._in_flight.add(due.timer.id)
-                self._recent.add(channel)
-            self._pool.submit(self._in_lane, due, channel)
+            for claimed in won:
+                with self._state:
+                    self._lanes[claimed.channel_id] = claimed.timer.id
+                    self._in_flight.add(claimed.timer.id)
+                    self._recent.add(claimed.channel_id)
+                self._pool.submit(self._in_lane, claimed)
 
-    def _in_lane(self, due: DueTimer, channel: str) -> None:
+    def _in_lane(self, claimed: ClaimedTimer) -> None:
         try:
-            self._fire(due)
+            began = time.monotonic()
+            due = self._lifecycle.due_timer(claimed)
+            self._fire(due, {"load_s": time.monotonic() - began})
         except NotLeader as e:
             # Claimed but not recorded: the next leader settles it by its marker.
-            log.warning("reminder %s left to the next leader: %s", due.timer.id, e)
+            log.warning("reminder %s left to the next leader: %s", claimed.timer.id, e)
         except Exception:
-            log.exception("firing timer %s failed", due.timer.id)
+            # Left "firing": the sweep settles it (by its marker) as one of ours.
+            log.exception("firing timer %s failed", claimed.timer.id)
         finally:
             with self._state:
-                self._lanes.pop(channel, None)
-                self._in_flight.discard(due.timer.id)
+                self._lanes.pop(claimed.channel_id, None)
+                self._in_flight.discard(claimed.timer.id)
             self._kick()
 
-    def _fire(self, due: DueTimer) -> None:
-        timings: dict[str, float] = {}
+    def _fire(self, due: DueTimer, timings: dict[str, float]) -> None:
         try:
             ts = self._poster.post(due, self._is_leader, timings)
         except ChatError as e:
@@ -360,11 +367,12 @@ class Clockwork:
         log.log(
             logging.WARNING if posted_late_s is not None and posted_late_s > LATE_S else logging.INFO,
             "timer %s (%s) fired: claimed %.3f s after its due time, posted %s s after it"
-            " (render %.3f s, channel turn %.3f s, Slack %.3f s, record %.3f s)",
+            " (load %.3f s, render %.3f s, channel turn %.3f s, Slack %.3f s, record %.3f s)",
             due.timer.id,
             due.timer.kind,
             due.late_s,
             "-" if posted_late_s is None else f"{posted_late_s:.3f}",
+            timings.get("load_s", 0.0),
             timings.get("render_s", 0.0),
             timings.get("turn_s", 0.0),
             timings.get("call_s", 0.0),

@@ -66,6 +66,15 @@ class DueTimer:
     late_s: float
 
 
+@dataclass(frozen=True)
+class ClaimedTimer:
+    """A timer this process won the claim for, before its release is loaded (``Lifecycle.due_timer``)."""
+
+    timer: TimerRecord
+    channel_id: str
+    late_s: float  # at the claim
+
+
 class Lifecycle:
     """Moving releases on, and keeping their clock."""
 
@@ -352,24 +361,31 @@ class Lifecycle:
         with self._uow() as uow:
             return uow.timers.next_due(skip_channels)
 
-    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[DueTimer]:
-        """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at.
+    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
+        """Claim the earliest due timer of up to ``limit`` channels not in ``skip_channels`` (the clock posts one
+        reminder a channel at a time); each claim is an UPDATE only one process succeeds at.
 
-        Timers of releases in ``skip_channels`` are left pending (the clock posts one reminder a channel at a time).
+        The release's view is not loaded here but by ``due_timer``, on the thread that posts: the clock claims on
+        one thread and posts on several, and loading 50 views one after the other made the last claim seconds late.
         Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
         now = self._clock.now()
-        won: list[DueTimer] = []
+        won: list[ClaimedTimer] = []
         with self._uow() as uow:
-            due = uow.timers.due(now, limit, skip_channels)
-        for timer in due:
+            due = uow.timers.due_by_channel(now, limit, skip_channels)
+        for timer, channel in due:
             with self._uow() as uow:
                 uow.leader_only()
                 if not uow.timers.claim(timer.id, worker, now):
                     continue
                 uow.commit()
-                view = self._services.view_in(uow, timer.release_id)
-            won.append(DueTimer(timer, view, (now - timer.due_at).total_seconds()))
+            won.append(ClaimedTimer(timer, channel, (now - timer.due_at).total_seconds()))
         return won
+
+    def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
+        """A claimed timer with its release's view, for its post."""
+        with self._uow() as uow:
+            view = self._services.view_in(uow, claimed.timer.release_id)
+        return DueTimer(claimed.timer, view, claimed.late_s)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -410,12 +426,16 @@ class Lifecycle:
             )
             uow.commit()
 
-    def interrupted_timers(self, worker: str | None = None) -> list[DueTimer]:
-        """Timers claimed but never finished: by a process that died, or (``worker``) by us while Slack was down."""
+    def interrupted_timers(self, worker: str | None = None, skip: Collection[int] = ()) -> list[DueTimer]:
+        """Timers claimed but never finished: by a process that died, or (``worker``) by us while Slack was down.
+
+        ``skip``: timers not to load (the clock's own in flight)."""
         now = self._clock.now()
         out = []
         with self._uow() as uow:
             for timer in uow.timers.interrupted(worker):
+                if timer.id in skip:
+                    continue
                 out.append(
                     DueTimer(
                         timer,
