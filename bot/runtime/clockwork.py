@@ -269,7 +269,10 @@ class Clockwork:
 
     def _kick(self) -> None:
         """A lane or a thread came free: claim the next due reminder now, unless a pass under way will."""
-        self._pass(settle=False, block=False)
+        try:
+            self._pass(settle=False, block=False)
+        except Exception:  # on a fire thread, where nobody would hear of it; the sweep tries again
+            log.exception("claiming the next due timers failed")
 
     def _pass(self, *, settle: bool, block: bool) -> None:
         self._again.set()
