@@ -136,7 +136,13 @@ def test_walk_a_release_from_start_to_finished(running: RunningBot, db_url: str)
     assert [e["details"]["kind"] for e in fired] == ["stage_wait", "stage_wait", "watch_end"]
     assert events[-1]["action"] == "release_finished"
     lateness = [e["details"]["late_s"] for e in fired]
-    print(f"\nreminder lateness (s), normal running: {lateness}")
+    # Lateness is kept at both ends: at the claim, and when Slack took the post (later, never earlier), with the
+    # time between them accounted for (load, render, the channel's turn, Slack's round trip).
+    posted = [e["details"]["posted_late_s"] for e in fired]
+    assert all(p is not None and p >= c for p, c in zip(posted, lateness, strict=True))
+    assert all(set(e["details"]["timing"]) == {"load_s", "render_s", "turn_s", "call_s"} for e in fired)
+    assert all(e["details"]["ts"] for e in fired)
+    print(f"\nreminder lateness (s), normal running: at the claim {lateness}, at the post {posted}")
 
 
 def test_open_items_block_leaving_a_phase_until_overridden_with_a_reason(

@@ -469,8 +469,34 @@ class Timers:
         )
         return [_timer(r) for r in self._s.scalars(stmt)]
 
-    def next_due(self) -> datetime | None:
-        return self._s.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending"))
+    def due_by_channel(
+        self, now: datetime, limit: int, skip_channels: Collection[str] = ()
+    ) -> list[tuple[TimerRecord, str]]:
+        """The earliest pending timer due by ``now`` of up to ``limit`` channels, none in ``skip_channels``, with
+        its release's channel; earliest first."""
+        stmt = (
+            select(TimerRow, ReleaseRow.channel_id)
+            .join(ReleaseRow, ReleaseRow.id == TimerRow.release_id)
+            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+        )
+        if skip_channels:
+            stmt = stmt.where(ReleaseRow.channel_id.not_in(sorted(skip_channels)))
+        # A few more rows than channels wanted: a channel's later timers are dropped below (the next pass, with
+        # that channel busy, finds the other channels' first).
+        rows = self._s.execute(stmt.order_by(TimerRow.due_at, TimerRow.id).limit(limit * 4))
+        out: dict[str, TimerRecord] = {}
+        for row, channel in rows:
+            if channel not in out and len(out) < limit:
+                out[channel] = _timer(row)
+        return [(timer, channel) for channel, timer in out.items()]
+
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        stmt = select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending")
+        if skip_channels:
+            stmt = stmt.join(ReleaseRow, ReleaseRow.id == TimerRow.release_id).where(
+                ReleaseRow.channel_id.not_in(sorted(skip_channels))
+            )
+        return self._s.scalar(stmt)
 
     def claim(self, timer_id: int, worker: str, now: datetime) -> bool:
         """Move a pending timer to firing; only one process can win this UPDATE."""

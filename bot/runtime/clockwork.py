@@ -9,6 +9,12 @@ the leadership epoch in its own transaction (``SqlUnitOfWork.leader_only``), so 
 A process killed between claim and outcome leaves the timer "firing". At the next start the thread is searched
 for the reminder's marker (message metadata): if Slack has it, the timer is marked fired; if not, it is posted
 now, late, and says so. So no reminder is lost and none is posted twice.
+
+Reminders go out in per-channel lanes (``Clockwork``): one in flight a channel, the next one of a channel claimed
+once its post turn is free, so no claimed reminder sleeps for a busy channel while another channel's is due. A
+pass does not wait for what it claimed; the timers this process has in flight are never taken for interrupted ones
+(neither by its own settling of a Slack outage's leftovers nor by ``recover`` on being elected again). The leader
+also looks for an earlier due time every second, since a timer another replica schedules wakes only that replica.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -27,7 +34,7 @@ from bot.errors import ChatError, NotLeader
 from bot.observability import TIMER_LATENESS, TIMERS_FIRED
 from bot.slack import notices
 from bot.slack.gateway import SlackGateway
-from bot.usecases.lifecycle import STAGE_WAIT, WATCH_END, DueTimer, Lifecycle
+from bot.usecases.lifecycle import STAGE_WAIT, WATCH_END, ClaimedTimer, DueTimer, Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,13 @@ def worker_name() -> str:
 
 
 FIRE_THREADS = 8  # reminders posted at once, each in its own channel's turn
+REARM_S = 1.0  # how often the leader looks for a due time earlier than its wake-up (timers other replicas schedule)
+# A channel's next reminder is claimed this long before its post turn comes, so that loading and rendering it
+# (~0.05-0.2 s under load) overlap the wait instead of following it: claimed only once the turn had come, four
+# reminders of a channel due together were each that much later than the one before (quick run: 0.6 s over the
+# pace's own floor by the fourth). A thread sleeps at most this long for its turn.
+TURN_LEAD_S = 0.25
+LATE_S = 2.0  # a reminder posted later than this after its due time is logged as a warning
 
 
 class TimerPoster:
@@ -64,8 +78,16 @@ class TimerPoster:
     def marker(due: DueTimer) -> str:
         return f"timer:{due.timer.id}"
 
-    def post(self, due: DueTimer, still: Callable[[], bool] | None = None) -> str | None:
-        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent."""
+    def post(
+        self,
+        due: DueTimer,
+        still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> str | None:
+        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent.
+
+        ``timings`` gets ``render_s`` and the gateway's ``turn_s`` and ``call_s`` (where a reminder's time goes)."""
+        began = time.monotonic()
         view = due.view
         if view.release.thread_ts is None or view.status.is_terminal:
             return None
@@ -92,6 +114,8 @@ class TimerPoster:
         else:
             log.warning("unknown timer kind %s", due.timer.kind)
             return None
+        if timings is not None:
+            timings["render_s"] = time.monotonic() - began
         ts = self._gateway.post(
             view.release.channel_id,
             text,
@@ -99,6 +123,7 @@ class TimerPoster:
             thread_ts=view.release.thread_ts,
             marker=self.marker(due),
             still=still,
+            timings=timings,
         )
         for hook in self.after_post:
             try:
@@ -106,6 +131,10 @@ class TimerPoster:
             except Exception:
                 log.exception("after-post hook failed for reminder %s", due.timer.id)
         return ts
+
+    def turn_free_in(self, channel: str) -> float:
+        """Seconds until a post in ``channel`` would not wait for its turn."""
+        return self._gateway.turn_free_in(channel)
 
     def already_posted(self, due: DueTimer) -> str | None:
         view = due.view
@@ -117,7 +146,14 @@ class TimerPoster:
 
 
 class Clockwork:
-    """Wakes up for due timers and fires them; jobs run only while ``is_leader()`` says so."""
+    """Wakes up for due timers and fires them; jobs run only while ``is_leader()`` says so.
+
+    Reminders are fired in per-channel lanes: at most one reminder of a channel is in flight in this process, and a
+    channel's next one is claimed only once its post turn is (about to be: ``TURN_LEAD_S``) free
+    (``TimerPoster.turn_free_in``), so a fire thread never sleeps for its channel's turn while another channel's
+    reminder is due (with eight threads and four reminders a channel due together, the threads slept behind their
+    channels' posts and the rest of the org waited: 21 s late). A thread and a lane coming free claim the next due
+    reminder at once (``_kick``); a channel whose turn comes later is woken for at that time."""
 
     def __init__(
         self,
@@ -127,13 +163,23 @@ class Clockwork:
         sweep_s: float = 5.0,
         is_leader: Callable[[], bool] = lambda: True,
         worker: str | None = None,
+        fire_threads: int = FIRE_THREADS,
     ) -> None:
         self._lifecycle = lifecycle
         self._poster = poster
         self._sweep_s = sweep_s
         self._is_leader = is_leader
         self._worker = worker or worker_name()
+        # One pass at a time: the claims, and the settling of interrupted timers.
         self._lock = threading.Lock()
+        self._again = threading.Event()  # another pass is wanted (a lane or thread came free meanwhile)
+        self._state = threading.Lock()  # guards the two below, which fire threads change
+        self._lanes: dict[str, int] = {}  # channel → the timer in flight in it
+        self._in_flight: set[int] = set()
+        self._recent: set[str] = set()  # channels fired in whose post turn may not have come round yet
+        self._threads = fire_threads
+        self._pool = ThreadPoolExecutor(fire_threads, thread_name_prefix="timer-fire")
+        self._stopped = False
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             # Our jobs check lateness themselves; APScheduler must never drop a late run.
@@ -144,13 +190,21 @@ class Clockwork:
         self.scheduler.add_job(
             self.tick, "interval", seconds=self._sweep_s, id="timer-sweep", replace_existing=True
         )
+        # A timer another replica schedules wakes only that replica (``on_timers_changed``), not the leader: without
+        # this the leader found it at its next sweep, up to ``sweep_s`` late (the org bench: claims 0-4 s late with
+        # nothing else in the way). One indexed min() a second re-arms the wake-up before such a timer is due.
+        self.add_interval("timer-rearm", self.wake, REARM_S)
         self.scheduler.start()
         self.recover()
         self.wake()
 
     def stop(self) -> None:
+        self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        with self._lock:  # a pass under way (a lane's kick) claims nothing more once it sees ``_stopped``
+            pass
+        self._pool.shutdown(wait=True)  # reminders in flight are posted and recorded (or left to recovery)
 
     def add_interval(self, job_id: str, fn: Callable[[], None], seconds: float, *, overlap: int = 1) -> None:
         """Other leader-only periodic work (metric watch, outbox) shares this scheduler.
@@ -169,68 +223,133 @@ class Clockwork:
             fn, "interval", seconds=seconds, id=job_id, replace_existing=True, max_instances=overlap
         )
 
+    def _held(self) -> tuple[set[str], float | None, int]:
+        """Channels not to claim in now (a reminder in flight, or their turn not yet free), the seconds until the
+        first of those turns comes, and how many fire threads are free."""
+        with self._state:
+            busy = set(self._lanes)
+            free = self._threads - len(self._in_flight)
+            recent = list(self._recent)
+        soonest: float | None = None
+        for channel in recent:
+            if channel in busy:
+                continue
+            wait = self._poster.turn_free_in(channel) - TURN_LEAD_S
+            if wait > 0:
+                busy.add(channel)
+                soonest = wait if soonest is None else min(soonest, wait)
+            else:
+                with self._state:
+                    self._recent.discard(channel)
+        return busy, soonest, free
+
     def wake(self) -> None:
-        """Re-arm the one-shot wake-up at the earliest pending due time."""
-        if not self.scheduler.running:
+        """Re-arm the one-shot wake-up at the earliest time a pending timer can be claimed."""
+        if not self.scheduler.running or self._stopped:
             return
-        due = self._lifecycle.next_due()
-        if due is None:
+        busy, soonest, free = self._held()
+        if free <= 0:
+            return  # a thread coming free claims the next one (``_kick``)
+        now = datetime.now(UTC)
+        due = self._lifecycle.next_due(busy)
+        run_at = None if due is None else max(due, now)
+        if soonest is not None:
+            turn = now + timedelta(seconds=soonest)
+            run_at = turn if run_at is None else min(run_at, turn)
+        if run_at is None:
             return
-        run_at = max(due, datetime.now(UTC))
-        self.scheduler.add_job(self.tick, "date", run_date=run_at, id="timer-wake", replace_existing=True)
+        # Two at once: a wake re-armed for "now" from inside a running pass must not be skipped as a second instance.
+        self.scheduler.add_job(
+            self.tick, "date", run_date=run_at, id="timer-wake", replace_existing=True, max_instances=2
+        )
 
     def tick(self) -> None:
-        if not self._is_leader():
-            return
-        with self._lock:
+        """A pass: settle our own timers left "firing" by a Slack outage, then claim what is due in free lanes."""
+        self._pass(settle=True, block=True)
+
+    def _kick(self) -> None:
+        """A lane or a thread came free: claim the next due reminder now, unless a pass under way will."""
+        try:
+            self._pass(settle=False, block=False)
+        except Exception:  # on a fire thread, where nobody would hear of it; the sweep tries again
+            log.exception("claiming the next due timers failed")
+
+    def _pass(self, *, settle: bool, block: bool) -> None:
+        self._again.set()
+        while self._again.is_set():
+            if not self._lock.acquire(blocking=block):
+                return  # the pass under way sees ``_again`` once it is done, and goes round again
+            block = False
             try:
-                # Our own, left "firing" by a Slack outage.
-                self._settle(self._lifecycle.interrupted_timers(self._worker))
-                self._fire_due()
+                self._again.clear()
+                if self._stopped or not self._is_leader():
+                    return
+                if settle:
+                    settle = False
+                    # Our own, left "firing" by a Slack outage.
+                    self._settle(self._interrupted(self._worker))
+                self._dispatch()
             except NotLeader as e:
                 log.warning("timers left to the next leader: %s", e)
                 return
+            finally:
+                self._lock.release()
         self.wake()
 
-    def _fire_due(self) -> None:
-        """Claim and fire the due timers, up to ``FIRE_THREADS`` at once.
+    def in_flight(self) -> frozenset[int]:
+        """The timers this process has claimed and not yet settled."""
+        with self._state:
+            return frozenset(self._in_flight)
 
-        One claim per free thread, then its post: a timer is claimed only just before it is posted, while this
-        process still leads, so a leader that loses the lease mid-way leaves the rest unclaimed for the next one.
-        Several at once because each reminder waits for its channel's turn to post: fired one by one, 200 reminders
-        due within a minute waited behind each other's channels and the last ones were 70 s late. Returns once every
-        claimed timer is settled, so that no later tick takes an in-flight one for an interrupted one."""
-        free = threading.Semaphore(FIRE_THREADS)
-        deposed = threading.Event()
+    def _interrupted(self, worker: str | None = None) -> list[DueTimer]:
+        """Timers left "firing" (``Lifecycle.interrupted_timers``) but for those this process has in flight.
 
-        def fire(due: DueTimer) -> None:
-            try:
-                self._fire(due)
-            except NotLeader:
-                deposed.set()
-            except Exception:
-                log.exception("firing timer %s failed", due.timer.id)
-            finally:
-                free.release()
+        Taken under ``_lock``, so no claim is added meanwhile; the set is read before the timers, so one that
+        settles meanwhile is either left out or already recorded fired."""
+        with self._state:
+            in_flight = set(self._in_flight)
+        return self._lifecycle.interrupted_timers(worker, skip=in_flight)
 
-        with ThreadPoolExecutor(FIRE_THREADS, thread_name_prefix="timer-fire") as pool:
-            while self._is_leader() and not deposed.is_set():
-                free.acquire()
-                try:
-                    won = [] if deposed.is_set() else self._lifecycle.claim_due(self._worker, limit=1)
-                except BaseException:
-                    free.release()
-                    raise
-                if not won:
-                    free.release()
-                    break
-                pool.submit(fire, won[0])
-        if deposed.is_set():
-            raise NotLeader("the lease was not confirmed in time to post a reminder")
+    def _dispatch(self) -> None:
+        """Claim due timers, earliest first, one for each free thread in as many free lanes; returns without waiting.
 
-    def _fire(self, due: DueTimer) -> None:
+        Each claim is taken only just before its reminder is posted (a thread is free for it), while this process
+        still leads, so a leader that loses the lease mid-way leaves the rest unclaimed for the next one. The
+        release is loaded on the fire thread, not here."""
+        while self._is_leader() and not self._stopped:
+            busy, _soonest, free = self._held()
+            if free <= 0:
+                return
+            won = self._lifecycle.claim_due(self._worker, limit=free, skip_channels=busy)
+            if not won:
+                return
+            for claimed in won:
+                with self._state:
+                    self._lanes[claimed.channel_id] = claimed.timer.id
+                    self._in_flight.add(claimed.timer.id)
+                    self._recent.add(claimed.channel_id)
+                self._pool.submit(self._in_lane, claimed)
+
+    def _in_lane(self, claimed: ClaimedTimer) -> None:
         try:
-            ts = self._poster.post(due, self._is_leader)
+            began = time.monotonic()
+            due = self._lifecycle.due_timer(claimed)
+            self._fire(due, {"load_s": time.monotonic() - began})
+        except NotLeader as e:
+            # Claimed but not recorded: the next leader settles it by its marker.
+            log.warning("reminder %s left to the next leader: %s", claimed.timer.id, e)
+        except Exception:
+            # Left "firing": the sweep settles it (by its marker) as one of ours.
+            log.exception("firing timer %s failed", claimed.timer.id)
+        finally:
+            with self._state:
+                self._lanes.pop(claimed.channel_id, None)
+                self._in_flight.discard(claimed.timer.id)
+            self._kick()
+
+    def _fire(self, due: DueTimer, timings: dict[str, float]) -> None:
+        try:
+            ts = self._poster.post(due, self._is_leader, timings)
         except ChatError as e:
             if not e.retryable:
                 # The channel is archived or the bot was removed: retrying would only repeat the refusal.
@@ -240,10 +359,28 @@ class Clockwork:
             # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
             log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
             return
-        self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+        # Lateness where the team sees it: Slack has the reminder now.
+        posted_late_s = (self._lifecycle.now() - due.timer.due_at).total_seconds() if ts is not None else None
+        recording = time.monotonic()
+        self._lifecycle.timer_fired(
+            due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s, timing=timings
+        )
         TIMERS_FIRED.labels(kind=due.timer.kind).inc()
         TIMER_LATENESS.labels(kind=due.timer.kind).observe(max(due.late_s, 0.0))
-        log.info("timer %s (%s) fired %.3f s after its due time", due.timer.id, due.timer.kind, due.late_s)
+        log.log(
+            logging.WARNING if posted_late_s is not None and posted_late_s > LATE_S else logging.INFO,
+            "timer %s (%s) fired: claimed %.3f s after its due time, posted %s s after it"
+            " (load %.3f s, render %.3f s, channel turn %.3f s, Slack %.3f s, record %.3f s)",
+            due.timer.id,
+            due.timer.kind,
+            due.late_s,
+            "-" if posted_late_s is None else f"{posted_late_s:.3f}",
+            timings.get("load_s", 0.0),
+            timings.get("render_s", 0.0),
+            timings.get("turn_s", 0.0),
+            timings.get("call_s", 0.0),
+            time.monotonic() - recording,
+        )
 
     def recover(self) -> None:
         """Settle timers a dead process claimed but never finished; called on start and on becoming leader."""
@@ -251,7 +388,8 @@ class Clockwork:
             return
         with self._lock:
             try:
-                self._settle(self._lifecycle.interrupted_timers())
+                # Not those this process has in flight (a leader elected again while its own are being posted).
+                self._settle(self._interrupted())
             except NotLeader as e:
                 log.warning("interrupted timers left to the next leader: %s", e)
 
@@ -260,15 +398,20 @@ class Clockwork:
         for due in interrupted:
             if not self._is_leader():
                 raise NotLeader("the lease was not confirmed in time")
+            posted_late_s = None
             try:
                 ts = self._poster.already_posted(due)
                 if ts is None:
                     ts = self._poster.post(due, self._is_leader)
+                    if ts is not None:
+                        posted_late_s = (self._lifecycle.now() - due.timer.due_at).total_seconds()
             except ChatError as e:
                 if e.retryable:
                     log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
                     continue
                 log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
                 ts = None
-            self._lifecycle.timer_fired(due.timer.id, posted_ts=ts, late_s=due.late_s)
+            self._lifecycle.timer_fired(
+                due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s
+            )
             TIMERS_FIRED.labels(kind=due.timer.kind).inc()

@@ -58,6 +58,10 @@ class ChannelPacer:
             except Exception as e:
                 log.warning("post turns from the database failed (%s); pacing this process alone", type(e).__name__)
             else:
+                with self._lock:  # what this process knows of the channel's next turn (``free_in``)
+                    self._next[channel] = max(
+                        self._next.get(channel, 0.0), self._monotonic() + max(pause, 0.0) + self._interval
+                    )
                 if pause > 0:
                     self._sleep(pause)
                 return
@@ -67,6 +71,13 @@ class ChannelPacer:
             self._next[channel] = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+
+    def free_in(self, channel: str) -> float:
+        """Seconds until the channel's next turn as far as this process knows (its own posts; another replica's
+        post in the channel is learnt only when waiting for the turn). 0.0 when a post may go now."""
+        with self._lock:
+            return max(0.0, self._next.get(channel, 0.0) - self._monotonic())
 
 
 class UpdatePacer:
@@ -151,6 +162,10 @@ class SlackGateway:
             SLACK_API_ERRORS.labels(method=method, error="unreachable").inc()
             raise ChatError("post_failed", code="unreachable", retryable=True) from e
 
+    def turn_free_in(self, channel: str) -> float:
+        """Seconds until a post in ``channel`` would go without waiting for its turn (``ChannelPacer.free_in``)."""
+        return self._pacer.free_in(channel)
+
     def post(
         self,
         channel: str,
@@ -161,14 +176,18 @@ class SlackGateway:
         broadcast: bool = False,
         marker: str | None = None,
         still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> str:
         """Post a message (paced per channel) and return its ts.
 
         ``marker`` is stored as message metadata so a restarted bot can tell whether this post happened. ``still``
         is asked after the pacing wait, just before sending: a leader's post raises ``NotLeader`` instead of
         going out once the lease was not confirmed in time (the pacing can hold a post for a second or more).
+        ``timings`` gets ``turn_s`` (waiting for the channel's turn) and ``call_s`` (Slack's round trip).
         """
+        began = time.monotonic()
         self._pacer.wait(channel)
+        turn = time.monotonic()
         if still is not None and not still():
             raise NotLeader("the lease was not confirmed in time to post")
         kwargs: dict[str, Any] = {
@@ -186,6 +205,9 @@ class SlackGateway:
             if broadcast:
                 kwargs["reply_broadcast"] = True
         response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+        if timings is not None:
+            timings["turn_s"] = turn - began
+            timings["call_s"] = time.monotonic() - turn
         return str(response["ts"])
 
     def thread_markers(self, channel: str, thread_ts: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import sla
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,6 +64,15 @@ class DueTimer:
     timer: TimerRecord
     view: ReleaseView
     late_s: float
+
+
+@dataclass(frozen=True)
+class ClaimedTimer:
+    """A timer this process won the claim for, before its release is loaded (``Lifecycle.due_timer``)."""
+
+    timer: TimerRecord
+    channel_id: str
+    late_s: float  # at the claim
 
 
 class Lifecycle:
@@ -347,30 +356,55 @@ class Lifecycle:
 
     # --- the clock --------------------------------------------------------------------------------------
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        """The earliest pending due time, of a release in none of ``skip_channels``."""
         with self._uow() as uow:
-            return uow.timers.next_due()
+            return uow.timers.next_due(skip_channels)
 
-    def claim_due(self, worker: str, limit: int = 20) -> list[DueTimer]:
-        """Claim every due timer this process can win; each claim is an UPDATE only one process succeeds at.
+    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
+        """Claim the earliest due timer of up to ``limit`` channels not in ``skip_channels`` (the clock posts one
+        reminder a channel at a time); each claim is an UPDATE only one process succeeds at.
 
+        The release's view is not loaded here but by ``due_timer``, on the thread that posts: the clock claims on
+        one thread and posts on several, and loading 50 views one after the other made the last claim seconds late.
         Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
         now = self._clock.now()
-        won: list[DueTimer] = []
+        won: list[ClaimedTimer] = []
         with self._uow() as uow:
-            due = uow.timers.due(now, limit)
-        for timer in due:
+            due = uow.timers.due_by_channel(now, limit, skip_channels)
+        for timer, channel in due:
             with self._uow() as uow:
                 uow.leader_only()
                 if not uow.timers.claim(timer.id, worker, now):
                     continue
                 uow.commit()
-                view = self._services.view_in(uow, timer.release_id)
-            won.append(DueTimer(timer, view, (now - timer.due_at).total_seconds()))
+            won.append(ClaimedTimer(timer, channel, (now - timer.due_at).total_seconds()))
         return won
 
-    def timer_fired(self, timer_id: int, *, posted_ts: str | None, late_s: float) -> None:
-        """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker."""
+    def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
+        """A claimed timer with its release's view, for its post."""
+        with self._uow() as uow:
+            view = self._services.view_in(uow, claimed.timer.release_id)
+        return DueTimer(claimed.timer, view, claimed.late_s)
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def timer_fired(
+        self,
+        timer_id: int,
+        *,
+        posted_ts: str | None,
+        late_s: float,
+        posted_late_s: float | None = None,
+        timing: Mapping[str, float] | None = None,
+    ) -> None:
+        """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker.
+
+        ``late_s`` is the lateness at the claim; ``posted_late_s`` at the post (Slack accepted it), None when
+        nothing was posted (Slack refused, or the reminder was found already posted at recovery). ``timing``: where
+        the time between claim and post went (seconds), kept with the event so that a late reminder explains
+        itself."""
         now = self._clock.now()
         with self._uow() as uow:
             uow.leader_only()
@@ -385,17 +419,23 @@ class Lifecycle:
                     "kind": timer.kind,
                     "step": timer.payload.get("step"),
                     "late_s": round(late_s, 3),
+                    "posted_late_s": None if posted_late_s is None else round(posted_late_s, 3),
                     "ts": posted_ts,
+                    **({"timing": {k: round(v, 3) for k, v in timing.items()}} if timing else {}),
                 },
             )
             uow.commit()
 
-    def interrupted_timers(self, worker: str | None = None) -> list[DueTimer]:
-        """Timers claimed but never finished: by a process that died, or (``worker``) by us while Slack was down."""
+    def interrupted_timers(self, worker: str | None = None, skip: Collection[int] = ()) -> list[DueTimer]:
+        """Timers claimed but never finished: by a process that died, or (``worker``) by us while Slack was down.
+
+        ``skip``: timers not to load (the clock's own in flight)."""
         now = self._clock.now()
         out = []
         with self._uow() as uow:
             for timer in uow.timers.interrupted(worker):
+                if timer.id in skip:
+                    continue
                 out.append(
                     DueTimer(
                         timer,

@@ -1,0 +1,262 @@
+"""The clock's dispatch of due reminders: per-channel lanes, exactly once, leader fencing, Slack outages.
+
+The real ``Clockwork`` over an in-memory stand-in for the timers (``Timers``: the claim is its one lock, as the
+database's UPDATE is) and a poster that posts through the real ``SlackGateway`` and ``ChannelPacer`` to the fake
+Slack, which enforces chat.postMessage at 1/s per channel. Nothing here asserts a duration: order and counts only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.domain.records import TimerRecord
+from bot.errors import ChatError, NotLeader
+from bot.runtime.clockwork import Clockwork, TimerPoster
+from bot.slack.gateway import ChannelPacer, SlackGateway
+from bot.usecases.lifecycle import ClaimedTimer, DueTimer, Lifecycle
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_user import BOT_TOKEN
+
+WORKER = "test:1"
+
+
+class Timers:
+    """What ``Clockwork`` asks of ``Lifecycle``, in memory; ``channel_of`` maps a release to its channel."""
+
+    def __init__(self, channel_of: dict[int, str], *, leads: Callable[[], bool] = lambda: True) -> None:
+        self.channel_of = channel_of
+        self.rows: dict[int, TimerRecord] = {}
+        self.fired: list[tuple[int, str | None, float, float | None]] = []
+        self._lock = threading.Lock()
+        self._leads = leads
+
+    def add(self, timer_id: int, release_id: int, due_at: datetime) -> None:
+        self.rows[timer_id] = TimerRecord(
+            timer_id, release_id, "stage_wait", f"t{timer_id}", due_at, "pending", {"step": "canary-10"}
+        )
+
+    def status(self, timer_id: int) -> str:
+        return self.rows[timer_id].status
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _due(self, skip: Collection[str]) -> list[TimerRecord]:
+        pending = [t for t in self.rows.values() if t.status == "pending"]
+        return sorted(
+            (t for t in pending if self.channel_of[t.release_id] not in skip), key=lambda t: (t.due_at, t.id)
+        )
+
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        with self._lock:
+            due = self._due(skip_channels)
+        return due[0].due_at if due else None
+
+    def _view(self, timer: TimerRecord) -> DueTimer:
+        release = SimpleNamespace(id=timer.release_id, channel_id=self.channel_of[timer.release_id])
+        view = SimpleNamespace(release=release)
+        return DueTimer(timer, cast(Any, view), (self.now() - timer.due_at).total_seconds())
+
+    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
+        now = self.now()
+        won: dict[str, TimerRecord] = {}
+        with self._lock:
+            if not self._leads():
+                raise NotLeader("not leading")
+            for t in self._due(skip_channels):  # the earliest of each channel
+                if t.due_at <= now and len(won) < limit:
+                    won.setdefault(self.channel_of[t.release_id], t)
+            for t in won.values():
+                self.rows[t.id] = replace(t, status="firing", claimed_by=worker)
+        return [ClaimedTimer(self.rows[t.id], c, (now - t.due_at).total_seconds()) for c, t in won.items()]
+
+    def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
+        return replace(self._view(claimed.timer), late_s=claimed.late_s)
+
+    def interrupted_timers(self, worker: str | None = None, skip: Collection[int] = ()) -> list[DueTimer]:
+        with self._lock:
+            firing = [
+                t
+                for t in self.rows.values()
+                if t.status == "firing" and worker in (None, t.claimed_by) and t.id not in skip
+            ]
+            return [self._view(t) for t in firing]
+
+    def timer_fired(
+        self,
+        timer_id: int,
+        *,
+        posted_ts: str | None,
+        late_s: float,
+        posted_late_s: float | None = None,
+        timing: Mapping[str, float] | None = None,
+    ) -> None:
+        with self._lock:
+            if not self._leads():
+                raise NotLeader("not leading")
+            self.rows[timer_id] = replace(self.rows[timer_id], status="fired")
+            self.fired.append((timer_id, posted_ts, late_s, posted_late_s))
+
+
+class Poster:
+    """Posts ``timer <id>`` into the release's channel through the real gateway (paced per channel)."""
+
+    def __init__(self, gateway: SlackGateway) -> None:
+        self.gateway = gateway
+        self.posted: list[int] = []
+        self.before_post: Callable[[DueTimer], None] = lambda due: None
+        self.markers: dict[str, str] = {}
+
+    def post(
+        self, due: DueTimer, still: Callable[[], bool] | None = None, timings: dict[str, float] | None = None
+    ) -> str | None:
+        self.before_post(due)
+        marker = TimerPoster.marker(due)
+        ts = self.gateway.post(
+            due.view.release.channel_id, f"timer {due.timer.id}", marker=marker, still=still, timings=timings
+        )
+        self.posted.append(due.timer.id)
+        self.markers[marker] = ts
+        return ts
+
+    def turn_free_in(self, channel: str) -> float:
+        return self.gateway.turn_free_in(channel)
+
+    def already_posted(self, due: DueTimer) -> str | None:
+        return self.markers.get(TimerPoster.marker(due))
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.enforce_rate_limits()  # chat.postMessage: 1 a second per channel, as Slack
+        yield fake
+
+
+def clock_over(
+    timers: Timers, slack: FakeSlack, *, threads: int, leads: Callable[[], bool] = lambda: True
+) -> tuple[Clockwork, Poster]:
+    client = WebClient(token=BOT_TOKEN, base_url=slack.base_url, timeout=5)
+    poster = Poster(SlackGateway(client, pacer=ChannelPacer()))
+    clock = Clockwork(
+        lifecycle=cast(Lifecycle, timers),
+        poster=cast(TimerPoster, poster),
+        sweep_s=0.2,
+        is_leader=leads,
+        worker=WORKER,
+        fire_threads=threads,
+    )
+    return clock, poster
+
+
+def wait_until(what: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    done = threading.Event()
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
+    while not what():
+        assert datetime.now(UTC) < deadline, "not reached in time"
+        done.wait(0.02)
+
+
+def test_a_busy_channel_does_not_hold_up_another_channels_due_reminder(slack: FakeSlack) -> None:
+    """Three reminders of channel A due together, then one of B: with one fire thread, B's goes out while A waits
+    for its next post turn, not after all of A's (which the old dispatch did: its thread slept for A's turns)."""
+    timers = Timers({1: "C0AAAAAAA", 2: "C0AAAAAAA", 3: "C0AAAAAAA", 4: "C0BBBBBBB"})
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    for n in (1, 2, 3):
+        timers.add(n, n, due)
+    timers.add(4, 4, due + timedelta(milliseconds=1))  # the last by due time
+    clock, poster = clock_over(timers, slack, threads=1)
+    clock.start()
+    try:
+        wait_until(lambda: len(timers.fired) == 4)
+    finally:
+        clock.stop()
+    assert poster.posted[:2] == [1, 4]
+    assert sorted(poster.posted) == [1, 2, 3, 4]
+    assert not slack.rate_limited()
+    # Both lateness figures are kept, the one at the post never before the one at the claim.
+    assert all(posted is not None and posted >= claim for _, _, claim, posted in timers.fired)
+
+
+def test_a_reminder_in_flight_is_not_settled_again_as_an_interrupted_one(slack: FakeSlack) -> None:
+    """A pass does not wait for what it claimed, so the next one (which settles our own leftovers of a Slack
+    outage, and ``recover``) sees the timer "firing" while its post is under way: it must leave it alone."""
+    timers = Timers({1: "C0AAAAAAA"})
+    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
+    clock, poster = clock_over(timers, slack, threads=2)
+    posting, go_on = threading.Event(), threading.Event()
+
+    def hold(due: DueTimer) -> None:
+        posting.set()
+        go_on.wait(10)
+
+    poster.before_post = hold
+    clock.start()
+    try:
+        assert posting.wait(10)
+        assert timers.status(1) == "firing"
+        clock.tick()  # settles our own "firing" timers
+        clock.recover()  # settles everyone's
+        go_on.set()
+        wait_until(lambda: timers.status(1) == "fired")
+    finally:
+        go_on.set()
+        clock.stop()
+    assert poster.posted == [1]
+    assert [f[0] for f in timers.fired] == [1]
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_a_leader_deposed_mid_way_leaves_the_rest_unclaimed(slack: FakeSlack) -> None:
+    leading = threading.Event()
+    leading.set()
+    timers = Timers({n: f"C0CHAN000{n}" for n in range(1, 6)}, leads=leading.is_set)
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(1, 6):
+        timers.add(n, n, due + timedelta(milliseconds=n))
+    clock, poster = clock_over(timers, slack, threads=1, leads=leading.is_set)
+
+    def depose_after_the_first(due: DueTimer) -> None:
+        leading.clear()
+        raise NotLeader("the lease was not confirmed in time to post")
+
+    poster.before_post = depose_after_the_first
+    clock.start()
+    try:
+        wait_until(lambda: timers.status(1) == "firing" and not clock.in_flight())
+        clock.tick()
+    finally:
+        clock.stop()
+    # The one claimed stays "firing" for the next leader to settle by its marker; the rest were never claimed.
+    assert [timers.status(n) for n in range(1, 6)] == ["firing", "pending", "pending", "pending", "pending"]
+    assert not slack.calls("chat.postMessage")
+
+
+def test_slack_down_leaves_the_claim_firing_and_it_is_posted_once_slack_is_back(slack: FakeSlack) -> None:
+    timers = Timers({1: "C0AAAAAAA"})
+    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
+    clock, poster = clock_over(timers, slack, threads=2)
+    attempts = []
+
+    def down_once(due: DueTimer) -> None:
+        attempts.append(due.timer.id)
+        if len(attempts) == 1:
+            raise ChatError("post_failed", code="unreachable", retryable=True)
+
+    poster.before_post = down_once
+    clock.start()  # the sweep (every 0.2 s here) settles our own "firing" leftovers
+    try:
+        wait_until(lambda: timers.status(1) == "fired")
+    finally:
+        clock.stop()
+    assert attempts == [1, 1]
+    assert poster.posted == [1]
+    assert [f[0] for f in timers.fired] == [1]
