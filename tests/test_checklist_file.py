@@ -465,6 +465,34 @@ BROKEN: list[tuple[str, str, str]] = [
         "phases[0]",
         "a checklist phase needs at least one item",
     ),
+    # The shapes every field shares (bot.checklist.schema reads them): lists, numbers, flags, choices, nesting.
+    (_mutated(_set("phases.0.sections", "checks")), "phases[0].sections", "expected a list"),
+    (_mutated(_set("phases", [])), "phases", "expected at least one entry, got an empty list"),
+    (_mutated(_set("canary.0.traffic", 0)), "canary[0].traffic", "greater than or equal to 1, got 0"),
+    (_mutated(_set("canary.0.traffic", True)), "canary[0].traffic", "a valid integer, got True"),
+    (
+        _mutated(_set("traffic", {"provider": "gateway-api", "rule": 64})),
+        "traffic.rule",
+        "less than or equal to 63",
+    ),
+    (_mutated(_set("rollback.criteria.0.dry_run", "no")), "rollback.criteria[0].dry_run", "a valid boolean"),
+    (
+        _mutated(_set("rollback.criteria.0.on_breach", "ignore")),
+        "rollback.criteria[0].on_breach",
+        "'page' or 'abort'",
+    ),
+    (_mutated(_set("phases.0.tick_role", None)), "phases[0].tick_role", "Input should be 'anyone' or"),
+    (_mutated(_set("rollback.target", None)), "rollback.target", "expected a mapping of fields"),
+    (
+        _mutated(lambda d: d["rollback"]["target"].pop("namespace")),
+        "rollback.target.namespace",
+        "required field",
+    ),
+    (
+        _mutated(_set("gate.max_latency", "200ms")),
+        "gate.max_latency",
+        "unknown field 'max_latency' (allowed here: max_error_rate, max_p95, min_observation)",
+    ),
 ]
 
 

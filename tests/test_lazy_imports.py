@@ -1,8 +1,9 @@
 """What ``serve`` loads before its first request: libraries that only some work needs wait for that work.
 
-matplotlib (charts), the Kubernetes client (rollbacks), Alembic (a database behind the code), githubkit (evidence),
-the ``pagerduty`` client and httpx (pages, metric queries, health checks) are each several MB in both of serve's
-processes and tens of ms of start-up. These run in a fresh interpreter, so that no other test's imports count.
+matplotlib (charts), the Kubernetes client (rollbacks), Alembic (a database behind the code), githubkit and the
+pydantic it is built on (evidence; checklists are validated without it), the ``pagerduty`` client and httpx (pages,
+metric queries, health checks) are each several MB in both of serve's processes and tens of ms of start-up. These
+run in a fresh interpreter, so that no other test's imports count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each is loaded by the first use of the feature named, never by starting.
-ON_FIRST_USE = ("matplotlib", "kubernetes", "alembic", "githubkit", "pagerduty", "httpx", "psycopg")
+ON_FIRST_USE = (
+    "matplotlib",
+    "kubernetes",
+    "alembic",
+    "githubkit",
+    "pydantic",
+    "pagerduty",
+    "httpx",
+    "psycopg",
+)
 
 # Everything serve imports, then the bot built as each of its processes builds it (connects nothing); then the
 # code under test, given as argv[1], and the names of ON_FIRST_USE that are loaded, as JSON.

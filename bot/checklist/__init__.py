@@ -1,5 +1,5 @@
-"""The checklist file: its schema (pydantic), loading with errors that name the file, line and field, and the
+"""The checklist file: its schema (bot.checklist.schema), loading with errors that name the file, line and field, and the
 summary that ``release-bot checklist check`` prints. A loaded file becomes a ``bot.domain.checklist.Checklist``.
 
-May import: the domain, ``bot.errors``, YAML and pydantic. Nothing above it (use cases, Slack, runtime).
+May import: the domain, ``bot.errors`` and YAML. Nothing above it (use cases, Slack, runtime).
 """

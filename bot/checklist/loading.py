@@ -1,7 +1,7 @@
 """Read a checklist file (YAML) into the immutable ``bot.domain.checklist`` dataclasses.
 
-The format is documented in ``checklists/README.md``. Loading has two passes: strict pydantic models (unknown
-fields refused) check the shape of every field, then ``_check`` validates what spans fields (unique keys,
+The format is documented in ``checklists/README.md``. Loading has two passes: the models of ``bot.checklist.schema``
+(unknown fields refused) check the shape of every field, then ``_check`` validates what spans fields (unique keys,
 phase order, references between parts). Every problem becomes one ``ChecklistError`` whose message names the
 file and the path of the field, because the person reading it is editing YAML, not Python.
 """
@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn
 
 import yaml
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from bot.checklist.schema import (
     EVIDENCE_FIELDS,
@@ -32,6 +30,7 @@ from bot.checklist.schema import (
     _percent,
     _ratio,
     _StrictLoader,
+    read_checklist_model,
 )
 from bot.config import SHIPPED_CHECKLIST
 from bot.domain.checklist import (
@@ -185,59 +184,20 @@ def _validate(text: str, source: str) -> Checklist:
         raise ChecklistError(
             f"{source}: the top level must be a mapping (name:, title:, service:, phases:, ...)"
         )
-    try:
-        model = ChecklistModel.model_validate(data)
-    except ValidationError as e:
-        _fail(source, [(_path(err["loc"]), _message(err)) for err in e.errors()], e)
+    model, problems = read_checklist_model(data)
+    if problems or model is None:
+        _fail(source, problems)
     problems = _check(model)
     if problems:
         _fail(source, problems)
     return _build(model, source)
 
 
-def _fail(source: str, problems: list[tuple[str, str]], cause: Exception | None = None) -> NoReturn:
+def _fail(source: str, problems: list[tuple[str, str]]) -> NoReturn:
     lines = [f"{source}: {path}: {message}" if path else f"{source}: {message}" for path, message in problems]
     if len(lines) > MAX_REPORTED:
         lines = [*lines[:MAX_REPORTED], f"{source}: ... and {len(lines) - MAX_REPORTED} more problems"]
-    raise ChecklistError("\n".join(lines)) from cause
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _message(err: ErrorDetails) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind == "value_error" and "error" in ctx:
-        return str(ctx["error"])
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return f"unknown field {err['loc'][-1]!r} (allowed here: {_allowed_fields(err['loc'])})"
-    if kind == "model_type":
-        return f"expected a mapping of fields (key: value lines), got {err['input']!r}"
-    value = err.get("input")
-    got = f", got {value!r}" if isinstance(value, str | int | float | bool) else ""
-    return f"{err['msg']}{got}"
-
-
-def _allowed_fields(loc: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = ChecklistModel
-    try:
-        for part in loc[:-1]:
-            if isinstance(part, str):
-                annotation = model.model_fields[part].annotation
-                model = next(
-                    a
-                    for a in (annotation, *get_args(annotation))
-                    if isinstance(a, type) and issubclass(a, BaseModel)
-                )
-    except (KeyError, StopIteration):
-        return "see checklists/README.md"
-    return ", ".join(model.model_fields)
+    raise ChecklistError("\n".join(lines))
 
 
 def _threshold(kind: CriterionKind, raw: Any) -> float | None:
@@ -344,7 +304,7 @@ def _check_evidence(
     for n, ev in enumerate(item.evidence):
         here = f"{at}[{n}]"
         allowed = EVIDENCE_FIELDS[ev.source]
-        for name in ev.model_fields_set - {"source"} - set(allowed):
+        for name in ev.given - {"source"} - set(allowed):
             takes = ", ".join(allowed) or "nothing else"
             problems.add(f"{here}.{name}", f"{ev.source} takes no {name} (it takes: {takes})")
         match ev.source:
@@ -425,7 +385,8 @@ def _resource_item(m: ChecklistModel) -> str | None:
 def _metrics_spec(metrics: MetricsModel, target: TargetModel | None, resource_item: str | None) -> MetricsSpec:
     """The metrics section; CPU and memory default to cAdvisor/kube-state-metrics queries for the rollback
     target's deployment (its container is assumed to share the deployment's name) when the file gives none."""
-    values = metrics.model_dump(exclude={"baseline_p95"})
+    values = metrics.dump()
+    del values["baseline_p95"]
     if target is not None:
         names = {"namespace": target.namespace, "container": target.deployment}
         values["cpu_query"] = values["cpu_query"] or DEFAULT_CPU_QUERY.format(**names)
@@ -544,18 +505,18 @@ def _build(m: ChecklistModel, source: str) -> Checklist:
             )
             for p in m.phases
         ),
-        environments=tuple(Environment(**e.model_dump()) for e in m.environments),
+        environments=tuple(Environment(**e.dump()) for e in m.environments),
         canary_stages=tuple(CanaryStage(s.key, s.traffic, s.wait) for s in m.canary),
         gate=MonitoringGate(m.gate.max_error_rate, m.gate.max_p95, m.gate.min_observation) if m.gate else None,
         criteria=tuple(
             Criterion(c.key, c.title, c.kind, _threshold(c.kind, c.threshold), c.dry_run, c.on_breach)
             for c in (rollback.criteria if rollback else [])
         ),
-        rollback=RollbackTarget(**rollback.target.model_dump(), procedure=rollback.procedure)
+        rollback=RollbackTarget(**rollback.target.dump(), procedure=rollback.procedure)
         if rollback
         else None,
         post_deploy_watch=m.post_deploy_watch,
-        contacts=tuple(Contact(**c.model_dump()) for c in m.contacts),
+        contacts=tuple(Contact(**c.dump()) for c in m.contacts),
         metrics=(
             _metrics_spec(metrics, rollback.target if rollback else None, _resource_item(m))
             if metrics

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import importlib
 import logging
 import os
 import shutil
@@ -73,6 +74,9 @@ def _serve(settings: Settings, checklists: ChecklistSet) -> int:
     from bot.runtime.work_process import WorkProcess
     from bot.slack.identity import check_token
 
+    # The HTTP server (waitress) runs in this process only, but is loaded before the fork: loaded after it, its
+    # new objects took free slots in pages shared with the work process, and each such page was copied (~0.6 MB).
+    importlib.import_module("bot.runtime.http_server")
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     prepare(settings.database_url, only_if_needed=True)
     identity = check_token(quiet_client(settings.slack_bot_token, settings.slack_api_url))
