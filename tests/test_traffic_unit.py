@@ -199,3 +199,32 @@ def test_a_refused_request_is_audited_and_said(paging: Setup) -> None:
     (failed,) = paging.audit("traffic_failed")
     assert failed["action"] == "advance" and "403" in failed["detail"]
     assert any("The cluster refused the bot's advance" in n for n in paging.notes)
+
+
+def test_the_watch_event_of_the_bots_own_promote_is_not_drift(paging: Setup) -> None:
+    """The watch's event for the bot's own move can land before the request's record is written (the promote is
+    sent, the controller moves, the event is observed, then the result is recorded). It was posted as drift,
+    "weight 50 % instead of 10 %", right after a promote; a failed promote leaves the stage expected as before."""
+    paging.enter_stage()
+    paging.clock.advance(600)
+    sent = RecordingTrafficProvider.advance
+
+    def promote_then_event(percent: int) -> Any:
+        result = sent(paging.provider, percent)
+        paging.traffic.observe(paging.rid, TrafficView("argo-rollouts", set_weight=percent, actual_weight=percent))
+        return result
+
+    paging.provider.advance = promote_then_event  # type: ignore[method-assign]
+    paging.traffic.on_transition(
+        Transition(paging.rid, "canary-10", "canary-50", ReleaseStatus.ACTIVE, ALICE, paging.clock.now())
+    )
+    assert paging.audit("traffic_drift") == [] and not any("no longer matches" in n for n in paging.notes)
+    assert paging.traffic.state(paging.rid).stage_percent == 50  # type: ignore[union-attr]
+
+    paging.provider.advance = sent.__get__(paging.provider)  # type: ignore[method-assign]
+    paging.provider.fail.add("advance")
+    paging.traffic.on_transition(
+        Transition(paging.rid, "canary-50", "canary-100", ReleaseStatus.ACTIVE, ALICE, paging.clock.now())
+    )
+    assert paging.traffic.state(paging.rid).stage_percent == 50  # type: ignore[union-attr]
+    assert paging.audit("traffic_failed")[0]["action"] == "advance"

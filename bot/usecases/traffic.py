@@ -134,9 +134,11 @@ class TrafficService:
         if step is None or step.kind is not StepKind.CANARY or step.stage is None:
             return
         percent = step.stage.traffic_percent
+        before = self._expect(view.release.id, percent)
         try:
             result = self.provider.advance(percent)
         except ReleaseBotError as e:
+            self._expect(view.release.id, before)
             self._failed(view, "advance", e, transition.actor)
             return
         self._record(view, "traffic_advanced", result, transition.actor, percent=percent)
@@ -146,9 +148,11 @@ class TrafficService:
     def abort(self, release_id: int, *, actor: Actor, reason: str) -> TrafficResult | None:
         """Abort the canary (Argo: abort, then undo to the previous stable; Gateway API: 100/0)."""
         view = self._services.view(release_id)
+        before = self._expect(release_id, 0)
         try:
             result = self.provider.abort()
         except ReleaseBotError as e:
+            self._expect(release_id, before)
             self._failed(view, "abort", e, actor)
             return None
         self._record(view, "traffic_aborted", result, actor, percent=0, reason=reason)
@@ -275,6 +279,22 @@ class TrafficService:
             return TrafficStates(uow.session).get(release_id)
 
     # --- internals ---------------------------------------------------------------------------------------
+
+    def _expect(self, release_id: int, percent: int | None) -> int | None:
+        """Before a request (and after one that failed): the stage the cluster is being moved to. The watch's event
+        for the bot's own move can land before the request's record; read against the old stage it was posted as
+        drift ("weight 50 % instead of 10 %") right after every promote. Returns the stage expected before."""
+        with self._uow() as uow:
+            states = TrafficStates(uow.session)
+            state = states.get(release_id, for_update=True)
+            before = state.stage_percent if state is not None else None
+            now = self._clock.now()
+            if state is None:  # the first request: the row the watch's readings go into starts here
+                states.save(release_id, stage_percent=percent, requested_at=now, observed_at=now)
+            else:
+                states.save(release_id, stage_percent=percent, requested_at=now)
+            uow.commit()
+        return before
 
     def _record(
         self,
