@@ -13,7 +13,8 @@ import pytest
 from bot.ports import Reading
 from bot.usecases.shared_readings import SharedReadings
 from bot.usecases.watch import MetricWatch
-from tests.test_watch_unit import ALICE, BAD, World, world_for
+from tests.test_watch_batch import canaries
+from tests.test_watch_unit import BAD, World, world_for
 
 
 @pytest.fixture
@@ -22,17 +23,8 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
 
 
 def canary_releases(world: World, n: int) -> list[int]:
-    """``n`` more releases of the same checklist (the same service) in the first canary stage."""
-    ids = []
-    for i in range(n):
-        view = world.services.start_release(channel_id=f"C0CANARY{i:02d}", version="v1.4.0", actor=ALICE)
-        with world.uow() as uow:  # type: ignore[operator]
-            uow.releases.update(
-                view.release.id, step="canary-10", step_started_at=world.clock.now(), thread_ts=f"1700000001.{i:06d}"
-            )
-            uow.commit()
-        ids.append(view.release.id)
-    return [world.release_id, *ids]
+    """``n`` more releases of the same checklist (the same service) in the first canary stage, and the first."""
+    return [world.release_id, *canaries(world, n)]
 
 
 FRESHNESS = "max(timestamp("

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select, update
 
 from bot.db.models import LeadershipRow, MetricSampleRow, PagerOutboxRow, WatchStateRow
 from bot.domain.checklist import Criterion
@@ -23,7 +21,7 @@ from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.ports import Reading
 from bot.usecases.releases import ReleaseView
 from bot.usecases.watch import MetricWatch
-from tests.test_watch_unit import ALICE, BAD, ScriptedMetrics, World, world_for
+from tests.test_watch_unit import ALICE, BAD, ScriptedMetrics, World, statements, world_for
 
 
 @pytest.fixture
@@ -45,23 +43,6 @@ def canaries(world: World, n: int, first: int = 0) -> list[int]:
     return ids
 
 
-@contextlib.contextmanager
-def this_threads_statements() -> Iterator[list[str]]:
-    """The statements this thread sends (the leader's lease renewals run on a thread of their own)."""
-    seen: list[str] = []
-    me = threading.get_ident()
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if threading.get_ident() == me:
-            seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-
-
 def samples_of(world: World) -> dict[int, int]:
     with world.uow() as uow:  # type: ignore[operator]
         rows = uow.session.execute(
@@ -78,12 +59,12 @@ def last_sampled(world: World, release_id: int) -> datetime | None:
 def test_a_sample_of_many_releases_costs_the_same_statements_as_of_a_few(world: World) -> None:
     canaries(world, 4)
     world.sample(3)  # baselines, first samples, first header figures: all behind us
-    with this_threads_statements() as five:
+    with statements(this_thread_only=True) as five:
         world.sample()
     canaries(world, 20, first=4)
     world.sample(3)
     before = samples_of(world)
-    with this_threads_statements() as twenty_five:
+    with statements(this_thread_only=True) as twenty_five:
         world.sample()
     after = samples_of(world)
     assert len(after) == 25 and all(after[rid] == before[rid] + 2 for rid in after)  # each sampled: its 2 metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -396,11 +397,14 @@ def test_needs_tick_reconciles_what_moved_or_ended_and_samples_only_watched_step
 
 
 @contextlib.contextmanager
-def statements() -> Iterator[list[str]]:
+def statements(*, this_thread_only: bool = False) -> Iterator[list[str]]:
+    """The statements sent meanwhile; ``this_thread_only`` leaves out other threads' (the leader's lease renewals)."""
     seen: list[str] = []
+    me = threading.get_ident()
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
+        if not this_thread_only or threading.get_ident() == me:
+            seen.append(statement)
 
     event.listen(Engine, "before_cursor_execute", record)
     try:
