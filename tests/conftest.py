@@ -107,6 +107,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database on each engine."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'release-bot.db'}"
+    return fresh_postgres()
+
+
+def fresh_postgres() -> str:
+    """The real Postgres, emptied; skipped where it is not running, but a failure in CI (which must test it)."""
     reason = postgres_available()
     if reason is not None:
         if os.environ.get("CI"):
@@ -114,6 +119,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip(reason)
     reset_postgres()
     return PG_URL
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh, empty Postgres database, for what only Postgres has."""
+    return fresh_postgres()
 
 
 @pytest.fixture

@@ -8,18 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.db.engine import IDLE_IN_TRANSACTION_S, make_engine
-from tests.conftest import PG_URL, postgres_available, reset_postgres
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> str:
-    reason = postgres_available()
-    if reason is not None:
-        pytest.skip(reason)
-    reset_postgres()
-    return PG_URL
 
 
 def test_every_connection_carries_the_idle_in_transaction_limit(pg_url: str) -> None:
