@@ -94,3 +94,21 @@ def test_configured_paging_and_metrics_load_their_clients_at_build(tmp_path: Pat
 
 def test_building_the_bot_starts_no_thread(tmp_path: Path) -> None:
     assert run_built(tmp_path, _THREADS)[0] == "threads 1"
+
+
+# serve builds the work process's bot too before the fork (WorkProcess.build_bot), beside the serving one.
+_WORK_BOT = """
+from bot.runtime.ack_gate import AckGate
+from bot.runtime.leader import make_leader
+from bot.runtime.work_process import WorkProcess
+settings = load_settings(dict(os.environ))
+work = WorkProcess(settings, make_leader(settings.database_url), AckGate(), build)
+work.open_channel()
+work.build_bot()
+"""
+
+
+def test_building_the_work_processes_bot_too_starts_no_thread_and_loads_nothing_lazy(tmp_path: Path) -> None:
+    threads, loaded = run_built(tmp_path, _WORK_BOT + _THREADS)
+    assert threads == "threads 1"
+    assert json.loads(loaded) == []

@@ -406,7 +406,8 @@ def build(
         deployer=deployer or _deployer(settings, checklist, several=len(checklists) > 1, traffic=traffic),
         health=lifecycle_ctx.health,
         rollout_timeout_s=settings.rollout_timeout_s,
-        worker=worker_name(),
+        # Named when a rollback starts: this bot may be built before the fork that makes the process it runs in.
+        worker=worker_name,
         poll_s=rollout_poll_s,
         stale_after_s=rollback_stale_s,
     )

@@ -169,7 +169,7 @@ class Clockwork:
         self._poster = poster
         self._sweep_s = sweep_s
         self._is_leader = is_leader
-        self._worker = worker or worker_name()
+        self._named = worker
         # One pass at a time: the claims, and the settling of interrupted timers.
         self._lock = threading.Lock()
         self._again = threading.Event()  # another pass is wanted (a lane or thread came free meanwhile)
@@ -185,6 +185,10 @@ class Clockwork:
             # Our jobs check lateness themselves; APScheduler must never drop a late run.
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
+
+    def _worker(self) -> str:
+        # Read at each claim, not at build: the work process's bot is built before the fork that makes that process.
+        return self._named or worker_name()
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -287,7 +291,7 @@ class Clockwork:
                 if settle:
                     settle = False
                     # Our own, left "firing" by a Slack outage.
-                    self._settle(self._interrupted(self._worker))
+                    self._settle(self._interrupted(self._worker()))
                 self._dispatch()
             except NotLeader as e:
                 log.warning("timers left to the next leader: %s", e)
@@ -320,7 +324,7 @@ class Clockwork:
             busy, _soonest, free = self._held()
             if free <= 0:
                 return
-            won = self._lifecycle.claim_due(self._worker, limit=free, skip_channels=busy)
+            won = self._lifecycle.claim_due(self._worker(), limit=free, skip_channels=busy)
             if not won:
                 return
             for claimed in won:

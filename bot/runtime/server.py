@@ -106,6 +106,7 @@ def _serve(settings: Settings, checklists: ChecklistSet) -> int:
         # and each process kept its own copy of them: idle PSS of the two 91 MB then, 83 MB built before
         # (bench/startup.py; the rest of the way in bench/RESULTS.md).
         bot = build_bot(settings, hand_off=work.open_channel())
+        work.build_bot()  # the work process's too, for the same reason (WorkProcess.build_bot)
         _settle()
         work.start(on_exit=stop_with)  # before any thread exists here: it forks
         log.info("serving; work process %s", work.pid)

@@ -119,6 +119,7 @@ class WorkProcess:
         self._child: Child | None = None
         self._ready: Any = None
         self._stopping = False
+        self._bot: Any = None
 
     def open_channel(self) -> WorkChannel:
         """The serving end of the pipe, before the fork: the serving bot is built on it first (bot.runtime.server),
@@ -130,20 +131,37 @@ class WorkProcess:
             self.channel = WorkChannel(self._pipe[1], self.ready, self.heartbeat.stalled)
         return self.channel
 
+    def build_bot(self) -> None:
+        """Build the work process's bot here, before the fork; the work process starts it.
+
+        Building writes into pages the imports left (reference counts, first-use caches, the free slots of the
+        allocator's pools), and a page either process writes after the fork is copied. Built here, beside the
+        serving bot, it writes mostly pages that build already wrote (+0.2 MB), and the work process inherits
+        it ready: idle PSS of the two 72.0 MB built there, 69.7 MB built here (SQLite; bench/RESULTS.md). This process
+        keeps it unused (dropping it would write into its pages again). Building starts no thread and connects
+        nothing (tests/test_lazy_imports.py), so no part of it belongs to this process."""
+        if self._bot is None:
+            self._bot = self._build(
+                self._settings,
+                leader=self._leader,
+                heartbeat=self.heartbeat,
+                answer_in_listener=True,
+                work_pool=BoundedPool(3, 6),
+            )
+            self._gate.hold_low_priority_transactions(self._bot.engine)  # before any of the engine's threads
+
     def start(self, on_exit: Callable[[int], None]) -> WorkChannel:
         """Fork now, while this process has no threads; call ``on_exit(code)`` if it dies unasked."""
         channel = self.open_channel()
+        self.build_bot()
         assert self._pipe is not None
         reader, writer = self._pipe
         args = (
-            self._settings,
             reader,
             writer,
-            self._leader,
             self._ready,
             self._gate,
-            self._build,
-            self.heartbeat,
+            self._bot,
         )
         pid = os.fork()
         if pid == 0:
@@ -273,16 +291,7 @@ def _run_child(*args: Any) -> NoReturn:
         os._exit(code)
 
 
-def _work_main(
-    settings: Settings,
-    reader: Connection,
-    writer: Connection,
-    leader: SqliteLeader | PostgresLeader,
-    ready: Any,
-    gate: AckGate,
-    build: Callable[..., Any],
-    heartbeat: Heartbeat,
-) -> None:
+def _work_main(reader: Connection, writer: Connection, ready: Any, gate: AckGate, bot: Any) -> None:
     writer.close()  # only the serving process writes: its exit is our end of input
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the serving process decides when this one stops.
@@ -292,13 +301,6 @@ def _work_main(
     from slack_bolt import BoltRequest
 
     try:
-        # Built here, after the fork. Built before it, beside the serving bot, it shared more pages (~2 MB less
-        # PSS for the two), but the clock's, the rollbacks' and the publisher's claims name the process that
-        # built them (host:pid), and they would have named the serving process (tests/test_leadership.py).
-        bot = build(
-            settings, leader=leader, heartbeat=heartbeat, answer_in_listener=True, work_pool=BoundedPool(3, 6)
-        )
-        gate.hold_low_priority_transactions(bot.engine)  # before any of the engine's threads start
         bot.start_background()
     except ReleaseBotError as e:
         log.error("the work process cannot start: %s", e.user_message)

@@ -69,7 +69,6 @@ class Publisher:
         self.sync = sync
         self._executor = executor
         self.lang = lang
-        self._process = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
     def render(self, message_id: int) -> Rendered | None:
         message, view = self._services.message_view(message_id)
@@ -112,7 +111,8 @@ class Publisher:
 
         One per publish, not one per process: the sweep in this process must not pass a claim that this
         process's slow publish still means to use."""
-        return f"{self._process}:{uuid.uuid4().hex[:12]}"
+        # The pid is read here, not at build: the work process's bot is built before the fork that makes it.
+        return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     def reserve(
         self, release_id: int, slots: list[tuple[str, int]], channel: str, *, leader_only: bool = False

@@ -66,7 +66,7 @@ class RollbackService:
         deployer: Deployer,
         health: HealthChecker,
         rollout_timeout_s: float,
-        worker: str,
+        worker: Callable[[], str],
         poll_s: float = 2.0,
         stale_after_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -139,7 +139,7 @@ class RollbackService:
                     expected_revision=expected_revision,
                     reason=reason,
                     actor=actor,
-                    worker=self._worker,
+                    worker=self._worker(),
                     at=now,
                 )
                 uow.audit.append(
