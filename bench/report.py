@@ -306,7 +306,7 @@ def side_by_side(runs_dir: Path, last: int = 3) -> str:
     head = "| target | engine | limit | " + " | ".join(f"{r['date'][:16]}" for r in runs) + " |"
     limits = {(r["target"], r["engine"]): r["limit"] for run in runs for r in run["targets"]}
     lines = [
-        f"The last {len(runs)} full runs side by side (bench/results/runs/; a missed target in bold):",
+        f"The last {len(runs)} full runs side by side (bench/runs/; a missed target in bold):",
         "",
         head,
         "|---" * (head.count("|") - 1) + "|",
