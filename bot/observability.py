@@ -122,10 +122,26 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str], stream: o
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # APScheduler logs two INFO lines each time a job runs (the timer sweep every 5 s): its warnings still show.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _RunStillUnderWay) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_RunStillUnderWay())
     # An exception that ends a thread (or the process) is printed by Python as plain text on stderr, outside the
     # JSON lines and their redaction: send it through the handler above instead.
     threading.excepthook = _log_thread_death
     sys.excepthook = _log_uncaught
+
+
+class _RunStillUnderWay(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached".
+
+    Every periodic job of ours runs at most ``max_instances`` at once on purpose: a run that outlasts its interval
+    (the clock's one-second re-arm, the metric watch on a slow Prometheus) is not doubled, and the next one comes
+    at the next interval. APScheduler logs each such skip as a warning: under load, one a second per replica, which
+    buries the warnings that mean something. What a late run costs is measured where it matters (a reminder's
+    lateness, the watch's sample age), not here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
 
 
 _crash_log = logging.getLogger("bot.crash")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 
 from bot.config import Settings, load_settings
 from bot.db.migrate import upgrade
+from bot.observability import configure_logging
 from bot.runtime.bootstrap import Bot, build
 from bot.runtime.leader import PostgresLeader, SqliteLeader, make_leader
 from bot.runtime.server import make_http_server
@@ -205,3 +209,22 @@ def running(db_url: str, fake_slack: FakeSlack, request: pytest.FixtureRequest) 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings overrides for the running bot")
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The bot's logging (JSON, SECRET redacted) into a buffer; the test's logging and hooks restored after."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    hooks = threading.excepthook, sys.excepthook
+    configure_logging(level="INFO", fmt="json", secrets=[SECRET], stream=stream)
+    try:
+        yield stream
+    finally:
+        threading.excepthook, sys.excepthook = hooks
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)

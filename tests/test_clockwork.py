@@ -7,7 +7,11 @@ Slack, which enforces chat.postMessage at 1/s per channel. Nothing here asserts 
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -260,3 +264,31 @@ def test_slack_down_leaves_the_claim_firing_and_it_is_posted_once_slack_is_back(
     assert attempts == [1, 1]
     assert poster.posted == [1]
     assert [f[0] for f in timers.fired] == [1]
+
+
+def test_a_periodic_run_that_outlasts_its_interval_is_skipped_without_a_warning_a_time(
+    slack: FakeSlack, json_log: io.StringIO
+) -> None:
+    """The clock's one-second re-arm outlasted its second under load, and APScheduler logged each skip as a warning:
+    one a second per replica. The skip is by design (never two runs of a job at once); the warnings that mean
+    something must not drown in it."""
+    clock, _ = clock_over(Timers({}), slack, threads=1)
+    release = threading.Event()
+    runs: list[float] = []
+
+    def slow() -> None:
+        runs.append(time.monotonic())
+        release.wait(5)
+
+    clock.every("slow", slow, 0.05)
+    clock.scheduler.start()
+    try:
+        wait_until(lambda: len(runs) == 1)
+        time.sleep(0.5)  # ten intervals while the first run is still under way
+        assert len(runs) == 1  # skipped, not doubled
+        logging.getLogger("bot.runtime.clockwork").warning("a warning that means something")
+    finally:
+        release.set()
+        clock.scheduler.shutdown(wait=True)
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    assert [line["message"] for line in lines if line["level"] == "WARNING"] == ["a warning that means something"]

@@ -13,7 +13,6 @@ import json
 import logging
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 
-from bot.observability import configure_logging
 from bot.runtime.http_server import HttpServer
 from bot.runtime.server import make_http_server
 from tests.conftest import RunningBot
@@ -213,25 +211,6 @@ def test_a_reason_may_still_have_many_words(running: RunningBot) -> None:
     assert reply.status_code == 200
     assert "did nothing" not in reply.text
     running.fake.wait_for(lambda: running.services.find(CHANNEL, "v1.4.0").release.status == "aborted")
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The bot's logging (JSON, SECRET redacted) into a buffer; the test's logging and hooks restored after."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    hooks = threading.excepthook, sys.excepthook
-    configure_logging(level="INFO", fmt="json", secrets=[SECRET], stream=stream)
-    try:
-        yield stream
-    finally:
-        threading.excepthook, sys.excepthook = hooks
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 def test_a_traceback_in_the_server_goes_through_the_json_log_with_redaction(
