@@ -12,7 +12,6 @@ import pytest
 
 from bot.ports import Reading
 from bot.usecases.shared_readings import SharedReadings
-from bot.usecases.watch import MetricWatch
 from tests.test_watch_batch import canaries
 from tests.test_watch_unit import BAD, World, world_for
 
@@ -37,14 +36,7 @@ def sampled_queries(world: World) -> list[str]:
 def test_releases_on_one_service_share_each_query_and_each_gets_its_verdict(world: World) -> None:
     releases = canary_releases(world, 4)
     readings = SharedReadings(world.metrics)
-    watch = MetricWatch(
-        uow=world.uow,  # type: ignore[arg-type]
-        clock=world.clock,
-        services=world.services,
-        metrics=readings,
-        desk=world.desk,
-        lang="en",
-    )
+    watch = world.watch_with(metrics=readings)
     sample = readings.per_sample(watch.tick)
     sample()  # the baselines and the first sample
     # The five canaries began at the same moment: one baseline query, and every release has its baseline.

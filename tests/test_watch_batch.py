@@ -20,7 +20,6 @@ from bot.domain.checklist import Criterion
 from bot.domain.incident import IncidentRecord, IncidentStatus
 from bot.ports import Reading
 from bot.usecases.releases import ReleaseView
-from bot.usecases.watch import MetricWatch
 from tests.test_watch_unit import ALICE, BAD, ScriptedMetrics, World, statements, world_for
 
 
@@ -183,14 +182,7 @@ def test_a_deposed_leaders_batch_is_refused_as_a_whole(db_url: str, world: World
         states_before = {(r.release_id, r.criterion): dict(r.state) for r in uow.session.scalars(select(WatchStateRow))}
     before = samples_of(world)
     deposing = TakeoverMidSample(world.metrics, db_url)
-    watch = MetricWatch(
-        uow=world.uow,  # type: ignore[arg-type]
-        clock=world.clock,
-        services=world.services,
-        metrics=deposing,
-        desk=world.desk,
-        lang="en",
-    )
+    watch = world.watch_with(metrics=deposing)
     world.clock.advance(1)
     watch.tick()
     assert deposing.taken_over  # the readings were asked before the write: the fence held at the write

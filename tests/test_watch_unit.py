@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -135,6 +136,18 @@ class World:
     def incidents(self) -> list[IncidentRecord]:
         with self.uow() as uow:  # type: ignore[operator]
             return uow.watch.incidents.for_release(self.release_id)
+
+    def watch_with(self, **overrides: Any) -> MetricWatch:
+        """A metric watch over this world, with some of its collaborators or settings replaced."""
+        parts: dict[str, Any] = {
+            "uow": self.uow,
+            "clock": self.clock,
+            "services": self.services,
+            "metrics": self.metrics,
+            "desk": self.desk,
+            "lang": "en",
+        }
+        return MetricWatch(**(parts | overrides))
 
     def restart(self) -> World:
         """A new process on the same database: every in-memory object is rebuilt."""
@@ -555,15 +568,7 @@ def test_drifting_figures_wait_for_the_drift_budget_and_news_never_does(world: W
     refresh at once must not queue ahead of a verdict. Here the budget is one refresh every ten minutes."""
     w = dataclasses.replace(
         world,
-        watch=MetricWatch(
-            uow=world.uow,
-            clock=world.clock,
-            services=world.services,
-            metrics=world.metrics,
-            desk=world.desk,
-            lang="en",
-            drift_per_minute=0.1,
-        ),
+        watch=world.watch_with(drift_per_minute=0.1),
     )
 
     def shown() -> dict[str, object]:
