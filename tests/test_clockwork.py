@@ -292,3 +292,38 @@ def test_a_periodic_run_that_outlasts_its_interval_is_skipped_without_a_warning_
         clock.scheduler.shutdown(wait=True)
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     assert [line["message"] for line in lines if line["level"] == "WARNING"] == ["a warning that means something"]
+
+
+class StallingTimers(Timers):
+    """``next_due`` stalls, once asked to, until let go: holds the one-second re-arm inside ``wake``."""
+
+    def __init__(self, channel_of: dict[int, str]) -> None:
+        super().__init__(channel_of)
+        self.stall = threading.Event()
+        self.stalled = threading.Event()
+        self.go_on = threading.Event()
+
+    def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
+        if self.stall.is_set():
+            self.stalled.set()
+            self.go_on.wait(10)
+        return super().next_due(skip_channels)
+
+
+def test_stop_while_a_job_is_about_to_schedule_another_does_not_hang(slack: FakeSlack) -> None:
+    """The re-arm passed its ``_stopped`` check, then asked APScheduler to add the wake-up while ``stop`` was in
+    ``shutdown(wait=True)``, which holds the job-store lock while it waits for that very job: both waited for ever
+    (a CI run's teardown hung there). Now the wake-up is not added once ``stop`` has begun, and ``stop`` returns."""
+    timers = StallingTimers({1: "C0AAAAAAA"})
+    timers.add(1, 1, datetime.now(UTC) + timedelta(hours=1))  # pending: the re-arm has a due time to arm
+    clock, _ = clock_over(timers, slack, threads=1)
+    clock.start()
+    timers.stall.set()
+    assert timers.stalled.wait(5)  # the re-arm is inside wake, past its check
+    stopping = threading.Thread(target=clock.stop, daemon=True)
+    stopping.start()
+    time.sleep(0.3)  # stop is in shutdown, holding the job-store lock, waiting for the re-arm
+    timers.go_on.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    assert not clock.scheduler.running

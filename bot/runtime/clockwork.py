@@ -180,6 +180,7 @@ class Clockwork:
         self._threads = fire_threads
         self._pool = ThreadPoolExecutor(fire_threads, thread_name_prefix="timer-fire")
         self._stopped = False
+        self._arming = threading.Lock()  # a one-shot job scheduled (``run_once``), against ``stop`` (see there)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             # Our jobs check lateness themselves; APScheduler must never drop a late run.
@@ -203,7 +204,8 @@ class Clockwork:
         self.wake()
 
     def stop(self) -> None:
-        self._stopped = True
+        with self._arming:  # after this no job schedules another (``run_once``)
+            self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         with self._lock:  # a pass under way (a lane's kick) claims nothing more once it sees ``_stopped``
@@ -220,6 +222,23 @@ class Clockwork:
                 fn()
 
         self.every(job_id, guarded, seconds, overlap=overlap)
+
+    def run_once(
+        self, job_id: str, fn: Callable[[], object], run_at: datetime | None = None, *, overlap: int = 1
+    ) -> None:
+        """Run ``fn`` once at ``run_at`` (now when None), replacing a pending run of ``job_id``; nothing once stopped.
+
+        Jobs call this from inside their runs (the wake-up re-arms itself, the page outbox is kicked), and APScheduler
+        3's ``shutdown(wait=True)`` holds its job-store lock while it waits for the jobs under way: a job that added a
+        job then waited for that lock, and the shutdown for the job, for ever (seen in CI: a test's teardown hung in
+        ``Clockwork.stop``). Checking ``_stopped`` first is not enough on its own (a job can pass the check just
+        before ``stop`` sets it); under ``_arming`` the check and the add are one step against ``stop``."""
+        with self._arming:
+            if self._stopped or not self.scheduler.running:
+                return
+            self.scheduler.add_job(
+                fn, "date", run_date=run_at, id=job_id, replace_existing=True, max_instances=overlap
+            )
 
     def every(self, job_id: str, fn: Callable[[], None], seconds: float, *, overlap: int = 1) -> None:
         """Periodic work every process runs, leader or not."""
@@ -263,9 +282,7 @@ class Clockwork:
         if run_at is None:
             return
         # Two at once: a wake re-armed for "now" from inside a running pass must not be skipped as a second instance.
-        self.scheduler.add_job(
-            self.tick, "date", run_date=run_at, id="timer-wake", replace_existing=True, max_instances=2
-        )
+        self.run_once("timer-wake", self.tick, run_at, overlap=2)
 
     def tick(self) -> None:
         """A pass: settle our own timers left "firing" by a Slack outage, then claim what is due in free lanes."""

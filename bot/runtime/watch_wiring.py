@@ -111,16 +111,10 @@ def install(
 
         def kick() -> None:
             # A page should leave as soon as it is queued, not at the outbox's next interval.
-            if clockwork.scheduler.running and is_leader():
+            if is_leader():
                 # Several kicks may run at once: a kick while an earlier run still retries a slow key must
                 # send the new key now (a second instance of the same job id would otherwise be skipped).
-                clockwork.scheduler.add_job(
-                    outbox.deliver_due,
-                    "date",
-                    id="pager-outbox-now",
-                    replace_existing=True,
-                    max_instances=OUTBOX_OVERLAP,
-                )
+                clockwork.run_once("pager-outbox-now", outbox.deliver_due, overlap=OUTBOX_OVERLAP)
 
         parts.desk.kick = kick
 
