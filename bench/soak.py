@@ -9,7 +9,8 @@ Prometheus, the test checklist with a short canary wait): each cycle starts ``--
 channels, ticks and advances them into canary-10 (the watch starts), waits for their canary reminders to fire, then
 aborts them with a reason. "Simulated time" is this compression: a cycle is a release's whole life in about half a
 minute, so two hours run some 200 cycles. After every cycle it prints the PSS of both replicas' process trees and
-the connections ``pg_stat_activity`` shows for the scratch database; at the end, the first and last thirds compared.
+the connections ``pg_stat_activity`` shows for the scratch database; at the end, after the warm-up cycles, the first
+and last thirds compared and the drift a least-squares line fits, per hour.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ PER_RELEASE = 5  # header + the fast checklist's four flow phases
 
 def cycle(
     db: Db, fake: FakeSlackProcess, urls: list[str], n: int, per_cycle: int, ticks: dict[str, list[str]]
-) -> None:
+) -> int:
+    """One cycle; how many advance clicks had to be sent again (see ``into_canary``)."""
     user = builder(fake)
     channels = [f"C0SOAK{i:04d}" for i in range(per_cycle)]
     versions = [f"v3.{n}.{i}" for i in range(per_cycle)]
@@ -64,7 +66,7 @@ def cycle(
     }
     by_rid, headers = by_release(fake.messages(channels), ts_rid)
     channel_of = {int(r): str(c) for r, c in rows}
-    into_canary(db, urls, user, by_rid, headers, channel_of, ticks, expect=per_cycle, concurrency=5)
+    resent = into_canary(db, urls, user, by_rid, headers, channel_of, ticks, expect=per_cycle, concurrency=5)
     db.wait(
         "SELECT count(*) FROM timers t JOIN releases r ON r.id = t.release_id "
         "WHERE r.status = 'active' AND t.status = 'pending'",
@@ -78,6 +80,7 @@ def cycle(
     ]
     send_all(urls, aborts, 5)
     db.wait("SELECT count(*) FROM releases WHERE status = 'active'", 0, 120, "the cycle's releases ended")
+    return resent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeSlackProcess().start()
     fake.enforce_limits()
-    rows: list[tuple[int, float, float, int, int]] = []
+    rows: list[tuple[int, float, float, int, int, int]] = []
     with contextlib.ExitStack() as stack:
         stack.callback(fake.stop)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
@@ -109,28 +112,42 @@ def main(argv: list[str] | None = None) -> int:
         db = Db(scratch.name)
         began = time.monotonic()
         n = 0
-        print("| cycle | minutes | PSS both replicas MiB | DB connections | releases ended |")
-        print("|---|---|---|---|---|")
+        print("| cycle | minutes | PSS both replicas MiB | DB connections | releases ended | advances sent again |")
+        print("|---|---|---|---|---|---|")
         while time.monotonic() - began < args.minutes * 60:
-            cycle(db, fake, urls, n, args.per_cycle, ticks)
+            resent = cycle(db, fake, urls, n, args.per_cycle, ticks)
             n += 1
             conns = int(db.one("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", scratch.name)) - 1
             ended = int(db.one("SELECT count(*) FROM releases WHERE status <> 'active'"))
-            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended)
+            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended, resent)
             rows.append(row)
-            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {row[3]} | {row[4]} |", flush=True)
+            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
         limited = fake.rate_limited()
-    third = max(1, len(rows) // 3)
-    first, last = rows[:third], rows[-third:]
+    if not rows:
+        raise SystemExit("bench: the soak ran no cycle")
+    # The first cycles warm up (imports, pools and caches filled on first use); flatness is judged after them.
+    warm = rows[max(3, len(rows) // 10) :] or rows
+    third = max(1, len(warm) // 3)
+    first, last = warm[:third], warm[-third:]
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
+    def slope_per_hour(column: int) -> float:
+        """Least-squares slope of a column against the minutes column, per hour: the drift a leak would show."""
+        xs, ys = [r[1] for r in warm], [float(r[column]) for r in warm]
+        mx, my = mean(xs), mean(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
     print(
-        f"\nsoak: {len(rows)} cycles, {rows[-1][4] if rows else 0} releases started and ended in "
-        f"{args.minutes:g} min; PSS first third {mean([r[2] for r in first]):.1f} MiB, last third "
-        f"{mean([r[2] for r in last]):.1f} MiB; connections first third {mean([r[3] for r in first]):.1f}, "
-        f"last third {mean([r[3] for r in last]):.1f}; 429s {limited or 'none'}"
+        f"\nsoak: {len(rows)} cycles, {rows[-1][4]} releases started and ended in {rows[-1][1]:.1f} min; "
+        f"after {len(rows) - len(warm)} warm-up cycles: PSS first third {mean([r[2] for r in first]):.1f} MiB, "
+        f"last third {mean([r[2] for r in last]):.1f} MiB, fitted drift {slope_per_hour(2):+.1f} MiB/h, "
+        f"min-max {min(r[2] for r in warm):.1f}-{max(r[2] for r in warm):.1f}; connections first third "
+        f"{mean([r[3] for r in first]):.1f}, last third {mean([r[3] for r in last]):.1f}, "
+        f"min-max {min(r[3] for r in warm)}-{max(r[3] for r in warm)}; "
+        f"advances sent again {sum(r[5] for r in rows)}; 429s {limited or 'none'}"
     )
     say("(the bench's own connection is not counted)")
     return 0
