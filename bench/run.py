@@ -95,12 +95,14 @@ class Plan:
 # c=10 and c=50 with kept connections get eight rounds. A round there lasts 0.1-0.3 s, and a stall of the VM inside
 # it delays up to c round trips at once: with three rounds, whether the p99 of a side held a stall was chance
 # (single rounds of one level ranged from 0.63x to 1.40x the floor). The levels with new connections and with
-# slow clients get five (clicks) and three (starts), to keep a full run under 40 minutes. c=50 starts go 50 a round.
+# slow clients get five click rounds (1,000 clicks, stable run to run). Their starts had three rounds (120-150
+# starts, so a p99 was the second-slowest start), and runs 6 and 7 each missed a different start ratio there; eight
+# rounds (320-400) cost a few minutes. c=50 starts go 50 a round.
 FULL = Plan(
     clicks=200,
     click_rounds=(3, 8, 8, 5, 5, 5, 5),
     starts=(100, 40, 50, 40, 50, 40, 50),
-    start_rounds=(3, 8, 8, 3, 3, 3, 3),
+    start_rounds=(3, 8, 8, 8, 8, 8, 8),
     quiet_s=2.5,
     warmup=42,
     hostile_s=20.0,
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "--write-results-md",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="rewrite bench/RESULTS.md (default: on in full mode, off with --quick)",
+        help="rewrite bench/RESULTS.md (default: on in a full run with part 2, off with --quick or --no-org)",
     )
     parser.add_argument(
         "--bot-env",
@@ -418,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with_org = (not args.quick) if args.org is None else args.org
     org_figures = run_org(args.quick) if with_org else None
-    mode = "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "full" if org_figures is not None else "full plan, part 2 not run"
     mode += "".join(f", {k}={v}" for k, v in extra.items())
     results = report.assemble(
         plan.__dict__, mode, bots, floor, detection, time.perf_counter() - began, org=org_figures
@@ -426,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     table = report.render(results)
     print(table)
     report.write_json(results, RESULTS_DIR / "latest.json")
-    if not args.quick:  # the runs RESULTS.md sets side by side
+    if not args.quick and org_figures is not None:  # the full runs RESULTS.md sets side by side (all three parts)
         report.write_json(results, RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}.json")
-    write_md = (not args.quick) if args.write_results_md is None else args.write_results_md
+    write_md = (not args.quick and org_figures is not None) if args.write_results_md is None else args.write_results_md
     if write_md:
         side = report.side_by_side(RUNS_DIR)
         report.write_markdown(results, table + ("\n\n" + side if side else ""), ROOT / "bench" / "RESULTS.md")
