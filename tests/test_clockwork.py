@@ -39,6 +39,7 @@ class Timers:
         self.channel_of = channel_of
         self.rows: dict[int, TimerRecord] = {}
         self.fired: list[tuple[int, str | None, float, float | None]] = []
+        self.refused: dict[int, str] = {}  # timer → Slack's error code, for a post it refused for good
         self._lock = threading.Lock()
         self._leads = leads
 
@@ -102,12 +103,15 @@ class Timers:
         late_s: float,
         posted_late_s: float | None = None,
         timing: Mapping[str, float] | None = None,
+        refused: str | None = None,
     ) -> None:
         with self._lock:
             if not self._leads():
                 raise NotLeader("not leading")
             self.rows[timer_id] = replace(self.rows[timer_id], status="fired")
             self.fired.append((timer_id, posted_ts, late_s, posted_late_s))
+            if refused is not None:
+                self.refused[timer_id] = refused
 
 
 class Poster:
@@ -327,3 +331,28 @@ def test_stop_while_a_job_is_about_to_schedule_another_does_not_hang(slack: Fake
     stopping.join(10)
     assert not stopping.is_alive()
     assert not clock.scheduler.running
+
+
+def test_a_post_slack_refuses_for_good_is_given_up_once_with_slacks_reason(slack: FakeSlack) -> None:
+    """An archived channel (or the bot removed) will refuse every retry: the reminder is settled at once, not left
+    "firing" for the sweep to try again, and the record keeps Slack's reason."""
+    timers = Timers({1: "C0AAAAAAA"})
+    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
+    clock, poster = clock_over(timers, slack, threads=2)
+    attempts = []
+
+    def archived(due: DueTimer) -> None:
+        attempts.append(due.timer.id)
+        raise ChatError("post_failed", code="is_archived", retryable=False)
+
+    poster.before_post = archived
+    clock.start()
+    try:
+        wait_until(lambda: timers.status(1) == "fired")
+        clock.tick()  # a later pass finds nothing of ours left to settle
+    finally:
+        clock.stop()
+    assert attempts == [1]
+    assert timers.fired == [(1, None, timers.fired[0][2], None)]
+    assert timers.refused == {1: "is_archived"}
+    assert not slack.calls("chat.postMessage")

@@ -241,6 +241,33 @@ def test_abort_command_with_reason(running: RunningBot) -> None:
     )
 
 
+
+def test_a_reminder_claimed_as_its_release_ends_is_not_posted_and_the_trail_says_why(
+    running: RunningBot, db_url: str
+) -> None:
+    """Found by the soak: an abort landing between a reminder's claim and its post. The claimed timer is no longer
+    pending, so the abort does not cancel it; it must not be posted into the ended release's thread, and its
+    audit event must not read as a reminder sent."""
+    alice = running.user()
+    start(running, alice)
+    to_canary(running, alice)
+    running.bot.clockwork.stop()  # nothing claims it but us (the clock would otherwise win the claim)
+    deadline = time.monotonic() + 10
+    while not (claimed := running.bot.lifecycle.claim_due("dead-host:1")):  # due 2 s after canary-10 began
+        assert time.monotonic() < deadline, "the canary wait never fell due"
+        time.sleep(0.1)
+    assert [c.timer.kind for c in claimed] == ["stage_wait"]
+    alice.command("abort v1.4.0 wrong build tagged")
+    running.fake.wait_for(lambda: running.services.find(CHANNEL, "v1.4.0").release.status == "aborted")
+    running.bot.clockwork.recover()  # what a replica does for a timer whose claimant died
+    events = json.loads(export(db_url, "v1.4.0").stdout)
+    assert next(e for e in events if e["action"] == "release_aborted")["details"]["timers_cancelled"] == 0
+    fired = [e for e in events if e["action"] == "reminder_fired"]
+    assert len(fired) == 1
+    assert fired[0]["details"]["ts"] is None
+    assert fired[0]["details"]["not_posted"] == "the release had ended (aborted)"
+    assert not [m for m in thread(running.fake) if "wait of" in m.get("text", "")]
+
 class _Health(BaseHTTPRequestHandler):
     mode = "ok"
 

@@ -375,7 +375,7 @@ class Clockwork:
             if not e.retryable:
                 # The channel is archived or the bot was removed: retrying would only repeat the refusal.
                 log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
-                self._lifecycle.timer_fired(due.timer.id, posted_ts=None, late_s=due.late_s)
+                self._lifecycle.timer_fired(due.timer.id, posted_ts=None, late_s=due.late_s, refused=e.code)
                 return
             # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
             log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
@@ -420,6 +420,7 @@ class Clockwork:
             if not self._is_leader():
                 raise NotLeader("the lease was not confirmed in time")
             posted_late_s = None
+            refused: str | None = None
             try:
                 ts = self._poster.already_posted(due)
                 if ts is None:
@@ -431,8 +432,8 @@ class Clockwork:
                     log.warning("recovering reminder %s failed (%s); will retry", due.timer.id, e.code)
                     continue
                 log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
-                ts = None
+                ts, refused = None, e.code
             self._lifecycle.timer_fired(
-                due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s
+                due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s, refused=refused
             )
             TIMERS_FIRED.labels(kind=due.timer.kind).inc()

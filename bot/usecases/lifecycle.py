@@ -398,18 +398,31 @@ class Lifecycle:
         late_s: float,
         posted_late_s: float | None = None,
         timing: Mapping[str, float] | None = None,
+        refused: str | None = None,
     ) -> None:
         """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker.
 
         ``late_s`` is the lateness at the claim; ``posted_late_s`` at the post (Slack accepted it), None when
         nothing was posted (Slack refused, or the reminder was found already posted at recovery). ``timing``: where
         the time between claim and post went (seconds), kept with the event so that a late reminder explains
-        itself."""
+        itself. ``refused``: Slack's error code when it refused the post.
+
+        A reminder claimed just before its release ended is not posted; the event then says so (``not_posted``),
+        so that the trail does not read as a reminder sent into a finished release's thread."""
         now = self._clock.now()
         with self._uow() as uow:
             uow.leader_only()
             timer = uow.timers.get(timer_id)
             uow.timers.finish(timer_id, now)
+            why_not: dict[str, str] = {}
+            if posted_ts is None:
+                release = uow.releases.get(timer.release_id)
+                if ReleaseStatus(release.status).is_terminal:
+                    why_not["not_posted"] = f"the release had ended ({release.status})"
+                elif refused is not None:
+                    why_not["not_posted"] = f"Slack refused it ({refused})"
+                elif release.thread_ts is None:
+                    why_not["not_posted"] = "the release has no thread"
             uow.audit.append(
                 timer.release_id,
                 "reminder_fired",
@@ -421,6 +434,7 @@ class Lifecycle:
                     "late_s": round(late_s, 3),
                     "posted_late_s": None if posted_late_s is None else round(posted_late_s, 3),
                     "ts": posted_ts,
+                    **why_not,
                     **({"timing": {k: round(v, 3) for k, v in timing.items()}} if timing else {}),
                 },
             )
