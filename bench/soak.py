@@ -10,7 +10,8 @@ channels, ticks and advances them into canary-10 (the watch starts), waits for t
 aborts them with a reason. "Simulated time" is this compression: a cycle is a release's whole life in about half a
 minute, so two hours run some 200 cycles. After every cycle it prints the PSS of both replicas' process trees and
 the connections ``pg_stat_activity`` shows for the scratch database; at the end, after the warm-up cycles, the first
-and last thirds compared and the drift a least-squares line fits, per hour.
+and last thirds compared and the drift a least-squares line fits, per hour, and every release's reminder counted
+twice over: in the audit trail and among the posts the fake Slack holds (by their markers), none lost, none twice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import cast
 
@@ -67,9 +69,11 @@ def cycle(
     by_rid, headers = by_release(fake.messages(channels), ts_rid)
     channel_of = {int(r): str(c) for r, c in rows}
     resent = into_canary(db, urls, user, by_rid, headers, channel_of, ticks, expect=per_cycle, concurrency=5)
+    # Not only claimed ("firing"): posted and recorded. Aborting a release whose reminder is in flight leaves it
+    # unposted (rightly: the release has ended), which a soak that means to check every reminder must not cause.
     db.wait(
         "SELECT count(*) FROM timers t JOIN releases r ON r.id = t.release_id "
-        "WHERE r.status = 'active' AND t.status = 'pending'",
+        "WHERE r.status = 'active' AND t.status IN ('pending', 'firing')",
         0,
         120,
         "the cycle's canary reminders fired",
@@ -81,6 +85,33 @@ def cycle(
     send_all(urls, aborts, 5)
     db.wait("SELECT count(*) FROM releases WHERE status = 'active'", 0, 120, "the cycle's releases ended")
     return resent
+
+
+def reminder_tally(db: Db, fake: FakeSlackProcess, channels: list[str]) -> dict[str, int]:
+    """Every release's reminder, once: the audit trail's records against the posts Slack holds (by their markers)."""
+    markers = Counter(
+        str(marker)
+        for messages in fake.messages(channels).values()
+        for m in messages
+        if str(marker := (m.get("metadata") or {}).get("event_payload", {}).get("marker", "")).startswith("timer:")
+    )
+    return {
+        "recorded": int(db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired'")),
+        "posted": int(
+            db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired' AND details->>'ts' IS NOT NULL")
+        ),
+        "not_posted": int(
+            db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired' AND details->>'ts' IS NULL")
+        ),
+        "not_one": int(
+            db.one(
+                "SELECT count(*) FROM (SELECT r.id FROM releases r LEFT JOIN audit_events a ON a.release_id = r.id"
+                " AND a.action = 'reminder_fired' WHERE r.status <> 'active' GROUP BY r.id HAVING count(a.id) <> 1) AS s"
+            )
+        ),
+        "in_slack": sum(markers.values()),
+        "twice": sum(1 for n in markers.values() if n > 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
         limited = fake.rate_limited()
+        reminders = reminder_tally(db, fake, [f"C0SOAK{i:04d}" for i in range(args.per_cycle)])
     if not rows:
         raise SystemExit("bench: the soak ran no cycle")
     # The first cycles warm up (imports, pools and caches filled on first use); flatness is judged after them.
@@ -148,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{mean([r[3] for r in first]):.1f}, last third {mean([r[3] for r in last]):.1f}, "
         f"min-max {min(r[3] for r in warm)}-{max(r[3] for r in warm)}; "
         f"advances sent again {sum(r[5] for r in rows)}; 429s {limited or 'none'}"
+    )
+    print(
+        f"reminders: {reminders['recorded']} recorded for {rows[-1][4]} releases, releases without exactly one "
+        f"{reminders['not_one']}; posted {reminders['posted']}, not posted {reminders['not_posted']}; Slack holds "
+        f"{reminders['in_slack']} reminder posts, {reminders['twice']} of them more than once"
     )
     say("(the bench's own connection is not counted)")
     return 0
