@@ -607,3 +607,26 @@ def test_the_drift_budget_refills_with_the_clock_and_holds_only_its_burst() -> N
     assert [budget.take() for _ in range(2)] == [True, False]
     clock.advance(3600)  # an idle hour does not save up an hour's worth
     assert sum(budget.take() for _ in range(10)) == 3
+
+
+def test_what_the_watch_keeps_of_a_release_goes_once_the_release_is_ended_and_closed(world: World) -> None:
+    """The two-hour soak: the watch kept each release's plan and last scrape for ever, so the leader's work process
+    grew with every release it had ever watched."""
+    channels = (f"C0GONE{i:03d}" for i in range(200))
+    ended = [
+        world.services.start_release(channel_id=next(channels), version="v1.4.0", actor=ALICE).release.id
+        for _ in range(120)
+    ]
+    world.sample()
+    assert world.watch.kept() == len(ended) + 1
+    with world.uow() as uow:  # type: ignore[operator]
+        for rid in ended:
+            uow.releases.end(rid, ReleaseStatus.ABORTED, world.clock.now())
+        uow.commit()
+    world.sample(2)  # the first closes them, the next no longer lists them
+    with world.uow() as uow:  # type: ignore[operator]
+        assert {r.release_id for r in uow.watch.releases.refs()} == {world.release_id}
+    assert world.watch.kept() == 1  # only the release still in its canary
+    sampled_before = len(world.metrics.queries)
+    world.sample()
+    assert len(world.metrics.queries) > sampled_before  # and that one is still watched

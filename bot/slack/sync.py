@@ -55,6 +55,10 @@ class _Route:
 
 ROUTE_USES = 4  # of the 5 a response_url allows: one is left for an error answer to the click
 ROUTE_TTL_S = 25 * 60.0  # of its 30 minutes, with margin for clocks
+# What is kept of a message drawn this long ago and not due again is forgotten: kept for ever, it grew the leader's
+# work process by every message of every release (the two-hour soak). Forgetting costs at most one redraw more.
+FORGET_S = 15 * 60.0
+FORGET_EVERY = 256  # draws between two looks for what to forget
 
 
 class MessageSync:
@@ -103,6 +107,7 @@ class MessageSync:
         self._thread: threading.Thread | None = None
         self._busy = 0
         self._relay: Callable[[list[int]], None] | None = None
+        self._draws = 0
 
     def relay_to(self, relay: Callable[[list[int]], None]) -> None:
         """Another process draws the messages (``serve``'s work process): marks go there, and this one, never
@@ -158,6 +163,26 @@ class MessageSync:
             # Where it is in Slack is learnt from its first render, which the fast lane does at no paced cost.
             return any(r.expires > now for r in self._routes.values())
         return self._live_route(where, now) is not None
+
+    def _forget_old(self) -> None:
+        """Drop what is kept of messages drawn over ``FORGET_S`` ago and not due: where they are, the revision last
+        drawn (a later render is newer anyway) and their spacing (long past), and routes that have expired."""
+        now = self._monotonic()
+        with self._cv:
+            old = [m for m, at in self._last_sent.items() if at < now - FORGET_S and m not in self._due]
+            for mid in old:
+                self._last_sent.pop(mid, None)
+                self._sent_rev.pop(mid, None)
+                where = self._where.pop(mid, None)
+                if where is not None and self._at.get(where) == mid:
+                    del self._at[where]
+            for where in [w for w, r in self._routes.items() if r.expires <= now]:
+                del self._routes[where]
+
+    def kept(self) -> int:
+        """Messages this sync keeps something of (bounded by ``_forget_old``)."""
+        with self._cv:
+            return len(self._last_sent.keys() | self._where.keys() | self._sent_rev.keys())
 
     def _live_route(self, where: tuple[str, str], now: float) -> _Route | None:
         route = self._routes.get(where)
@@ -325,6 +350,9 @@ class MessageSync:
         self._failures.pop(mid, None)
         self._last_sent[mid] = self._monotonic()
         self._sent_rev[mid] = rendered.rev
+        self._draws += 1
+        if self._draws % FORGET_EVERY == 0:
+            self._forget_old()
         try:
             latest = self._mark_synced(mid, rendered.rev)
         except Exception:

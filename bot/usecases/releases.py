@@ -124,6 +124,11 @@ def _exists(version: str, existing: ReleaseRecord) -> Conflict:
     )
 
 
+# Releases whose parsed checklist a process keeps: far above the releases open at once (an org runs ~200); one read
+# past it parses again, which the snapshot cache below makes cheap.
+CHECKLISTS_KEPT = 2048
+
+
 @functools.lru_cache(maxsize=64)
 def _parse_checklist(source: str, name: str) -> Checklist:
     return load_checklist_text(source, source=f"<{name} snapshot>")
@@ -200,6 +205,10 @@ class Services:
         cached = self._checklists.get(release_id)
         if cached is None:
             cached = self._with_contacts(_parse_checklist(uow.releases.checklist_source(release_id), name))
+            if len(self._checklists) >= CHECKLISTS_KEPT:
+                # The oldest half goes (dicts keep insertion order): kept for ever, every release ever read stayed.
+                for rid in list(self._checklists)[: CHECKLISTS_KEPT // 2]:
+                    self._checklists.pop(rid, None)
             self._checklists[release_id] = cached
         return cached
 

@@ -243,7 +243,9 @@ class MetricWatch:
         announce, a baseline to take, an end to report or close) one by one, as before."""
         with self._uow() as uow:
             listed = []
-            for ref in uow.watch.releases.refs():
+            refs = list(uow.watch.releases.refs())
+            self._forget_all_but({ref.release_id for ref in refs})
+            for ref in refs:
                 try:
                     checklist = self._services.checklist_of(uow, ref.release_id, ref.checklist_name)
                     step = self._step_of(ref, checklist)
@@ -284,6 +286,20 @@ class MetricWatch:
             log.warning("metric watch left to the next leader: %s", e)
             return
         self._desk.ping_pending()
+
+    def _forget_all_but(self, watched: set[int]) -> None:
+        """Drop what is kept of releases the watch no longer lists (ended and done with): kept for ever, it grew the
+        leader's work process by every release it had watched. Looked at once the kept outnumber the watched."""
+        if len(self._steps) + len(self._scrapes) + len(self._closed) <= 2 * len(watched) + 64:
+            return
+        for kept in (self._steps, self._scrapes):
+            for rid in [r for r in kept if r not in watched]:
+                del kept[rid]
+        self._closed &= watched
+
+    def kept(self) -> int:
+        """Releases this watch keeps something of in memory."""
+        return len(self._steps.keys() | self._scrapes.keys() | self._closed)
 
     def _in_batch(
         self, ref: WatchRef, step: Step | None, checklist: Checklist, scrapes: dict[str, float | None]
