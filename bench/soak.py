@@ -95,14 +95,14 @@ def reminder_tally(db: Db, fake: FakeSlackProcess, channels: list[str]) -> dict[
         for m in messages
         if str(marker := (m.get("metadata") or {}).get("event_payload", {}).get("marker", "")).startswith("timer:")
     )
+    posted, not_posted = db.all(
+        "SELECT count(*) FILTER (WHERE details->>'ts' IS NOT NULL), count(*) FILTER (WHERE details->>'ts' IS NULL)"
+        " FROM audit_events WHERE action = 'reminder_fired'"
+    )[0]
     return {
-        "recorded": int(db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired'")),
-        "posted": int(
-            db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired' AND details->>'ts' IS NOT NULL")
-        ),
-        "not_posted": int(
-            db.one("SELECT count(*) FROM audit_events WHERE action = 'reminder_fired' AND details->>'ts' IS NULL")
-        ),
+        "recorded": int(posted) + int(not_posted),
+        "posted": int(posted),
+        "not_posted": int(not_posted),
         "not_one": int(
             db.one(
                 "SELECT count(*) FROM (SELECT r.id FROM releases r LEFT JOIN audit_events a ON a.release_id = r.id"

@@ -165,6 +165,14 @@ def clock_over(
     return clock, poster
 
 
+def one_due(slack: FakeSlack) -> tuple[Timers, Clockwork, Poster]:
+    """One reminder (timer 1) due a second ago in one channel, and a clock over it with two fire threads."""
+    timers = Timers({1: "C0AAAAAAA"})
+    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
+    clock, poster = clock_over(timers, slack, threads=2)
+    return timers, clock, poster
+
+
 def wait_until(what: Callable[[], bool], timeout_s: float = 20.0) -> None:
     done = threading.Event()
     deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
@@ -197,9 +205,7 @@ def test_a_busy_channel_does_not_hold_up_another_channels_due_reminder(slack: Fa
 def test_a_reminder_in_flight_is_not_settled_again_as_an_interrupted_one(slack: FakeSlack) -> None:
     """A pass does not wait for what it claimed, so the next one (which settles our own leftovers of a Slack
     outage, and ``recover``) sees the timer "firing" while its post is under way: it must leave it alone."""
-    timers = Timers({1: "C0AAAAAAA"})
-    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
-    clock, poster = clock_over(timers, slack, threads=2)
+    timers, clock, poster = one_due(slack)
     posting, go_on = threading.Event(), threading.Event()
 
     def hold(due: DueTimer) -> None:
@@ -249,9 +255,7 @@ def test_a_leader_deposed_mid_way_leaves_the_rest_unclaimed(slack: FakeSlack) ->
 
 
 def test_slack_down_leaves_the_claim_firing_and_it_is_posted_once_slack_is_back(slack: FakeSlack) -> None:
-    timers = Timers({1: "C0AAAAAAA"})
-    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
-    clock, poster = clock_over(timers, slack, threads=2)
+    timers, clock, poster = one_due(slack)
     attempts = []
 
     def down_once(due: DueTimer) -> None:
@@ -336,9 +340,7 @@ def test_stop_while_a_job_is_about_to_schedule_another_does_not_hang(slack: Fake
 def test_a_post_slack_refuses_for_good_is_given_up_once_with_slacks_reason(slack: FakeSlack) -> None:
     """An archived channel (or the bot removed) will refuse every retry: the reminder is settled at once, not left
     "firing" for the sweep to try again, and the record keeps Slack's reason."""
-    timers = Timers({1: "C0AAAAAAA"})
-    timers.add(1, 1, datetime.now(UTC) - timedelta(seconds=1))
-    clock, poster = clock_over(timers, slack, threads=2)
+    timers, clock, poster = one_due(slack)
     attempts = []
 
     def archived(due: DueTimer) -> None:
@@ -353,6 +355,6 @@ def test_a_post_slack_refuses_for_good_is_given_up_once_with_slacks_reason(slack
     finally:
         clock.stop()
     assert attempts == [1]
-    assert timers.fired == [(1, None, timers.fired[0][2], None)]
+    assert [(f[0], f[1], f[3]) for f in timers.fired] == [(1, None, None)]  # recorded once, nothing posted
     assert timers.refused == {1: "is_archived"}
     assert not slack.calls("chat.postMessage")

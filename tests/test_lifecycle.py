@@ -241,7 +241,6 @@ def test_abort_command_with_reason(running: RunningBot) -> None:
     )
 
 
-
 def test_a_reminder_claimed_as_its_release_ends_is_not_posted_and_the_trail_says_why(
     running: RunningBot, db_url: str
 ) -> None:
@@ -267,6 +266,7 @@ def test_a_reminder_claimed_as_its_release_ends_is_not_posted_and_the_trail_says
     assert fired[0]["details"]["ts"] is None
     assert fired[0]["details"]["not_posted"] == "the release had ended (aborted)"
     assert not [m for m in thread(running.fake) if "wait of" in m.get("text", "")]
+
 
 class _Health(BaseHTTPRequestHandler):
     mode = "ok"

@@ -415,12 +415,12 @@ class Lifecycle:
             timer = uow.timers.get(timer_id)
             uow.timers.finish(timer_id, now)
             why_not: dict[str, str] = {}
-            if posted_ts is None:
+            if refused is not None:
+                why_not["not_posted"] = f"Slack refused it ({refused})"
+            elif posted_ts is None:  # the poster declined: the release's state says why
                 release = uow.releases.get(timer.release_id)
                 if ReleaseStatus(release.status).is_terminal:
                     why_not["not_posted"] = f"the release had ended ({release.status})"
-                elif refused is not None:
-                    why_not["not_posted"] = f"Slack refused it ({refused})"
                 elif release.thread_ts is None:
                     why_not["not_posted"] = "the release has no thread"
             uow.audit.append(
