@@ -9,9 +9,11 @@ Prometheus, the test checklist with a short canary wait): each cycle starts ``--
 channels, ticks and advances them into canary-10 (the watch starts), waits for their canary reminders to fire, then
 aborts them with a reason. "Simulated time" is this compression: a cycle is a release's whole life in about half a
 minute, so two hours run some 200 cycles. After every cycle it prints the PSS of both replicas' process trees and
-the connections ``pg_stat_activity`` shows for the scratch database; at the end, after the warm-up cycles, the first
-and last thirds compared and the drift a least-squares line fits, per hour, and every release's reminder counted
-twice over: in the audit trail and among the posts the fake Slack holds (by their markers), none lost, none twice.
+each process's own (a replica's serving process and its work process, where the leader's clock, watch, charts and
+message sync live), and the connections ``pg_stat_activity`` shows for the scratch database; at the end, after the
+warm-up cycles, the first and last thirds compared and the drift a least-squares line fits, per hour, for the
+trees and for each process, and every release's reminder counted twice over: in the audit trail and among the posts
+the fake Slack holds (by their markers), none lost, none twice. Logs: bench/results/logs/soak-<when it started>/.
 """
 
 from __future__ import annotations
@@ -31,8 +33,18 @@ if str(ROOT) not in sys.path:
 
 from bench.driver import builder  # noqa: E402
 from bench.fake_proc import FakeSlackProcess  # noqa: E402
-from bench.org import PHASES_TO_TICK, Db, by_release, into_canary, say, send_all, tree_pss, write_checklist  # noqa: E402
-from bench.procs import ScratchPostgres, bot_argv, spawn  # noqa: E402
+from bench.org import (  # noqa: E402
+    PHASES_TO_TICK,
+    Db,
+    by_release,
+    fire_phases,
+    into_canary,
+    say,
+    send_all,
+    tree_pss,
+    write_checklist,
+)
+from bench.procs import ScratchPostgres, Server, bot_argv, process_tree, pss_of, spawn  # noqa: E402
 from bench.run import RESULTS_DIR, bot_env, migrate  # noqa: E402
 from bot.checklist.loading import load_checklist  # noqa: E402
 from bot.playground.prometheus import PrometheusStandIn  # noqa: E402
@@ -87,6 +99,15 @@ def cycle(
     return resent
 
 
+def each_pss(replicas: list[Server]) -> list[float]:
+    """PSS of each replica's serving process and its work process (its first child), in that order, MiB."""
+    found: list[float] = []
+    for replica in replicas:
+        tree = process_tree(replica.proc.pid)
+        found += [pss_of(tree[0]), sum(pss_of(p) for p in tree[1:])]
+    return found
+
+
 def reminder_tally(db: Db, fake: FakeSlackProcess, channels: list[str]) -> dict[str, int]:
     """Every release's reminder, once: the audit trail's records against the posts Slack holds (by their markers)."""
     markers = Counter(
@@ -114,6 +135,21 @@ def reminder_tally(db: Db, fake: FakeSlackProcess, channels: list[str]) -> dict[
     }
 
 
+def late_reminders(db: Db, over_s: float = 2.0) -> str:
+    """How many reminders were posted over ``over_s`` after their due time, and where the late ones' time went."""
+    late = db.all(
+        "SELECT (details->>'posted_late_s')::float, details->'timing' FROM audit_events"
+        " WHERE action = 'reminder_fired' AND (details->>'posted_late_s')::float > %s",
+        over_s,
+    )
+    phases: dict[str, list[float]] = {}
+    for _posted, timing in late:
+        for key, value in (timing or {}).items():
+            phases.setdefault(key, []).append(float(value))
+    where = ", ".join(f"{k} mean {sum(v) / len(v):.2f} s max {max(v):.2f} s" for k, v in sorted(phases.items()))
+    return f"{len(late)} over {over_s:g} s" + (f" (their phases: {where})" if late else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=120.0)
@@ -122,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeSlackProcess().start()
     fake.enforce_limits()
-    rows: list[tuple[int, float, float, int, int, int]] = []
+    rows: list[tuple[int, float, float, int, int, int, list[float]]] = []
     with contextlib.ExitStack() as stack:
         stack.callback(fake.stop)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-soak-")))
@@ -135,26 +171,35 @@ def main(argv: list[str] | None = None) -> int:
         migrate(scratch.url)
         extra = {"RELEASE_BOT_CHECKLIST": str(checklist), "PROMETHEUS_URL": prometheus.url}
         replicas = []
+        # Its own folder: a second soak beside this one must not truncate this one's logs.
+        logs = RESULTS_DIR / "logs" / time.strftime("soak-%Y%m%d-%H%M%S")
         for n in range(2):
-            replica = spawn(f"bot-soak-{n}", bot_argv(), bot_env(scratch.url, fake, extra), RESULTS_DIR / "logs")
+            replica = spawn(f"bot-soak-{n}", bot_argv(), bot_env(scratch.url, fake, extra), logs)
             stack.callback(replica.stop)
             replicas.append(replica)
         urls = [r.url for r in replicas]
         db = Db(scratch.name)
         began = time.monotonic()
         n = 0
-        print("| cycle | minutes | PSS both replicas MiB | DB connections | releases ended | advances sent again |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| cycle | minutes | PSS both replicas MiB | serving 0 / work 0 / serving 1 / work 1 MiB | DB connections"
+            " | releases ended | advances sent again |"
+        )
+        print("|---|---|---|---|---|---|---|")
         while time.monotonic() - began < args.minutes * 60:
             resent = cycle(db, fake, urls, n, args.per_cycle, ticks)
             n += 1
             conns = int(db.one("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", scratch.name)) - 1
             ended = int(db.one("SELECT count(*) FROM releases WHERE status <> 'active'"))
-            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended, resent)
+            each = each_pss(replicas)
+            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended, resent, each)
             rows.append(row)
-            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
+            procs = " / ".join(f"{v:.1f}" for v in each)
+            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {procs} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
         limited = fake.rate_limited()
         reminders = reminder_tally(db, fake, [f"C0SOAK{i:04d}" for i in range(args.per_cycle)])
+        phases = fire_phases(db)
+        late = late_reminders(db)
     if not rows:
         raise SystemExit("bench: the soak ran no cycle")
     # The first cycles warm up (imports, pools and caches filled on first use); flatness is judged after them.
@@ -165,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
-    def slope_per_hour(column: int) -> float:
-        """Least-squares slope of a column against the minutes column, per hour: the drift a leak would show."""
-        xs, ys = [r[1] for r in warm], [float(r[column]) for r in warm]
+    def slope_per_hour(column: int, process: int | None = None) -> float:
+        """Least-squares slope of a column (or of one process's PSS) against the minutes, per hour: the drift a
+        leak would show."""
+        xs = [r[1] for r in warm]
+        ys = [float(cast(float, r[column])) if process is None else r[6][process] for r in warm]
         mx, my = mean(xs), mean(ys)
         var = sum((x - mx) ** 2 for x in xs)
         return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
@@ -185,6 +232,20 @@ def main(argv: list[str] | None = None) -> int:
         f"reminders: {reminders['recorded']} recorded for {rows[-1][4]} releases, releases without exactly one "
         f"{reminders['not_one']}; posted {reminders['posted']}, not posted {reminders['not_posted']}; Slack holds "
         f"{reminders['in_slack']} reminder posts, {reminders['twice']} of them more than once"
+    )
+    print(
+        "reminder lateness p50 / p99 / max: "
+        + "; ".join(f"{k} {v[0]:.2f} / {v[1]:.2f} / {v[2]:.2f} s" for k, v in phases.items())
+        + f"; at the post {late}"
+    )
+    names = ("serving 0", "work 0", "serving 1", "work 1")
+    print(
+        "each process, first third → last third (fitted drift): "
+        + "; ".join(
+            f"{name} {mean([r[6][i] for r in first]):.1f} → {mean([r[6][i] for r in last]):.1f} MiB"
+            f" ({slope_per_hour(2, i):+.1f} MiB/h)"
+            for i, name in enumerate(names)
+        )
     )
     say("(the bench's own connection is not counted)")
     return 0

@@ -4,6 +4,7 @@ in the way of the reminder's text when drawing fails."""
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 
 from bot.db.uow import SqlUnitOfWork
 from bot.domain.incident import SampleRecord
+from bot.slack import chart_posts
 from bot.slack.charts import ChartData, render_png
 from bot.slack.gateway import ChannelPacer
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -125,6 +127,42 @@ def test_a_failing_chart_does_not_stop_the_reminder(
     charting.fake.wait_for(lambda: attempts)  # the chart was tried, after the text went out
     assert "Canary 10%" in attempts[0]
     assert not [f for f in charting.fake.files.values() if f.completed]
+
+
+def test_a_chart_waits_while_reminders_are_in_flight_then_follows(charting: RunningBot) -> None:
+    """Drawing takes the CPU; the reminders due with the one just posted must not wait for its chart."""
+    charts = charting.bot.extras["dashboard"].charts
+    assert charts.hold == charting.bot.clockwork.posting  # wired to the clock's reminders in flight
+    held = threading.Event()
+    held.set()
+    looks: list[bool] = []
+
+    def hold() -> bool:
+        looks.append(held.is_set())
+        return held.is_set()
+
+    charts.hold = hold
+    _to_canary_with_samples(charting)
+    charting.fake.wait_for(
+        lambda: [m for m in thread(charting.fake) if "wait of *Canary 10%*" in m.get("text", "")], timeout=8
+    )
+    charting.fake.wait_for(lambda: len(looks) >= 3)  # looked again, more than once, while held
+    assert not [f for f in charting.fake.files.values() if f.completed]
+    held.clear()
+    uploaded = charting.fake.wait_for(lambda: [f for f in charting.fake.files.values() if f.completed])
+    assert len(uploaded) == 1 and looks[-1] is False
+
+
+def test_a_chart_held_too_long_is_drawn_anyway(charting: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reminders that keep coming make a chart late, never lost."""
+    monkeypatch.setattr(chart_posts, "HOLD_MAX_S", 0.6)
+    charts = charting.bot.extras["dashboard"].charts
+    looks: list[float] = []
+    charts.hold = lambda: looks.append(1.0) or True
+    _to_canary_with_samples(charting)
+    uploaded = charting.fake.wait_for(lambda: [f for f in charting.fake.files.values() if f.completed])
+    assert len(uploaded) == 1
+    assert len(looks) >= 2  # it was held before it was drawn
 
 
 def test_a_korean_title_never_draws_empty_boxes(monkeypatch: pytest.MonkeyPatch) -> None:

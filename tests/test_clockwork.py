@@ -358,3 +358,19 @@ def test_a_post_slack_refuses_for_good_is_given_up_once_with_slacks_reason(slack
     assert [(f[0], f[1], f[3]) for f in timers.fired] == [(1, None, None)]  # recorded once, nothing posted
     assert timers.refused == {1: "is_archived"}
     assert not slack.calls("chat.postMessage")
+
+
+def test_posting_is_true_from_a_reminders_claim_until_it_is_settled(slack: FakeSlack) -> None:
+    """What charts wait on (``ChartPoster.hold``): a reminder claimed and not yet settled."""
+    timers, clock, poster = one_due(slack)
+    seen: list[bool] = []
+    poster.before_post = lambda due: seen.append(clock.posting())
+    assert not clock.posting()
+    clock.start()
+    try:
+        wait_until(lambda: timers.status(1) == "fired")
+        wait_until(lambda: not clock.in_flight())
+    finally:
+        clock.stop()
+    assert seen == [True]
+    assert not clock.posting()

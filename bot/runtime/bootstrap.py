@@ -463,7 +463,7 @@ def build(
         home_per_minute=home_per_minute,
     )
     register_dashboard = install_dashboard(
-        dashboard, lifecycle=lifecycle, poster=poster, desk=watch.desk, slack=ctx
+        dashboard, lifecycle=lifecycle, poster=poster, posting=clockwork.posting, desk=watch.desk, slack=ctx
     )
 
     def listeners(app: App, guard: Guard) -> None:

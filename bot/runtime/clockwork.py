@@ -317,6 +317,11 @@ class Clockwork:
                 self._lock.release()
         self.wake()
 
+    def posting(self) -> bool:
+        """Whether reminders are claimed and not yet settled here (charts wait for them: ``ChartPoster.hold``)."""
+        with self._state:
+            return bool(self._in_flight)
+
     def in_flight(self) -> frozenset[int]:
         """The timers this process has claimed and not yet settled."""
         with self._state:

@@ -67,13 +67,17 @@ def install(
     *,
     lifecycle: Lifecycle,
     poster: TimerPoster,
+    posting: Callable[[], bool],
     desk: IncidentDesk,
     slack: SlackContext,
 ) -> Callable[[App, Guard], None]:
-    """Hook the parts into the lifecycle, the reminders and the incident ping; return the listener registration."""
+    """Hook the parts into the lifecycle, the reminders and the incident ping; return the listener registration.
+
+    ``posting``: whether the clock has reminders in flight (``Clockwork.posting``); charts wait for them."""
     lifecycle.hooks.append(parts.home.on_transition)
     lifecycle.hooks.append(parts.reports.on_transition)
     poster.after_post.append(parts.charts.after_reminder)
+    parts.charts.hold = posting
     if desk.alerts is not None:
         desk.alerts = ChartingAlerts(desk.alerts, parts.charts)
     slack.commands["report"] = parts.reports.command
