@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import cast
@@ -108,6 +111,34 @@ def each_pss(replicas: list[Server]) -> list[float]:
     return found
 
 
+def snapshots(folder: Path, pids: list[int], timeout_s: float = 120.0) -> dict[int, Path]:
+    """Ask each process for a tracemalloc snapshot (``--trace-memory``) and wait for them: pid → its file."""
+    before = set(folder.glob("*.snap"))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout_s
+    found: dict[int, Path] = {}
+    while len(found) < len(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for path in set(folder.glob("*.snap")) - before:
+            found[int(path.name.split("-")[0])] = path
+    return found
+
+
+def growth(first: Path, last: Path, top: int = 12) -> list[str]:
+    """What the process's Python heap gained between two snapshots, by where it was allocated, largest first."""
+    old, new = tracemalloc.Snapshot.load(str(first)), tracemalloc.Snapshot.load(str(last))
+    keep = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")]
+    old, new = old.filter_traces(keep), new.filter_traces(keep)
+    total = sum(s.size for s in new.statistics("filename")) - sum(s.size for s in old.statistics("filename"))
+    lines = [f"Python heap {total / 1024:+.0f} KiB"]
+    for stat in new.compare_to(old, "traceback")[:top]:
+        frames = " ← ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:5])
+        lines.append(f"  {stat.size_diff / 1024:+8.0f} KiB {stat.count_diff:+7d} blocks  {frames}")
+    return lines
+
+
 def reminder_tally(db: Db, fake: FakeSlackProcess, channels: list[str]) -> dict[str, int]:
     """Every release's reminder, once: the audit trail's records against the posts Slack holds (by their markers)."""
     markers = Counter(
@@ -155,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=120.0)
     parser.add_argument("--per-cycle", type=int, default=10)
     parser.add_argument("--wait", type=int, default=5, help="the canary-10 wait, seconds")
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="trace each process's Python allocations (tracemalloc) and print what grew between the end of the"
+        " warm-up and the end, by where it was allocated (slower; its figures are not the soak's)",
+    )
+    parser.add_argument(
+        "--trace-from", type=int, default=10, help="the cycle after which the first snapshot is taken (warm-up)"
+    )
     args = parser.parse_args(argv)
     fake = FakeSlackProcess().start()
     fake.enforce_limits()
@@ -173,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         replicas = []
         # Its own folder: a second soak beside this one must not truncate this one's logs.
         logs = RESULTS_DIR / "logs" / time.strftime("soak-%Y%m%d-%H%M%S")
+        traced = logs / "tracemalloc"
+        if args.trace_memory:
+            traced.mkdir(parents=True)
+            extra |= {"PYTHONPATH": f"{ROOT / 'bench' / 'tracemem'}:{ROOT}", "BENCH_TRACEMEM_DIR": str(traced)}
         for n in range(2):
             replica = spawn(f"bot-soak-{n}", bot_argv(), bot_env(scratch.url, fake, extra), logs)
             stack.callback(replica.stop)
@@ -181,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         db = Db(scratch.name)
         began = time.monotonic()
         n = 0
+        warm_snaps: dict[int, Path] = {}
+        warm_at = args.trace_from
         print(
             "| cycle | minutes | PSS both replicas MiB | serving 0 / work 0 / serving 1 / work 1 MiB | DB connections"
             " | releases ended | advances sent again |"
@@ -196,6 +242,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             procs = " / ".join(f"{v:.1f}" for v in each)
             print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {procs} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
+            if args.trace_memory and n == warm_at:
+                warm_snaps = snapshots(traced, [p for r in replicas for p in process_tree(r.proc.pid)])
+        if warm_snaps:
+            end_snaps = snapshots(traced, list(warm_snaps))
+            for i, (pid, snap) in enumerate(warm_snaps.items()):
+                if pid in end_snaps:
+                    name = ("serving 0", "work 0", "serving 1", "work 1")[i % 4]
+                    print(f"\n{name} (pid {pid}), cycle {warm_at} → {n}: " + "\n".join(growth(snap, end_snaps[pid])))
         limited = fake.rate_limited()
         reminders = reminder_tally(db, fake, [f"C0SOAK{i:04d}" for i in range(args.per_cycle)])
         phases = fire_phases(db)
