@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         n = 0
         warm_snaps: dict[int, Path] = {}
+        traced_pids: list[int] = []
         warm_at = args.trace_from
         print(
             "| cycle | minutes | PSS both replicas MiB | serving 0 / work 0 / serving 1 / work 1 MiB | DB connections"
@@ -243,11 +244,13 @@ def main(argv: list[str] | None = None) -> int:
             procs = " / ".join(f"{v:.1f}" for v in each)
             print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {procs} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
             if args.trace_memory and n == warm_at:
-                warm_snaps = snapshots(traced, [p for r in replicas for p in process_tree(r.proc.pid)])
+                traced_pids = [p for r in replicas for p in process_tree(r.proc.pid)]  # serving, work, serving, work
+                warm_snaps = snapshots(traced, traced_pids)
         if warm_snaps:
             end_snaps = snapshots(traced, list(warm_snaps))
-            for i, (pid, snap) in enumerate(warm_snaps.items()):
-                if pid in end_snaps:
+            for i, pid in enumerate(traced_pids):  # in the table's order, not the order the snapshots came in
+                if pid in warm_snaps and pid in end_snaps:
+                    snap = warm_snaps[pid]
                     name = ("serving 0", "work 0", "serving 1", "work 1")[i % 4]
                     print(f"\n{name} (pid {pid}), cycle {warm_at} → {n}: " + "\n".join(growth(snap, end_snaps[pid])))
         limited = fake.rate_limited()
