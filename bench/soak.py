@@ -44,7 +44,6 @@ from bench.org import (  # noqa: E402
     into_canary,
     say,
     send_all,
-    tree_pss,
     write_checklist,
 )
 from bench.procs import ScratchPostgres, Server, bot_argv, process_tree, pss_of, spawn  # noqa: E402
@@ -53,6 +52,7 @@ from bot.checklist.loading import load_checklist  # noqa: E402
 from bot.playground.prometheus import PrometheusStandIn  # noqa: E402
 
 PER_RELEASE = 5  # header + the fast checklist's four flow phases
+PROCESSES = ("serving 0", "work 0", "serving 1", "work 1")  # ``each_pss``'s order
 
 
 def cycle(
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             conns = int(db.one("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", scratch.name)) - 1
             ended = int(db.one("SELECT count(*) FROM releases WHERE status <> 'active'"))
             each = each_pss(replicas)
-            row = (n, (time.monotonic() - began) / 60, tree_pss(replicas), conns, ended, resent, each)
+            row = (n, (time.monotonic() - began) / 60, sum(each), conns, ended, resent, each)
             rows.append(row)
             procs = " / ".join(f"{v:.1f}" for v in each)
             print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.1f} | {procs} | {row[3]} | {row[4]} | {row[5]} |", flush=True)
@@ -250,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             end_snaps = snapshots(traced, list(warm_snaps))
             for i, pid in enumerate(traced_pids):  # in the table's order, not the order the snapshots came in
                 if pid in warm_snaps and pid in end_snaps:
-                    snap = warm_snaps[pid]
-                    name = ("serving 0", "work 0", "serving 1", "work 1")[i % 4]
-                    print(f"\n{name} (pid {pid}), cycle {warm_at} → {n}: " + "\n".join(growth(snap, end_snaps[pid])))
+                    grew = growth(warm_snaps[pid], end_snaps[pid])
+                    print(f"\n{PROCESSES[i % 4]} (pid {pid}), cycle {warm_at} → {n}: " + "\n".join(grew))
         limited = fake.rate_limited()
         reminders = reminder_tally(db, fake, [f"C0SOAK{i:04d}" for i in range(args.per_cycle)])
         phases = fire_phases(db)
@@ -295,13 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(f"{k} {v[0]:.2f} / {v[1]:.2f} / {v[2]:.2f} s" for k, v in phases.items())
         + f"; at the post {late}"
     )
-    names = ("serving 0", "work 0", "serving 1", "work 1")
     print(
         "each process, first third → last third (fitted drift): "
         + "; ".join(
             f"{name} {mean([r[6][i] for r in first]):.1f} → {mean([r[6][i] for r in last]):.1f} MiB"
             f" ({slope_per_hour(2, i):+.1f} MiB/h)"
-            for i, name in enumerate(names)
+            for i, name in enumerate(PROCESSES)
         )
     )
     say("(the bench's own connection is not counted)")

@@ -461,9 +461,10 @@ def build(
         slack=ctx,
         home_interval_s=home_interval_s,
         home_per_minute=home_per_minute,
+        posting=clockwork.posting,
     )
     register_dashboard = install_dashboard(
-        dashboard, lifecycle=lifecycle, poster=poster, posting=clockwork.posting, desk=watch.desk, slack=ctx
+        dashboard, lifecycle=lifecycle, poster=poster, desk=watch.desk, slack=ctx
     )
 
     def listeners(app: App, guard: Guard) -> None:

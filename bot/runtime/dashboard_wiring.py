@@ -37,8 +37,11 @@ def make_dashboard(
     slack: SlackContext,
     home_interval_s: float = 10.0,
     home_per_minute: float | None = HOME_PUBLISHES_PER_MINUTE,
+    posting: Callable[[], bool] = lambda: False,
 ) -> Dashboard:
-    """Build the parts; nothing runs until a listener or a hook calls them."""
+    """Build the parts; nothing runs until a listener or a hook calls them.
+
+    ``posting``: whether the clock has reminders in flight (``Clockwork.posting``); charts wait for them."""
     publisher = slack.publisher
     return Dashboard(
         home=HomePublisher(
@@ -58,6 +61,7 @@ def make_dashboard(
             gateway=publisher.gateway,
             submit=publisher.submit,
             lang=slack.lang,
+            hold=posting,
         ),
     )
 
@@ -67,17 +71,13 @@ def install(
     *,
     lifecycle: Lifecycle,
     poster: TimerPoster,
-    posting: Callable[[], bool],
     desk: IncidentDesk,
     slack: SlackContext,
 ) -> Callable[[App, Guard], None]:
-    """Hook the parts into the lifecycle, the reminders and the incident ping; return the listener registration.
-
-    ``posting``: whether the clock has reminders in flight (``Clockwork.posting``); charts wait for them."""
+    """Hook the parts into the lifecycle, the reminders and the incident ping; return the listener registration."""
     lifecycle.hooks.append(parts.home.on_transition)
     lifecycle.hooks.append(parts.reports.on_transition)
     poster.after_post.append(parts.charts.after_reminder)
-    parts.charts.hold = posting
     if desk.alerts is not None:
         desk.alerts = ChartingAlerts(desk.alerts, parts.charts)
     slack.commands["report"] = parts.reports.command

@@ -89,7 +89,7 @@ class ChartPoster:
         self._submit = submit
         self._lang = lang
         self._render = render
-        # True while charts must wait (the clock's reminders in flight: ``Clockwork.posting``); set by the wiring.
+        # True while charts must wait (the clock's reminders in flight: ``Clockwork.posting``).
         self.hold = hold
         self._monotonic = monotonic
 
