@@ -12,8 +12,9 @@ minute, so two hours run some 200 cycles. After every cycle it prints the PSS of
 each process's own (a replica's serving process and its work process, where the leader's clock, watch, charts and
 message sync live), and the connections ``pg_stat_activity`` shows for the scratch database; at the end, after the
 warm-up cycles and ``--settle-minutes``, the first and last thirds compared and the drift a least-squares line
-fits, per hour, for the trees and for each process, and every release's reminder counted twice over: in the audit trail and among the posts
-the fake Slack holds (by their markers), none lost, none twice. Logs: bench/results/logs/soak-<when it started>/.
+fits, per hour, for the trees and for each process, and every release's reminder counted twice over: in the audit
+trail and among the posts the fake Slack holds (by their markers), none lost, none twice. Logs:
+bench/results/logs/soak-<when it started>/.
 """
 
 from __future__ import annotations
