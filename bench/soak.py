@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         " (the message sync: drawn messages 15 min, click response_urls 25 min)",
     )
     parser.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        help="glibc's MALLOC_ARENA_MAX for the bot processes (each thread may otherwise get an arena of its own)",
+    )
+    parser.add_argument(
         "--trace-memory",
         action="store_true",
         help="trace each process's Python allocations (tracemalloc) and print what grew between the end of the"
@@ -219,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         scratch = stack.enter_context(ScratchPostgres())
         migrate(scratch.url)
         extra = {"RELEASE_BOT_CHECKLIST": str(checklist), "PROMETHEUS_URL": prometheus.url}
+        if args.malloc_arena_max:
+            extra["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
         replicas = []
         # Its own folder: a second soak beside this one must not truncate this one's logs.
         logs = RESULTS_DIR / "logs" / time.strftime("soak-%Y%m%d-%H%M%S")
