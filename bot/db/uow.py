@@ -531,15 +531,6 @@ class Timers:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def unclaim(self, timer_id: int, worker: str) -> bool:
-        """Give back a claim this worker holds (the timer is pending again)."""
-        result = self._s.execute(
-            update(TimerRow)
-            .where(TimerRow.id == timer_id, TimerRow.status == "firing", TimerRow.claimed_by == worker)
-            .values(status="pending", claimed_by=None, claimed_at=None)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
     def finish(self, timer_id: int, now: datetime) -> None:
         self._s.execute(update(TimerRow).where(TimerRow.id == timer_id).values(status="fired", fired_at=now))
 

@@ -387,15 +387,11 @@ class Clockwork:
 
     def _in_lane(self, claimed: ClaimedTimer) -> None:
         try:
-            if self._tell(claimed.channel_id):
-                # The channel's turn went to the digest: the claimed reminder waits for the next one unclaimed, not
-                # on this thread (eight threads asleep in their channels' turns held 50 channels' digests back:
-                # told up to 5.9 s late in the org bench).
-                self._lifecycle.unclaim(claimed.timer.id, self._worker())
-                return
             began = time.monotonic()
             due = self._lifecycle.due_timer(claimed)
-            self._fire(due, {"load_s": time.monotonic() - began})
+            timings = {"load_s": time.monotonic() - began}
+            self._tell(claimed.channel_id)
+            self._fire(due, timings)
         except NotLeader as e:
             # Claimed but not recorded: the next leader settles it by its marker.
             log.warning("reminder %s left to the next leader: %s", claimed.timer.id, e)
@@ -408,26 +404,23 @@ class Clockwork:
                 self._in_flight.discard(claimed.timer.id)
             self._kick()
 
-    def _tell(self, channel: str) -> bool:
+    def _tell(self, channel: str) -> None:
         """When ``DIGEST_FROM`` or more of the channel's reminders are due now (the claimed one among them), post
-        them in one digest, in the turn the claimed one had; whether it was posted. Never in the way of the
-        reminders: a failed digest is logged and they go out one by one as ever."""
+        them in one digest ahead of the claimed one's thread post. Never in the way of the reminders: a failed
+        digest is logged and they go out one by one as ever."""
         try:
             group = self._lifecycle.claim_digest(channel, at_least=DIGEST_FROM, at_most=DIGEST_MAX)
             if not group:
-                return False
+                return
             posted = self._poster.post_digest(group, self._is_leader)
-            if posted is None:
-                return False
-            ts, told = posted
-            self._lifecycle.reminders_told(told, ts)
-            log.info("told channel %s of %d reminders due together (digest %s)", channel, len(told), ts)
-            return True
+            if posted is not None:
+                ts, told = posted
+                self._lifecycle.reminders_told(told, ts)
+                log.info("told channel %s of %d reminders due together (digest %s)", channel, len(told), ts)
         except NotLeader as e:
             log.warning("digest of channel %s left out: %s", channel, e)
         except Exception:
             log.exception("digest of channel %s failed; its reminders go out one by one", channel)
-        return False
 
     def _fire(self, due: DueTimer, timings: dict[str, float]) -> None:
         try:

@@ -425,14 +425,6 @@ class Lifecycle:
                 )
             uow.commit()
 
-    def unclaim(self, timer_id: int, worker: str) -> None:
-        """Give a claimed timer back, pending, to be claimed again when its channel's next post turn comes (the
-        turn it was claimed for went to a digest). Leader-only."""
-        with self._uow() as uow:
-            uow.leader_only()
-            uow.timers.unclaim(timer_id, worker)
-            uow.commit()
-
     def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
         """A claimed timer with its release's view, for its post."""
         with self._uow() as uow:
