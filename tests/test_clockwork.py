@@ -40,8 +40,6 @@ class Timers:
         self.rows: dict[int, TimerRecord] = {}
         self.fired: list[tuple[int, str | None, float, float | None]] = []
         self.refused: dict[int, str] = {}  # timer → Slack's error code, for a post it refused for good
-        self.told: set[int] = set()  # claimed for a digest
-        self.digests: list[tuple[str, list[int]]] = []  # (ts, the timers it told of)
         self._lock = threading.Lock()
         self._leads = leads
 
@@ -85,26 +83,6 @@ class Timers:
                 self.rows[t.id] = replace(t, status="firing", claimed_by=worker)
         return [ClaimedTimer(self.rows[t.id], c, (now - t.due_at).total_seconds()) for c, t in won.items()]
 
-    def claim_digest(self, channel_id: str, *, at_least: int, at_most: int) -> list[DueTimer]:
-        now = self.now()
-        with self._lock:
-            due = [
-                t
-                for t in sorted(self.rows.values(), key=lambda t: (t.due_at, t.id))
-                if self.channel_of[t.release_id] == channel_id
-                and t.status in ("pending", "firing")
-                and t.due_at <= now
-                and t.id not in self.told
-            ][:at_most]
-            if len(due) < at_least:
-                return []
-            self.told.update(t.id for t in due)
-        return [self._view(t) for t in due]
-
-    def reminders_told(self, told: list[DueTimer], ts: str) -> None:
-        with self._lock:
-            self.digests.append((ts, [d.timer.id for d in told]))
-
     def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
         return replace(self._view(claimed.timer), late_s=claimed.late_s)
 
@@ -142,7 +120,6 @@ class Poster:
     def __init__(self, gateway: SlackGateway) -> None:
         self.gateway = gateway
         self.posted: list[int] = []
-        self.posted_digests: list[list[int]] = []
         self.before_post: Callable[[DueTimer], None] = lambda due: None
         self.markers: dict[str, str] = {}
 
@@ -157,14 +134,6 @@ class Poster:
         self.posted.append(due.timer.id)
         self.markers[marker] = ts
         return ts
-
-    def post_digest(
-        self, dues: list[DueTimer], still: Callable[[], bool] | None = None
-    ) -> tuple[str, list[DueTimer]] | None:
-        ids = [d.timer.id for d in dues]
-        ts = self.gateway.post(dues[0].view.release.channel_id, f"digest {ids}", still=still)
-        self.posted_digests.append(ids)
-        return ts, dues
 
     def turn_free_in(self, channel: str) -> float:
         return self.gateway.turn_free_in(channel)
@@ -231,28 +200,6 @@ def test_a_busy_channel_does_not_hold_up_another_channels_due_reminder(slack: Fa
     assert not slack.rate_limited()
     # Both lateness figures are kept, the one at the post never before the one at the claim.
     assert all(posted is not None and posted >= claim for _, _, claim, posted in timers.fired)
-
-
-def test_four_of_a_channel_due_together_are_told_in_one_digest_before_their_thread_posts(slack: FakeSlack) -> None:
-    """Slack's 1 post a second would make the fourth of a channel's reminders due together 3.3 s late in its
-    thread; the channel is told of all four in one message first. Two due together get no digest."""
-    timers = Timers({1: "C0AAAAAAA", 2: "C0AAAAAAA", 3: "C0AAAAAAA", 4: "C0AAAAAAA", 5: "C0BBBBBBB", 6: "C0BBBBBBB"})
-    due = datetime.now(UTC) - timedelta(seconds=1)
-    for n in range(1, 7):
-        timers.add(n, n, due + timedelta(milliseconds=n))
-    clock, poster = clock_over(timers, slack, threads=2)
-    clock.start()
-    try:
-        wait_until(lambda: len(timers.fired) == 6)
-    finally:
-        clock.stop()
-    assert poster.posted_digests == [[1, 2, 3, 4]]
-    assert [ids for _, ids in timers.digests] == [[1, 2, 3, 4]]
-    assert sorted(poster.posted) == [1, 2, 3, 4, 5, 6]
-    # In channel A the digest came first: Slack's ts order of A's posts is the digest, then 1, 2, 3, 4.
-    in_a = [m["text"] for m in sorted(slack.messages["C0AAAAAAA"], key=lambda m: float(m["ts"]))]
-    assert in_a == ["digest [1, 2, 3, 4]", "timer 1", "timer 2", "timer 3", "timer 4"]
-    assert not slack.rate_limited()
 
 
 def test_a_reminder_in_flight_is_not_settled_again_as_an_interrupted_one(slack: FakeSlack) -> None:

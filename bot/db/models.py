@@ -161,8 +161,6 @@ class TimerRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     fired_at: Mapped[datetime | None]
-    # Claimed for a channel digest (several of a channel's reminders due together: ``Lifecycle.claim_digest``).
-    told_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index(None, "status", "due_at"),)

@@ -498,30 +498,6 @@ class Timers:
             )
         return self._s.scalar(stmt)
 
-    def untold_due(self, channel_id: str, now: datetime, limit: int) -> list[TimerRecord]:
-        """A channel's timers due by ``now``, pending or being fired, not yet claimed for a digest; earliest
-        first."""
-        stmt = (
-            select(TimerRow)
-            .join(ReleaseRow, ReleaseRow.id == TimerRow.release_id)
-            .where(
-                ReleaseRow.channel_id == channel_id,
-                TimerRow.status.in_(("pending", "firing")),
-                TimerRow.due_at <= now,
-                TimerRow.told_at.is_(None),
-            )
-            .order_by(TimerRow.due_at, TimerRow.id)
-            .limit(limit)
-        )
-        return [_timer(r) for r in self._s.scalars(stmt)]
-
-    def tell(self, timer_id: int, now: datetime) -> bool:
-        """Claim a timer for a digest; only one process can win this UPDATE."""
-        result = self._s.execute(
-            update(TimerRow).where(TimerRow.id == timer_id, TimerRow.told_at.is_(None)).values(told_at=now)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
     def claim(self, timer_id: int, worker: str, now: datetime) -> bool:
         """Move a pending timer to firing; only one process can win this UPDATE."""
         result = self._s.execute(

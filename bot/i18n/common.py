@@ -282,12 +282,6 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":eyes: The {duration} post-deploy watch is over. Check:",
         "ko": ":eyes: 배포 후 {duration} 모니터링이 끝났습니다. 확인하세요:",
     },
-    "reminder_digest": {
-        "en": ":alarm_clock: {count} releases' waits in this channel are over at once. Each is below, and each "
-        "thread gets its own reminder in turn.",
-        "ko": ":alarm_clock: 이 채널에서 릴리스 {count}개의 대기가 동시에 끝났습니다. 아래에서 각각 진행할 수 "
-        "있으며, 각 스레드에도 차례로 알림이 갑니다.",
-    },
     "reminder_late": {
         "en": "_This reminder is {seconds} s late: the bot was not running at its due time._",
         "ko": "_봇이 중지되어 있어 이 알림이 {seconds}초 늦었습니다._",

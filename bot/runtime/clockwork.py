@@ -51,11 +51,6 @@ REARM_S = 1.0  # how often the leader looks for a due time earlier than its wake
 # pace's own floor by the fourth). A thread sleeps at most this long for its turn.
 TURN_LEAD_S = 0.25
 LATE_S = 2.0  # a reminder posted later than this after its due time is logged as a warning
-# Slack takes one post a second in a channel (the bot keeps 1.1 s), so of k reminders of a channel due together the
-# last reaches its thread (k - 1) x 1.1 s late: from three on, over LATE_S. Those are told of first in one channel
-# message (``TimerPoster.post_digest``), each with its own buttons; their thread posts follow in turn.
-DIGEST_FROM = 3
-DIGEST_MAX = 10  # 21 blocks of Slack's 50 a message; a channel with more due at once gets a second digest
 
 
 class TimerPoster:
@@ -93,13 +88,34 @@ class TimerPoster:
 
         ``timings`` gets ``render_s`` and the gateway's ``turn_s`` and ``call_s`` (where a reminder's time goes)."""
         began = time.monotonic()
-        rendered = self._render(due)
-        if rendered is None:
+        view = due.view
+        if view.release.thread_ts is None or view.status.is_terminal:
             return None
-        text, blocks = rendered
+        step = str(due.timer.payload.get("step", ""))
+        who = [str(due.timer.payload.get("started_by") or "")]
+        managers = tuple(
+            dict.fromkeys((*self._managers, *self._service_managers.get(view.release.service, ())))
+        )
+        if due.timer.kind == STAGE_WAIT:
+            text, blocks = notices.stage_reminder(
+                view,
+                step,
+                self._lang,
+                who=who,
+                managers=managers,
+                late_s=due.late_s,
+                figures=self._figures(view.release.id),
+                serving_since=due.timer.payload.get("serving_since"),
+            )
+        elif due.timer.kind == WATCH_END:
+            text, blocks = notices.watch_reminder(
+                view, step, self._lang, who=who, managers=managers, late_s=due.late_s
+            )
+        else:
+            log.warning("unknown timer kind %s", due.timer.kind)
+            return None
         if timings is not None:
             timings["render_s"] = time.monotonic() - began
-        view = due.view
         ts = self._gateway.post(
             view.release.channel_id,
             text,
@@ -115,51 +131,6 @@ class TimerPoster:
             except Exception:
                 log.exception("after-post hook failed for reminder %s", due.timer.id)
         return ts
-
-    def post_digest(
-        self, dues: list[DueTimer], still: Callable[[], bool] | None = None
-    ) -> tuple[str, list[DueTimer]] | None:
-        """One channel message with each of ``dues``' reminders (``notices.reminder_digest``): its ts and the
-        reminders it holds; None when fewer than two are still to be posted (the others' releases ended)."""
-        entries = [(due, rendered) for due in dues if (rendered := self._render(due)) is not None]
-        if len(entries) < 2:
-            return None
-        text, blocks = notices.reminder_digest([(due.view, rendered) for due, rendered in entries], self._lang)
-        told = [due for due, _ in entries]
-        ts = self._gateway.post(
-            told[0].view.release.channel_id,
-            text,
-            blocks,
-            marker="digest:" + ",".join(str(due.timer.id) for due in told),
-            still=still,
-        )
-        return ts, told
-
-    def _render(self, due: DueTimer) -> notices.Message | None:
-        """The reminder's message; None when there is nothing to post (no thread, or the release has ended)."""
-        view = due.view
-        if view.release.thread_ts is None or view.status.is_terminal:
-            return None
-        step = str(due.timer.payload.get("step", ""))
-        who = [str(due.timer.payload.get("started_by") or "")]
-        managers = tuple(
-            dict.fromkeys((*self._managers, *self._service_managers.get(view.release.service, ())))
-        )
-        if due.timer.kind == STAGE_WAIT:
-            return notices.stage_reminder(
-                view,
-                step,
-                self._lang,
-                who=who,
-                managers=managers,
-                late_s=due.late_s,
-                figures=self._figures(view.release.id),
-                serving_since=due.timer.payload.get("serving_since"),
-            )
-        if due.timer.kind == WATCH_END:
-            return notices.watch_reminder(view, step, self._lang, who=who, managers=managers, late_s=due.late_s)
-        log.warning("unknown timer kind %s", due.timer.kind)
-        return None
 
     def turn_free_in(self, channel: str) -> float:
         """Seconds until a post in ``channel`` would not wait for its turn."""
@@ -389,9 +360,7 @@ class Clockwork:
         try:
             began = time.monotonic()
             due = self._lifecycle.due_timer(claimed)
-            timings = {"load_s": time.monotonic() - began}
-            self._tell(claimed.channel_id)
-            self._fire(due, timings)
+            self._fire(due, {"load_s": time.monotonic() - began})
         except NotLeader as e:
             # Claimed but not recorded: the next leader settles it by its marker.
             log.warning("reminder %s left to the next leader: %s", claimed.timer.id, e)
@@ -403,24 +372,6 @@ class Clockwork:
                 self._lanes.pop(claimed.channel_id, None)
                 self._in_flight.discard(claimed.timer.id)
             self._kick()
-
-    def _tell(self, channel: str) -> None:
-        """When ``DIGEST_FROM`` or more of the channel's reminders are due now (the claimed one among them), post
-        them in one digest ahead of the claimed one's thread post. Never in the way of the reminders: a failed
-        digest is logged and they go out one by one as ever."""
-        try:
-            group = self._lifecycle.claim_digest(channel, at_least=DIGEST_FROM, at_most=DIGEST_MAX)
-            if not group:
-                return
-            posted = self._poster.post_digest(group, self._is_leader)
-            if posted is not None:
-                ts, told = posted
-                self._lifecycle.reminders_told(told, ts)
-                log.info("told channel %s of %d reminders due together (digest %s)", channel, len(told), ts)
-        except NotLeader as e:
-            log.warning("digest of channel %s left out: %s", channel, e)
-        except Exception:
-            log.exception("digest of channel %s failed; its reminders go out one by one", channel)
 
     def _fire(self, due: DueTimer, timings: dict[str, float]) -> None:
         try:

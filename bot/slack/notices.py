@@ -111,20 +111,6 @@ def stage_reminder(
     return t(lang, "reminder_stage_over", step=label, duration=wait), blocks
 
 
-def reminder_digest(entries: list[tuple[ReleaseView, Message]], lang: str) -> Message:
-    """Several of a channel's reminders due at once, in one channel message: each release's own reminder (its
-    figures and buttons) under its name. Slack posts one message a second in a channel, so their thread posts
-    follow one by one; this message tells everyone at once. The header leads each entry's first section."""
-    head = t(lang, "reminder_digest", count=len(entries))
-    blocks: list[Block] = [section(head)]
-    for view, (_text, body) in entries:
-        name = f"*{escape(view.release.service)} {escape(view.release.version)}*"
-        first, rest = body[0], body[1:]
-        blocks.append(section(f"{name}\n{first['text']['text']}"))
-        blocks.extend(rest)
-    return head, blocks
-
-
 def watch_reminder(
     view: ReleaseView, step_key: str, lang: str, *, who: list[str], managers: tuple[str, ...], late_s: float
 ) -> Message:

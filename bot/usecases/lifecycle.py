@@ -7,7 +7,7 @@ Like ``bot.usecases.releases`` it knows nothing of Slack; it must not import sla
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -380,50 +380,6 @@ class Lifecycle:
                 uow.commit()
             won.append(ClaimedTimer(timer, channel, (now - timer.due_at).total_seconds()))
         return won
-
-    def claim_digest(self, channel_id: str, *, at_least: int, at_most: int) -> list[DueTimer]:
-        """The channel's reminders due now and not yet told of in a digest, with their releases' views, when there
-        are ``at_least`` of them (up to ``at_most``, earliest first); each claimed for the digest with an UPDATE
-        only one process succeeds at, so no two digests name the same reminder. Leader-only."""
-        now = self._clock.now()
-        with self._uow() as uow:
-            due = uow.timers.untold_due(channel_id, now, at_most)
-        if len(due) < at_least:
-            return []
-        with self._uow() as uow:
-            uow.leader_only()
-            won = [timer for timer in due if uow.timers.tell(timer.id, now)]
-            uow.commit()
-        if len(won) < at_least:
-            return []
-        with self._uow() as uow:
-            return [
-                DueTimer(timer, self._services.view_in(uow, timer.release_id), (now - timer.due_at).total_seconds())
-                for timer in won
-            ]
-
-    def reminders_told(self, told: Sequence[DueTimer], ts: str) -> None:
-        """A digest (message ``ts``) told the channel of these reminders: each release's trail says when, and how
-        late after its due time. Leader-only."""
-        now = self._clock.now()
-        with self._uow() as uow:
-            uow.leader_only()
-            for due in told:
-                uow.audit.append(
-                    due.timer.release_id,
-                    "reminder_told",
-                    Actor("bot", "release-bot"),
-                    now,
-                    details={
-                        "kind": due.timer.kind,
-                        "step": due.timer.payload.get("step"),
-                        "timer": due.timer.id,
-                        "ts": ts,
-                        "told_late_s": round((now - due.timer.due_at).total_seconds(), 3),
-                        "with": len(told),
-                    },
-                )
-            uow.commit()
 
     def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
         """A claimed timer with its release's view, for its post."""
