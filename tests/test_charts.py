@@ -153,6 +153,27 @@ def test_a_chart_waits_while_reminders_are_in_flight_then_follows(charting: Runn
     assert len(uploaded) == 1 and looks[-1] is False
 
 
+def test_many_held_charts_share_one_timer_and_all_follow(charting: RunningBot) -> None:
+    """Held charts look again on one timer between them, not a thread each (200 at once in the org bench)."""
+    charts = charting.bot.extras["dashboard"].charts
+    held = threading.Event()
+    held.set()
+    charts.hold = held.is_set
+    rid = _to_canary_with_samples(charting)
+    baseline = len([f for f in charting.fake.files.values() if f.completed])  # the reminder's own, if it came
+    timers_seen: list[int] = []
+    for n in range(12):
+        charts.post_later(rid, f"test {n}")
+    for _ in range(10):
+        timers_seen.append(sum(isinstance(t, threading.Timer) for t in threading.enumerate()))
+        threading.Event().wait(0.05)
+    assert max(timers_seen) <= 2  # the timer that just re-queued may still be finishing as the next starts
+    held.clear()
+    charting.fake.wait_for(
+        lambda: len([f for f in charting.fake.files.values() if f.completed]) >= baseline + 12, timeout=20
+    )
+
+
 def test_a_chart_held_too_long_is_drawn_anyway(charting: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reminders that keep coming make a chart late, never lost."""
     monkeypatch.setattr(chart_posts, "HOLD_MAX_S", 0.6)

@@ -92,6 +92,11 @@ class ChartPoster:
         # True while charts must wait (the clock's reminders in flight: ``Clockwork.posting``).
         self.hold = hold
         self._monotonic = monotonic
+        # Charts held back, and the one timer that looks again for all of them (a timer a chart started a thread
+        # each, 200 at once in the org bench).
+        self._held: list[tuple[int, str, float]] = []
+        self._held_lock = threading.Lock()
+        self._look_again: threading.Timer | None = None
 
     def data(self, release_id: int) -> tuple[ReleaseView, ChartData] | None:
         """The chart of the release's current stage window, or None without a sample in it."""
@@ -132,14 +137,26 @@ class ChartPoster:
         self._submit(self._when_quiet, release_id, reason, until)
 
     def _when_quiet(self, release_id: int, reason: str, until: float) -> str | None:
-        # Waiting is done off the pool (a timer thread re-queues it): a held chart must not keep a pool thread
-        # that redraws and thread notes need.
+        # Waiting is done off the pool (the timer re-queues it): a held chart must not keep a pool thread that
+        # redraws and thread notes need.
         if self.hold() and self._monotonic() < until:
-            again = threading.Timer(HOLD_POLL_S, self._queue, (release_id, reason, until))
-            again.daemon = True
-            again.start()
+            with self._held_lock:
+                self._held.append((release_id, reason, until))
+                if self._look_again is None:
+                    self._look_again = threading.Timer(HOLD_POLL_S, self._requeue_held)
+                    self._look_again.daemon = True
+                    self._look_again.start()
             return None
         return self.post_now(release_id, reason)
+
+    def _requeue_held(self) -> None:
+        with self._held_lock:
+            held, self._held, self._look_again = self._held, [], None
+        for release_id, reason, until in held:
+            try:
+                self._queue(release_id, reason, until)
+            except RuntimeError:  # the pool is shut down: the bot is stopping, and a chart is not worth holding it
+                log.info("chart for release %s dropped: the bot is stopping", release_id)
 
     def after_reminder(self, due: DueTimer, _ts: str) -> None:
         self.post_later(due.view.release.id, f"reminder {due.timer.kind}")
