@@ -390,8 +390,14 @@ def test_declared_incident_pages_once_and_release_end_resolves(world: World) -> 
     assert [a for a, k in world.pager.alerts() if k == key] == ["trigger", "resolve"]
     trigger = next(e for e in world.pager.sent if isinstance(e, PageEvent) and e.action == "trigger")
     assert "declared by alice: checkout returns 500" in trigger.summary
-    changes = [e.summary for e in world.pager.sent if isinstance(e, ChangeEvent)]
-    assert changes == ["backend v1.4.0: canary started at 10%", "backend v1.4.0: release finished"]
+    # Change events have no dedup key, so each is a lane of its own and they leave side by side, in any order;
+    # PagerDuty places them on the timeline by their own timestamps, which keep the order they happened in.
+    changes = sorted((e.timestamp, e.summary) for e in world.pager.sent if isinstance(e, ChangeEvent))
+    assert [summary for _at, summary in changes] == [
+        "backend v1.4.0: canary started at 10%",
+        "backend v1.4.0: release finished",
+    ]
+    assert changes[0][0] < changes[1][0]
     assert world.incidents()[0].status is IncidentStatus.RESOLVED
 
 
