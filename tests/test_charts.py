@@ -3,6 +3,7 @@ in the way of the reminder's text when drawing fails."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 import zlib
@@ -158,16 +159,26 @@ def test_many_held_charts_share_one_timer_and_all_follow(charting: RunningBot) -
     charts = charting.bot.extras["dashboard"].charts
     held = threading.Event()
     held.set()
-    charts.hold = held.is_set
+    asked = itertools.count()
+
+    def hold() -> bool:
+        next(asked)
+        return held.is_set()
+
+    charts.hold = hold
     rid = _to_canary_with_samples(charting)
     baseline = len([f for f in charting.fake.files.values() if f.completed])  # the reminder's own, if it came
     timers_seen: list[int] = []
+    asked_before = next(asked)
     for n in range(12):
         charts.post_later(rid, f"test {n}")
     for _ in range(10):
         timers_seen.append(sum(isinstance(t, threading.Timer) for t in threading.enumerate()))
         threading.Event().wait(0.05)
     assert max(timers_seen) <= 2  # the timer that just re-queued may still be finishing as the next starts
+    # Each chart asks once as it is queued; then the timer asks once a look for all of them (~3 looks in 0.5 s),
+    # rather than each chart going round the pool to ask again (12 a look).
+    assert next(asked) - asked_before - 1 <= 12 + 6
     held.clear()
     charting.fake.wait_for(
         lambda: len([f for f in charting.fake.files.values() if f.completed]) >= baseline + 12, timeout=20

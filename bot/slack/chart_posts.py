@@ -137,22 +137,37 @@ class ChartPoster:
         self._submit(self._when_quiet, release_id, reason, until)
 
     def _when_quiet(self, release_id: int, reason: str, until: float) -> str | None:
-        # Waiting is done off the pool (the timer re-queues it): a held chart must not keep a pool thread that
+        # Waiting is done off the pool (the timer looks again): a held chart must not keep a pool thread that
         # redraws and thread notes need.
         if self.hold() and self._monotonic() < until:
-            with self._held_lock:
-                self._held.append((release_id, reason, until))
-                if self._look_again is None:
-                    self._look_again = threading.Timer(HOLD_POLL_S, self._requeue_held)
-                    self._look_again.daemon = True
-                    self._look_again.start()
+            self._keep([(release_id, reason, until)])
             return None
         return self.post_now(release_id, reason)
 
-    def _requeue_held(self) -> None:
+    def _keep(self, charts: list[tuple[int, str, float]]) -> None:
+        """Hold ``charts`` until the timer's next look, starting it unless it is running."""
+        with self._held_lock:
+            self._held.extend(charts)
+            if self._look_again is None:
+                self._look_again = threading.Timer(HOLD_POLL_S, self._look)
+                self._look_again.daemon = True
+                self._look_again.start()
+
+    def _look(self) -> None:
+        """The timer: charts still held stay with it; only those that may go now are queued for the pool (sending
+        every held chart round the pool to be held again cost 200 submissions each look in the org bench)."""
         with self._held_lock:
             held, self._held, self._look_again = self._held, [], None
-        for release_id, reason, until in held:
+        if not held:
+            return
+        holding, now = self.hold(), self._monotonic()
+        still: list[tuple[int, str, float]] = []
+        go: list[tuple[int, str, float]] = []
+        for chart in held:
+            (still if holding and now < chart[2] else go).append(chart)
+        if still:
+            self._keep(still)
+        for release_id, reason, until in go:
             try:
                 self._queue(release_id, reason, until)
             except RuntimeError:  # the pool is shut down: the bot is stopping, and a chart is not worth holding it
