@@ -289,6 +289,42 @@ def test_a_running_release_keeps_its_checklist_after_a_restart_with_a_changed_se
         rb.stop()
 
 
+def test_a_running_release_of_a_removed_service_is_still_reached_by_its_name(
+    db_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    folder = write_set(tmp_path / "set")
+    rb = bot_on(db_url, fake_slack, folder)
+    try:
+        alice = rb.user()
+        alice.command("start alpha v4.0.0", channel=SHARED)
+        header_text(rb.fake, SHARED, "v4.0.0", "alpha")
+        alice.command("start beta v4.0.0", channel=SHARED)
+        header_text(rb.fake, SHARED, "v4.0.0", "beta")
+    finally:
+        rb.stop()
+    (folder / "beta.yml").unlink()  # beta's team moves to a deployment of its own
+
+    rb = bot_on(db_url, fake_slack, folder)
+    try:
+        alice = rb.user()
+        # The bot's own suggestion must work: it names beta's release as `beta v4.0.0`.
+        bare = alice.command("status v4.0.0", channel=SHARED).json()["text"]
+        assert "several services" in bare and "`beta`" in bare
+        named = alice.command("status beta v4.0.0", channel=SHARED).json()
+        assert named["response_type"] == "ephemeral"
+        assert "no service" not in named["text"] and "*Beta checklist*" in named["text"]
+        typo = alice.command("status betta v4.0.0", channel=SHARED).json()["text"]
+        assert "no release betta v4.0.0 in this channel" in typo
+        alice.command("abort beta v4.0.0 moved to its own deployment", channel=SHARED)
+        rb.fake.wait_for(lambda: rb.services.find(SHARED, "v4.0.0", "beta").release.status == "aborted")
+        assert rb.services.find(SHARED, "v4.0.0", "alpha").release.status == "active"
+        # A new start of beta is refused: it has no checklist here any more.
+        again = alice.command("start beta v4.0.1", channel=SHARED).json()["text"]
+        assert "no service `beta`" in again
+    finally:
+        rb.stop()
+
+
 # --- the set's rules ------------------------------------------------------------------------------------------
 
 
@@ -416,6 +452,21 @@ def test_checklist_check_lists_every_problem_of_the_set_and_fails(tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
+def test_a_service_named_like_a_version_is_refused_naming_the_file(tmp_path: Path) -> None:
+    # `/release start v2 v1.0.0` would read `v2` as the version: such a service could never be started by name.
+    folder = write_set(tmp_path / "set", fallback=False)
+    (folder / "v2.yaml").write_text(checklist_text("v2", "V2 checklist", channels=[SHARED]))
+    result = cli("checklist", "check", str(folder))
+    assert result.returncode == 1
+    assert any(
+        line.startswith("error: ") and "v2.yaml" in line and "reads as a version" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout
+    assert "Traceback" not in result.stderr
+    with pytest.raises(ChecklistError, match="reads as a version"):
+        load_checklist_set(folder)
+
+
 def test_checklist_check_of_one_file_prints_what_it_always_did() -> None:
     result = cli("checklist", "check", str(FAST_CHECKLIST))
     assert result.returncode == 0
@@ -490,14 +541,27 @@ def test_parsing_takes_a_service_only_where_it_cannot_be_part_of_a_reason() -> N
         parsed("start v1.2.3 v1.2.4")  # a version is never taken for a service
 
     with pytest.raises(UsageError) as unknown:
-        parsed("abort delta v1.2.3 wrong artifact")
+        parsed("start delta v1.2.3")
     assert (unknown.value.user_message, unknown.value.params["services"]) == (
         "service_unknown",
         "`alpha`, `beta`",
     )
+    # Only a start needs a checklist for the service: a running release of one since removed is still named
+    # (its lookup answers a typo).
+    assert parsed("abort delta v1.2.3 wrong artifact") == ("delta", "v1.2.3", "wrong artifact")
     with pytest.raises(UsageError) as not_version:
         parsed("status not-a-version")
     assert not_version.value.user_message == "version_invalid"
+    # After a known service the bad or missing version is what is answered, not the service's name.
+    with pytest.raises(UsageError) as bad:
+        parsed("start alpha 1.2.3")
+    assert (bad.value.user_message, bad.value.params["version"]) == ("version_invalid", "1.2.3")
+    with pytest.raises(UsageError) as missing:
+        parsed("start alpha")
+    assert missing.value.user_message == "version_missing"
+    with pytest.raises(UsageError) as bad_abort:
+        parsed("abort beta broke login")
+    assert (bad_abort.value.user_message, bad_abort.value.params["version"]) == ("version_invalid", "broke")
 
 
 def test_unlock_and_contacts_in_a_channel_of_several_services(many: RunningBot) -> None:

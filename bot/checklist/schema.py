@@ -176,6 +176,19 @@ def _bound(value: Any) -> float:
 
 _key = _pattern(_KEY, "key", ": use 1 to 64 of a-z 0-9 _ . - (lowercase), starting with a letter")
 _title = _text(MAX_TITLE)
+
+
+def _service(value: Any) -> str:
+    """A key that cannot be read as a version: ``/release start SERVICE vX`` takes a word like ``v2`` for one."""
+    name = _key(value)
+    if name[0] == "v" and name[1:2].isdigit():
+        raise ValueError(
+            f"invalid service {name!r}: it reads as a version in `/release start {name} v1.2.3`;"
+            " start it with a letter other than v followed by a digit (e.g. svc-{name})"
+        )
+    return name
+
+
 _percent = _measure("percentage", {"%": (1, 100)}, '"1%" or "0.5%" (above 0, at most 100)', top=100)
 _latency_ms = _measure("latency", {"ms": (1, 1), "s": (1000, 1)}, "200ms or 1.5s")
 _ratio = _measure("ratio", {"x": (1, 1)}, "2x or 1.5x (times the normal value)")
@@ -441,7 +454,7 @@ class ContactModel(Model):
 class ChecklistModel(Model):
     name: str = field(_key)
     title: str = field(_title)
-    service: str = field(_key)
+    service: str = field(_service)
     # The channels whose `/release start` runs this checklist; none: every channel no other checklist claims.
     channels: list[str] = field(many(_channel_id), factory=list)
     # Who may start, advance, abort and roll back this service's releases, besides RELEASE_MANAGERS.

@@ -99,7 +99,9 @@ def parse_command(body: dict[str, Any], services: Collection[str] = ()) -> Comma
         except UsageError as e:
             raise UsageError(e.user_message, params={"version": raw[:80]}) from None
         rest = parts[1].strip() if len(parts) > 1 else ""
-    if service is not None and services and service not in services:
+    # Only a start needs the service to have a checklist now: a running release of a service whose checklist was
+    # since removed or renamed must still be reachable by the name it runs under (its lookup answers a typo).
+    if sub == "start" and service is not None and services and service not in services:
         names = ", ".join(f"`{name}`" for name in services)
         raise UsageError("service_unknown", params={"service": service, "services": names})
     if sub in NEEDS_REASON and not rest:
@@ -132,12 +134,15 @@ def _service_first(sub: str, rest: str, services: Collection[str]) -> tuple[str 
     word = parts[0].lower() if parts else ""
     if not _SERVICE.fullmatch(word) or _LOOKS_LIKE_VERSION.match(word):
         return None, rest
+    # A service this deployment has, where a version must follow: the next word is taken for the version, so a bad
+    # or missing one is what is answered (`start web 1.4.0`: "`1.4.0` is not a release version", not "`web`").
+    named = word in services and (sub == "status" or sub in NEEDS_VERSION)
     if len(parts) < 2:
-        # `/release status web`: that service's active release here.
-        return (word, "") if sub == "status" and word in services else (None, rest)
+        # `/release status web`: that service's active release here; `/release start web`: which version?
+        return (word, "") if named else (None, rest)
     if sub in ("rolledback", "unlock") and word not in services:
         return None, rest
-    if sub != "unlock" and not _LOOKS_LIKE_VERSION.match(parts[1]):
+    if sub != "unlock" and not _LOOKS_LIKE_VERSION.match(parts[1]) and not named:
         return None, rest
     return word, parts[1].strip()
 
