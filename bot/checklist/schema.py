@@ -26,6 +26,7 @@ from bot.domain.checklist import (
     PhaseKind,
     TickRole,
     parse_duration,
+    reads_as_version,
 )
 from bot.domain.evidence import EvidenceSource
 from bot.domain.traffic import TrafficProviderKind
@@ -181,10 +182,10 @@ _title = _text(MAX_TITLE)
 def _service(value: Any) -> str:
     """A key that cannot be read as a version: ``/release start SERVICE vX`` takes a word like ``v2`` for one."""
     name = _key(value)
-    if name[0] == "v" and name[1:2].isdigit():
+    if reads_as_version(name):
         raise ValueError(
             f"invalid service {name!r}: it reads as a version in `/release start {name} v1.2.3`;"
-            " start it with a letter other than v followed by a digit (e.g. svc-{name})"
+            f" a service name may not start with v and a digit (e.g. svc-{name})"
         )
     return name
 

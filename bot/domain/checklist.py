@@ -10,12 +10,20 @@ Imports only the standard library.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 
 from bot.domain.evidence import EvidenceSpec
 from bot.domain.traffic import TrafficSpec
+
+# How a command tells a version from a service name (`/release start web v1.4.0`): so no service may look like one.
+_READS_AS_VERSION = re.compile(r"^[vV]\d")
+
+
+def reads_as_version(word: str) -> bool:
+    return _READS_AS_VERSION.match(word) is not None
 
 
 class PhaseKind(StrEnum):

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.checklist import reads_as_version
 from bot.domain.records import Actor
 from bot.domain.release import validate_version
 from bot.errors import PermissionDenied, UsageError
@@ -21,7 +22,6 @@ NEEDS_VERSION = ("start", "abort", "incident", "rollback", "report")
 NEEDS_REASON = ("abort", "incident", "unlock", "rolledback")
 # A version these take when given first ("rolledback v1.4.0 <reason>"); without one, the channel's active release.
 MAY_NAME_VERSION = ("rolledback",)
-_LOOKS_LIKE_VERSION = re.compile(r"^[vV]\d")
 # A checklist's service key (bot.checklist.schema), named before the version where a channel serves several.
 _SERVICE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 # str.splitlines() breaks at these; Slack keeps a pasted line break in the command text.
@@ -84,7 +84,7 @@ def parse_command(body: dict[str, Any], services: Collection[str] = ()) -> Comma
     service: str | None = None
     if sub in MAY_NAME_VERSION or sub in NEEDS_VERSION or (sub == "status" and rest) or sub == "unlock":
         service, rest = _service_first(sub, rest, services)
-    if sub in MAY_NAME_VERSION and _LOOKS_LIKE_VERSION.match(rest):
+    if sub in MAY_NAME_VERSION and reads_as_version(rest):
         parts = rest.split(maxsplit=1)
         try:
             version = validate_version(parts[0])
@@ -132,7 +132,7 @@ def _service_first(sub: str, rest: str, services: Collection[str]) -> tuple[str 
     v1.4.0 broke login" keeps its reason."""
     parts = rest.split(maxsplit=1)
     word = parts[0].lower() if parts else ""
-    if not _SERVICE.fullmatch(word) or _LOOKS_LIKE_VERSION.match(word):
+    if not _SERVICE.fullmatch(word) or reads_as_version(word):
         return None, rest
     # A service this deployment has, where a version must follow: the next word is taken for the version, so a bad
     # or missing one is what is answered (`start web 1.4.0`: "`1.4.0` is not a release version", not "`web`").
@@ -142,7 +142,7 @@ def _service_first(sub: str, rest: str, services: Collection[str]) -> tuple[str 
         return (word, "") if named else (None, rest)
     if sub in ("rolledback", "unlock") and word not in services:
         return None, rest
-    if sub != "unlock" and not _LOOKS_LIKE_VERSION.match(parts[1]) and not named:
+    if sub != "unlock" and not reads_as_version(parts[1]) and not named:
         return None, rest
     return word, parts[1].strip()
 
