@@ -40,6 +40,7 @@ class Timers:
         self.rows: dict[int, TimerRecord] = {}
         self.fired: list[tuple[int, str | None, float, float | None]] = []
         self.refused: dict[int, str] = {}  # timer → Slack's error code, for a post it refused for good
+        self.together: dict[int, int] = {}  # timer → how many reminders went in its message, when several did
         self._lock = threading.Lock()
         self._leads = leads
 
@@ -70,18 +71,31 @@ class Timers:
         view = SimpleNamespace(release=release)
         return DueTimer(timer, cast(Any, view), (self.now() - timer.due_at).total_seconds())
 
-    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
+    def claim_due(
+        self,
+        worker: str,
+        limit: int = 20,
+        skip_channels: Collection[str] = (),
+        together: Callable[[str, list[float]], int] | None = None,
+    ) -> list[ClaimedTimer]:
         now = self.now()
-        won: dict[str, TimerRecord] = {}
+        won: dict[str, list[TimerRecord]] = {}
         with self._lock:
             if not self._leads():
                 raise NotLeader("not leading")
-            for t in self._due(skip_channels):  # the earliest of each channel
-                if t.due_at <= now and len(won) < limit:
-                    won.setdefault(self.channel_of[t.release_id], t)
-            for t in won.values():
-                self.rows[t.id] = replace(t, status="firing", claimed_by=worker)
-        return [ClaimedTimer(self.rows[t.id], c, (now - t.due_at).total_seconds()) for c, t in won.items()]
+            for t in self._due(skip_channels):  # each channel's due ones, earliest first
+                channel = self.channel_of[t.release_id]
+                if t.due_at <= now and (channel in won or len(won) < limit):
+                    won.setdefault(channel, []).append(t)
+            for channel, due in won.items():
+                lates = [(now - t.due_at).total_seconds() for t in due]
+                take = 1 if together is None or len(due) == 1 else together(channel, lates)
+                won[channel] = due[:take]
+                for t in won[channel]:
+                    self.rows[t.id] = replace(t, status="firing", claimed_by=worker)
+        return [
+            ClaimedTimer(self.rows[t.id], c, (now - t.due_at).total_seconds()) for c, ts in won.items() for t in ts
+        ]
 
     def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
         return replace(self._view(claimed.timer), late_s=claimed.late_s)
@@ -104,6 +118,7 @@ class Timers:
         posted_late_s: float | None = None,
         timing: Mapping[str, float] | None = None,
         refused: str | None = None,
+        together: int | None = None,
     ) -> None:
         with self._lock:
             if not self._leads():
@@ -112,6 +127,8 @@ class Timers:
             self.fired.append((timer_id, posted_ts, late_s, posted_late_s))
             if refused is not None:
                 self.refused[timer_id] = refused
+            if together is not None:
+                self.together[timer_id] = together
 
 
 class Poster:
@@ -122,6 +139,7 @@ class Poster:
         self.posted: list[int] = []
         self.before_post: Callable[[DueTimer], None] = lambda due: None
         self.markers: dict[str, str] = {}
+        self.together: list[list[int]] = []  # the timers of each message that carried several
 
     def post(
         self, due: DueTimer, still: Callable[[], bool] | None = None, timings: dict[str, float] | None = None
@@ -135,8 +153,30 @@ class Poster:
         self.markers[marker] = ts
         return ts
 
+    def post_together(
+        self, dues: list[DueTimer], still: Callable[[], bool] | None = None, timings: dict[str, float] | None = None
+    ) -> dict[int, str | None]:
+        for due in dues:
+            self.before_post(due)
+        markers = [TimerPoster.marker(due) for due in dues]
+        ts = self.gateway.post(
+            dues[0].view.release.channel_id,
+            "timers " + " ".join(str(due.timer.id) for due in dues),
+            markers=markers,
+            still=still,
+            timings=timings,
+        )
+        self.posted += [due.timer.id for due in dues]
+        self.together.append([due.timer.id for due in dues])
+        self.markers |= dict.fromkeys(markers, ts)
+        return {due.timer.id: ts for due in dues}
+
     def turn_free_in(self, channel: str) -> float:
         return self.gateway.turn_free_in(channel)
+
+    @property
+    def pace_s(self) -> float:
+        return self.gateway.pace_s
 
     def already_posted(self, due: DueTimer) -> str | None:
         return self.markers.get(TimerPoster.marker(due))
@@ -183,9 +223,11 @@ def wait_until(what: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 def test_a_busy_channel_does_not_hold_up_another_channels_due_reminder(slack: FakeSlack) -> None:
     """Three reminders of channel A due together, then one of B: with one fire thread, B's goes out while A waits
-    for its next post turn, not after all of A's (which the old dispatch did: its thread slept for A's turns)."""
+    for its next post turn, not after all of A's (which the old dispatch did: its thread slept for A's turns).
+
+    A's are 5 s overdue (the bot was down), so they keep their own posts (``Clockwork.together``)."""
     timers = Timers({1: "C0AAAAAAA", 2: "C0AAAAAAA", 3: "C0AAAAAAA", 4: "C0BBBBBBB"})
-    due = datetime.now(UTC) - timedelta(seconds=1)
+    due = datetime.now(UTC) - timedelta(seconds=5)
     for n in (1, 2, 3):
         timers.add(n, n, due)
     timers.add(4, 4, due + timedelta(milliseconds=1))  # the last by due time
@@ -197,9 +239,64 @@ def test_a_busy_channel_does_not_hold_up_another_channels_due_reminder(slack: Fa
         clock.stop()
     assert poster.posted[:2] == [1, 4]
     assert sorted(poster.posted) == [1, 2, 3, 4]
+    assert poster.together == []
     assert not slack.rate_limited()
     # Both lateness figures are kept, the one at the post never before the one at the claim.
     assert all(posted is not None and posted >= claim for _, _, claim, posted in timers.fired)
+
+
+def due_together(slack: FakeSlack, count: int, *, late_s: float) -> tuple[Timers, Poster]:
+    """``count`` reminders of channel A due at one time (``late_s`` ago; negative: still to come), and one of B
+    just after; run the clock (two fire threads) until all are settled."""
+    channels = dict.fromkeys(range(1, count + 1), "C0AAAAAAA") | {count + 1: "C0BBBBBBB"}
+    timers = Timers(channels)
+    due = datetime.now(UTC) - timedelta(seconds=late_s)
+    for n in range(1, count + 1):
+        timers.add(n, n, due)
+    timers.add(count + 1, count + 1, due + timedelta(milliseconds=1))
+    clock, poster = clock_over(timers, slack, threads=2)
+    clock.start()
+    try:
+        wait_until(lambda: len(timers.fired) == count + 1)
+    finally:
+        clock.stop()
+    assert sorted(poster.posted) == list(range(1, count + 2))
+    assert not slack.rate_limited()
+    return timers, poster
+
+
+def test_reminders_of_a_channel_due_at_once_go_out_in_one_message_when_one_a_turn_would_make_them_late(
+    slack: FakeSlack,
+) -> None:
+    """Four of A due in the same instant: at Slack's one post a second per channel the fourth would wait three
+    turns, so all four go in one post; B's, in another channel, in its own."""
+    timers, poster = due_together(slack, 4, late_s=-0.3)
+    assert poster.together == [[1, 2, 3, 4]]
+    posts = [c.params for c in slack.calls("chat.postMessage")]
+    assert [p["channel"] for p in posts].count("C0AAAAAAA") == 1
+    ts = {timer: posted for timer, posted, _claim, _post in timers.fired}
+    assert ts[1] == ts[2] == ts[3] == ts[4] != ts[5]
+    assert timers.together == {1: 4, 2: 4, 3: 4, 4: 4}
+    # The one post carries every timer's marker, for recovery to find each (``TimerPoster.already_posted``).
+    metadata = next(p for p in posts if p["channel"] == "C0AAAAAAA")["metadata"]
+    metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+    assert metadata["event_payload"]["markers"].split() == [f"timer:{n}" for n in (1, 2, 3, 4)]
+
+
+def test_two_reminders_of_a_channel_due_at_once_each_keep_their_own_post(slack: FakeSlack) -> None:
+    """The second of two waits one turn (1.1 s): on time still, so each goes to its own release's thread."""
+    timers, poster = due_together(slack, 2, late_s=-0.3)
+    assert poster.together == []
+    assert [c.params["channel"] for c in slack.calls("chat.postMessage")].count("C0AAAAAAA") == 2
+    assert len({posted for _t, posted, _c, _p in timers.fired}) == 3
+
+
+def test_reminders_late_already_keep_their_own_posts(slack: FakeSlack) -> None:
+    """Three of A ten seconds overdue (the bot was down): one message would not make them on time, so they keep
+    their threads, one a turn."""
+    _timers, poster = due_together(slack, 3, late_s=10)
+    assert poster.together == []
+    assert [c.params["channel"] for c in slack.calls("chat.postMessage")].count("C0AAAAAAA") == 3
 
 
 def test_a_reminder_in_flight_is_not_settled_again_as_an_interrupted_one(slack: FakeSlack) -> None:

@@ -470,10 +470,10 @@ class Timers:
         return [_timer(r) for r in self._s.scalars(stmt)]
 
     def due_by_channel(
-        self, now: datetime, limit: int, skip_channels: Collection[str] = ()
-    ) -> list[tuple[TimerRecord, str]]:
-        """The earliest pending timer due by ``now`` of up to ``limit`` channels, none in ``skip_channels``, with
-        its release's channel; earliest first."""
+        self, now: datetime, limit: int, skip_channels: Collection[str] = (), per_channel: int = 1
+    ) -> list[tuple[str, list[TimerRecord]]]:
+        """Up to ``limit`` channels, none in ``skip_channels``, each with its pending timers due by ``now`` (at most
+        ``per_channel``, earliest first); the channel whose earliest is due first comes first."""
         stmt = (
             select(TimerRow, ReleaseRow.channel_id)
             .join(ReleaseRow, ReleaseRow.id == TimerRow.release_id)
@@ -481,14 +481,17 @@ class Timers:
         )
         if skip_channels:
             stmt = stmt.where(ReleaseRow.channel_id.not_in(sorted(skip_channels)))
-        # A few more rows than channels wanted: a channel's later timers are dropped below (the next pass, with
-        # that channel busy, finds the other channels' first).
-        rows = self._s.execute(stmt.order_by(TimerRow.due_at, TimerRow.id).limit(limit * 4))
-        out: dict[str, TimerRecord] = {}
+        # A few more rows than wanted: a channel's rows beyond ``per_channel`` are dropped below (the next pass,
+        # with that channel busy, finds the other channels' first).
+        rows = self._s.execute(stmt.order_by(TimerRow.due_at, TimerRow.id).limit(limit * max(per_channel, 4)))
+        out: dict[str, list[TimerRecord]] = {}
         for row, channel in rows:
-            if channel not in out and len(out) < limit:
-                out[channel] = _timer(row)
-        return [(timer, channel) for channel, timer in out.items()]
+            if channel in out:
+                if len(out[channel]) < per_channel:
+                    out[channel].append(_timer(row))
+            elif len(out) < limit:
+                out[channel] = [_timer(row)]
+        return list(out.items())
 
     def next_due(self, skip_channels: Collection[str] = ()) -> datetime | None:
         stmt = select(func.min(TimerRow.due_at)).where(TimerRow.status == "pending")

@@ -282,6 +282,16 @@ WORDS: dict[str, dict[str, str]] = {
         "en": ":eyes: The {duration} post-deploy watch is over. Check:",
         "ko": ":eyes: 배포 후 {duration} 모니터링이 끝났습니다. 확인하세요:",
     },
+    "reminders_together": {
+        "en": ":alarm_clock: {count} releases in this channel reached the end of a wait at once. One message for"
+        " all of them, so none waits for Slack's one post a second:",
+        "ko": ":alarm_clock: 이 채널의 릴리스 {count}개가 동시에 대기를 마쳤습니다. Slack의 초당 한 건 제한으로"
+        " 늦어지지 않도록 한 메시지로 알립니다:",
+    },
+    "reminder_of_release": {
+        "en": "*{service}* `{version}`",
+        "ko": "*{service}* `{version}`",
+    },
     "reminder_late": {
         "en": "_This reminder is {seconds} s late: the bot was not running at its due time._",
         "ko": "_봇이 중지되어 있어 이 알림이 {seconds}초 늦었습니다._",

@@ -55,6 +55,11 @@ REARM_S = 1.0  # how often the leader looks for a due time earlier than its wake
 # pace's own floor by the fourth). A thread sleeps at most this long for its turn.
 TURN_LEAD_S = 0.25
 LATE_S = 2.0  # a reminder posted later than this after its due time is logged as a warning
+# Reminders of one channel due together go out in one message (``Clockwork.together``) when, posted one a turn,
+# one of them that would be on time alone would be later than this; below ``LATE_S`` by what loading, rendering and
+# posting them take (0.2-0.5 s at 200 releases). The org bench advances four releases of a channel in one second:
+# one by one, at Slack's pace, the fourth was posted 3.3 s after its due time.
+TOGETHER_WHEN_S = 1.5
 
 
 class TimerPoster:
@@ -82,16 +87,8 @@ class TimerPoster:
     def marker(due: DueTimer) -> str:
         return f"timer:{due.timer.id}"
 
-    def post(
-        self,
-        due: DueTimer,
-        still: Callable[[], bool] | None = None,
-        timings: dict[str, float] | None = None,
-    ) -> str | None:
-        """Post the reminder; ``still`` (whether this process still leads) is asked just before it is sent.
-
-        ``timings`` gets ``render_s`` and the gateway's ``turn_s`` and ``call_s`` (where a reminder's time goes)."""
-        began = time.monotonic()
+    def _render(self, due: DueTimer) -> notices.Message | None:
+        """The reminder's text and blocks; None when it is not to be posted (the release ended, or has no thread)."""
         view = due.view
         if view.release.thread_ts is None or view.status.is_terminal:
             return None
@@ -101,7 +98,7 @@ class TimerPoster:
             dict.fromkeys((*self._managers, *self._service_managers.get(view.release.service, ())))
         )
         if due.timer.kind == STAGE_WAIT:
-            text, blocks = notices.stage_reminder(
+            return notices.stage_reminder(
                 view,
                 step,
                 self._lang,
@@ -111,42 +108,111 @@ class TimerPoster:
                 figures=self._figures(view.release.id),
                 serving_since=due.timer.payload.get("serving_since"),
             )
-        elif due.timer.kind == WATCH_END:
-            text, blocks = notices.watch_reminder(
-                view, step, self._lang, who=who, managers=managers, late_s=due.late_s
-            )
-        else:
-            log.warning("unknown timer kind %s", due.timer.kind)
+        if due.timer.kind == WATCH_END:
+            return notices.watch_reminder(view, step, self._lang, who=who, managers=managers, late_s=due.late_s)
+        log.warning("unknown timer kind %s", due.timer.kind)
+        return None
+
+    def post(
+        self,
+        due: DueTimer,
+        still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> str | None:
+        """Post the reminder in its release's thread; ``still`` (whether this process still leads) is asked just
+        before it is sent.
+
+        ``timings`` gets ``render_s`` and the gateway's ``turn_s`` and ``call_s`` (where a reminder's time goes)."""
+        began = time.monotonic()
+        message = self._render(due)
+        if message is None:
             return None
         if timings is not None:
             timings["render_s"] = time.monotonic() - began
+        return self._post_one(due, message, still, timings)
+
+    def _post_one(
+        self,
+        due: DueTimer,
+        message: notices.Message,
+        still: Callable[[], bool] | None,
+        timings: dict[str, float] | None,
+    ) -> str:
+        view = due.view
         ts = self._gateway.post(
             view.release.channel_id,
-            text,
-            blocks,
+            message[0],
+            message[1],
             thread_ts=view.release.thread_ts,
             marker=self.marker(due),
             still=still,
             timings=timings,
         )
+        self._after(due, ts)
+        return ts
+
+    def post_together(
+        self,
+        dues: list[DueTimer],
+        still: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> dict[int, str | None]:
+        """Post several reminders of one channel as one message in the channel (``notices.reminders_together``);
+        each timer → the ts it went out in, None for one not to be posted. One left to post goes to its thread.
+
+        The message carries every timer's marker, so that recovery finds each of them (``already_posted``)."""
+        began = time.monotonic()
+        rendered = [(due, self._render(due)) for due in dues]
+        live = [(due, message) for due, message in rendered if message is not None]
+        out: dict[int, str | None] = {due.timer.id: None for due in dues}
+        if timings is not None:
+            timings["render_s"] = time.monotonic() - began
+        if len(live) == 1:
+            out[live[0][0].timer.id] = self._post_one(*live[0], still, timings)
+            return out
+        if not live:
+            return out
+        text, blocks = notices.reminders_together([(due.view, message) for due, message in live], self._lang)
+        ts = self._gateway.post(
+            live[0][0].view.release.channel_id,
+            text,
+            blocks,
+            markers=[self.marker(due) for due, _m in live],
+            still=still,
+            timings=timings,
+        )
+        for due, _message in live:
+            out[due.timer.id] = ts
+            self._after(due, ts)
+        return out
+
+    def _after(self, due: DueTimer, ts: str) -> None:
         for hook in self.after_post:
             try:
                 hook(due, ts)
             except Exception:
                 log.exception("after-post hook failed for reminder %s", due.timer.id)
-        return ts
 
     def turn_free_in(self, channel: str) -> float:
         """Seconds until a post in ``channel`` would not wait for its turn."""
         return self._gateway.turn_free_in(channel)
 
+    @property
+    def pace_s(self) -> float:
+        """Seconds between two posts in one channel (Slack's one a second, kept with a margin)."""
+        return self._gateway.pace_s
+
     def already_posted(self, due: DueTimer) -> str | None:
+        """The ts Slack has this reminder under: in its release's thread, or in a message for several reminders of
+        the channel (``post_together``)."""
         view = due.view
         if view.release.thread_ts is None:
             return None
-        return self._gateway.thread_markers(view.release.channel_id, view.release.thread_ts).get(
-            self.marker(due)
-        )
+        marker = self.marker(due)
+        ts = self._gateway.thread_markers(view.release.channel_id, view.release.thread_ts).get(marker)
+        if ts is None:
+            ts = self._gateway.channel_markers(view.release.channel_id).get(marker)
+        return ts
 
 
 class Clockwork:
@@ -178,7 +244,7 @@ class Clockwork:
         self._lock = threading.Lock()
         self._again = threading.Event()  # another pass is wanted (a lane or thread came free meanwhile)
         self._state = threading.Lock()  # guards the two below, which fire threads change
-        self._lanes: dict[str, int] = {}  # channel → the timer in flight in it
+        self._lanes: set[str] = set()  # channels with a reminder (or several, in one message) in flight
         self._in_flight: set[int] = set()
         self._recent: set[str] = set()  # channels fired in whose post turn may not have come round yet
         self._threads = fire_threads
@@ -190,6 +256,10 @@ class Clockwork:
             # Our jobs check lateness themselves; APScheduler must never drop a late run.
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
+
+    @property
+    def poster(self) -> TimerPoster:
+        return self._poster
 
     def _worker(self) -> str:
         # Read at each claim, not at build: the work process's bot is built before the fork that makes that process.
@@ -350,50 +420,104 @@ class Clockwork:
             busy, _soonest, free = self._held()
             if free <= 0:
                 return
-            won = self._lifecycle.claim_due(self._worker(), limit=free, skip_channels=busy)
+            won = self._lifecycle.claim_due(
+                self._worker(), limit=free, skip_channels=busy, together=self.together
+            )
             if not won:
                 return
+            lanes: dict[str, list[ClaimedTimer]] = {}
             for claimed in won:
+                lanes.setdefault(claimed.channel_id, []).append(claimed)
+            for channel, claims in lanes.items():
                 with self._state:
-                    self._lanes[claimed.channel_id] = claimed.timer.id
-                    self._in_flight.add(claimed.timer.id)
-                    self._recent.add(claimed.channel_id)
-                self._pool.submit(self._in_lane, claimed)
+                    self._lanes.add(channel)
+                    self._in_flight.update(c.timer.id for c in claims)
+                    self._recent.add(channel)
+                self._pool.submit(self._in_lane, channel, claims)
 
-    def _in_lane(self, claimed: ClaimedTimer) -> None:
+    def together(self, channel: str, lates: list[float]) -> int:
+        """How many of a channel's due reminders (how late each is, earliest first) go out in one message.
+
+        All of them when, posted one a turn, one that would be on time alone (``TOGETHER_WHEN_S``) would be late
+        for the turns of those before it; else the earliest alone, in its release's thread. Reminders late already
+        (the bot was down) gain nothing from sharing a message and keep their threads."""
+        turn = max(self._poster.turn_free_in(channel), 0.0)
+        pace = self._poster.pace_s
+        rescued = any(
+            late + turn <= TOGETHER_WHEN_S < late + turn + k * pace for k, late in enumerate(lates) if k > 0
+        )
+        return len(lates) if rescued else 1
+
+    def _in_lane(self, channel: str, claims: list[ClaimedTimer]) -> None:
+        ids = [c.timer.id for c in claims]
         try:
             began = time.monotonic()
-            due = self._lifecycle.due_timer(claimed)
-            self._fire(due, {"load_s": time.monotonic() - began})
+            dues = [self._lifecycle.due_timer(claimed) for claimed in claims]
+            timings = {"load_s": time.monotonic() - began}
+            if len(dues) == 1:
+                self._fire(dues[0], timings)
+            else:
+                self._fire_together(dues, timings)
         except NotLeader as e:
             # Claimed but not recorded: the next leader settles it by its marker.
-            log.warning("reminder %s left to the next leader: %s", claimed.timer.id, e)
+            log.warning("reminders %s left to the next leader: %s", ids, e)
         except Exception:
             # Left "firing": the sweep settles it (by its marker) as one of ours.
-            log.exception("firing timer %s failed", claimed.timer.id)
+            log.exception("firing timers %s failed", ids)
         finally:
             with self._state:
-                self._lanes.pop(claimed.channel_id, None)
-                self._in_flight.discard(claimed.timer.id)
+                self._lanes.discard(channel)
+                self._in_flight.difference_update(ids)
             self._kick()
 
     def _fire(self, due: DueTimer, timings: dict[str, float]) -> None:
         try:
             ts = self._poster.post(due, self._is_leader, timings)
         except ChatError as e:
+            self._not_posted([due], e)
+            return
+        self._record(due, ts, self._lifecycle.now(), timings)
+
+    def _fire_together(self, dues: list[DueTimer], timings: dict[str, float]) -> None:
+        try:
+            posted = self._poster.post_together(dues, self._is_leader, timings)
+        except ChatError as e:
+            self._not_posted(dues, e)
+            return
+        at = self._lifecycle.now()
+        went = sum(ts is not None for ts in posted.values())
+        for due in dues:
+            self._record(due, posted.get(due.timer.id), at, timings, together=went if went > 1 else None)
+
+    def _not_posted(self, dues: list[DueTimer], e: ChatError) -> None:
+        for due in dues:
             if not e.retryable:
                 # The channel is archived or the bot was removed: retrying would only repeat the refusal.
                 log.error("reminder %s refused by Slack (%s); giving up", due.timer.id, e.code)
                 self._lifecycle.timer_fired(due.timer.id, posted_ts=None, late_s=due.late_s, refused=e.code)
-                return
-            # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
-            log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
-            return
-        # Lateness where the team sees it: Slack has the reminder now.
-        posted_late_s = (self._lifecycle.now() - due.timer.due_at).total_seconds() if ts is not None else None
+            else:
+                # Slack is down: the claim stays "firing" and recovery posts it once Slack answers again.
+                log.warning("reminder %s could not be posted (%s); will retry", due.timer.id, e.code)
+
+    def _record(
+        self,
+        due: DueTimer,
+        ts: str | None,
+        posted_at: datetime,
+        timings: dict[str, float],
+        *,
+        together: int | None = None,
+    ) -> None:
+        # Lateness where the team sees it: when Slack had the reminder.
+        posted_late_s = (posted_at - due.timer.due_at).total_seconds() if ts is not None else None
         recording = time.monotonic()
         self._lifecycle.timer_fired(
-            due.timer.id, posted_ts=ts, late_s=due.late_s, posted_late_s=posted_late_s, timing=timings
+            due.timer.id,
+            posted_ts=ts,
+            late_s=due.late_s,
+            posted_late_s=posted_late_s,
+            timing=timings,
+            together=together,
         )
         TIMERS_FIRED.labels(kind=due.timer.kind).inc()
         TIMER_LATENESS.labels(kind=due.timer.kind).observe(max(due.late_s, 0.0))

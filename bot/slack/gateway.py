@@ -51,6 +51,10 @@ class ChannelPacer:
         self._monotonic = monotonic
         self._sleep = sleep
 
+    @property
+    def interval_s(self) -> float:
+        return self._interval
+
     def wait(self, channel: str) -> None:
         if self._shared is not None and self._interval > 0:
             try:
@@ -166,6 +170,11 @@ class SlackGateway:
         """Seconds until a post in ``channel`` would go without waiting for its turn (``ChannelPacer.free_in``)."""
         return self._pacer.free_in(channel)
 
+    @property
+    def pace_s(self) -> float:
+        """Seconds between two posts in one channel."""
+        return self._pacer.interval_s
+
     def post(
         self,
         channel: str,
@@ -175,6 +184,7 @@ class SlackGateway:
         thread_ts: str | None = None,
         broadcast: bool = False,
         marker: str | None = None,
+        markers: list[str] | None = None,
         still: Callable[[], bool] | None = None,
         timings: dict[str, float] | None = None,
     ) -> str:
@@ -196,8 +206,12 @@ class SlackGateway:
             "unfurl_links": False,
             "unfurl_media": False,
         }
-        if marker:
-            kwargs["metadata"] = {"event_type": "release_bot_post", "event_payload": {"marker": marker}}
+        if marker or markers:
+            payload: dict[str, Any] = {"marker": marker} if marker else {}
+            if markers:
+                # One post for several reminders (``channel_markers``); one string, the safest of metadata's types.
+                payload["markers"] = " ".join(markers)
+            kwargs["metadata"] = {"event_type": "release_bot_post", "event_payload": payload}
         if blocks is not None:
             kwargs["blocks"] = blocks
         if thread_ts:
@@ -231,6 +245,29 @@ class SlackGateway:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}
                 if isinstance(payload.get("marker"), str):
                     found[payload["marker"]] = str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return found
+
+    def channel_markers(self, channel: str, pages: int = 5) -> dict[str, str]:
+        """Markers of the bot's newest top-level posts in a channel → their ts, newest first up to ``pages`` × 200
+        messages (used only to settle interrupted reminders that went out together: ``TimerPoster.post_together``).
+
+        A post carrying several timers' markers (``markers``) maps each of them to its ts."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _page in range(pages):
+            kwargs: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = self._call("conversations.history", self.client.conversations_history, **kwargs)
+            for message in response.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                markers = payload.get("markers")
+                for marker in [payload.get("marker"), *(markers.split() if isinstance(markers, str) else [])]:
+                    if isinstance(marker, str):
+                        found.setdefault(marker, str(message.get("ts")))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break

@@ -111,6 +111,27 @@ def stage_reminder(
     return t(lang, "reminder_stage_over", step=label, duration=wait), blocks
 
 
+def reminders_together(parts: list[tuple[ReleaseView, Message]], lang: str) -> Message:
+    """Several releases' reminders of one channel in one message, each under its release's name with its buttons.
+
+    The clock sends this when posting them one by one, at Slack's one post a second per channel, would make the
+    last of them late (``Clockwork``); each button still names its own release."""
+    intro = t(lang, "reminders_together", count=len(parts))
+    blocks: list[Block] = [section(intro)]
+    for view, (_text, own) in parts:
+        blocks.append({"type": "divider"})
+        name = t(lang, "reminder_of_release", service=escape(view.release.service), version=escape(view.release.version))
+        first, *rest = own
+        if first.get("type") == "section":
+            text = first["text"]["text"]
+            blocks.append(section(f"{name}\n{text}"))
+        else:
+            blocks += [section(name), first]
+        blocks += rest
+    summary = "; ".join(f"{view.release.service} {view.release.version}: {text}" for view, (text, _b) in parts)
+    return clip(f"{intro} {summary}"), blocks
+
+
 def watch_reminder(
     view: ReleaseView, step_key: str, lang: str, *, who: list[str], managers: tuple[str, ...], late_s: float
 ) -> Message:

@@ -24,6 +24,9 @@ from bot.usecases.releases import ReleaseView, Services, UowFactory
 log = logging.getLogger(__name__)
 STAGE_WAIT = "stage_wait"
 WATCH_END = "watch_end"
+# At most this many reminders of one channel go out in one message (``Lifecycle.claim_due``'s ``together``): each
+# takes three of the 50 blocks Slack allows a message (a divider, its text, its buttons).
+TOGETHER_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -361,24 +364,37 @@ class Lifecycle:
         with self._uow() as uow:
             return uow.timers.next_due(skip_channels)
 
-    def claim_due(self, worker: str, limit: int = 20, skip_channels: Collection[str] = ()) -> list[ClaimedTimer]:
+    def claim_due(
+        self,
+        worker: str,
+        limit: int = 20,
+        skip_channels: Collection[str] = (),
+        together: Callable[[str, list[float]], int] | None = None,
+    ) -> list[ClaimedTimer]:
         """Claim the earliest due timer of up to ``limit`` channels not in ``skip_channels`` (the clock posts one
         reminder a channel at a time); each claim is an UPDATE only one process succeeds at.
 
-        The release's view is not loaded here but by ``due_timer``, on the thread that posts: the clock claims on
-        one thread and posts on several, and loading 50 views one after the other made the last claim seconds late.
-        Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
+        ``together(channel, lates)``, given how late each of a channel's due timers is (earliest first, at most
+        ``TOGETHER_MAX``), says how many of them to claim for one post; the claims of a channel follow each other
+        in the list. The release's view is not loaded here but by ``due_timer``, on the thread that posts: the
+        clock claims on one thread and posts on several, and loading 50 views one after the other made the last
+        claim seconds late. Leader-only: each claim is fenced (``NotLeader`` once this process no longer leads)."""
         now = self._clock.now()
         won: list[ClaimedTimer] = []
         with self._uow() as uow:
-            due = uow.timers.due_by_channel(now, limit, skip_channels)
-        for timer, channel in due:
-            with self._uow() as uow:
-                uow.leader_only()
-                if not uow.timers.claim(timer.id, worker, now):
-                    continue
-                uow.commit()
-            won.append(ClaimedTimer(timer, channel, (now - timer.due_at).total_seconds()))
+            due = uow.timers.due_by_channel(
+                now, limit, skip_channels, per_channel=TOGETHER_MAX if together is not None else 1
+            )
+        for channel, timers in due:
+            lates = [(now - timer.due_at).total_seconds() for timer in timers]
+            take = 1 if together is None or len(timers) == 1 else max(1, min(together(channel, lates), len(timers)))
+            for timer, late_s in zip(timers[:take], lates, strict=False):
+                with self._uow() as uow:
+                    uow.leader_only()
+                    if not uow.timers.claim(timer.id, worker, now):
+                        continue
+                    uow.commit()
+                won.append(ClaimedTimer(timer, channel, late_s))
         return won
 
     def due_timer(self, claimed: ClaimedTimer) -> DueTimer:
@@ -399,13 +415,15 @@ class Lifecycle:
         posted_late_s: float | None = None,
         timing: Mapping[str, float] | None = None,
         refused: str | None = None,
+        together: int | None = None,
     ) -> None:
         """Leader-only: a deposed leader's record is refused, and the next leader settles the timer by its marker.
 
         ``late_s`` is the lateness at the claim; ``posted_late_s`` at the post (Slack accepted it), None when
         nothing was posted (Slack refused, or the reminder was found already posted at recovery). ``timing``: where
         the time between claim and post went (seconds), kept with the event so that a late reminder explains
-        itself. ``refused``: Slack's error code when it refused the post.
+        itself. ``refused``: Slack's error code when it refused the post. ``together``: how many reminders of the
+        channel went out in the one message this one was posted in (``TimerPoster.post_together``).
 
         A reminder claimed just before its release ended is not posted; the event then says so (``not_posted``),
         so that the trail does not read as a reminder sent into a finished release's thread."""
@@ -436,6 +454,7 @@ class Lifecycle:
                     "ts": posted_ts,
                     **why_not,
                     **({"timing": {k: round(v, 3) for k, v in timing.items()}} if timing else {}),
+                    **({"together": together} if together else {}),
                 },
             )
             uow.commit()

@@ -48,6 +48,7 @@ TIER_4_BURST = 20
 TIERED = {
     "chat.update": (TIER_3_PER_MINUTE, TIER_3_BURST),
     "chat.delete": (TIER_3_PER_MINUTE, TIER_3_BURST),
+    "conversations.history": (TIER_3_PER_MINUTE, TIER_3_BURST),
     "views.publish": (TIER_4_PER_MINUTE, TIER_4_BURST),
 }
 RESPONSE_URL_USES = 5

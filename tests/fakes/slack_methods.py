@@ -31,6 +31,7 @@ PERMALINK_HOST = "https://fake.slack.test"
 TS_BASE = 1718040000
 POST_TEXT_MAX = 40_000
 MEMBERS_LIMIT_MAX = 999  # conversations.members: "an integer with a max value of 999"
+HISTORY_LIMIT_MAX = 999  # conversations.history: the same documented maximum
 TIER_4_PER_MINUTE = 100  # conversations.members is Tier 4: 100+ a minute; over it, 429 with Retry-After
 UPDATE_TEXT_MAX = 4_000
 
@@ -487,6 +488,37 @@ class SlackState:
                     public["metadata"] = m["metadata"]
                 out.append(public)
         return {"messages": out, "has_more": False}
+
+    def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A channel's messages, newest first: top-level ones and replies also sent to the channel, not other thread
+        replies. Paginated by an opaque cursor; ``limit`` 1-999 (Slack's documented maximum), 100 when omitted."""
+        channel = self._channel(p)
+        raw_limit = str(p.get("limit") or "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_LIMIT_MAX:
+            raise SlackError("invalid_limit")
+        with_metadata = _truthy(p.get("include_all_metadata"))
+        shown = [
+            m
+            for m in reversed(self._messages.get(channel, []))
+            if m["thread_ts"] in (None, m["ts"]) or m.get("reply_broadcast")
+        ]
+        start = 0
+        if p.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(p["cursor"]), validate=True).decode().removeprefix("offset:"))
+            except ValueError:
+                raise SlackError("invalid_cursor") from None
+            if not 0 < start < len(shown):
+                raise SlackError("invalid_cursor")
+        end = start + int(raw_limit)
+        out = []
+        for m in shown[start:end]:
+            public = self._public(m)
+            if with_metadata and m.get("metadata"):
+                public["metadata"] = m["metadata"]
+            out.append(public)
+        cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(shown) else ""
+        return {"messages": out, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
 
     def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
         """Paginated user ids of a channel. A private channel the bot is not in does not exist for it."""
