@@ -178,7 +178,7 @@ class Poster:
     def pace_s(self) -> float:
         return self.gateway.pace_s
 
-    def already_posted(self, due: DueTimer) -> str | None:
+    def already_posted(self, due: DueTimer, channels: dict[str, dict[str, str]] | None = None) -> str | None:
         return self.markers.get(TimerPoster.marker(due))
 
 

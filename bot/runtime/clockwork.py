@@ -48,7 +48,11 @@ def worker_name() -> str:
 # across 50 channels queued for a thread (org bench: 1.61 s beyond Slack's pace); with 24, 0.32 s. Each holds a
 # database connection only while it loads and records, so the pool (10 + 10 overflow) is not the limit.
 FIRE_THREADS = 24
-REARM_S = 1.0  # how often the leader looks for a due time earlier than its wake-up (timers other replicas schedule)
+# How often the leader looks for a due time earlier than its wake-up (timers other replicas schedule): such a timer
+# is claimed up to this late. At 1 s the org bench's claims were 0.77 s late at p50 (half its releases are on the
+# other replica), which with the reminders' own work left 1.84 s at the post; an indexed min() twice a second is
+# nothing beside that.
+REARM_S = 0.5
 # A channel's next reminder is claimed this long before its post turn comes, so that loading and rendering it
 # (~0.05-0.2 s under load) overlap the wait instead of following it: claimed only once the turn had come, four
 # reminders of a channel due together were each that much later than the one before (quick run: 0.6 s over the
@@ -202,17 +206,21 @@ class TimerPoster:
         """Seconds between two posts in one channel (Slack's one a second, kept with a margin)."""
         return self._gateway.pace_s
 
-    def already_posted(self, due: DueTimer) -> str | None:
+    def already_posted(self, due: DueTimer, channels: dict[str, dict[str, str]] | None = None) -> str | None:
         """The ts Slack has this reminder under: in its release's thread, or in a message for several reminders of
-        the channel (``post_together``)."""
+        the channel (``post_together``). ``channels`` keeps each channel's markers for the next call, so that
+        settling several reminders of one channel reads its history once (conversations.history is Tier 3)."""
         view = due.view
         if view.release.thread_ts is None:
             return None
         marker = self.marker(due)
         ts = self._gateway.thread_markers(view.release.channel_id, view.release.thread_ts).get(marker)
-        if ts is None:
-            ts = self._gateway.channel_markers(view.release.channel_id).get(marker)
-        return ts
+        if ts is not None:
+            return ts
+        channels = {} if channels is None else channels
+        if view.release.channel_id not in channels:
+            channels[view.release.channel_id] = self._gateway.channel_markers(view.release.channel_id)
+        return channels[view.release.channel_id].get(marker)
 
 
 class Clockwork:
@@ -271,7 +279,7 @@ class Clockwork:
         )
         # A timer another replica schedules wakes only that replica (``on_timers_changed``), not the leader: without
         # this the leader found it at its next sweep, up to ``sweep_s`` late (the org bench: claims 0-4 s late with
-        # nothing else in the way). One indexed min() a second re-arms the wake-up before such a timer is due.
+        # nothing else in the way). One indexed min() each ``REARM_S`` re-arms the wake-up before such a timer is due.
         self.add_interval("timer-rearm", self.wake, REARM_S)
         self.scheduler.start()
         self.recover()
@@ -549,13 +557,14 @@ class Clockwork:
 
     def _settle(self, interrupted: list[DueTimer]) -> None:
         """Post each interrupted timer unless Slack already has it (found by its marker)."""
+        channels: dict[str, dict[str, str]] = {}  # each channel's markers, read once a settling
         for due in interrupted:
             if not self._is_leader():
                 raise NotLeader("the lease was not confirmed in time")
             posted_late_s = None
             refused: str | None = None
             try:
-                ts = self._poster.already_posted(due)
+                ts = self._poster.already_posted(due, channels)
                 if ts is None:
                     ts = self._poster.post(due, self._is_leader)
                     if ts is not None:
