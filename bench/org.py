@@ -524,6 +524,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         figures["posted_late_top"] = [round(x, 2) for x in posted_lates[-5:]]
         figures.update(pace_floor(db))
         figures["fire_phases"] = fire_phases(db)
+        together = db.all(
+            "SELECT details->>'ts' FROM audit_events"
+            " WHERE action = 'reminder_fired' AND details->>'together' IS NOT NULL"
+        )
+        figures["together_reminders"] = len(together)
+        figures["together_messages"] = len({r[0] for r in together})
         methods = fake.methods_since(0)
         figures["slack_calls"] = dict(sorted(methods.items()))
         for replica in replicas:
@@ -565,6 +571,8 @@ def report(f: dict[str, Any]) -> None:
     beyond = f["beyond_floor_max_s"]
     print(f"| lateness at the post beyond that floor, each reminder against its own, max (p99) | {beyond} s "
           f"({f['beyond_floor_p99_s']} s) | ≤ 2 s | {verdict(beyond is not None and beyond <= 2)} |")
+    print(f"| reminders sent in one message with others of their channel (``Clockwork.together``); such messages "
+          f"| {f.get('together_reminders', 0)} of {f['timers_fired']}; {f.get('together_messages', 0)} | | |")
     print(f"| memory per active release (PSS) | {f['kb_per_release']} KiB "
           f"({f['pss_empty_mb']} → {f['pss_canary_mb']} MiB) | stated | |")
     print(f"| click ack p50 / p99 / max | {f['ack_p50_ms']} / {f['ack_p99_ms']} / {f['ack_max_ms']} ms "
