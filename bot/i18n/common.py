@@ -283,10 +283,10 @@ WORDS: dict[str, dict[str, str]] = {
         "ko": ":eyes: 배포 후 {duration} 모니터링이 끝났습니다. 확인하세요:",
     },
     "reminders_together": {
-        "en": ":alarm_clock: {count} releases in this channel reached the end of a wait at once. One message for"
-        " all of them, so none waits for Slack's one post a second:",
-        "ko": ":alarm_clock: 이 채널의 릴리스 {count}개가 동시에 대기를 마쳤습니다. Slack의 초당 한 건 제한으로"
-        " 늦어지지 않도록 한 메시지로 알립니다:",
+        "en": ":alarm_clock: {count} releases in this channel reached the end of a wait at once; here they are"
+        " together, each with its own buttons:",
+        "ko": ":alarm_clock: 이 채널의 릴리스 {count}개가 동시에 대기를 마쳤습니다. 각 릴리스의 버튼과 함께"
+        " 한 메시지로 알립니다:",
     },
     "reminder_of_release": {
         "en": "*{service}* `{version}`",
