@@ -493,31 +493,19 @@ class SlackState:
         """A channel's messages, newest first: top-level ones and replies also sent to the channel, not other thread
         replies. Paginated by an opaque cursor; ``limit`` 1-999 (Slack's documented maximum), 100 when omitted."""
         channel = self._channel(p)
-        raw_limit = str(p.get("limit") or "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_LIMIT_MAX:
-            raise SlackError("invalid_limit")
         with_metadata = _truthy(p.get("include_all_metadata"))
         shown = [
             m
             for m in reversed(self._messages.get(channel, []))
             if m["thread_ts"] in (None, m["ts"]) or m.get("reply_broadcast")
         ]
-        start = 0
-        if p.get("cursor"):
-            try:
-                start = int(base64.b64decode(str(p["cursor"]), validate=True).decode().removeprefix("offset:"))
-            except ValueError:
-                raise SlackError("invalid_cursor") from None
-            if not 0 < start < len(shown):
-                raise SlackError("invalid_cursor")
-        end = start + int(raw_limit)
+        page, cursor = _page(p, shown, HISTORY_LIMIT_MAX)
         out = []
-        for m in shown[start:end]:
+        for m in page:
             public = self._public(m)
             if with_metadata and m.get("metadata"):
                 public["metadata"] = m["metadata"]
             out.append(public)
-        cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(shown) else ""
         return {"messages": out, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
 
     def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -527,21 +515,8 @@ class SlackState:
             raise SlackError("channel_not_found")
         if channel[0] == "D":
             raise SlackError("method_not_supported_for_channel_type")
-        raw_limit = str(p.get("limit") or "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MEMBERS_LIMIT_MAX:
-            raise SlackError("invalid_limit")
-        members = [BOT_USER_ID, *self._members.get(channel, [])]
-        start = 0
-        if p.get("cursor"):
-            try:
-                start = int(base64.b64decode(str(p["cursor"]), validate=True).decode().removeprefix("offset:"))
-            except ValueError:
-                raise SlackError("invalid_cursor") from None
-            if not 0 < start < len(members):
-                raise SlackError("invalid_cursor")
-        end = start + int(raw_limit)
-        cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(members) else ""
-        return {"members": members[start:end], "response_metadata": {"next_cursor": cursor}}
+        members, cursor = _page(p, [BOT_USER_ID, *self._members.get(channel, [])], MEMBERS_LIMIT_MAX)
+        return {"members": members, "response_metadata": {"next_cursor": cursor}}
 
     def _m_conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p, member=False)
@@ -585,3 +560,22 @@ class SlackState:
     @property
     def base_url(self) -> str:
         raise NotImplementedError
+
+
+def _page(p: dict[str, Any], items: list[Any], limit_max: int) -> tuple[list[Any], str]:
+    """One page of ``items`` by ``limit`` (1..``limit_max``, 100 when omitted) and an opaque ``cursor``, as Slack's
+    paginated methods answer; the next page's cursor, "" after the last."""
+    raw_limit = str(p.get("limit") or "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= limit_max:
+        raise SlackError("invalid_limit")
+    start = 0
+    if p.get("cursor"):
+        try:
+            start = int(base64.b64decode(str(p["cursor"]), validate=True).decode().removeprefix("offset:"))
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+        if not 0 < start < len(items):
+            raise SlackError("invalid_cursor")
+    end = start + int(raw_limit)
+    cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+    return items[start:end], cursor
